@@ -1,0 +1,361 @@
+//! The command line: argument parsing, exit codes, and the headless
+//! commands. Exit codes: 0 ok, 1 a run failed or was partial, cancelled or
+//! blocked, 2 bad usage or config.
+
+mod progress;
+mod report;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigError, Resolve, TaskProperties};
+use crate::engine::{Engine, EngineError, RunOptions, TaskResult};
+use crate::logging::{self, StderrLogs};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "syncdeck",
+    version,
+    about = "Operations console and engine for data syncs"
+)]
+struct Cli {
+    /// Config file (default: $SYNCDECK_CONFIG, then ./syncdeck.toml)
+    #[arg(short, long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Open the console (not built yet in this version)
+    Tui,
+    /// Run tasks headless, dependencies first
+    Run(RunArgs),
+    /// Show what a run of TASK would copy or skip, and why
+    Plan {
+        task: String,
+        /// The logical date for {{ execution_date }} (YYYY-MM-DD)
+        #[arg(long)]
+        execution_date: Option<NaiveDate>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the config and resolve its credential references
+    Validate,
+    /// Past runs, newest first
+    History {
+        task: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Failed files and batches still pending
+    Errors {
+        task: Option<String>,
+        /// Include resolved and abandoned items
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retry failed items of TASK
+    Retry {
+        task: String,
+        /// Ids of the failed items to retry (from `syncdeck errors`)
+        #[arg(long = "batch", alias = "item", value_name = "ID", num_args = 1.., required_unless_present = "all_failed")]
+        batch: Vec<i64>,
+        /// Retry every pending failed item of TASK
+        #[arg(long, conflicts_with = "batch")]
+        all_failed: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The scheduler without the console (not built yet in this version)
+    Daemon,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Tasks to run (all when none are given)
+    tasks: Vec<String>,
+    /// Show the plan of each task instead of running it
+    #[arg(long)]
+    dry_run: bool,
+    /// Do not run the tasks' dependencies first
+    #[arg(long)]
+    no_deps: bool,
+    /// Print one JSON summary line per run on stdout
+    #[arg(long)]
+    json: bool,
+    /// The logical date for {{ execution_date }} (YYYY-MM-DD; default today, UTC)
+    #[arg(long)]
+    execution_date: Option<NaiveDate>,
+}
+
+/// A failure with the exit code it should give.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl From<ConfigError> for Failure {
+    fn from(error: ConfigError) -> Self {
+        Self {
+            code: 2,
+            error: error.into(),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Self { code: 1, error }
+    }
+}
+
+fn usage(message: String) -> Failure {
+    Failure {
+        code: 2,
+        error: anyhow::anyhow!(message),
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(if error.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("syncdeck: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            let message = format!("{:#}", failure.error);
+            eprintln!("syncdeck: {}", config::redact(&message));
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn load(cli_config: Option<&Path>, resolve: Resolve) -> Result<Config, Failure> {
+    let path = config::find_config(cli_config)?;
+    Ok(config::load(&path, resolve)?)
+}
+
+async fn open_engine(config: Config) -> Result<Arc<Engine>, Failure> {
+    let state = crate::state::open(&config.engine.state, &config.base_dir)
+        .await
+        .context("cannot open the state store")?;
+    let engine = Engine::new(Arc::new(config), state)
+        .await
+        .context("cannot start the engine")?;
+    Ok(engine)
+}
+
+async fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    let config_path = cli.config.as_deref();
+    match cli.command {
+        None | Some(Command::Tui) => Err(usage(
+            "the console is not built yet in this version; use `syncdeck run` (see README)".into(),
+        )),
+        Some(Command::Daemon) => Err(usage(
+            "the daemon is not built yet in this version; run `syncdeck run` from cron (see README)".into(),
+        )),
+        Some(Command::Validate) => {
+            let config = load(config_path, Resolve::Everything)?;
+            let ids: Vec<&str> = config.tasks.iter().map(|task| task.id.as_str()).collect();
+            println!("{}: ok, {} tasks ({})", config.file.display(), ids.len(), ids.join(", "));
+            Ok(0)
+        }
+        Some(Command::Run(args)) => run(config_path, args).await,
+        Some(Command::Plan { task, execution_date, json }) => plan(config_path, &task, execution_date, json).await,
+        Some(Command::History { task, limit, json }) => {
+            let config = load(config_path, Resolve::WithoutCredentials)?;
+            let _logs = logging::init(&config.resolve_path(&config.engine.log_dir), StderrLogs::Warnings);
+            let state = crate::state::open(&config.engine.state, &config.base_dir).await.context("cannot open the state store")?;
+            state.mark_interrupted().await.context("cannot read the state store")?;
+            let runs = state.runs(task.as_deref(), limit).await.context("cannot read the run history")?;
+            report::history(&runs, json);
+            Ok(0)
+        }
+        Some(Command::Errors { task, all, json }) => {
+            let config = load(config_path, Resolve::WithoutCredentials)?;
+            let _logs = logging::init(&config.resolve_path(&config.engine.log_dir), StderrLogs::Warnings);
+            let state = crate::state::open(&config.engine.state, &config.base_dir).await.context("cannot open the state store")?;
+            let items = state.failed_items(task.as_deref(), !all).await.context("cannot read failed items")?;
+            report::failed_items(&items, json);
+            Ok(0)
+        }
+        Some(Command::Retry { task, batch, all_failed, json }) => {
+            let config = load(config_path, Resolve::Everything)?;
+            if config.task(&task).is_none() {
+                return Err(usage(format!("no task `{task}` in {}; see `syncdeck validate`", config.file.display())));
+            }
+            let progress = std::io::stderr().is_terminal();
+            let _logs = logging::init(&config.resolve_path(&config.engine.log_dir), if progress { StderrLogs::Off } else { StderrLogs::Info });
+            let engine = open_engine(config).await?;
+            let watcher = progress.then(|| progress::spawn(&engine));
+            let ids = (!all_failed).then_some(batch.as_slice());
+            let result = engine.retry(&task, ids, RunOptions::default()).await;
+            if let Some(watcher) = watcher {
+                watcher.finish().await;
+            }
+            match result {
+                Ok(record) => {
+                    let results = [TaskResult::Ran(record)];
+                    report::results(&results, json);
+                    Ok(exit_code(&results))
+                }
+                Err(error @ EngineError::NothingToRetry { .. }) => Err(usage(format!("{error}; see `syncdeck errors {task}`"))),
+                Err(error) => Err(anyhow::Error::from(error).into()),
+            }
+        }
+    }
+}
+
+fn exit_code(results: &[TaskResult]) -> u8 {
+    if results.iter().all(TaskResult::is_success) {
+        0
+    } else {
+        1
+    }
+}
+
+async fn run(config_path: Option<&Path>, args: RunArgs) -> Result<u8, Failure> {
+    let config = load(config_path, Resolve::Everything)?;
+    for task in &args.tasks {
+        if config.task(task).is_none() {
+            let ids: Vec<&str> = config.tasks.iter().map(|task| task.id.as_str()).collect();
+            return Err(usage(format!(
+                "no task `{task}` in {}; tasks are: {}",
+                config.file.display(),
+                ids.join(", ")
+            )));
+        }
+    }
+    if args.dry_run {
+        let ids: Vec<String> = if args.tasks.is_empty() {
+            config.tasks.iter().map(|t| t.id.clone()).collect()
+        } else {
+            args.tasks.clone()
+        };
+        let mut code = 0;
+        for task in ids {
+            code = code.max(plan_with(&config, &task, args.execution_date, args.json).await?);
+        }
+        return Ok(code);
+    }
+    let progress = std::io::stderr().is_terminal();
+    let _logs = logging::init(
+        &config.resolve_path(&config.engine.log_dir),
+        if progress {
+            StderrLogs::Off
+        } else {
+            StderrLogs::Info
+        },
+    );
+    let engine = open_engine(config).await?;
+    let watcher = progress.then(|| progress::spawn(&engine));
+    let interrupt = spawn_interrupt_handler(Arc::clone(&engine));
+    let options = RunOptions {
+        execution_date: args.execution_date,
+    };
+    let results = engine.run_tasks(&args.tasks, !args.no_deps, options).await;
+    interrupt.abort();
+    if let Some(watcher) = watcher {
+        watcher.finish().await;
+    }
+    let results = results.map_err(|error| match error {
+        EngineError::UnknownTask(_) => usage(error.to_string()),
+        other => anyhow::Error::from(other).into(),
+    })?;
+    report::results(&results, args.json);
+    Ok(exit_code(&results))
+}
+
+/// First ctrl-c or SIGTERM: cancel every run cleanly. Second ctrl-c: exit now.
+fn spawn_interrupt_handler(engine: Arc<Engine>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match terminate.as_mut() {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
+        eprintln!("syncdeck: cancelling runs (press ctrl-c again to stop at once)");
+        engine.cancel_all();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(130);
+        }
+    })
+}
+
+async fn plan(
+    config_path: Option<&Path>,
+    task: &str,
+    execution_date: Option<NaiveDate>,
+    json: bool,
+) -> Result<u8, Failure> {
+    let config = load(config_path, Resolve::Everything)?;
+    if config.task(task).is_none() {
+        return Err(usage(format!(
+            "no task `{task}` in {}; see `syncdeck validate`",
+            config.file.display()
+        )));
+    }
+    plan_with(&config, task, execution_date, json).await
+}
+
+async fn plan_with(
+    config: &Config,
+    task_id: &str,
+    execution_date: Option<NaiveDate>,
+    json: bool,
+) -> Result<u8, Failure> {
+    let Some(task) = config.task(task_id) else {
+        return Err(usage(format!(
+            "no task `{task_id}` in {}",
+            config.file.display()
+        )));
+    };
+    let TaskProperties::Sync(properties) = &task.properties;
+    let date = execution_date.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let templates = config::template::TemplateContext {
+        execution_date: date.format("%Y-%m-%d").to_string(),
+        run_id: "next".into(),
+        task_id: task.id.clone(),
+    };
+    let plan = crate::files::plan(properties, &config.base_dir, &templates, None)
+        .await
+        .map_err(|error| anyhow::anyhow!("task `{task_id}`: {error}"))?;
+    report::plan(task_id, &plan, json);
+    Ok(0)
+}

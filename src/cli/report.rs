@@ -1,0 +1,211 @@
+//! What headless commands print on stdout: run summaries, plans, history
+//! and failed items, as aligned text or one JSON object per line.
+
+use bytesize::ByteSize;
+use serde_json::json;
+
+use crate::engine::TaskResult;
+use crate::engine::run::RunRecord;
+use crate::files::FilePlan;
+use crate::state::FailedItem;
+
+fn size(bytes: u64) -> String {
+    ByteSize(bytes).display().iec().to_string()
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{}", crate::config::redact(&value.to_string()));
+}
+
+pub(super) fn results(results: &[TaskResult], json: bool) {
+    for result in results {
+        match result {
+            TaskResult::Ran(record) if json => {
+                print_json(&serde_json::to_value(record).unwrap_or_default())
+            }
+            TaskResult::Ran(record) => println!("{}", crate::config::redact(&summary_line(record))),
+            TaskResult::Blocked {
+                task_id,
+                dependency,
+            } if json => print_json(
+                &json!({ "task_id": task_id, "status": "blocked", "dependency": dependency }),
+            ),
+            TaskResult::Blocked {
+                task_id,
+                dependency,
+            } => {
+                println!(
+                    "{task_id}  blocked: dependency `{dependency}` did not succeed; not started"
+                )
+            }
+            TaskResult::Error { task_id, message } if json => {
+                print_json(&json!({ "task_id": task_id, "status": "error", "error": message }))
+            }
+            TaskResult::Error { task_id, message } => {
+                println!("{task_id}  error: {}", crate::config::redact(message))
+            }
+        }
+    }
+}
+
+/// `sync_csv_files  run 42  succeeded  synced 12  skipped 3 (exists 0, unchanged 3)  failed 0  1.2 MiB in 0.4s`
+pub(super) fn summary_line(record: &RunRecord) -> String {
+    let counters = &record.counters;
+    let seconds = record.duration_ms.unwrap_or(0) as f64 / 1000.0;
+    let mut line = format!(
+        "{}  run {}  {}  synced {}  skipped {} (exists {}, unchanged {})  failed {}  {} in {seconds:.1}s",
+        record.task_id,
+        record.run_id,
+        record.status,
+        counters.files_synced,
+        counters.files_skipped(),
+        counters.files_skipped_exists,
+        counters.files_skipped_unchanged,
+        counters.files_failed,
+        size(counters.bytes_done),
+    );
+    if let Some(warning) = &record.warning {
+        line.push_str(&format!("\n  warning: {warning}"));
+    }
+    if let Some(error) = &record.error {
+        line.push_str(&format!("\n  error: {error}"));
+    }
+    line
+}
+
+pub(super) fn plan(task_id: &str, plan: &FilePlan, json: bool) {
+    if json {
+        let files: Vec<_> = plan
+            .files
+            .iter()
+            .map(|file| json!({ "path": file.relative, "size": file.size, "decision": file.decision.describe() }))
+            .collect();
+        let refused: Vec<_> = plan
+            .refused
+            .iter()
+            .map(|(path, reason)| json!({ "path": path, "reason": reason }))
+            .collect();
+        print_json(&json!({
+            "task_id": task_id,
+            "source": plan.source,
+            "destination": plan.destination,
+            "files_listed": plan.files_listed,
+            "files": files,
+            "refused": refused,
+            "warning": plan.nothing_matched,
+        }));
+        return;
+    }
+    println!(
+        "{task_id}: {} -> {}  ({} listed, {} matched)",
+        plan.source,
+        plan.destination,
+        plan.files_listed,
+        plan.files.len() + plan.refused.len()
+    );
+    for file in &plan.files {
+        println!(
+            "  {:<24} {:>10}  {}",
+            file.decision.describe(),
+            size(file.size),
+            file.relative
+        );
+    }
+    for (path, reason) in &plan.refused {
+        println!("  {:<24} {:>10}  {path}  ({reason})", "fail", "");
+    }
+    let copies: Vec<_> = plan
+        .files
+        .iter()
+        .filter(|file| file.decision.is_copy())
+        .collect();
+    let bytes: u64 = copies.iter().map(|file| file.size).sum();
+    println!(
+        "{} to copy ({}), {} skipped, {} refused",
+        copies.len(),
+        size(bytes),
+        plan.files.len() - copies.len(),
+        plan.refused.len()
+    );
+    if let Some(warning) = &plan.nothing_matched {
+        println!("warning: {warning}");
+    }
+}
+
+pub(super) fn history(runs: &[RunRecord], json: bool) {
+    if json {
+        for run in runs {
+            print_json(&serde_json::to_value(run).unwrap_or_default());
+        }
+        return;
+    }
+    if runs.is_empty() {
+        println!("no runs recorded yet");
+        return;
+    }
+    println!(
+        "{:>6}  {:<24} {:<9} {:<11} {:<20} {:>9} {:>7} {:>7} {:>6} {:>10}  ERROR",
+        "RUN",
+        "TASK",
+        "TRIGGER",
+        "STATUS",
+        "STARTED",
+        "DURATION",
+        "SYNCED",
+        "SKIPPED",
+        "FAILED",
+        "BYTES"
+    );
+    for run in runs {
+        let duration = run
+            .duration_ms
+            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:>6}  {:<24} {:<9} {:<11} {:<20} {:>9} {:>7} {:>7} {:>6} {:>10}  {}",
+            run.run_id,
+            run.task_id,
+            run.trigger,
+            run.status,
+            run.started_at.format("%Y-%m-%d %H:%M:%S"),
+            duration,
+            run.counters.files_synced,
+            run.counters.files_skipped(),
+            run.counters.files_failed,
+            size(run.counters.bytes_done),
+            run.error
+                .as_deref()
+                .or(run.warning.as_deref())
+                .unwrap_or(""),
+        );
+    }
+}
+
+pub(super) fn failed_items(items: &[FailedItem], json: bool) {
+    if json {
+        for item in items {
+            print_json(&serde_json::to_value(item).unwrap_or_default());
+        }
+        return;
+    }
+    if items.is_empty() {
+        println!("no failed items");
+        return;
+    }
+    println!(
+        "{:>5}  {:<24} {:<6} {:>8} {:<9} {:<30}  ERROR",
+        "ID", "TASK", "KIND", "ATTEMPTS", "STATUS", "ITEM"
+    );
+    for item in items {
+        println!(
+            "{:>5}  {:<24} {:<6} {:>8} {:<9} {:<30}  {}",
+            item.id,
+            item.task_id,
+            item.kind.as_str(),
+            item.attempts,
+            item.status.as_str(),
+            item.key,
+            item.error
+        );
+    }
+}

@@ -1,0 +1,149 @@
+//! Configuration errors: every one names the file, and the line and column
+//! when the problem has a place in the text, plus what to do about it.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// A problem in the configuration, rendered as one line:
+/// `FILE:LINE:COL: what is wrong; how to fix it`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// 1-based line and column, when the problem has a place in the file.
+    pub position: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.position {
+            Some((line, column)) => write!(
+                f,
+                "{}:{line}:{column}: {}",
+                self.file.display(),
+                self.message
+            ),
+            None => write!(f, "{}: {}", self.file.display(), self.message),
+        }
+    }
+}
+
+/// The source text of a config file, used to turn byte spans into positions.
+pub(crate) struct SourceText<'a> {
+    pub file: &'a Path,
+    pub text: &'a str,
+}
+
+impl SourceText<'_> {
+    pub(crate) fn error(
+        &self,
+        span: Option<Range<usize>>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            position: span.map(|span| line_column(self.text, span.start)),
+            message: one_line(&message.into()),
+        }
+    }
+
+    /// Converts a `toml` parse or deserialize error, adding a "did you mean"
+    /// hint to unknown-key errors.
+    pub(crate) fn from_toml(&self, error: &toml::de::Error, section: &str) -> ConfigError {
+        let message = error.message().trim();
+        let message = match unknown_field(message) {
+            Some((key, expected)) => {
+                let hint = match did_you_mean(key, &expected) {
+                    Some(best) => format!("did you mean `{best}`?"),
+                    None if expected.is_empty() => "remove it".to_string(),
+                    None => format!("expected one of {}", quoted_list(&expected)),
+                };
+                format!("unknown key `{key}` in {section}; {hint}")
+            }
+            None => match missing_field(message) {
+                Some(key) => format!("missing required key `{key}` in {section}; add it"),
+                None => format!("{message} (in {section})"),
+            },
+        };
+        self.error(error.span(), message)
+    }
+}
+
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub(crate) fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..floor_char_boundary(text, offset)];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// Parses serde's "unknown field `x`, expected one of `a`, `b`" message.
+fn unknown_field(message: &str) -> Option<(&str, Vec<&str>)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    let expected = rest.split('`').skip(1).step_by(2).collect::<Vec<_>>();
+    Some((key, expected))
+}
+
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    rest.split_once('`').map(|(key, _)| key)
+}
+
+/// The closest candidate to a misspelt name, if one is close enough.
+pub(crate) fn did_you_mean<'a>(given: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|candidate| (strsim::jaro_winkler(given, candidate), *candidate))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, candidate)| candidate)
+}
+
+fn quoted_list(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|item| format!("`{item}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_are_one_based_and_count_characters() {
+        let text = "a = 1\nbé = \"x\"\n";
+        assert_eq!(line_column(text, 0), (1, 1));
+        let offset = text
+            .find('=')
+            .map(|_| text.rfind('=').unwrap_or(0))
+            .unwrap_or(0);
+        assert_eq!(line_column(text, offset), (2, 4));
+    }
+
+    #[test]
+    fn unknown_field_gets_a_hint() {
+        let parsed =
+            unknown_field("unknown field `recusive`, expected one of `recursive`, `pattern`");
+        let (key, expected) = parsed.expect("parsed");
+        assert_eq!(key, "recusive");
+        assert_eq!(did_you_mean(key, &expected), Some("recursive"));
+        assert_eq!(did_you_mean("zzz", &expected), None);
+    }
+}

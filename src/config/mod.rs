@@ -1,0 +1,557 @@
+//! The configuration: the TOML model, loading with exact error positions,
+//! credential references, path templates and validation.
+//!
+//! Loading parses the file once into a span-carrying tree, resolves
+//! `${credential:…}` references in place, then deserializes each part into
+//! typed structs (unknown keys rejected), so every error can name
+//! `file:line:col`. Relative paths in the config are relative to the config
+//! file's folder.
+
+mod credentials;
+mod error;
+pub mod template;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+pub use credentials::{REDACTED, env_var_name, redact, register_secret};
+pub use error::ConfigError;
+use error::SourceText;
+pub(crate) use validate::parse_rate;
+
+/// Where the config is looked for when `-c` is not given.
+pub const CONFIG_ENV: &str = "SYNCDECK_CONFIG";
+pub const DEFAULT_CONFIG_FILE: &str = "syncdeck.toml";
+
+/// A loaded, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    /// The folder relative paths in the config are resolved against.
+    pub base_dir: PathBuf,
+    pub engine: EngineConfig,
+    pub credentials: CredentialsConfig,
+    /// Key remapping for the console: action name → key.
+    pub keys: BTreeMap<String, String>,
+    pub tasks: Vec<TaskConfig>,
+}
+
+impl Config {
+    pub fn task(&self, id: &str) -> Option<&TaskConfig> {
+        self.tasks.iter().find(|task| task.id == id)
+    }
+
+    /// Resolves a path from the config against the config file's folder.
+    pub fn resolve_path(&self, path: &Path) -> PathBuf {
+        resolve_relative(&self.base_dir, path)
+    }
+}
+
+fn resolve_relative(base: &Path, path: &Path) -> PathBuf {
+    if let Ok(rest) = path.strip_prefix("~")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return PathBuf::from(home).join(rest);
+    }
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        base.join(path)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// `sqlite:PATH` (embedded) or `postgres://…` (shared).
+    #[serde(default = "default_state")]
+    pub state: String,
+    #[serde(default = "default_log_dir")]
+    pub log_dir: PathBuf,
+    #[serde(default = "default_max_concurrent_tasks")]
+    pub max_concurrent_tasks: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            state: default_state(),
+            log_dir: default_log_dir(),
+            max_concurrent_tasks: default_max_concurrent_tasks(),
+        }
+    }
+}
+
+fn default_state() -> String {
+    "sqlite:.syncdeck/state.db".into()
+}
+fn default_log_dir() -> PathBuf {
+    ".syncdeck/logs".into()
+}
+fn default_max_concurrent_tasks() -> usize {
+    4
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsConfig {
+    /// A TOML file of `name = "value"`; must not be group or world readable.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    Sync,
+    TableSync,
+    HttpSync,
+    Airbyte,
+}
+
+impl TaskKind {
+    pub const NAMES: [&'static str; 4] = ["sync", "table_sync", "http_sync", "airbyte"];
+
+    fn parse(name: &str) -> Option<Self> {
+        match name {
+            "sync" => Some(Self::Sync),
+            "table_sync" => Some(Self::TableSync),
+            "http_sync" => Some(Self::HttpSync),
+            "airbyte" => Some(Self::Airbyte),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sync => "sync",
+            Self::TableSync => "table_sync",
+            Self::HttpSync => "http_sync",
+            Self::Airbyte => "airbyte",
+        }
+    }
+}
+
+impl fmt::Display for TaskKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TaskConfig {
+    pub id: String,
+    pub kind: TaskKind,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub dependencies: Vec<String>,
+    pub schedule: Option<Schedule>,
+    pub properties: TaskProperties,
+}
+
+impl TaskConfig {
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum TaskProperties {
+    Sync(SyncProperties),
+}
+
+/// An interval schedule: `schedule = "5m"` or `{ every = "300s", misfire_grace = "60s" }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub every: Duration,
+    pub misfire_grace: Option<Duration>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ScheduleSpec {
+    Every(String),
+    Table(ScheduleTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleTable {
+    every: String,
+    misfire_grace: Option<String>,
+}
+
+/// Properties of `type = "sync"` tasks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncProperties {
+    pub source_path: Spanned<String>,
+    pub destination_path: Spanned<String>,
+    /// Glob with `{a,b}`; with a `/` it matches the relative path, otherwise the name.
+    pub pattern: Option<Spanned<String>>,
+    #[serde(default)]
+    pub recursive: bool,
+    #[serde(default = "yes")]
+    pub overwrite: bool,
+    #[serde(default)]
+    pub compare: Compare,
+    /// Files moved at once.
+    #[serde(default = "default_transfers")]
+    pub transfers: usize,
+    /// Attempts after the first for a file that fails with a transient error.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// Upper bound on bytes per second across the task's transfers, e.g. "4MiB".
+    pub bwlimit: Option<Spanned<String>>,
+    #[serde(default)]
+    pub sync_config: SyncConnections,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_transfers() -> usize {
+    8
+}
+fn default_max_retries() -> u32 {
+    3
+}
+
+/// How an existing destination file is judged unchanged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compare {
+    /// Same size and the source not newer (or equal checksums): skip.
+    #[default]
+    SizeAndTime,
+    /// Copy every matched file.
+    Always,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncConnections {
+    #[serde(default)]
+    pub source_config: StoreOptions,
+    #[serde(default)]
+    pub destination_config: StoreOptions,
+}
+
+/// Connection options for one side of a file sync.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreOptions {
+    pub aws_access_key_id: Option<Secret>,
+    pub aws_secret_access_key: Option<Secret>,
+    pub aws_session_token: Option<Secret>,
+    pub region_name: Option<String>,
+    /// S3-compatible endpoint, e.g. `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    /// Allow plain HTTP to `endpoint` (defaults to true for http:// endpoints).
+    pub allow_http: Option<bool>,
+    /// Google Cloud Storage service account key file.
+    pub service_account_path: Option<PathBuf>,
+    /// Azure storage account and key.
+    pub account_name: Option<String>,
+    pub access_key: Option<Secret>,
+}
+
+/// A value that may hold a secret: never shown by `Debug`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+/// How much of the config to resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolve {
+    /// Resolve credential references (needed to run tasks).
+    Everything,
+    /// Leave references as written (enough to read the state store).
+    WithoutCredentials,
+}
+
+/// Finds the config file: `-c`, then `$SYNCDECK_CONFIG`, then `./syncdeck.toml`.
+pub fn find_config(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    if let Some(path) = std::env::var_os(CONFIG_ENV) {
+        return Ok(PathBuf::from(path));
+    }
+    let default = PathBuf::from(DEFAULT_CONFIG_FILE);
+    if default.exists() {
+        return Ok(default);
+    }
+    Err(ConfigError {
+        file: default,
+        position: None,
+        message: format!(
+            "no config found; pass -c FILE, set ${CONFIG_ENV}, or create ./{DEFAULT_CONFIG_FILE} (see config.example.toml)"
+        ),
+    })
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path, resolve: Resolve) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
+        file: path.to_path_buf(),
+        position: None,
+        message: format!("cannot read the config: {error}; check the path given with -c"),
+    })?;
+    parse(path, &text, resolve)
+}
+
+/// Parses and validates config text; `path` is used in messages and as the
+/// base for relative paths.
+pub fn parse(path: &Path, text: &str, resolve: Resolve) -> Result<Config, ConfigError> {
+    let source = SourceText { file: path, text };
+    let mut document =
+        DeTable::parse(text).map_err(|error| source.from_toml(&error, "the file"))?;
+
+    let base_dir = path
+        .parent()
+        .map(|parent| {
+            if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            }
+        })
+        .unwrap_or(Path::new("."));
+    let base_dir = std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
+
+    let tasks_value = document.get_mut().remove("tasks");
+    let top_span = document.span();
+    let top: TopLevel = deserialize(
+        &source,
+        Spanned::new(top_span, DeValue::Table(document.into_inner())),
+        "the top level",
+    )?;
+
+    let credentials_file = top
+        .credentials
+        .file
+        .as_ref()
+        .map(|file| resolve_relative(&base_dir, file));
+    let mut resolver = credentials::CredentialResolver::new(credentials_file);
+
+    let mut tasks = Vec::new();
+    let mut spans = Vec::new();
+    if let Some(tasks_value) = tasks_value {
+        let span = tasks_value.span();
+        let DeValue::Array(array) = tasks_value.into_inner() else {
+            return Err(source.error(
+                Some(span),
+                "`tasks` must be an array of tables; write each task as [[tasks]]",
+            ));
+        };
+        for task_value in array.iter() {
+            let (task, task_spans) =
+                parse_task(&source, task_value.clone(), resolve, &mut resolver)?;
+            tasks.push(task);
+            spans.push(task_spans);
+        }
+    }
+
+    let config = Config {
+        file: path.to_path_buf(),
+        base_dir,
+        engine: top.engine,
+        credentials: top.credentials,
+        keys: top.keys,
+        tasks,
+    };
+    validate::validate(&source, &config, &spans)?;
+    Ok(config)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopLevel {
+    #[serde(default)]
+    engine: EngineConfig,
+    #[serde(default)]
+    credentials: CredentialsConfig,
+    #[serde(default)]
+    keys: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskHeader {
+    id: Spanned<String>,
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    name: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    dependencies: Vec<Spanned<String>>,
+    schedule: Option<Spanned<ScheduleSpec>>,
+}
+
+/// Where a task's parts are in the file, for validation messages.
+pub(crate) struct TaskSpans {
+    pub(crate) task: Range<usize>,
+    pub(crate) id: Range<usize>,
+    pub(crate) dependencies: Vec<Range<usize>>,
+}
+
+fn parse_task(
+    source: &SourceText<'_>,
+    value: Spanned<DeValue<'_>>,
+    resolve: Resolve,
+    resolver: &mut credentials::CredentialResolver,
+) -> Result<(TaskConfig, TaskSpans), ConfigError> {
+    let task_span = value.span();
+    let DeValue::Table(mut table) = value.into_inner() else {
+        return Err(source.error(Some(task_span), "each entry of `tasks` must be a table"));
+    };
+    let properties = table.remove("properties");
+    let header: TaskHeader = deserialize(
+        source,
+        Spanned::new(task_span.clone(), DeValue::Table(table)),
+        "[[tasks]]",
+    )?;
+
+    let id = header.id.get_ref().clone();
+    let Some(kind) = TaskKind::parse(header.kind.get_ref()) else {
+        let given = header.kind.get_ref();
+        let hint = error::did_you_mean(given, &TaskKind::NAMES)
+            .map(|best| format!("did you mean `{best}`?"))
+            .unwrap_or_else(|| format!("use one of {}", TaskKind::NAMES.join(", ")));
+        return Err(source.error(
+            Some(header.kind.span()),
+            format!("task `{id}` has unknown type `{given}`; {hint}"),
+        ));
+    };
+
+    let section = format!("[tasks.properties] of task `{id}`");
+    let Some(mut properties) = properties else {
+        return Err(source.error(Some(task_span), format!("task `{id}` has no [tasks.properties]; add one with source_path and destination_path")));
+    };
+    if resolve == Resolve::Everything {
+        resolve_references(source, &mut properties, resolver)?;
+    }
+    let properties = match kind {
+        TaskKind::Sync => TaskProperties::Sync(deserialize(source, properties, &section)?),
+        TaskKind::TableSync | TaskKind::HttpSync | TaskKind::Airbyte => {
+            return Err(source.error(
+                Some(header.kind.span()),
+                format!("task `{id}`: type `{kind}` is not available in this build yet; only `sync` tasks run (see README)"),
+            ));
+        }
+    };
+
+    let schedule = match header.schedule {
+        None => None,
+        Some(spec) => {
+            let span = spec.span();
+            Some(
+                parse_schedule(spec.into_inner())
+                    .map_err(|message| source.error(Some(span), message))?,
+            )
+        }
+    };
+
+    let spans = TaskSpans {
+        task: task_span,
+        id: header.id.span(),
+        dependencies: header.dependencies.iter().map(Spanned::span).collect(),
+    };
+    let task = TaskConfig {
+        id,
+        kind,
+        name: header.name,
+        description: header.description,
+        dependencies: header
+            .dependencies
+            .into_iter()
+            .map(Spanned::into_inner)
+            .collect(),
+        schedule,
+        properties,
+    };
+    Ok((task, spans))
+}
+
+fn parse_schedule(spec: ScheduleSpec) -> Result<Schedule, String> {
+    let duration = |text: &str, what: &str| {
+        humantime::parse_duration(text).map_err(|error| {
+            format!("invalid {what} `{text}`: {error}; write a duration like \"5m\" or \"300s\"")
+        })
+    };
+    let schedule = match spec {
+        ScheduleSpec::Every(every) => Schedule {
+            every: duration(&every, "schedule")?,
+            misfire_grace: None,
+        },
+        ScheduleSpec::Table(table) => Schedule {
+            every: duration(&table.every, "schedule `every`")?,
+            misfire_grace: table
+                .misfire_grace
+                .as_deref()
+                .map(|grace| duration(grace, "misfire_grace"))
+                .transpose()?,
+        },
+    };
+    if schedule.every.is_zero() {
+        return Err("schedule must be longer than zero".into());
+    }
+    Ok(schedule)
+}
+
+fn deserialize<'de, T: Deserialize<'de>>(
+    source: &SourceText<'_>,
+    value: Spanned<DeValue<'de>>,
+    section: &str,
+) -> Result<T, ConfigError> {
+    T::deserialize(ValueDeserializer::from(value))
+        .map_err(|error| source.from_toml(&error, section))
+}
+
+/// Replaces credential and environment references in every string of `value`.
+fn resolve_references(
+    source: &SourceText<'_>,
+    value: &mut Spanned<DeValue<'_>>,
+    resolver: &mut credentials::CredentialResolver,
+) -> Result<(), ConfigError> {
+    let span = value.span();
+    match value.get_mut() {
+        DeValue::String(text) if text.contains("${") => {
+            let resolved = resolver
+                .resolve(text)
+                .map_err(|error| source.error(Some(span), error.0))?;
+            *text = resolved.into();
+        }
+        DeValue::Array(items) => {
+            for item in items.iter_mut() {
+                resolve_references(source, item, resolver)?;
+            }
+        }
+        DeValue::Table(table) => {
+            for (_, item) in table.iter_mut() {
+                resolve_references(source, item, resolver)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}

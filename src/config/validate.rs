@@ -1,0 +1,178 @@
+//! Checks that need the whole config: task ids, dependencies and cycles,
+//! and the parts of task properties that serde cannot check (globs, paths,
+//! templates, sizes).
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::error::{ConfigError, SourceText, did_you_mean};
+use super::{Config, TaskProperties, TaskSpans, template};
+use crate::files::location::LocationSpec;
+use crate::files::pattern::Pattern;
+
+pub(super) fn validate(
+    source: &SourceText<'_>,
+    config: &Config,
+    spans: &[TaskSpans],
+) -> Result<(), ConfigError> {
+    if config.engine.max_concurrent_tasks == 0 {
+        return Err(source.error(None, "[engine] max_concurrent_tasks must be at least 1"));
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (index, task) in config.tasks.iter().enumerate() {
+        let span = &spans[index];
+        let valid_id = !task.id.is_empty()
+            && task
+                .id
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        if !valid_id {
+            return Err(source.error(
+                Some(span.id.clone()),
+                format!(
+                    "task id `{}` may only use a-z, 0-9, `_` and `-`; rename it",
+                    task.id
+                ),
+            ));
+        }
+        if seen.insert(&task.id, index).is_some() {
+            return Err(source.error(
+                Some(span.id.clone()),
+                format!(
+                    "task id `{}` is used twice; give each task its own id",
+                    task.id
+                ),
+            ));
+        }
+    }
+    let ids: Vec<&str> = seen.keys().copied().collect();
+    for (index, task) in config.tasks.iter().enumerate() {
+        for (dependency, dependency_span) in
+            task.dependencies.iter().zip(&spans[index].dependencies)
+        {
+            if !seen.contains_key(dependency.as_str()) {
+                let hint = did_you_mean(dependency, &ids)
+                    .map(|best| format!("did you mean `{best}`?"))
+                    .unwrap_or_else(|| "remove it or add a task with that id".into());
+                return Err(source.error(
+                    Some(dependency_span.clone()),
+                    format!(
+                        "task `{}` depends on unknown task `{dependency}`; {hint}",
+                        task.id
+                    ),
+                ));
+            }
+            if dependency == &task.id {
+                return Err(source.error(
+                    Some(dependency_span.clone()),
+                    format!(
+                        "task `{}` depends on itself; remove it from its dependencies",
+                        task.id
+                    ),
+                ));
+            }
+        }
+        check_properties(source, &task.properties)?;
+    }
+    if let Some(cycle) = find_cycle(config) {
+        let first = cycle[0];
+        let index = seen[first];
+        return Err(source.error(
+            spans[index]
+                .dependencies
+                .first()
+                .cloned()
+                .or(Some(spans[index].task.clone())),
+            format!(
+                "dependency cycle {}; remove one of these dependencies",
+                cycle.join(" -> ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_properties(
+    source: &SourceText<'_>,
+    properties: &TaskProperties,
+) -> Result<(), ConfigError> {
+    let TaskProperties::Sync(sync) = properties;
+    for (what, path) in [
+        ("source_path", &sync.source_path),
+        ("destination_path", &sync.destination_path),
+    ] {
+        let span = Some(path.span());
+        if path.get_ref().trim().is_empty() {
+            return Err(source.error(
+                span,
+                format!("{what} is empty; give a local path or a URL like s3://bucket/prefix/"),
+            ));
+        }
+        template::check(path.get_ref())
+            .map_err(|message| source.error(span.clone(), format!("{what}: {message}")))?;
+        LocationSpec::parse(path.get_ref())
+            .map_err(|message| source.error(span, format!("{what}: {message}")))?;
+    }
+    if let Some(pattern) = &sync.pattern {
+        Pattern::new(pattern.get_ref())
+            .map_err(|message| source.error(Some(pattern.span()), message))?;
+    }
+    if sync.transfers == 0 {
+        return Err(source.error(
+            Some(sync.source_path.span()),
+            "transfers must be at least 1",
+        ));
+    }
+    if let Some(limit) = &sync.bwlimit {
+        parse_rate(limit.get_ref()).map_err(|message| source.error(Some(limit.span()), message))?;
+    }
+    Ok(())
+}
+
+/// Parses a byte rate like "4MiB" or "512 KiB" (per second).
+pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim().trim_end_matches("/s");
+    let size: bytesize::ByteSize = trimmed
+        .parse()
+        .map_err(|_| format!("invalid bwlimit `{text}`; write a size per second like \"4MiB\""))?;
+    if size.as_u64() == 0 {
+        return Err("bwlimit must be more than 0; remove it for no limit".into());
+    }
+    Ok(size.as_u64())
+}
+
+/// Returns one dependency cycle as a list of ids ending where it started.
+fn find_cycle(config: &Config) -> Option<Vec<&str>> {
+    fn visit<'a>(
+        id: &'a str,
+        config: &'a Config,
+        stack: &mut Vec<&'a str>,
+        done: &mut HashSet<&'a str>,
+    ) -> Option<Vec<&'a str>> {
+        if let Some(position) = stack.iter().position(|entry| *entry == id) {
+            let mut cycle = stack[position..].to_vec();
+            cycle.push(id);
+            return Some(cycle);
+        }
+        if done.contains(id) {
+            return None;
+        }
+        stack.push(id);
+        if let Some(task) = config.task(id) {
+            for dependency in &task.dependencies {
+                if let Some(cycle) = visit(dependency, config, stack, done) {
+                    return Some(cycle);
+                }
+            }
+        }
+        stack.pop();
+        done.insert(id);
+        None
+    }
+    let mut done = HashSet::new();
+    for task in &config.tasks {
+        if let Some(cycle) = visit(&task.id, config, &mut Vec::new(), &mut done) {
+            return Some(cycle);
+        }
+    }
+    None
+}

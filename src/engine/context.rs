@@ -1,0 +1,95 @@
+//! What a task body gets while it runs: ids, the cancel token, counters,
+//! the event channel and the state store.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::event::EngineEvent;
+use super::run::{RunCounters, RunId, RunStatus};
+use crate::config::template::TemplateContext;
+use crate::state::{FailedItem, StateStore};
+
+/// A run's live counters, shared between its transfers and the progress
+/// ticker that publishes snapshots.
+#[derive(Clone, Default)]
+pub(crate) struct SharedCounters(Arc<Mutex<RunCounters>>);
+
+impl SharedCounters {
+    pub(crate) fn update(&self, change: impl FnOnce(&mut RunCounters)) {
+        let mut counters = match self.0.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        change(&mut counters);
+    }
+
+    pub(crate) fn snapshot(&self) -> RunCounters {
+        match self.0.lock() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+pub(crate) struct RunContext {
+    pub(crate) run_id: RunId,
+    pub(crate) task_id: String,
+    /// Fires when the run is cancelled; task bodies stop at the next safe point.
+    pub(crate) cancel: CancellationToken,
+    pub(crate) events: broadcast::Sender<EngineEvent>,
+    pub(crate) state: Arc<dyn StateStore>,
+    pub(crate) templates: TemplateContext,
+    pub(crate) base_dir: PathBuf,
+    /// For retry runs: the failed items to redo.
+    pub(crate) retry_items: Option<Vec<FailedItem>>,
+    pub(crate) counters: SharedCounters,
+}
+
+impl RunContext {
+    pub(crate) fn emit(&self, event: EngineEvent) {
+        // No subscriber is fine: the CLI without progress has none.
+        let _ = self.events.send(event);
+    }
+
+    pub(crate) fn update_counters(&self, change: impl FnOnce(&mut RunCounters)) {
+        self.counters.update(change);
+    }
+
+    pub(crate) fn counters(&self) -> RunCounters {
+        self.counters.snapshot()
+    }
+
+    /// A cheap handle for code that outlives a borrow of the context.
+    pub(crate) fn clone_for_progress(&self) -> SharedCounters {
+        self.counters.clone()
+    }
+}
+
+/// How a task body ended; the engine adds counters and times.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskOutcome {
+    pub(crate) status: RunStatus,
+    pub(crate) error: Option<String>,
+    pub(crate) warning: Option<String>,
+}
+
+impl TaskOutcome {
+    pub(crate) fn cancelled() -> Self {
+        Self {
+            status: RunStatus::Cancelled,
+            error: Some("cancelled by the operator".into()),
+            warning: None,
+        }
+    }
+
+    pub(crate) fn failed(error: String) -> Self {
+        Self {
+            status: RunStatus::Failed,
+            error: Some(error),
+            warning: None,
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! What the engine tells its watchers (past tense) and what it can be told
+//! (imperative).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::run::{RunCounters, RunId, RunRecord, Trigger};
+
+/// Why a file was not copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    /// It exists at the destination and `overwrite = false`.
+    Exists,
+    /// Same size and not newer (or same checksum) at the destination.
+    Unchanged,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exists => "exists",
+            Self::Unchanged => "unchanged",
+        }
+    }
+}
+
+/// How a file's bytes moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyMethod {
+    /// Within one store, without passing through syncdeck.
+    ServerSide,
+    /// Read from the source and written to the destination.
+    Streamed,
+}
+
+#[derive(Debug, Clone)]
+pub enum EngineEvent {
+    RunStarted {
+        run_id: RunId,
+        task_id: String,
+        trigger: Trigger,
+        started_at: DateTime<Utc>,
+    },
+    /// A snapshot of a running run's counters, at most about ten a second.
+    RunProgress {
+        run_id: RunId,
+        task_id: String,
+        counters: RunCounters,
+    },
+    ItemSynced {
+        run_id: RunId,
+        task_id: String,
+        path: String,
+        bytes: u64,
+        method: CopyMethod,
+    },
+    ItemSkipped {
+        run_id: RunId,
+        task_id: String,
+        path: String,
+        reason: SkipReason,
+    },
+    /// A file or batch failed an attempt; `retry_in` is set when another
+    /// attempt follows after that wait.
+    ItemFailed {
+        run_id: RunId,
+        task_id: String,
+        path: String,
+        error: String,
+        attempt: u32,
+        max_attempts: u32,
+        retry_in: Option<Duration>,
+    },
+    RunFinished {
+        record: RunRecord,
+    },
+    /// A task was not started because a dependency did not succeed.
+    TaskBlocked {
+        task_id: String,
+        dependency: String,
+    },
+}
+
+/// What can be asked of the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineCommand {
+    StartTask {
+        task_id: String,
+    },
+    CancelRun {
+        run_id: RunId,
+    },
+    /// Retry failed items of a task: the given ids, or all pending ones.
+    RetryItems {
+        task_id: String,
+        item_ids: Option<Vec<i64>>,
+    },
+}

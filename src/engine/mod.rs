@@ -1,0 +1,499 @@
+//! The engine: owns tasks, runs and the state store. Callers send it
+//! commands (start, cancel, retry) and watch its events; it never knows
+//! whether a console, the CLI or nobody is watching.
+
+pub(crate) mod context;
+pub mod event;
+pub mod run;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use tokio::sync::{Semaphore, broadcast};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::template::TemplateContext;
+use crate::config::{Config, TaskProperties};
+use crate::state::{FailedItem, StateError, StateStore};
+use context::{RunContext, SharedCounters, TaskOutcome};
+use event::{EngineCommand, EngineEvent};
+use run::{RunId, RunRecord, RunStatus, Trigger};
+
+/// Events buffered per subscriber; a subscriber that falls further behind
+/// misses the oldest ones (progress snapshots make that harmless).
+const EVENT_BUFFER: usize = 4096;
+/// How often a running run's counters are published.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+/// How often a running run's counters are saved to the state store.
+const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no task `{0}` in the config")]
+    UnknownTask(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("task `{task_id}` has no pending failed items{which}")]
+    NothingToRetry { task_id: String, which: String },
+}
+
+/// Options for one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The logical date for `{{ execution_date }}`; today (UTC) when unset.
+    pub execution_date: Option<NaiveDate>,
+}
+
+/// How a task ended in a multi-task run.
+#[derive(Debug, Clone)]
+pub enum TaskResult {
+    Ran(RunRecord),
+    /// Not started because `dependency` did not succeed.
+    Blocked {
+        task_id: String,
+        dependency: String,
+    },
+    /// The run could not be recorded or started.
+    Error {
+        task_id: String,
+        message: String,
+    },
+}
+
+impl TaskResult {
+    pub fn is_success(&self) -> bool {
+        matches!(self, Self::Ran(record) if record.status.is_success())
+    }
+}
+
+struct ActiveRun {
+    task_id: String,
+    cancel: CancellationToken,
+}
+
+pub struct Engine {
+    config: Arc<Config>,
+    state: Arc<dyn StateStore>,
+    /// Events to every watcher. A broadcast channel, so a slow watcher
+    /// loses old events instead of slowing the runs down.
+    events: broadcast::Sender<EngineEvent>,
+    /// Cancel tokens of the runs in progress, by run id.
+    active: Mutex<HashMap<RunId, ActiveRun>>,
+    /// Caps runs executing at once at `max_concurrent_tasks`; further runs
+    /// wait here as `queued`.
+    slots: Arc<Semaphore>,
+    /// Parent of every run's cancel token: cancelling it stops all runs.
+    shutdown: CancellationToken,
+}
+
+impl Engine {
+    /// Creates the engine over an opened state store. Runs left `running`
+    /// by a process that is gone are marked `interrupted`.
+    pub async fn new(
+        config: Arc<Config>,
+        state: Arc<dyn StateStore>,
+    ) -> Result<Arc<Self>, EngineError> {
+        let interrupted = state.mark_interrupted().await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                count = interrupted,
+                "runs of a stopped process marked interrupted"
+            );
+        }
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Ok(Arc::new(Self {
+            slots: Arc::new(Semaphore::new(config.engine.max_concurrent_tasks.max(1))),
+            config,
+            state,
+            events,
+            active: Mutex::new(HashMap::new()),
+            shutdown: CancellationToken::new(),
+        }))
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn state(&self) -> &Arc<dyn StateStore> {
+        &self.state
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    /// Carries out a command without waiting for the run it starts.
+    pub fn execute(self: &Arc<Self>, command: EngineCommand) {
+        match command {
+            EngineCommand::StartTask { task_id } => {
+                let engine = Arc::clone(self);
+                tokio::spawn(async move {
+                    if let Err(error) = engine
+                        .run_task(&task_id, Trigger::Manual, RunOptions::default())
+                        .await
+                    {
+                        tracing::error!(task_id, %error, "could not start the task");
+                    }
+                });
+            }
+            EngineCommand::CancelRun { run_id } => {
+                self.cancel_run(run_id);
+            }
+            EngineCommand::RetryItems { task_id, item_ids } => {
+                let engine = Arc::clone(self);
+                tokio::spawn(async move {
+                    if let Err(error) = engine
+                        .retry(&task_id, item_ids.as_deref(), RunOptions::default())
+                        .await
+                    {
+                        tracing::error!(task_id, %error, "could not retry");
+                    }
+                });
+            }
+        }
+    }
+
+    /// Asks a run to stop at its next safe point. Returns whether it was running.
+    pub fn cancel_run(&self, run_id: RunId) -> bool {
+        let active = self.lock_active();
+        match active.get(&run_id) {
+            Some(run) => {
+                tracing::info!(task_id = %run.task_id, run_id, "cancel requested");
+                run.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Cancels every run in progress and every run that would start.
+    pub fn cancel_all(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Ids of the runs in progress, with their task ids.
+    pub fn active_runs(&self) -> Vec<(RunId, String)> {
+        self.lock_active()
+            .iter()
+            .map(|(id, run)| (*id, run.task_id.clone()))
+            .collect()
+    }
+
+    fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, ActiveRun>> {
+        match self.active.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Retries pending failed items of a task: `item_ids`, or all of them.
+    pub async fn retry(
+        self: &Arc<Self>,
+        task_id: &str,
+        item_ids: Option<&[i64]>,
+        options: RunOptions,
+    ) -> Result<RunRecord, EngineError> {
+        let pending = self.state.failed_items(Some(task_id), true).await?;
+        let chosen: Vec<FailedItem> = match item_ids {
+            Some(ids) => pending
+                .into_iter()
+                .filter(|item| ids.contains(&item.id))
+                .collect(),
+            None => pending,
+        };
+        if chosen.is_empty() {
+            let which = item_ids
+                .map(|ids| {
+                    format!(
+                        " with id {}",
+                        ids.iter()
+                            .map(i64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })
+                .unwrap_or_default();
+            return Err(EngineError::NothingToRetry {
+                task_id: task_id.to_string(),
+                which,
+            });
+        }
+        self.start(task_id, Trigger::Retry, options, Some(chosen))
+            .await
+    }
+
+    /// Runs one task now (after waiting for a free slot) and returns its record.
+    pub async fn run_task(
+        self: &Arc<Self>,
+        task_id: &str,
+        trigger: Trigger,
+        options: RunOptions,
+    ) -> Result<RunRecord, EngineError> {
+        self.start(task_id, trigger, options, None).await
+    }
+
+    async fn start(
+        self: &Arc<Self>,
+        task_id: &str,
+        trigger: Trigger,
+        options: RunOptions,
+        retry_items: Option<Vec<FailedItem>>,
+    ) -> Result<RunRecord, EngineError> {
+        let task = self
+            .config
+            .task(task_id)
+            .ok_or_else(|| EngineError::UnknownTask(task_id.to_string()))?
+            .clone();
+        // Closed only if the semaphore is dropped, which the engine never does.
+        let _slot = Arc::clone(&self.slots).acquire_owned().await.ok();
+
+        let started_at = Utc::now();
+        let run_id = self.state.begin_run(&task.id, trigger, started_at).await?;
+        let cancel = self.shutdown.child_token();
+        self.lock_active().insert(
+            run_id,
+            ActiveRun {
+                task_id: task.id.clone(),
+                cancel: cancel.clone(),
+            },
+        );
+
+        let execution_date = options
+            .execution_date
+            .unwrap_or_else(|| started_at.date_naive());
+        let context = RunContext {
+            run_id,
+            task_id: task.id.clone(),
+            cancel,
+            events: self.events.clone(),
+            state: Arc::clone(&self.state),
+            templates: TemplateContext {
+                execution_date: execution_date.format("%Y-%m-%d").to_string(),
+                run_id: run_id.to_string(),
+                task_id: task.id.clone(),
+            },
+            base_dir: self.config.base_dir.clone(),
+            retry_items,
+            counters: SharedCounters::default(),
+        };
+        let span = tracing::info_span!("run", task_id = %task.id, run_id);
+        async {
+            tracing::info!(%trigger, "run started");
+            let _ = self.events.send(EngineEvent::RunStarted {
+                run_id,
+                task_id: task.id.clone(),
+                trigger,
+                started_at,
+            });
+            let ticker = self.spawn_progress_ticker(run_id, &task.id, context.counters.clone());
+            let outcome = match &task.properties {
+                TaskProperties::Sync(properties) => crate::files::run(properties, &context).await,
+            };
+            ticker.abort();
+            let record = self.finish(&context, trigger, started_at, outcome).await;
+            Ok(record)
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn spawn_progress_ticker(
+        &self,
+        run_id: RunId,
+        task_id: &str,
+        counters: SharedCounters,
+    ) -> tokio::task::JoinHandle<()> {
+        let events = self.events.clone();
+        let state = Arc::clone(&self.state);
+        let task_id = task_id.to_string();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(PROGRESS_INTERVAL);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut last_sent = None;
+            let mut last_saved = tokio::time::Instant::now();
+            loop {
+                interval.tick().await;
+                let snapshot = counters.snapshot();
+                if last_sent.as_ref() == Some(&snapshot) {
+                    continue;
+                }
+                if last_saved.elapsed() >= SAVE_INTERVAL {
+                    last_saved = tokio::time::Instant::now();
+                    if let Err(error) = state.update_run(run_id, &snapshot).await {
+                        tracing::warn!(%error, "could not save progress");
+                    }
+                }
+                let _ = events.send(EngineEvent::RunProgress {
+                    run_id,
+                    task_id: task_id.clone(),
+                    counters: snapshot.clone(),
+                });
+                last_sent = Some(snapshot);
+            }
+        })
+    }
+
+    async fn finish(
+        &self,
+        context: &RunContext,
+        trigger: Trigger,
+        started_at: chrono::DateTime<Utc>,
+        outcome: TaskOutcome,
+    ) -> RunRecord {
+        let completed_at = Utc::now();
+        let mut counters = context.counters();
+        counters.files_active = 0;
+        let record = RunRecord {
+            run_id: context.run_id,
+            task_id: context.task_id.clone(),
+            trigger,
+            status: outcome.status,
+            started_at,
+            completed_at: Some(completed_at),
+            duration_ms: Some((completed_at - started_at).num_milliseconds()),
+            counters,
+            error: outcome
+                .error
+                .map(|error| crate::config::redact(&error).into_owned()),
+            warning: outcome.warning,
+        };
+        if let Err(error) = self.state.finish_run(&record).await {
+            tracing::error!(%error, "could not record the run's end");
+        }
+        self.lock_active().remove(&context.run_id);
+        match record.status {
+            RunStatus::Succeeded => tracing::info!(status = %record.status, "run finished"),
+            _ => {
+                tracing::warn!(status = %record.status, error = record.error.as_deref().unwrap_or(""), "run finished")
+            }
+        }
+        let _ = self.events.send(EngineEvent::RunFinished {
+            record: record.clone(),
+        });
+        record
+    }
+
+    /// Runs tasks in dependency order: `task_ids` (all tasks when empty)
+    /// plus, with `with_dependencies`, everything they depend on.
+    /// Independent tasks run concurrently; a task whose dependency did not
+    /// succeed is not started.
+    pub async fn run_tasks(
+        self: &Arc<Self>,
+        task_ids: &[String],
+        with_dependencies: bool,
+        options: RunOptions,
+    ) -> Result<Vec<TaskResult>, EngineError> {
+        let selected = self.select(task_ids, with_dependencies)?;
+        let mut pending: Vec<String> = self
+            .config
+            .tasks
+            .iter()
+            .map(|task| task.id.clone())
+            .filter(|id| selected.contains(id))
+            .collect();
+        let mut outcomes: HashMap<String, bool> = HashMap::new();
+        let mut results = Vec::new();
+        let mut running: JoinSet<TaskResult> = JoinSet::new();
+        loop {
+            let mut index = 0;
+            while index < pending.len() {
+                let task = self
+                    .config
+                    .task(&pending[index])
+                    .ok_or_else(|| EngineError::UnknownTask(pending[index].clone()))?;
+                let dependencies: Vec<&String> = task
+                    .dependencies
+                    .iter()
+                    .filter(|dependency| selected.contains(*dependency))
+                    .collect();
+                if let Some(failed) = dependencies
+                    .iter()
+                    .find(|dependency| outcomes.get(dependency.as_str()) == Some(&false))
+                {
+                    let result = TaskResult::Blocked {
+                        task_id: task.id.clone(),
+                        dependency: (*failed).clone(),
+                    };
+                    tracing::warn!(task_id = %task.id, dependency = %failed, "task blocked by a dependency that did not succeed");
+                    let _ = self.events.send(EngineEvent::TaskBlocked {
+                        task_id: task.id.clone(),
+                        dependency: (*failed).clone(),
+                    });
+                    outcomes.insert(task.id.clone(), false);
+                    results.push(result);
+                    pending.remove(index);
+                } else if dependencies
+                    .iter()
+                    .all(|dependency| outcomes.get(dependency.as_str()) == Some(&true))
+                {
+                    let engine = Arc::clone(self);
+                    let task_id = task.id.clone();
+                    let options = options.clone();
+                    running.spawn(async move {
+                        match engine.run_task(&task_id, Trigger::Manual, options).await {
+                            Ok(record) => TaskResult::Ran(record),
+                            Err(error) => TaskResult::Error {
+                                task_id,
+                                message: error.to_string(),
+                            },
+                        }
+                    });
+                    pending.remove(index);
+                } else {
+                    index += 1;
+                }
+            }
+            let Some(joined) = running.join_next().await else {
+                break;
+            };
+            let result = match joined {
+                Ok(result) => result,
+                Err(error) => TaskResult::Error {
+                    task_id: String::new(),
+                    message: format!("a run stopped unexpectedly: {error}"),
+                },
+            };
+            let task_id = match &result {
+                TaskResult::Ran(record) => record.task_id.clone(),
+                TaskResult::Blocked { task_id, .. } | TaskResult::Error { task_id, .. } => {
+                    task_id.clone()
+                }
+            };
+            outcomes.insert(task_id, result.is_success());
+            results.push(result);
+        }
+        Ok(results)
+    }
+
+    fn select(
+        &self,
+        task_ids: &[String],
+        with_dependencies: bool,
+    ) -> Result<HashSet<String>, EngineError> {
+        if task_ids.is_empty() {
+            return Ok(self
+                .config
+                .tasks
+                .iter()
+                .map(|task| task.id.clone())
+                .collect());
+        }
+        let mut selected = HashSet::new();
+        let mut stack: Vec<String> = task_ids.to_vec();
+        while let Some(id) = stack.pop() {
+            let task = self
+                .config
+                .task(&id)
+                .ok_or_else(|| EngineError::UnknownTask(id.clone()))?;
+            if selected.insert(id) && with_dependencies {
+                stack.extend(task.dependencies.iter().cloned());
+            }
+        }
+        Ok(selected)
+    }
+}

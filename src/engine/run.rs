@@ -1,0 +1,137 @@
+//! What a run is: its identity, trigger, status and counters.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A run's id, unique within one state store.
+pub type RunId = i64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Manual,
+    Schedule,
+    Retry,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    /// Finished with some files or batches failed.
+    Partial,
+    Failed,
+    Cancelled,
+    /// The process died while the run was running.
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn is_finished(self) -> bool {
+        !matches!(self, Self::Queued | Self::Running)
+    }
+
+    pub fn is_success(self) -> bool {
+        self == Self::Succeeded
+    }
+}
+
+macro_rules! text_enum {
+    ($type:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $type {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+        }
+        impl fmt::Display for $type {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad(self.as_str())
+            }
+        }
+        impl FromStr for $type {
+            type Err = String;
+            fn from_str(text: &str) -> Result<Self, String> {
+                match text {
+                    $($text => Ok(Self::$variant),)+
+                    other => Err(format!("unknown {}: {other}", stringify!($type))),
+                }
+            }
+        }
+    };
+}
+
+text_enum!(Trigger { Manual => "manual", Schedule => "schedule", Retry => "retry" });
+text_enum!(RunStatus {
+    Queued => "queued",
+    Running => "running",
+    Succeeded => "succeeded",
+    Partial => "partial",
+    Failed => "failed",
+    Cancelled => "cancelled",
+    Interrupted => "interrupted",
+});
+
+/// Counters of a run. File tasks fill the `files_*` and `bytes_*` fields,
+/// table tasks the `rows_*` and `batches_*` ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunCounters {
+    /// Files seen at the source (before the pattern).
+    pub files_listed: u64,
+    /// Files the pattern selected.
+    pub files_matched: u64,
+    /// Files decided so far; equals files_matched once planning is done.
+    pub files_planned: u64,
+    /// Whether listing and deciding are complete, so totals are final.
+    pub totals_known: bool,
+    pub files_to_copy: u64,
+    pub files_synced: u64,
+    pub files_skipped_exists: u64,
+    pub files_skipped_unchanged: u64,
+    pub files_failed: u64,
+    /// Files being copied right now.
+    pub files_active: u64,
+    /// Bytes of the files to copy.
+    pub bytes_total: u64,
+    pub bytes_done: u64,
+    pub rows_extracted: u64,
+    pub rows_upserted: u64,
+    pub rows_skipped: u64,
+    pub batches_done: u64,
+    pub batches_failed: u64,
+    pub batches_total: Option<u64>,
+}
+
+impl RunCounters {
+    pub fn files_skipped(&self) -> u64 {
+        self.files_skipped_exists + self.files_skipped_unchanged
+    }
+
+    /// Files waiting to be copied.
+    pub fn files_queued(&self) -> u64 {
+        self.files_to_copy
+            .saturating_sub(self.files_synced + self.files_failed + self.files_active)
+    }
+}
+
+/// A run as the state store keeps it (one `sync_logs` row).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: RunId,
+    pub task_id: String,
+    pub trigger: Trigger,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub counters: RunCounters,
+    /// Why the run failed, or what went wrong in a partial run.
+    pub error: Option<String>,
+    /// Something the operator should know about a successful run
+    /// (for example that no file matched the pattern).
+    pub warning: Option<String>,
+}

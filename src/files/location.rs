@@ -1,0 +1,170 @@
+//! Where files live: parsing `source_path` / `destination_path` into a
+//! store and a key prefix within it.
+
+use std::path::{Path, PathBuf};
+
+/// A parsed location, before any connection is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LocationSpec {
+    /// A local path (plain or `file://`), possibly relative to the config.
+    Local(PathBuf),
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
+    Gcs {
+        bucket: String,
+        prefix: String,
+    },
+    Azure {
+        container: String,
+        prefix: String,
+    },
+    /// `memory://NAME/prefix`: a process-wide in-memory store, for tests and demos.
+    Memory {
+        name: String,
+        prefix: String,
+    },
+}
+
+impl LocationSpec {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+        let Some((scheme, rest)) = text.split_once("://") else {
+            return Ok(Self::Local(PathBuf::from(text)));
+        };
+        let split = |rest: &str, what: &str| -> Result<(String, String), String> {
+            let (head, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if head.is_empty() {
+                return Err(format!(
+                    "`{text}` has no {what}; write {scheme}://{what}/prefix/"
+                ));
+            }
+            Ok((head.to_string(), prefix.to_string()))
+        };
+        match scheme {
+            "file" => Ok(Self::Local(PathBuf::from(rest))),
+            "s3" | "s3a" => {
+                split(rest, "bucket").map(|(bucket, prefix)| Self::S3 { bucket, prefix })
+            }
+            "gs" => split(rest, "bucket").map(|(bucket, prefix)| Self::Gcs { bucket, prefix }),
+            "az" | "azure" => split(rest, "container")
+                .map(|(container, prefix)| Self::Azure { container, prefix }),
+            "memory" => split(rest, "name").map(|(name, prefix)| Self::Memory { name, prefix }),
+            "ftp" | "ftps" | "sftp" => Err(format!(
+                "{scheme}:// locations are not available in this build yet; use a local path, s3://, gs://, az:// or memory://"
+            )),
+            other => Err(format!(
+                "unknown scheme `{other}://`; use a local path, file://, s3://, gs://, az:// or memory://"
+            )),
+        }
+    }
+
+    /// The key prefix inside the store, as written (a trailing `/` kept).
+    pub(crate) fn key_prefix(&self, base_dir: &Path) -> String {
+        match self {
+            Self::Local(path) => {
+                let absolute = if path.is_absolute() {
+                    path.clone()
+                } else {
+                    base_dir.join(path)
+                };
+                let absolute = normalize(&absolute);
+                let mut key = absolute
+                    .to_string_lossy()
+                    .trim_start_matches('/')
+                    .to_string();
+                let text = path.to_string_lossy();
+                if (text.ends_with('/') || text.is_empty() || text == ".")
+                    && !key.ends_with('/')
+                    && !key.is_empty()
+                {
+                    key.push('/');
+                }
+                key
+            }
+            Self::S3 { prefix, .. }
+            | Self::Gcs { prefix, .. }
+            | Self::Azure { prefix, .. }
+            | Self::Memory { prefix, .. } => prefix.clone(),
+        }
+    }
+}
+
+/// Removes `.` and resolves `..` lexically, so keys are canonical.
+fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Why a listed name cannot be written under the destination, if it cannot.
+pub(crate) fn unsafe_relative_path(relative: &str) -> Option<&'static str> {
+    if relative.is_empty() {
+        return Some("empty name");
+    }
+    if relative.starts_with('/') || relative.starts_with('\\') {
+        return Some("absolute path");
+    }
+    if relative.contains('\0') {
+        return Some("NUL character in name");
+    }
+    for segment in relative.split('/') {
+        match segment {
+            ".." => return Some("`..` segment would leave the destination"),
+            "." | "" => return Some("empty or `.` path segment"),
+            _ => {}
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_schemes() {
+        assert_eq!(
+            LocationSpec::parse("s3://bucket/data/").expect("s3"),
+            LocationSpec::S3 {
+                bucket: "bucket".into(),
+                prefix: "data/".into()
+            }
+        );
+        assert_eq!(
+            LocationSpec::parse("/tmp/x").expect("local"),
+            LocationSpec::Local("/tmp/x".into())
+        );
+        assert!(LocationSpec::parse("s3:///nobucket").is_err());
+        assert!(
+            LocationSpec::parse("gopher://x/y")
+                .expect_err("unknown")
+                .contains("unknown scheme")
+        );
+    }
+
+    #[test]
+    fn local_prefix_is_absolute_and_keeps_the_slash() {
+        let spec = LocationSpec::parse("data/in/").expect("local");
+        assert_eq!(spec.key_prefix(Path::new("/etc/app")), "etc/app/data/in/");
+        let spec = LocationSpec::parse("./data/../x.csv").expect("local");
+        assert_eq!(spec.key_prefix(Path::new("/w")), "w/x.csv");
+    }
+
+    #[test]
+    fn refuses_names_that_escape() {
+        assert!(unsafe_relative_path("../etc/passwd").is_some());
+        assert!(unsafe_relative_path("a/../../b").is_some());
+        assert!(unsafe_relative_path("/abs").is_some());
+        assert_eq!(unsafe_relative_path("a b/é.csv"), None);
+    }
+}

@@ -1,0 +1,590 @@
+//! File sync (`type = "sync"`): list the source, select by pattern, decide
+//! per file (copy, skip: exists, skip: unchanged), then copy with bounded
+//! concurrency, retries and cooperative cancellation.
+
+pub(crate) mod local;
+pub(crate) mod location;
+pub(crate) mod pattern;
+pub mod store;
+mod throttle;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+pub use store::memory_store;
+
+use crate::config::template::{self, TemplateContext};
+use crate::config::{Compare, SyncProperties};
+use crate::engine::context::{RunContext, TaskOutcome};
+use crate::engine::event::{CopyMethod, EngineEvent, SkipReason};
+use crate::engine::run::RunStatus;
+use crate::state::{ItemKind, ItemStatus, NewFailedItem};
+use location::{LocationSpec, unsafe_relative_path};
+use pattern::Pattern;
+use store::{Entry, Store, StoreError};
+use throttle::Throttle;
+
+/// First wait before retrying a failed file; doubles each attempt.
+const RETRY_BACKOFF: Duration = Duration::from_millis(500);
+
+/// One side of a sync, opened.
+struct Location {
+    store: Arc<dyn Store>,
+    /// Key prefix inside the store ("" or ending with `/` for folders).
+    prefix: String,
+    /// The path as configured (templates rendered), for messages.
+    text: String,
+}
+
+/// What a run would do with one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Not at the destination.
+    CopyMissing,
+    /// At the destination but different.
+    CopyChanged,
+    /// `compare = "always"`.
+    CopyForced,
+    Skip(SkipReason),
+}
+
+impl Decision {
+    pub fn is_copy(self) -> bool {
+        !matches!(self, Self::Skip(_))
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::CopyMissing => "copy (missing)",
+            Self::CopyChanged => "copy (changed)",
+            Self::CopyForced => "copy (compare = always)",
+            Self::Skip(SkipReason::Exists) => "skip: exists",
+            Self::Skip(SkipReason::Unchanged) => "skip: unchanged",
+        }
+    }
+}
+
+/// A planned file.
+#[derive(Debug, Clone)]
+pub struct PlannedFile {
+    /// Path relative to the source folder (the file name for single files).
+    pub relative: String,
+    pub size: u64,
+    pub decision: Decision,
+    source: Entry,
+    destination_key: String,
+}
+
+/// What a sync would do, file by file.
+pub struct FilePlan {
+    pub source: String,
+    pub destination: String,
+    pub files_listed: u64,
+    pub files: Vec<PlannedFile>,
+    /// Names found at the source that cannot be synced, with the reason.
+    pub refused: Vec<(String, String)>,
+    /// Set when nothing matched, saying what was looked for where.
+    pub nothing_matched: Option<String>,
+    same_store: bool,
+    source_store: Arc<dyn Store>,
+    destination_store: Arc<dyn Store>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{0}")]
+    Location(String),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+fn open_location(
+    text: &str,
+    options: &crate::config::StoreOptions,
+    base_dir: &std::path::Path,
+) -> Result<Location, SyncError> {
+    let spec = LocationSpec::parse(text).map_err(SyncError::Location)?;
+    let store = store::open(&spec, options)?;
+    Ok(Location {
+        store,
+        prefix: spec.key_prefix(base_dir),
+        text: text.to_string(),
+    })
+}
+
+fn folder(prefix: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_string()
+    } else {
+        format!("{prefix}/")
+    }
+}
+
+/// Lists both sides and decides what to do with every matched file.
+/// `only`, when given, restricts the plan to those relative paths (retries).
+pub async fn plan(
+    properties: &SyncProperties,
+    base_dir: &std::path::Path,
+    templates: &TemplateContext,
+    only: Option<&HashSet<String>>,
+) -> Result<FilePlan, SyncError> {
+    let source_text = template::render(properties.source_path.get_ref(), templates);
+    let destination_text = template::render(properties.destination_path.get_ref(), templates);
+    let source = open_location(
+        &source_text,
+        &properties.sync_config.source_config,
+        base_dir,
+    )?;
+    let destination = open_location(
+        &destination_text,
+        &properties.sync_config.destination_config,
+        base_dir,
+    )?;
+    let pattern = properties
+        .pattern
+        .as_ref()
+        .map(|pattern| Pattern::new(pattern.get_ref()))
+        .transpose()
+        .map_err(SyncError::Location)?;
+
+    // A source without a trailing slash that names an object is a single file.
+    let single = if source.prefix.ends_with('/') || source.prefix.is_empty() {
+        None
+    } else {
+        source.store.head(&source.prefix).await?
+    };
+
+    let mut refused = Vec::new();
+    let mut candidates: Vec<(String, Entry)> = Vec::new();
+    let files_listed;
+    let destination_folder;
+    if let Some(entry) = single {
+        files_listed = 1;
+        let name = entry
+            .key
+            .rsplit('/')
+            .next()
+            .unwrap_or(&entry.key)
+            .to_string();
+        let into_folder = destination.prefix.ends_with('/')
+            || destination.prefix.is_empty()
+            || (destination.store.describe() == "local"
+                && std::path::Path::new(&format!("/{}", destination.prefix)).is_dir());
+        if into_folder {
+            destination_folder = folder(&destination.prefix);
+            candidates.push((name, entry));
+        } else {
+            // The destination names the target file itself.
+            let (parent, target_name) = destination
+                .prefix
+                .rsplit_once('/')
+                .unwrap_or(("", &destination.prefix));
+            destination_folder = folder(parent);
+            candidates.push((target_name.to_string(), entry));
+        }
+    } else {
+        let source_folder = folder(&source.prefix);
+        destination_folder = folder(&destination.prefix);
+        let listing = source
+            .store
+            .list(&source_folder, properties.recursive)
+            .await?;
+        files_listed = (listing.entries.len() + listing.refused.len()) as u64;
+        for (name, reason) in listing.refused {
+            let relative = name
+                .trim_start_matches('/')
+                .strip_prefix(source_folder.as_str())
+                .unwrap_or(&name)
+                .to_string();
+            refused.push((relative, reason));
+        }
+        for entry in listing.entries {
+            let Some(relative) = entry.key.strip_prefix(source_folder.as_str()) else {
+                refused.push((entry.key.clone(), "listed outside the source folder".into()));
+                continue;
+            };
+            candidates.push((relative.to_string(), entry));
+        }
+    }
+
+    candidates.retain(|(relative, _)| {
+        pattern
+            .as_ref()
+            .is_none_or(|pattern| pattern.is_match(relative))
+    });
+    refused.retain(|(relative, _)| {
+        pattern
+            .as_ref()
+            .is_none_or(|pattern| pattern.is_match(relative))
+    });
+    if let Some(only) = only {
+        candidates.retain(|(relative, _)| only.contains(relative));
+        refused.retain(|(relative, _)| only.contains(relative));
+    }
+    candidates.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let destination_listing = destination
+        .store
+        .list(
+            &destination_folder,
+            properties.recursive || candidates.iter().any(|(r, _)| r.contains('/')),
+        )
+        .await?;
+    let existing: HashMap<&str, &Entry> = destination_listing
+        .entries
+        .iter()
+        .filter_map(|entry| {
+            entry
+                .key
+                .strip_prefix(destination_folder.as_str())
+                .map(|relative| (relative, entry))
+        })
+        .collect();
+
+    let mut files = Vec::with_capacity(candidates.len());
+    for (relative, entry) in candidates {
+        if let Some(reason) = unsafe_relative_path(&relative) {
+            refused.push((relative, format!("refused: {reason}")));
+            continue;
+        }
+        let decision = decide(properties, &entry, existing.get(relative.as_str()).copied());
+        files.push(PlannedFile {
+            size: entry.size,
+            decision,
+            destination_key: format!("{destination_folder}{relative}"),
+            relative,
+            source: entry,
+        });
+    }
+
+    let nothing_matched =
+        (files.is_empty() && refused.is_empty()).then(|| match &properties.pattern {
+            Some(pattern) => format!(
+                "0 files matched pattern `{}` in {source_text} ({files_listed} listed)",
+                pattern.get_ref()
+            ),
+            None => format!("0 files found in {source_text}"),
+        });
+    Ok(FilePlan {
+        same_store: source.store.identity() == destination.store.identity()
+            && source.store.describe() == destination.store.describe(),
+        source: source.text,
+        destination: destination.text,
+        files_listed,
+        files,
+        refused,
+        nothing_matched,
+        source_store: source.store,
+        destination_store: destination.store,
+    })
+}
+
+fn decide(properties: &SyncProperties, source: &Entry, existing: Option<&Entry>) -> Decision {
+    let Some(existing) = existing else {
+        return Decision::CopyMissing;
+    };
+    if !properties.overwrite {
+        return Decision::Skip(SkipReason::Exists);
+    }
+    if properties.compare == Compare::Always {
+        return Decision::CopyForced;
+    }
+    let not_newer = matches!((source.modified, existing.modified), (Some(source), Some(existing)) if source <= existing);
+    let same_checksum =
+        matches!((&source.checksum, &existing.checksum), (Some(a), Some(b)) if a == b);
+    if source.size == existing.size && (not_newer || same_checksum) {
+        Decision::Skip(SkipReason::Unchanged)
+    } else {
+        Decision::CopyChanged
+    }
+}
+
+/// Runs a file sync task.
+pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> TaskOutcome {
+    let retry_keys: Option<HashSet<String>> = context
+        .retry_items
+        .as_ref()
+        .map(|items| items.iter().map(|item| item.key.clone()).collect());
+    let plan = tokio::select! {
+        _ = context.cancel.cancelled() => return TaskOutcome::cancelled(),
+        plan = plan(properties, &context.base_dir, &context.templates, retry_keys.as_ref()) => plan,
+    };
+    let plan = match plan {
+        Ok(plan) => plan,
+        Err(error) => return TaskOutcome::failed(error.to_string()),
+    };
+    tracing::info!(source = %plan.source, destination = %plan.destination, listed = plan.files_listed, matched = plan.files.len(), "planned");
+
+    context.update_counters(|counters| {
+        counters.files_listed = plan.files_listed;
+        counters.files_matched = (plan.files.len() + plan.refused.len()) as u64;
+        counters.files_planned = counters.files_matched;
+        counters.totals_known = true;
+        for file in &plan.files {
+            match file.decision {
+                Decision::Skip(SkipReason::Exists) => counters.files_skipped_exists += 1,
+                Decision::Skip(SkipReason::Unchanged) => counters.files_skipped_unchanged += 1,
+                _ => {
+                    counters.files_to_copy += 1;
+                    counters.bytes_total += file.size;
+                }
+            }
+        }
+    });
+
+    let mut settled: HashSet<String> = HashSet::new();
+    for file in plan.files.iter().filter(|file| !file.decision.is_copy()) {
+        if let Decision::Skip(reason) = file.decision {
+            context.emit(EngineEvent::ItemSkipped {
+                run_id: context.run_id,
+                task_id: context.task_id.clone(),
+                path: file.relative.clone(),
+                reason,
+            });
+        }
+        settled.insert(file.relative.clone());
+    }
+    for (relative, reason) in &plan.refused {
+        tracing::warn!(path = %relative, %reason, "file refused");
+        context.update_counters(|counters| counters.files_failed += 1);
+        context.emit(EngineEvent::ItemFailed {
+            run_id: context.run_id,
+            task_id: context.task_id.clone(),
+            path: relative.clone(),
+            error: reason.clone(),
+            attempt: 1,
+            max_attempts: 1,
+            retry_in: None,
+        });
+        context
+            .record_failure(ItemKind::File, relative, reason, 1)
+            .await;
+    }
+
+    let throttle = properties
+        .bwlimit
+        .as_ref()
+        .and_then(|limit| crate::config::parse_rate(limit.get_ref()).ok())
+        .map(|rate| Arc::new(Throttle::new(rate)));
+    let transfer = Transfer {
+        plan: &plan,
+        properties,
+        context,
+        throttle,
+    };
+    let mut copies = plan.files.iter().filter(|file| file.decision.is_copy());
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    loop {
+        while in_flight.len() < properties.transfers.max(1) {
+            match copies.next() {
+                Some(file) => in_flight.push(transfer.copy_with_retries(file)),
+                None => break,
+            }
+        }
+        match in_flight.next().await {
+            Some((relative, true)) => {
+                settled.insert(relative);
+            }
+            Some((_, false)) => {}
+            None => break,
+        }
+    }
+
+    if context.cancel.is_cancelled() {
+        return TaskOutcome::cancelled();
+    }
+    context.resolve_items(ItemKind::File, &settled).await;
+
+    let counters = context.counters();
+    let warning = plan.nothing_matched.clone();
+    if let Some(warning) = &warning {
+        tracing::warn!("{warning}");
+    }
+    if counters.files_failed == 0 {
+        return TaskOutcome {
+            status: RunStatus::Succeeded,
+            error: None,
+            warning,
+        };
+    }
+    let status = if counters.files_synced + counters.files_skipped() == 0 {
+        RunStatus::Failed
+    } else {
+        RunStatus::Partial
+    };
+    let error = format!(
+        "{} of {} files failed; see `syncdeck errors {}`",
+        counters.files_failed, counters.files_matched, context.task_id
+    );
+    TaskOutcome {
+        status,
+        error: Some(error),
+        warning,
+    }
+}
+
+/// What one run's copies share.
+struct Transfer<'a> {
+    plan: &'a FilePlan,
+    properties: &'a SyncProperties,
+    context: &'a RunContext,
+    throttle: Option<Arc<Throttle>>,
+}
+
+impl Transfer<'_> {
+    /// Copies one file, retrying transient failures; returns whether it landed.
+    async fn copy_with_retries(&self, file: &PlannedFile) -> (String, bool) {
+        let context = self.context;
+        let max_attempts = self.properties.max_retries + 1;
+        let mut attempt = 0;
+        loop {
+            if context.cancel.is_cancelled() {
+                return (file.relative.clone(), false);
+            }
+            attempt += 1;
+            context.update_counters(|counters| counters.files_active += 1);
+            let result = self.copy_once(file).await;
+            context.update_counters(|counters| counters.files_active -= 1);
+            let error = match result {
+                Ok(method) => {
+                    context.update_counters(|counters| counters.files_synced += 1);
+                    context.emit(EngineEvent::ItemSynced {
+                        run_id: context.run_id,
+                        task_id: context.task_id.clone(),
+                        path: file.relative.clone(),
+                        bytes: file.size,
+                        method,
+                    });
+                    return (file.relative.clone(), true);
+                }
+                Err(error) => error,
+            };
+            if context.cancel.is_cancelled() {
+                return (file.relative.clone(), false);
+            }
+            let retry_in = (error.transient && attempt < max_attempts)
+                .then(|| RETRY_BACKOFF * 2u32.pow(attempt - 1));
+            let message = crate::config::redact(&error.message).into_owned();
+            tracing::warn!(path = %file.relative, attempt, max_attempts, error = %message, "file failed");
+            context.emit(EngineEvent::ItemFailed {
+                run_id: context.run_id,
+                task_id: context.task_id.clone(),
+                path: file.relative.clone(),
+                error: message.clone(),
+                attempt,
+                max_attempts,
+                retry_in,
+            });
+            match retry_in {
+                Some(wait) => {
+                    tokio::select! {
+                        _ = context.cancel.cancelled() => return (file.relative.clone(), false),
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                None => {
+                    context.update_counters(|counters| counters.files_failed += 1);
+                    context
+                        .record_failure(ItemKind::File, &file.relative, &message, attempt)
+                        .await;
+                    return (file.relative.clone(), false);
+                }
+            }
+        }
+    }
+
+    async fn copy_once(&self, file: &PlannedFile) -> Result<CopyMethod, StoreError> {
+        let cancel = &self.context.cancel;
+        if self.plan.same_store && self.throttle.is_none() {
+            self.plan
+                .destination_store
+                .copy(&file.source, &file.destination_key, cancel)
+                .await?;
+            self.context
+                .update_counters(|counters| counters.bytes_done += file.size);
+            return Ok(CopyMethod::ServerSide);
+        }
+        let data = self.plan.source_store.get(&file.source.key).await?;
+        let context = self.context.clone_for_progress();
+        let throttle = self.throttle.clone();
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sent_in_stream = Arc::clone(&sent);
+        let counted = data
+            .then(move |chunk| {
+                let context = context.clone();
+                let throttle = throttle.clone();
+                let sent = Arc::clone(&sent_in_stream);
+                async move {
+                    if let Ok(bytes) = &chunk {
+                        let length = bytes.len() as u64;
+                        if let Some(throttle) = &throttle {
+                            throttle.pass(length).await;
+                        }
+                        sent.fetch_add(length, std::sync::atomic::Ordering::Relaxed);
+                        context.update(|counters| counters.bytes_done += length);
+                    }
+                    chunk
+                }
+            })
+            .boxed();
+        let result = self
+            .plan
+            .destination_store
+            .put(
+                &file.destination_key,
+                file.size,
+                file.source.modified,
+                counted,
+                cancel,
+            )
+            .await;
+        if result.is_err() {
+            // Bytes of a failed attempt do not count as done.
+            let undone = sent.load(std::sync::atomic::Ordering::Relaxed);
+            self.context.update_counters(|counters| {
+                counters.bytes_done = counters.bytes_done.saturating_sub(undone)
+            });
+        }
+        result.map(|()| CopyMethod::Streamed)
+    }
+}
+
+/// Marks pending failures of files that are now in place as resolved.
+impl RunContext {
+    async fn resolve_items(&self, kind: ItemKind, settled: &HashSet<String>) {
+        let Ok(items) = self.state.failed_items(Some(&self.task_id), true).await else {
+            return;
+        };
+        for item in items
+            .into_iter()
+            .filter(|item| item.kind == kind && settled.contains(&item.key))
+        {
+            if let Err(error) = self
+                .state
+                .set_item_status(item.id, ItemStatus::Resolved)
+                .await
+            {
+                tracing::warn!(%error, item = item.id, "could not mark a failed item resolved");
+            }
+        }
+    }
+
+    async fn record_failure(&self, kind: ItemKind, key: &str, error: &str, attempts: u32) {
+        let item = NewFailedItem {
+            run_id: self.run_id,
+            task_id: self.task_id.clone(),
+            kind,
+            key: key.to_string(),
+            error: error.to_string(),
+            attempts,
+        };
+        if let Err(error) = self.state.record_failed_item(&item).await {
+            tracing::error!(%error, path = key, "could not record a failed file");
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! The storage interface file sync works against, and its object_store
+//! backend (S3 and S3-compatible servers, GCS, Azure, memory).
+//!
+//! Keys are `/`-separated and relative to the store's root. Writes are
+//! atomic from a reader's point of view: a cancelled or failed write leaves
+//! the old object (or none), never a partial one.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, PutPayload, WriteMultipart};
+use tokio_util::sync::CancellationToken;
+
+use super::location::LocationSpec;
+use crate::config::StoreOptions;
+
+/// A stream of file contents.
+pub(crate) type ByteStream = BoxStream<'static, Result<Bytes, StoreError>>;
+
+/// One listed object.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub key: String,
+    pub size: u64,
+    pub modified: Option<DateTime<Utc>>,
+    /// A content checksum when the store gives one (S3 ETag).
+    pub checksum: Option<String>,
+}
+
+/// A listing: the objects, plus names that could not be listed as objects
+/// (they are reported as failed, never dropped).
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    pub entries: Vec<Entry>,
+    pub refused: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct StoreError {
+    pub message: String,
+    /// Worth trying again (network, throttling), as opposed to a refusal.
+    pub transient: bool,
+}
+
+impl StoreError {
+    pub(crate) fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: false,
+        }
+    }
+    pub(crate) fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            transient: true,
+        }
+    }
+    pub(crate) fn cancelled() -> Self {
+        Self::permanent("cancelled")
+    }
+}
+
+#[async_trait]
+pub(crate) trait Store: Send + Sync {
+    /// A name for messages, with no secrets: `s3://bucket`, `local`.
+    fn describe(&self) -> String;
+    /// Equal for two stores when one can copy between them server-side.
+    fn identity(&self) -> u64;
+    /// Lists under `prefix` (empty, or ending with `/`): one level or all.
+    async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError>;
+    /// The object at `key`, if there is one.
+    async fn head(&self, key: &str) -> Result<Option<Entry>, StoreError>;
+    async fn get(&self, key: &str) -> Result<ByteStream, StoreError>;
+    /// Writes `data` (of `size` bytes) to `key`, all or nothing. `modified`
+    /// is the source's time, kept where the store allows.
+    async fn put(
+        &self,
+        key: &str,
+        size: u64,
+        modified: Option<DateTime<Utc>>,
+        data: ByteStream,
+        cancel: &CancellationToken,
+    ) -> Result<(), StoreError>;
+    /// Copies within this store without moving the bytes through syncdeck.
+    async fn copy(
+        &self,
+        from: &Entry,
+        to: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), StoreError>;
+}
+
+/// Opens the store a location lives in.
+pub(crate) fn open(
+    spec: &LocationSpec,
+    options: &StoreOptions,
+) -> Result<Arc<dyn Store>, StoreError> {
+    match spec {
+        LocationSpec::Local(_) => Ok(Arc::new(super::local::LocalStore)),
+        LocationSpec::S3 { bucket, .. } => {
+            let mut builder =
+                object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+            if let Some(key) = &options.aws_access_key_id {
+                builder = builder.with_access_key_id(key.expose());
+            }
+            if let Some(secret) = &options.aws_secret_access_key {
+                builder = builder.with_secret_access_key(secret.expose());
+            }
+            if let Some(token) = &options.aws_session_token {
+                builder = builder.with_token(token.expose());
+            }
+            if let Some(region) = &options.region_name {
+                builder = builder.with_region(region);
+            }
+            if let Some(endpoint) = &options.endpoint {
+                let allow_http = options
+                    .allow_http
+                    .unwrap_or(endpoint.starts_with("http://"));
+                builder = builder.with_endpoint(endpoint).with_allow_http(allow_http);
+            }
+            let store = builder
+                .build()
+                .map_err(|error| StoreError::permanent(format!("s3://{bucket}: {error}")))?;
+            let identity = identity_of(&[
+                "s3",
+                bucket,
+                options.endpoint.as_deref().unwrap_or(""),
+                options
+                    .aws_access_key_id
+                    .as_ref()
+                    .map(|k| k.expose())
+                    .unwrap_or(""),
+            ]);
+            Ok(Arc::new(ObjectStoreBackend {
+                store: Arc::new(store),
+                name: format!("s3://{bucket}"),
+                identity,
+            }))
+        }
+        LocationSpec::Gcs { bucket, .. } => {
+            let mut builder =
+                object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+            if let Some(path) = &options.service_account_path {
+                builder = builder.with_service_account_path(path.to_string_lossy());
+            }
+            let store = builder
+                .build()
+                .map_err(|error| StoreError::permanent(format!("gs://{bucket}: {error}")))?;
+            Ok(Arc::new(ObjectStoreBackend {
+                store: Arc::new(store),
+                name: format!("gs://{bucket}"),
+                identity: identity_of(&["gs", bucket]),
+            }))
+        }
+        LocationSpec::Azure { container, .. } => {
+            let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_container_name(container);
+            if let Some(account) = &options.account_name {
+                builder = builder.with_account(account);
+            }
+            if let Some(key) = &options.access_key {
+                builder = builder.with_access_key(key.expose());
+            }
+            let store = builder
+                .build()
+                .map_err(|error| StoreError::permanent(format!("az://{container}: {error}")))?;
+            Ok(Arc::new(ObjectStoreBackend {
+                store: Arc::new(store),
+                name: format!("az://{container}"),
+                identity: identity_of(&["az", container]),
+            }))
+        }
+        LocationSpec::Memory { name, .. } => Ok(Arc::new(ObjectStoreBackend {
+            store: memory_store(name),
+            name: format!("memory://{name}"),
+            identity: identity_of(&["memory", name]),
+        })),
+    }
+}
+
+fn identity_of(parts: &[&str]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    parts.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The process-wide in-memory store named `name` (`memory://name/…`).
+pub fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
+    let stores = STORES.get_or_init(Default::default);
+    let mut stores = match stores.lock() {
+        Ok(stores) => stores,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    stores
+        .entry(name.to_string())
+        .or_insert_with(|| Arc::new(object_store::memory::InMemory::new()))
+        .clone()
+}
+
+/// Files up to this size are sent in one request; larger ones in parts.
+const SINGLE_PUT_LIMIT: u64 = 8 * 1024 * 1024;
+/// Multipart part size: S3 needs at least 5 MiB for all but the last part.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts uploaded at once per file; with PART_SIZE this bounds the memory a
+/// large upload holds to about 40 MiB.
+const PARTS_IN_FLIGHT: usize = 4;
+
+struct ObjectStoreBackend {
+    store: Arc<dyn ObjectStore>,
+    name: String,
+    identity: u64,
+}
+
+impl ObjectStoreBackend {
+    fn error(&self, key: &str, error: object_store::Error) -> StoreError {
+        let transient = matches!(error, object_store::Error::Generic { .. });
+        let message = format!("{}/{key}: {}", self.name, first_line(&error.to_string()));
+        StoreError { message, transient }
+    }
+
+    fn path(&self, key: &str) -> Result<ObjectPath, StoreError> {
+        ObjectPath::parse(key)
+            .map_err(|error| StoreError::permanent(format!("{}/{key}: {error}", self.name)))
+    }
+
+    fn entry(meta: object_store::ObjectMeta) -> Entry {
+        Entry {
+            key: meta.location.to_string(),
+            size: meta.size,
+            modified: Some(meta.last_modified),
+            checksum: meta.e_tag.map(|tag| tag.trim_matches('"').to_string()),
+        }
+    }
+
+    async fn put_multipart(
+        &self,
+        path: &ObjectPath,
+        key: &str,
+        mut data: ByteStream,
+        cancel: &CancellationToken,
+    ) -> Result<(), StoreError> {
+        let upload = self
+            .store
+            .put_multipart(path)
+            .await
+            .map_err(|error| self.error(key, error))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let result: Result<(), StoreError> = async {
+            loop {
+                let chunk = tokio::select! {
+                    _ = cancel.cancelled() => return Err(StoreError::cancelled()),
+                    chunk = data.next() => chunk,
+                };
+                let Some(chunk) = chunk else { break };
+                let chunk = chunk?;
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(StoreError::cancelled()),
+                    ready = writer.wait_for_capacity(PARTS_IN_FLIGHT) => ready.map_err(|error| self.error(key, error))?,
+                }
+                writer.write(&chunk);
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                tokio::select! {
+                    _ = cancel.cancelled() => Err(StoreError::cancelled()),
+                    done = writer.finish() => done.map(|_| ()).map_err(|error| self.error(key, error)),
+                }
+            }
+            Err(error) => {
+                // Abort so the server drops the uploaded parts; nothing was visible yet.
+                if let Err(abort_error) = writer.abort().await {
+                    tracing::warn!(key, error = %abort_error, "could not abort a multipart upload");
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or(text).to_string()
+}
+
+#[async_trait]
+impl Store for ObjectStoreBackend {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn identity(&self) -> u64 {
+        self.identity
+    }
+
+    async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
+        let trimmed = prefix.trim_end_matches('/');
+        let path = if trimmed.is_empty() {
+            None
+        } else {
+            Some(self.path(trimmed)?)
+        };
+        let mut listing = Listing::default();
+        if recursive {
+            let mut stream = self.store.list(path.as_ref());
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(meta) => listing.entries.push(Self::entry(meta)),
+                    Err(object_store::Error::InvalidPath { source }) => {
+                        listing
+                            .refused
+                            .push((String::new(), format!("unusable object name: {source}")));
+                    }
+                    Err(error) => return Err(self.error(prefix, error)),
+                }
+            }
+        } else {
+            let result = self
+                .store
+                .list_with_delimiter(path.as_ref())
+                .await
+                .map_err(|error| self.error(prefix, error))?;
+            listing
+                .entries
+                .extend(result.objects.into_iter().map(Self::entry));
+        }
+        Ok(listing)
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        if key.is_empty() || key.ends_with('/') {
+            return Ok(None);
+        }
+        match self.store.head(&self.path(key)?).await {
+            Ok(meta) => Ok(Some(Self::entry(meta))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(self.error(key, error)),
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
+        let result = self
+            .store
+            .get(&self.path(key)?)
+            .await
+            .map_err(|error| self.error(key, error))?;
+        let name = self.name.clone();
+        let key = key.to_string();
+        Ok(result
+            .into_stream()
+            .map_err(move |error| {
+                StoreError::transient(format!("{name}/{key}: {}", first_line(&error.to_string())))
+            })
+            .boxed())
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        size: u64,
+        _modified: Option<DateTime<Utc>>,
+        data: ByteStream,
+        cancel: &CancellationToken,
+    ) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        if size > SINGLE_PUT_LIMIT {
+            return self.put_multipart(&path, key, data, cancel).await;
+        }
+        let chunks: Vec<Bytes> = tokio::select! {
+            _ = cancel.cancelled() => return Err(StoreError::cancelled()),
+            chunks = data.try_collect() => chunks?,
+        };
+        let payload = PutPayload::from_iter(chunks);
+        tokio::select! {
+            _ = cancel.cancelled() => Err(StoreError::cancelled()),
+            done = self.store.put(&path, payload) => done.map(|_| ()).map_err(|error| self.error(key, error)),
+        }
+    }
+
+    async fn copy(
+        &self,
+        from: &Entry,
+        to: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), StoreError> {
+        let source = self.path(&from.key)?;
+        let target = self.path(to)?;
+        tokio::select! {
+            _ = cancel.cancelled() => Err(StoreError::cancelled()),
+            done = self.store.copy(&source, &target) => done.map_err(|error| self.error(to, error)),
+        }
+    }
+}

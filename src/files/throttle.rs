@@ -1,0 +1,37 @@
+//! A shared byte-rate limit (`bwlimit`) for the transfers of one run.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub(crate) struct Throttle {
+    bytes_per_second: u64,
+    /// When the run started and how many bytes have been let through since;
+    /// a transfer waits until the rate since the start is within the limit.
+    progress: Mutex<(Instant, u64)>,
+}
+
+impl Throttle {
+    pub(crate) fn new(bytes_per_second: u64) -> Self {
+        Self {
+            bytes_per_second: bytes_per_second.max(1),
+            progress: Mutex::new((Instant::now(), 0)),
+        }
+    }
+
+    /// Accounts for `bytes` and waits as long as the limit requires.
+    pub(crate) async fn pass(&self, bytes: u64) {
+        let wait = {
+            let mut progress = match self.progress.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            progress.1 += bytes;
+            let due = progress.0
+                + Duration::from_secs_f64(progress.1 as f64 / self.bytes_per_second as f64);
+            due.saturating_duration_since(Instant::now())
+        };
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The state store: run history (`sync_logs`), failed items, watermarks.
+//! One trait, with an embedded SQLite implementation; the engine and the
+//! CLI only see the trait.
+
+mod sqlite;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::run::{RunCounters, RunId, RunRecord, Trigger};
+
+pub use sqlite::SqliteStateStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state store {location}: {message}")]
+    Store { location: String, message: String },
+    #[error(
+        "unsupported state store `{0}`; use sqlite:PATH (postgres:// comes with the shared store)"
+    )]
+    Unsupported(String),
+}
+
+/// What kind of thing failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    File,
+    Batch,
+    Row,
+}
+
+impl ItemKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Batch => "batch",
+            Self::Row => "row",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "batch" => Self::Batch,
+            "row" => Self::Row,
+            _ => Self::File,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    Pending,
+    Resolved,
+    Abandoned,
+}
+
+impl ItemStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Resolved => "resolved",
+            Self::Abandoned => "abandoned",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "resolved" => Self::Resolved,
+            "abandoned" => Self::Abandoned,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// A failed file or batch (a `failed_items` row).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedItem {
+    pub id: i64,
+    pub run_id: RunId,
+    pub task_id: String,
+    pub kind: ItemKind,
+    /// The file's path relative to the source, or a batch's bounds.
+    pub key: String,
+    pub error: String,
+    pub attempts: u32,
+    pub status: ItemStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewFailedItem {
+    pub run_id: RunId,
+    pub task_id: String,
+    pub kind: ItemKind,
+    pub key: String,
+    pub error: String,
+    pub attempts: u32,
+}
+
+#[async_trait]
+pub trait StateStore: Send + Sync {
+    /// `sqlite` or `postgres`, for the console's title bar.
+    fn kind(&self) -> &'static str;
+    /// Records a run as running and returns its id.
+    async fn begin_run(
+        &self,
+        task_id: &str,
+        trigger: Trigger,
+        started_at: DateTime<Utc>,
+    ) -> Result<RunId, StateError>;
+    /// Stores the latest counters of a running run.
+    async fn update_run(&self, run_id: RunId, counters: &RunCounters) -> Result<(), StateError>;
+    /// Records a run's final status, counters and error.
+    async fn finish_run(&self, record: &RunRecord) -> Result<(), StateError>;
+    /// Runs, newest first.
+    async fn runs(&self, task_id: Option<&str>, limit: usize)
+    -> Result<Vec<RunRecord>, StateError>;
+    /// Records a failure; a pending failure of the same item is updated
+    /// (attempts added, error replaced) rather than duplicated.
+    async fn record_failed_item(&self, item: &NewFailedItem) -> Result<i64, StateError>;
+    async fn failed_items(
+        &self,
+        task_id: Option<&str>,
+        pending_only: bool,
+    ) -> Result<Vec<FailedItem>, StateError>;
+    async fn set_item_status(&self, id: i64, status: ItemStatus) -> Result<(), StateError>;
+    async fn watermark(&self, task_id: &str) -> Result<Option<String>, StateError>;
+    async fn set_watermark(&self, task_id: &str, value: &str) -> Result<(), StateError>;
+    /// Marks runs left `running` by processes that are gone as `interrupted`.
+    async fn mark_interrupted(&self) -> Result<u64, StateError>;
+}
+
+/// Opens the store named by `[engine] state`, creating it if needed.
+pub async fn open(url: &str, base_dir: &Path) -> Result<Arc<dyn StateStore>, StateError> {
+    if let Some(path) = url.strip_prefix("sqlite:") {
+        let path = path.trim_start_matches("//");
+        let path = if Path::new(path).is_absolute() {
+            path.into()
+        } else {
+            base_dir.join(path)
+        };
+        let store = SqliteStateStore::open(&path).await?;
+        return Ok(Arc::new(store));
+    }
+    let scheme = url.split(':').next().unwrap_or(url);
+    Err(StateError::Unsupported(format!("{scheme}:")))
+}

@@ -1,0 +1,410 @@
+//! The embedded state store: one SQLite file, WAL mode, migrations at open.
+//!
+//! rusqlite is synchronous, so every call runs on tokio's blocking pool
+//! holding the one connection behind a mutex; writes are small and rare
+//! (a few per run and per failure), so one connection is enough.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{FailedItem, ItemKind, ItemStatus, NewFailedItem, StateError, StateStore};
+use crate::config::redact;
+use crate::engine::run::{RunCounters, RunId, RunRecord, RunStatus, Trigger};
+
+/// Schema changes in order; `schema_version` holds how many were applied.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE sync_logs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sync_job_id TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    completed_at TEXT,
+    duration_ms INTEGER,
+    rows_extracted INTEGER NOT NULL DEFAULT 0,
+    rows_upserted INTEGER NOT NULL DEFAULT 0,
+    rows_skipped INTEGER NOT NULL DEFAULT 0,
+    files_synced INTEGER NOT NULL DEFAULT 0,
+    files_skipped INTEGER NOT NULL DEFAULT 0,
+    files_failed INTEGER NOT NULL DEFAULT 0,
+    bytes INTEGER NOT NULL DEFAULT 0,
+    counters TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    warning TEXT,
+    owner TEXT NOT NULL
+);
+CREATE INDEX sync_logs_by_task ON sync_logs (sync_job_id, run_id);
+CREATE TABLE failed_items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL,
+    task_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    item_key TEXT NOT NULL,
+    error TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX failed_items_by_task ON failed_items (task_id, status);
+CREATE TABLE watermarks (
+    task_id TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+"];
+
+pub struct SqliteStateStore {
+    path: PathBuf,
+    /// The one connection; calls hold it only on the blocking pool.
+    connection: Arc<Mutex<Connection>>,
+}
+
+/// Who owns a running run: `host:pid`, so a later process can tell whether
+/// the owner is gone.
+fn owner() -> String {
+    format!("{}:{}", hostname(), std::process::id())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn timestamp(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn parse_time(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+impl SqliteStateStore {
+    pub async fn open(path: &Path) -> Result<Self, StateError> {
+        let path = path.to_path_buf();
+        let location = path.display().to_string();
+        let error = move |message: String| StateError::Store {
+            location: location.clone(),
+            message,
+        };
+        let opened = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || -> Result<Connection, String> {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+                }
+                let mut connection = Connection::open(&path).map_err(|e| e.to_string())?;
+                connection
+                    .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;")
+                    .map_err(|e| e.to_string())?;
+                migrate(&mut connection).map_err(|e| format!("migration failed: {e}"))?;
+                Ok(connection)
+            }
+        })
+        .await
+        .map_err(|e| error(e.to_string()))?
+        .map_err(error)?;
+        Ok(Self {
+            path,
+            connection: Arc::new(Mutex::new(opened)),
+        })
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StateError> {
+        let connection = Arc::clone(&self.connection);
+        let location = self.path.display().to_string();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut connection = match connection.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            work(&mut connection).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|result| result);
+        result.map_err(|message| StateError::Store { location, message })
+    }
+}
+
+fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    connection
+        .execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let transaction =
+        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let applied: Option<i64> =
+        transaction.query_row("SELECT max(version) FROM schema_version", [], |row| {
+            row.get(0)
+        })?;
+    let applied = applied.unwrap_or(0) as usize;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
+        transaction.execute_batch(migration)?;
+        transaction.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            params![index as i64 + 1],
+        )?;
+    }
+    transaction.commit()
+}
+
+const RUN_COLUMNS: &str = "run_id, sync_job_id, trigger, status, started_at, completed_at, duration_ms, counters, error, warning";
+
+fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    let trigger: String = row.get(2)?;
+    let status: String = row.get(3)?;
+    let started_at: String = row.get(4)?;
+    let completed_at: Option<String> = row.get(5)?;
+    let counters: String = row.get(7)?;
+    Ok(RunRecord {
+        run_id: row.get(0)?,
+        task_id: row.get(1)?,
+        trigger: trigger.parse().unwrap_or(Trigger::Manual),
+        status: status.parse().unwrap_or(RunStatus::Failed),
+        started_at: parse_time(&started_at),
+        completed_at: completed_at.as_deref().map(parse_time),
+        duration_ms: row.get(6)?,
+        counters: serde_json::from_str(&counters).unwrap_or_default(),
+        error: row.get(8)?,
+        warning: row.get(9)?,
+    })
+}
+
+fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FailedItem> {
+    let kind: String = row.get(3)?;
+    let status: String = row.get(7)?;
+    let created: String = row.get(8)?;
+    let updated: String = row.get(9)?;
+    Ok(FailedItem {
+        id: row.get(0)?,
+        run_id: row.get(1)?,
+        task_id: row.get(2)?,
+        kind: ItemKind::parse(&kind),
+        key: row.get(4)?,
+        error: row.get(5)?,
+        attempts: row.get(6)?,
+        status: ItemStatus::parse(&status),
+        created_at: parse_time(&created),
+        updated_at: parse_time(&updated),
+    })
+}
+
+fn is_alive(owner: &str) -> bool {
+    let Some((host, pid)) = owner.rsplit_once(':') else {
+        return false;
+    };
+    if host != hostname() {
+        // Another machine's run: only the shared store can judge it.
+        return true;
+    }
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[async_trait]
+impl StateStore for SqliteStateStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn begin_run(
+        &self,
+        task_id: &str,
+        trigger: Trigger,
+        started_at: DateTime<Utc>,
+    ) -> Result<RunId, StateError> {
+        let task_id = task_id.to_string();
+        let started = timestamp(&started_at);
+        self.call(move |connection| {
+            connection.execute(
+                "INSERT INTO sync_logs (sync_job_id, trigger, status, started_at, owner) VALUES (?1, ?2, 'running', ?3, ?4)",
+                params![task_id, trigger.as_str(), started, owner()],
+            )?;
+            Ok(connection.last_insert_rowid())
+        })
+        .await
+    }
+
+    async fn update_run(&self, run_id: RunId, counters: &RunCounters) -> Result<(), StateError> {
+        let counters_json = serde_json::to_string(counters).unwrap_or_default();
+        self.call(move |connection| {
+            connection.execute(
+                "UPDATE sync_logs SET counters = ?2 WHERE run_id = ?1 AND status = 'running'",
+                params![run_id, counters_json],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish_run(&self, record: &RunRecord) -> Result<(), StateError> {
+        let record = record.clone();
+        self.call(move |connection| {
+            let counters = &record.counters;
+            connection.execute(
+                "UPDATE sync_logs SET status = ?2, completed_at = ?3, duration_ms = ?4, rows_extracted = ?5, rows_upserted = ?6,
+                 rows_skipped = ?7, files_synced = ?8, files_skipped = ?9, files_failed = ?10, bytes = ?11, counters = ?12,
+                 error = ?13, warning = ?14 WHERE run_id = ?1",
+                params![
+                    record.run_id,
+                    record.status.as_str(),
+                    record.completed_at.as_ref().map(timestamp),
+                    record.duration_ms,
+                    counters.rows_extracted as i64,
+                    counters.rows_upserted as i64,
+                    counters.rows_skipped as i64,
+                    counters.files_synced as i64,
+                    counters.files_skipped() as i64,
+                    counters.files_failed as i64,
+                    counters.bytes_done as i64,
+                    serde_json::to_string(counters).unwrap_or_default(),
+                    record.error.as_deref().map(|error| redact(error).into_owned()),
+                    record.warning.as_deref().map(|warning| redact(warning).into_owned()),
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn runs(
+        &self,
+        task_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StateError> {
+        let task_id = task_id.map(str::to_string);
+        self.call(move |connection| {
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM sync_logs WHERE (?1 IS NULL OR sync_job_id = ?1) ORDER BY run_id DESC LIMIT ?2"
+            );
+            let mut statement = connection.prepare(&sql)?;
+            let rows = statement.query_map(params![task_id, limit as i64], run_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn record_failed_item(&self, item: &NewFailedItem) -> Result<i64, StateError> {
+        let item = item.clone();
+        let now = timestamp(&Utc::now());
+        let error = redact(&item.error).into_owned();
+        self.call(move |connection| {
+            let transaction = connection.transaction()?;
+            let existing: Option<i64> = transaction
+                .query_row(
+                    "SELECT id FROM failed_items WHERE task_id = ?1 AND kind = ?2 AND item_key = ?3 AND status = 'pending'",
+                    params![item.task_id, item.kind.as_str(), item.key],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let id = match existing {
+                Some(id) => {
+                    transaction.execute(
+                        "UPDATE failed_items SET run_id = ?2, error = ?3, attempts = attempts + ?4, updated_at = ?5 WHERE id = ?1",
+                        params![id, item.run_id, error, item.attempts, now],
+                    )?;
+                    id
+                }
+                None => {
+                    transaction.execute(
+                        "INSERT INTO failed_items (run_id, task_id, kind, item_key, error, attempts, status, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+                        params![item.run_id, item.task_id, item.kind.as_str(), item.key, error, item.attempts, now],
+                    )?;
+                    transaction.last_insert_rowid()
+                }
+            };
+            transaction.commit()?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn failed_items(
+        &self,
+        task_id: Option<&str>,
+        pending_only: bool,
+    ) -> Result<Vec<FailedItem>, StateError> {
+        let task_id = task_id.map(str::to_string);
+        self.call(move |connection| {
+            let mut statement = connection.prepare(
+                "SELECT id, run_id, task_id, kind, item_key, error, attempts, status, created_at, updated_at FROM failed_items
+                 WHERE (?1 IS NULL OR task_id = ?1) AND (?2 = 0 OR status = 'pending') ORDER BY id",
+            )?;
+            let rows = statement.query_map(params![task_id, pending_only], item_from_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn set_item_status(&self, id: i64, status: ItemStatus) -> Result<(), StateError> {
+        let now = timestamp(&Utc::now());
+        self.call(move |connection| {
+            connection.execute(
+                "UPDATE failed_items SET status = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, status.as_str(), now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn watermark(&self, task_id: &str) -> Result<Option<String>, StateError> {
+        let task_id = task_id.to_string();
+        self.call(move |connection| {
+            connection
+                .query_row(
+                    "SELECT value FROM watermarks WHERE task_id = ?1",
+                    params![task_id],
+                    |row| row.get(0),
+                )
+                .optional()
+        })
+        .await
+    }
+
+    async fn set_watermark(&self, task_id: &str, value: &str) -> Result<(), StateError> {
+        let task_id = task_id.to_string();
+        let value = value.to_string();
+        let now = timestamp(&Utc::now());
+        self.call(move |connection| {
+            connection.execute(
+                "INSERT INTO watermarks (task_id, value, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (task_id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                params![task_id, value, now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mark_interrupted(&self) -> Result<u64, StateError> {
+        let now = timestamp(&Utc::now());
+        self.call(move |connection| {
+            let running: Vec<(i64, String)> = {
+                let mut statement = connection.prepare("SELECT run_id, owner FROM sync_logs WHERE status = 'running'")?;
+                statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?.collect::<rusqlite::Result<_>>()?
+            };
+            let mut count = 0;
+            for (run_id, owner) in running {
+                if !is_alive(&owner) {
+                    count += connection.execute(
+                        "UPDATE sync_logs SET status = 'interrupted', completed_at = ?2,
+                         error = 'the process running it stopped before the run finished' WHERE run_id = ?1",
+                        params![run_id, now],
+                    )? as u64;
+                }
+            }
+            Ok(count)
+        })
+        .await
+    }
+}
