@@ -29,6 +29,9 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// The section name `from_toml` uses for parse errors of the whole file.
+pub(crate) const SYNTAX: &str = "the file";
+
 /// The source text of a config file, used to turn byte spans into positions.
 pub(crate) struct SourceText<'a> {
     pub file: &'a Path,
@@ -63,6 +66,7 @@ impl SourceText<'_> {
             }
             None => match missing_field(message) {
                 Some(key) => format!("missing required key `{key}` in {section}; add it"),
+                None if section == SYNTAX => format!("TOML syntax: {message}; fix the TOML here"),
                 None => format!("{message} (in {section})"),
             },
         };

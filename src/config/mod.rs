@@ -324,7 +324,7 @@ pub fn load(path: &Path, resolve: Resolve) -> Result<Config, ConfigError> {
 pub fn parse(path: &Path, text: &str, resolve: Resolve) -> Result<Config, ConfigError> {
     let source = SourceText { file: path, text };
     let mut document =
-        DeTable::parse(text).map_err(|error| source.from_toml(&error, "the file"))?;
+        DeTable::parse(text).map_err(|error| source.from_toml(&error, error::SYNTAX))?;
 
     let base_dir = path
         .parent()

@@ -185,6 +185,21 @@ pub(crate) fn open(
     }
 }
 
+/// object_store's own retries of failed requests. Its default keeps trying
+/// for three minutes; an operator should hear about a dead endpoint sooner,
+/// and syncdeck retries whole files on top of this.
+fn retry_config() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        backoff: object_store::BackoffConfig::default(),
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(30),
+    }
+}
+
+fn client_options() -> object_store::ClientOptions {
+    object_store::ClientOptions::new().with_connect_timeout(std::time::Duration::from_secs(5))
+}
+
 fn identity_of(parts: &[&str]) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     parts.hash(&mut hasher);

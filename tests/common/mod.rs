@@ -1,0 +1,287 @@
+//! Test helpers: a scratch workspace with a config, the built binary, and
+//! a real S3-compatible server (moto) on loopback. Each helper cleans up
+//! after itself when dropped.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use object_store::ObjectStore;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjectPath;
+
+/// A scratch folder holding `syncdeck.toml`, its state and logs.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("syncdeck.toml")
+    }
+
+    /// Writes the config: an `[engine]` section pointing into the
+    /// workspace, followed by `tasks`.
+    pub fn write_config(&self, tasks: &str) {
+        let config =
+            format!("[engine]\nstate = \"sqlite:state/state.db\"\nlog_dir = \"logs\"\n\n{tasks}");
+        std::fs::write(self.config_path(), config).expect("write config");
+    }
+
+    /// Creates a file (and its folders) under the workspace.
+    pub fn file(&self, relative: &str, contents: &[u8]) -> PathBuf {
+        let path = self.path().join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, contents).expect("write file");
+        path
+    }
+
+    /// Runs the binary with `-c syncdeck.toml` and `args`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run syncdeck")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_syncdeck"));
+        command
+            .current_dir(self.path())
+            .arg("-c")
+            .arg(self.config_path())
+            .args(args)
+            .env_remove("SYNCDECK_CONFIG")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `syncdeck run TASK --json` and returns the run summaries.
+    pub fn run_json(&self, tasks: &[&str]) -> (Output, Vec<serde_json::Value>) {
+        let mut args = vec!["run", "--json"];
+        args.extend_from_slice(tasks);
+        let output = self.run(&args);
+        let runs = json_lines(&output);
+        (output, runs)
+    }
+
+    /// Every file under `relative`, as sorted relative paths.
+    pub fn tree(&self, relative: &str) -> Vec<String> {
+        let root = self.path().join(relative);
+        let mut files: Vec<String> = walkdir::WalkDir::new(&root)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_type().is_file())
+            .map(|entry| {
+                entry
+                    .path()
+                    .strip_prefix(&root)
+                    .expect("under root")
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// All text in the log folder.
+    pub fn logs(&self) -> String {
+        let mut text = String::new();
+        for entry in walkdir::WalkDir::new(self.path().join("logs"))
+            .into_iter()
+            .filter_map(Result::ok)
+        {
+            if entry.file_type().is_file() {
+                text.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+            }
+        }
+        text
+    }
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Parses every stdout line that is a JSON object.
+pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    stdout(output)
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|error| panic!("bad JSON line {line}: {error}"))
+        })
+        .collect()
+}
+
+/// The one run summary for `task` among `runs`.
+pub fn run_of<'a>(runs: &'a [serde_json::Value], task: &str) -> &'a serde_json::Value {
+    runs.iter()
+        .find(|run| run["task_id"] == task)
+        .unwrap_or_else(|| panic!("no run of {task} in {runs:?}"))
+}
+
+pub fn counter(run: &serde_json::Value, name: &str) -> u64 {
+    run["counters"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {name} in {run}"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A moto S3 server on loopback, stopped when dropped.
+pub struct S3Server {
+    child: Child,
+    pub endpoint: String,
+    pub port: u16,
+}
+
+pub const S3_KEY_ID: &str = "test-access-key";
+pub const S3_SECRET: &str = "test-secret-key-do-not-print";
+
+impl S3Server {
+    pub fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto (pip install 'moto[server]')");
+        let server = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto S3 server did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    /// Creates a bucket with a plain `PUT /bucket`.
+    pub fn create_bucket(&self, bucket: &str) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to S3");
+        write!(
+            stream,
+            "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "create bucket {bucket}: {response}"
+        );
+    }
+
+    pub fn store(&self, bucket: &str) -> Arc<dyn ObjectStore> {
+        Arc::new(
+            AmazonS3Builder::new()
+                .with_bucket_name(bucket)
+                .with_endpoint(&self.endpoint)
+                .with_allow_http(true)
+                .with_region("us-east-1")
+                .with_access_key_id(S3_KEY_ID)
+                .with_secret_access_key(S3_SECRET)
+                .build()
+                .expect("S3 client"),
+        )
+    }
+
+    /// The `sync_config` lines for this server (inline-table form).
+    pub fn options(&self) -> String {
+        format!(
+            "{{ aws_access_key_id = \"{S3_KEY_ID}\", aws_secret_access_key = \"{S3_SECRET}\", region_name = \"us-east-1\", endpoint = \"{}\" }}",
+            self.endpoint
+        )
+    }
+
+    /// Sorted keys under `prefix` with their sizes.
+    pub fn list(&self, bucket: &str, prefix: &str) -> Vec<(String, u64)> {
+        let store = self.store(bucket);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            use futures::TryStreamExt;
+            let prefix = (!prefix.is_empty()).then(|| ObjectPath::from(prefix));
+            let mut objects: Vec<(String, u64)> = store
+                .list(prefix.as_ref())
+                .map_ok(|meta| (meta.location.to_string(), meta.size))
+                .try_collect()
+                .await
+                .expect("list bucket");
+            objects.sort();
+            objects
+        })
+    }
+
+    pub fn put(&self, bucket: &str, key: &str, contents: &[u8]) {
+        let store = self.store(bucket);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime
+            .block_on(store.put(&ObjectPath::from(key), contents.to_vec().into()))
+            .expect("put object");
+    }
+
+    pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        let store = self.store(bucket);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let result = store.get(&ObjectPath::from(key)).await.expect("get object");
+            result.bytes().await.expect("read object").to_vec()
+        })
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

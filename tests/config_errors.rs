@@ -1,0 +1,218 @@
+//! Bad configs: each gives one line on stderr naming file:line:col and
+//! what to do, and exit code 2; never a panic.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/invalid_configs")
+        .join(name)
+}
+
+/// Runs `syncdeck validate` on a fixture and returns its one error line.
+fn validate_error(name: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_syncdeck"))
+        .arg("-c")
+        .arg(fixture(name))
+        .arg("validate")
+        .env_remove("SYNCDECK_CREDENTIAL_MISSING_KEY_FOR_TESTS")
+        .output()
+        .expect("run syncdeck");
+    let stderr = common::stderr(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{name}: expected exit 2, stderr: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{name}: panicked: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{name}: expected one line, got: {stderr}");
+    lines[0].to_string()
+}
+
+fn assert_error(name: &str, position: &str, parts: &[&str]) {
+    let line = validate_error(name);
+    let location = format!("{}:{position}:", fixture(name).display());
+    assert!(
+        line.contains(&location),
+        "{name}: expected the position {location} in: {line}"
+    );
+    for part in parts {
+        assert!(line.contains(part), "{name}: expected `{part}` in: {line}");
+    }
+}
+
+#[test]
+fn toml_syntax_error_points_at_the_line() {
+    assert_error(
+        "syntax_error.toml",
+        "5:19",
+        &["TOML syntax: invalid basic string", "fix the TOML here"],
+    );
+}
+
+#[test]
+fn unknown_key_suggests_the_right_one() {
+    assert_error(
+        "unknown_key.toml",
+        "7:1",
+        &["unknown key `recusive`", "did you mean `recursive`?"],
+    );
+}
+
+#[test]
+fn unknown_engine_key_suggests_the_right_one() {
+    assert_error(
+        "unknown_engine_key.toml",
+        "3:1",
+        &[
+            "unknown key `max_concurent_tasks`",
+            "did you mean `max_concurrent_tasks`?",
+        ],
+    );
+}
+
+#[test]
+fn missing_source_path_says_to_add_it() {
+    assert_error(
+        "missing_source_path.toml",
+        "4:1",
+        &["missing required key `source_path`", "add it"],
+    );
+}
+
+#[test]
+fn bad_glob_is_explained() {
+    assert_error(
+        "bad_glob.toml",
+        "7:11",
+        &["invalid pattern `*.{csv,json`", "write a glob like"],
+    );
+}
+
+#[test]
+fn unknown_dependency_suggests_a_task() {
+    assert_error(
+        "unknown_dependency.toml",
+        "4:17",
+        &["depends on unknown task `loader`", "did you mean `load`?"],
+    );
+}
+
+#[test]
+fn dependency_cycle_is_named() {
+    assert_error(
+        "cycle.toml",
+        "4:17",
+        &["dependency cycle a -> b -> a", "remove one"],
+    );
+}
+
+#[test]
+fn unknown_type_lists_the_known_ones() {
+    assert_error(
+        "unknown_type.toml",
+        "3:8",
+        &["unknown type `synk`", "did you mean `sync`?"],
+    );
+}
+
+#[test]
+fn missing_credential_names_the_credential_and_how_to_set_it() {
+    assert_error(
+        "missing_credential.toml",
+        "8:21",
+        &[
+            "credential `missing_key_for_tests` is not set",
+            "SYNCDECK_CREDENTIAL_MISSING_KEY_FOR_TESTS",
+        ],
+    );
+}
+
+#[test]
+fn unknown_template_suggests_the_right_one() {
+    assert_error(
+        "unknown_template.toml",
+        "6:20",
+        &[
+            "unknown template `{{ execution_day }}`",
+            "did you mean `{{ execution_date }}`?",
+        ],
+    );
+}
+
+#[test]
+fn duplicate_task_ids_are_refused() {
+    assert_error("duplicate_id.toml", "9:6", &["task id `a` is used twice"]);
+}
+
+#[test]
+fn unknown_scheme_lists_the_supported_ones() {
+    assert_error(
+        "unknown_scheme.toml",
+        "5:15",
+        &["unknown scheme `gopher://`", "s3://"],
+    );
+}
+
+#[test]
+fn missing_config_file_says_how_to_give_one() {
+    let output = Command::new(env!("CARGO_BIN_EXE_syncdeck"))
+        .args(["-c", "/nonexistent/syncdeck.toml", "run"])
+        .output()
+        .expect("run syncdeck");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = common::stderr(&output);
+    assert!(
+        stderr.contains("/nonexistent/syncdeck.toml: cannot read the config"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config.example.toml");
+    let output = Command::new(env!("CARGO_BIN_EXE_syncdeck"))
+        .arg("-c")
+        .arg(&example)
+        .arg("validate")
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert!(
+        common::stdout(&output).contains("ok, "),
+        "{}",
+        common::stdout(&output)
+    );
+}
+
+#[test]
+fn seed_style_multiline_inline_tables_are_accepted() {
+    let workspace = common::Workspace::new();
+    workspace.write_config(
+        r#"
+[[tasks]]
+id = "s3_to_local"
+type = "sync"
+[tasks.properties]
+source_path = "s3://source-bucket/data/"
+destination_path = "backup/"
+recursive = true
+[tasks.properties.sync_config]
+source_config = {
+    aws_access_key_id = "AKIDEXAMPLE",
+    aws_secret_access_key = "${credential:seed_secret}",
+    region_name = "us-east-1",
+}
+"#,
+    );
+    let output = workspace
+        .command(&["validate"])
+        .env("SYNCDECK_CREDENTIAL_SEED_SECRET", "x-secret")
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", common::stderr(&output));
+}

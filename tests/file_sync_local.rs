@@ -1,0 +1,346 @@
+//! Local to local file sync through the binary: selection, decisions,
+//! names, failures and retries, history across processes.
+
+mod common;
+
+use common::{Workspace, counter, json_lines, run_of, stderr, stdout};
+
+fn sync_task(id: &str, extra: &str) -> String {
+    format!(
+        "[[tasks]]\nid = \"{id}\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\n{extra}\n"
+    )
+}
+
+fn seed_inbox(workspace: &Workspace) {
+    workspace.file("in/a.csv", b"id,name\n1,alpha\n");
+    workspace.file("in/b.json", b"{\"b\": true}");
+    workspace.file("in/c.parquet", b"PAR1....PAR1");
+    workspace.file("in/data_2024.parquet", b"PAR1 2024 PAR1");
+    workspace.file("in/notes.txt", b"not selected");
+    workspace.file("in/empty.csv", b"");
+    workspace.file("in/with space/é ü 日本.csv", b"x,y\n");
+    workspace.file("in/2024/01/jan.csv", b"1\n");
+    workspace.file("in/2024/01/deeper/deep.csv", b"2\n");
+    workspace.file("in/2025/01/other.csv", b"3\n");
+    workspace.file("in/report#1.csv", b"hash names are still files\n");
+}
+
+#[test]
+fn recursive_pattern_sync_copies_then_skips_everything_unchanged() {
+    let workspace = Workspace::new();
+    seed_inbox(&workspace);
+    workspace.write_config(&sync_task(
+        "t",
+        "pattern = \"*.{csv,json}\"\nrecursive = true",
+    ));
+
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "succeeded");
+    let expected = vec![
+        "2024/01/deeper/deep.csv",
+        "2024/01/jan.csv",
+        "2025/01/other.csv",
+        "a.csv",
+        "b.json",
+        "empty.csv",
+        "report#1.csv",
+        "with space/é ü 日本.csv",
+    ];
+    assert_eq!(
+        workspace.tree("out"),
+        expected,
+        "the csv and json files, folders kept"
+    );
+    assert_eq!(counter(run, "files_synced"), 8);
+    assert_eq!(counter(run, "files_listed"), 11);
+    assert_eq!(
+        std::fs::read(workspace.path().join("out/with space/é ü 日本.csv")).expect("read"),
+        b"x,y\n"
+    );
+    assert_eq!(
+        std::fs::read(workspace.path().join("out/empty.csv")).expect("read"),
+        b""
+    );
+
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success());
+    let rerun = run_of(&runs, "t");
+    assert_eq!(counter(rerun, "files_synced"), 0, "a rerun copies nothing");
+    assert_eq!(
+        counter(rerun, "files_skipped_unchanged"),
+        8,
+        "every file is skipped as unchanged"
+    );
+}
+
+#[test]
+fn one_level_sync_ignores_subfolders() {
+    let workspace = Workspace::new();
+    seed_inbox(&workspace);
+    workspace.write_config(&sync_task("t", "pattern = \"*.csv\""));
+    let (output, _) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        workspace.tree("out"),
+        vec!["a.csv", "empty.csv", "report#1.csv"]
+    );
+}
+
+#[test]
+fn prefix_pattern_selects_parquet_files() {
+    let workspace = Workspace::new();
+    seed_inbox(&workspace);
+    workspace.write_config(&sync_task(
+        "t",
+        "pattern = \"data_*.parquet\"\nrecursive = true",
+    ));
+    workspace.run_json(&[]);
+    assert_eq!(workspace.tree("out"), vec!["data_2024.parquet"]);
+}
+
+#[test]
+fn pattern_with_a_slash_matches_the_relative_path() {
+    let workspace = Workspace::new();
+    seed_inbox(&workspace);
+    workspace.write_config(&sync_task(
+        "t",
+        "pattern = \"2024/*/*.csv\"\nrecursive = true",
+    ));
+    workspace.run_json(&[]);
+    assert_eq!(
+        workspace.tree("out"),
+        vec!["2024/01/jan.csv"],
+        "`*` does not cross folders"
+    );
+}
+
+#[test]
+fn overwrite_false_keeps_existing_files() {
+    let workspace = Workspace::new();
+    workspace.file("in/a.csv", b"new contents");
+    workspace.file("in/b.csv", b"b");
+    workspace.file("out/a.csv", b"old");
+    workspace.write_config(&sync_task("t", "overwrite = false"));
+    let (_, runs) = workspace.run_json(&[]);
+    let run = run_of(&runs, "t");
+    assert_eq!(counter(run, "files_skipped_exists"), 1);
+    assert_eq!(counter(run, "files_synced"), 1);
+    assert_eq!(
+        std::fs::read(workspace.path().join("out/a.csv")).expect("read"),
+        b"old"
+    );
+}
+
+#[test]
+fn overwrite_true_replaces_changed_files() {
+    let workspace = Workspace::new();
+    workspace.file("in/a.csv", b"new contents");
+    workspace.file("out/a.csv", b"old");
+    workspace.write_config(&sync_task("t", "overwrite = true"));
+    let (_, runs) = workspace.run_json(&[]);
+    assert_eq!(counter(run_of(&runs, "t"), "files_synced"), 1);
+    assert_eq!(
+        std::fs::read(workspace.path().join("out/a.csv")).expect("read"),
+        b"new contents"
+    );
+
+    // Same size, source rewritten later: copied again (the source is newer).
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    workspace.file("in/a.csv", b"NEW CONTENTS");
+    let (_, runs) = workspace.run_json(&[]);
+    assert_eq!(counter(run_of(&runs, "t"), "files_synced"), 1);
+    assert_eq!(
+        std::fs::read(workspace.path().join("out/a.csv")).expect("read"),
+        b"NEW CONTENTS"
+    );
+}
+
+#[test]
+fn compare_always_copies_unchanged_files() {
+    let workspace = Workspace::new();
+    workspace.file("in/a.csv", b"a");
+    workspace.write_config(&sync_task("t", "compare = \"always\""));
+    workspace.run_json(&[]);
+    let (_, runs) = workspace.run_json(&[]);
+    assert_eq!(counter(run_of(&runs, "t"), "files_synced"), 1);
+}
+
+#[test]
+fn single_file_goes_into_a_folder_or_to_a_named_target() {
+    let workspace = Workspace::new();
+    workspace.file("in/reports/summary.csv", b"total\n42\n");
+    workspace.file("in/reports/other.csv", b"x");
+    workspace.write_config(
+        "[[tasks]]\nid = \"into_folder\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/reports/summary.csv\"\ndestination_path = \"out/{{ execution_date }}/\"\n\n\
+         [[tasks]]\nid = \"renamed\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/reports/summary.csv\"\ndestination_path = \"out/latest-{{ task_id }}.csv\"\n",
+    );
+    let (output, runs) = workspace.run_json(&["--execution-date", "2026-01-31"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(counter(run_of(&runs, "into_folder"), "files_synced"), 1);
+    assert_eq!(
+        workspace.tree("out"),
+        vec!["2026-01-31/summary.csv", "latest-renamed.csv"]
+    );
+}
+
+#[test]
+fn zero_matches_says_so() {
+    let workspace = Workspace::new();
+    workspace.file("in/a.txt", b"a");
+    workspace.write_config(&sync_task("t", "pattern = \"*.xml\""));
+    let output = workspace.run(&["run"]);
+    let text = stdout(&output);
+    assert!(text.contains("0 files matched pattern `*.xml`"), "{text}");
+    assert!(text.contains("(1 listed)"), "{text}");
+    let runs = json_lines(&workspace.run(&["history", "--json"]));
+    assert_eq!(
+        runs[0]["warning"]
+            .as_str()
+            .map(|w| w.starts_with("0 files matched")),
+        Some(true),
+        "{runs:?}"
+    );
+}
+
+#[test]
+fn plan_and_dry_run_show_decisions_without_copying() {
+    let workspace = Workspace::new();
+    workspace.file("in/new.csv", b"new");
+    workspace.file("in/same.csv", b"same");
+    workspace.file("in/kept.csv", b"kept");
+    workspace.write_config(&sync_task("t", "pattern = \"same.csv\""));
+    workspace.run_json(&[]);
+    workspace.write_config(&sync_task("t", ""));
+
+    let output = workspace.run(&["plan", "t"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.lines()
+            .any(|line| line.contains("copy (missing)") && line.ends_with("new.csv")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|line| line.contains("skip: unchanged") && line.ends_with("same.csv")),
+        "{text}"
+    );
+    assert!(text.contains("2 to copy"), "{text}");
+
+    let output = workspace.run(&["run", "--dry-run", "t"]);
+    assert!(output.status.success());
+    assert_eq!(
+        workspace.tree("out"),
+        vec!["same.csv"],
+        "a dry run copies nothing"
+    );
+}
+
+#[test]
+fn a_failed_file_is_recorded_and_retried_after_the_cause_is_fixed() {
+    let workspace = Workspace::new();
+    workspace.file("in/ok.csv", b"fine");
+    workspace.file("in/sub/blocked.csv", b"blocked");
+    // A file where the destination needs a folder: the copy cannot succeed.
+    workspace.file("out/sub", b"in the way");
+    workspace.write_config(&sync_task("t", "recursive = true"));
+
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1), "a partial run exits 1");
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "partial");
+    assert_eq!(counter(run, "files_failed"), 1);
+    assert_eq!(counter(run, "files_synced"), 1);
+
+    // A new process reads the failure back from the state store.
+    let errors = json_lines(&workspace.run(&["errors", "--json"]));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["key"], "sub/blocked.csv");
+    assert_eq!(errors[0]["kind"], "file");
+    assert_eq!(errors[0]["status"], "pending");
+    assert!(errors[0]["error"].as_str().is_some_and(|e| !e.is_empty()));
+    let history = json_lines(&workspace.run(&["history", "--json", "t"]));
+    assert_eq!(history[0]["status"], "partial");
+    assert!(
+        history[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("syncdeck errors t")),
+        "{history:?}"
+    );
+
+    std::fs::remove_file(workspace.path().join("out/sub")).expect("remove blocker");
+    let id = errors[0]["id"].as_i64().expect("id").to_string();
+    let output = workspace.run(&["retry", "t", "--batch", &id, "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let retry = &json_lines(&output)[0];
+    assert_eq!(retry["trigger"], "retry");
+    assert_eq!(
+        counter(retry, "files_synced"),
+        1,
+        "only the failed file is copied"
+    );
+    assert_eq!(workspace.tree("out"), vec!["ok.csv", "sub/blocked.csv"]);
+    assert!(
+        json_lines(&workspace.run(&["errors", "--json"])).is_empty(),
+        "nothing pending after the retry"
+    );
+    let all = json_lines(&workspace.run(&["errors", "--json", "--all"]));
+    assert_eq!(all[0]["status"], "resolved");
+
+    let output = workspace.run(&["retry", "t", "--all-failed"]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "nothing left to retry is a usage error"
+    );
+    assert!(
+        stderr(&output).contains("no pending failed items"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_failed_dependency_blocks_its_dependents() {
+    let workspace = Workspace::new();
+    workspace.file("in/a/x.csv", b"x");
+    workspace.file("out/a", b"blocker");
+    workspace.write_config(
+        "[[tasks]]\nid = \"upstream\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\nrecursive = true\n\n\
+         [[tasks]]\nid = \"downstream\"\ntype = \"sync\"\ndependencies = [\"upstream\"]\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"copy/\"\nrecursive = true\n\n\
+         [[tasks]]\nid = \"independent\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"other/\"\nrecursive = true\n",
+    );
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(run_of(&runs, "upstream")["status"], "failed");
+    assert_eq!(run_of(&runs, "downstream")["status"], "blocked");
+    assert_eq!(run_of(&runs, "independent")["status"], "succeeded");
+    assert!(
+        workspace.tree("copy").is_empty(),
+        "the blocked task did not run"
+    );
+
+    // Running only the dependent runs its dependency first...
+    let (_, runs) = workspace.run_json(&["downstream"]);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    // ...unless told not to.
+    let (output, runs) = workspace.run_json(&["downstream", "--no-deps"]);
+    assert!(output.status.success());
+    assert_eq!(runs.len(), 1);
+    assert_eq!(workspace.tree("copy"), vec!["a/x.csv"]);
+}
+
+#[test]
+fn unknown_task_on_the_command_line_is_a_usage_error() {
+    let workspace = Workspace::new();
+    workspace.write_config(&sync_task("t", ""));
+    let output = workspace.run(&["run", "nope"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no task `nope`"),
+        "{}",
+        stderr(&output)
+    );
+}
