@@ -90,6 +90,9 @@ pub struct RunCounters {
     pub totals_known: bool,
     pub files_to_copy: u64,
     pub files_synced: u64,
+    /// Of files_synced, those copied within the store without passing
+    /// through syncdeck.
+    pub files_server_side: u64,
     pub files_skipped_exists: u64,
     pub files_skipped_unchanged: u64,
     pub files_failed: u64,

@@ -94,6 +94,10 @@ impl Store for LocalStore {
         0
     }
 
+    fn time_precision(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::zero()
+    }
+
     async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
         let root = absolute(prefix);
         tokio::task::spawn_blocking(move || list_blocking(&root, recursive))

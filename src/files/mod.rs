@@ -246,13 +246,25 @@ pub async fn plan(
         })
         .collect();
 
+    // Times closer than the coarser store's precision count as equal: S3
+    // keeps whole seconds, so a file written in the same second as its
+    // upload must not look newer.
+    let modify_window = source
+        .store
+        .time_precision()
+        .max(destination.store.time_precision());
     let mut files = Vec::with_capacity(candidates.len());
     for (relative, entry) in candidates {
         if let Some(reason) = unsafe_relative_path(&relative) {
             refused.push((relative, format!("refused: {reason}")));
             continue;
         }
-        let decision = decide(properties, &entry, existing.get(relative.as_str()).copied());
+        let decision = decide(
+            properties,
+            &entry,
+            existing.get(relative.as_str()).copied(),
+            modify_window,
+        );
         files.push(PlannedFile {
             size: entry.size,
             decision,
@@ -284,7 +296,12 @@ pub async fn plan(
     })
 }
 
-fn decide(properties: &SyncProperties, source: &Entry, existing: Option<&Entry>) -> Decision {
+fn decide(
+    properties: &SyncProperties,
+    source: &Entry,
+    existing: Option<&Entry>,
+    modify_window: chrono::TimeDelta,
+) -> Decision {
     let Some(existing) = existing else {
         return Decision::CopyMissing;
     };
@@ -294,7 +311,10 @@ fn decide(properties: &SyncProperties, source: &Entry, existing: Option<&Entry>)
     if properties.compare == Compare::Always {
         return Decision::CopyForced;
     }
-    let not_newer = matches!((source.modified, existing.modified), (Some(source), Some(existing)) if source <= existing);
+    let not_newer = matches!(
+        (source.modified, existing.modified),
+        (Some(source), Some(existing)) if source <= existing + modify_window
+    );
     let same_checksum =
         matches!((&source.checksum, &existing.checksum), (Some(a), Some(b)) if a == b);
     if source.size == existing.size && (not_newer || same_checksum) {
@@ -505,8 +525,10 @@ impl Transfer<'_> {
                 .destination_store
                 .copy(&file.source, &file.destination_key, cancel)
                 .await?;
-            self.context
-                .update_counters(|counters| counters.bytes_done += file.size);
+            self.context.update_counters(|counters| {
+                counters.bytes_done += file.size;
+                counters.files_server_side += 1;
+            });
             return Ok(CopyMethod::ServerSide);
         }
         let data = self.plan.source_store.get(&file.source.key).await?;

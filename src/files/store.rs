@@ -73,6 +73,8 @@ pub(crate) trait Store: Send + Sync {
     fn describe(&self) -> String;
     /// Equal for two stores when one can copy between them server-side.
     fn identity(&self) -> u64;
+    /// How precisely the store keeps modification times.
+    fn time_precision(&self) -> chrono::TimeDelta;
     /// Lists under `prefix` (empty, or ending with `/`): one level or all.
     async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError>;
     /// The object at `key`, if there is one.
@@ -315,6 +317,10 @@ impl Store for ObjectStoreBackend {
 
     fn identity(&self) -> u64 {
         self.identity
+    }
+
+    fn time_precision(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(1)
     }
 
     async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
