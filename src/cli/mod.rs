@@ -222,7 +222,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             }
             match result {
                 Ok(record) => {
-                    let results = [TaskResult::Ran(record)];
+                    let results = [TaskResult::Ran(Box::new(record))];
                     report::results(&results, json);
                     Ok(exit_code(&results))
                 }

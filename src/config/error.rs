@@ -53,7 +53,7 @@ impl SourceText<'_> {
 
     /// Converts a `toml` parse or deserialize error, adding a "did you mean"
     /// hint to unknown-key errors.
-    pub(crate) fn from_toml(&self, error: &toml::de::Error, section: &str) -> ConfigError {
+    pub(crate) fn toml_error(&self, error: &toml::de::Error, section: &str) -> ConfigError {
         let message = error.message().trim();
         let message = match unknown_field(message) {
             Some((key, expected)) => {

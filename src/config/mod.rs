@@ -324,7 +324,7 @@ pub fn load(path: &Path, resolve: Resolve) -> Result<Config, ConfigError> {
 pub fn parse(path: &Path, text: &str, resolve: Resolve) -> Result<Config, ConfigError> {
     let source = SourceText { file: path, text };
     let mut document =
-        DeTable::parse(text).map_err(|error| source.from_toml(&error, error::SYNTAX))?;
+        DeTable::parse(text).map_err(|error| source.toml_error(&error, error::SYNTAX))?;
 
     let base_dir = path
         .parent()
@@ -524,7 +524,7 @@ fn deserialize<'de, T: Deserialize<'de>>(
     section: &str,
 ) -> Result<T, ConfigError> {
     T::deserialize(ValueDeserializer::from(value))
-        .map_err(|error| source.from_toml(&error, section))
+        .map_err(|error| source.toml_error(&error, section))
 }
 
 /// Replaces credential and environment references in every string of `value`.

@@ -51,7 +51,7 @@ pub struct RunOptions {
 /// How a task ended in a multi-task run.
 #[derive(Debug, Clone)]
 pub enum TaskResult {
-    Ran(RunRecord),
+    Ran(Box<RunRecord>),
     /// Not started because `dependency` did not succeed.
     Blocked {
         task_id: String,
@@ -436,7 +436,7 @@ impl Engine {
                     let options = options.clone();
                     running.spawn(async move {
                         match engine.run_task(&task_id, Trigger::Manual, options).await {
-                            Ok(record) => TaskResult::Ran(record),
+                            Ok(record) => TaskResult::Ran(Box::new(record)),
                             Err(error) => TaskResult::Error {
                                 task_id,
                                 message: error.to_string(),

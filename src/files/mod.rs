@@ -448,6 +448,21 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
     }
 }
 
+/// Largest piece a transfer counts and throttles at once, so progress and
+/// `bwlimit` stay smooth when a store hands over big chunks.
+const PROGRESS_PIECE: usize = 64 * 1024;
+
+/// Splits a chunk into zero-copy pieces of at most [`PROGRESS_PIECE`] bytes.
+fn split_chunk(chunk: Result<bytes::Bytes, StoreError>) -> Vec<Result<bytes::Bytes, StoreError>> {
+    match chunk {
+        Ok(bytes) if bytes.len() > PROGRESS_PIECE => (0..bytes.len())
+            .step_by(PROGRESS_PIECE)
+            .map(|start| Ok(bytes.slice(start..(start + PROGRESS_PIECE).min(bytes.len()))))
+            .collect(),
+        other => vec![other],
+    }
+}
+
 /// What one run's copies share.
 struct Transfer<'a> {
     plan: &'a FilePlan,
@@ -537,6 +552,7 @@ impl Transfer<'_> {
         let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let sent_in_stream = Arc::clone(&sent);
         let counted = data
+            .flat_map(|chunk| futures::stream::iter(split_chunk(chunk)))
             .then(move |chunk| {
                 let context = context.clone();
                 let throttle = throttle.clone();

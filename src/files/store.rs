@@ -107,8 +107,10 @@ pub(crate) fn open(
     match spec {
         LocationSpec::Local(_) => Ok(Arc::new(super::local::LocalStore)),
         LocationSpec::S3 { bucket, .. } => {
-            let mut builder =
-                object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+            let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(retry_config())
+                .with_client_options(client_options());
             if let Some(key) = &options.aws_access_key_id {
                 builder = builder.with_access_key_id(key.expose());
             }
@@ -147,8 +149,10 @@ pub(crate) fn open(
             }))
         }
         LocationSpec::Gcs { bucket, .. } => {
-            let mut builder =
-                object_store::gcp::GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+            let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(retry_config())
+                .with_client_options(client_options());
             if let Some(path) = &options.service_account_path {
                 builder = builder.with_service_account_path(path.to_string_lossy());
             }
@@ -163,7 +167,9 @@ pub(crate) fn open(
         }
         LocationSpec::Azure { container, .. } => {
             let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_container_name(container);
+                .with_container_name(container)
+                .with_retry(retry_config())
+                .with_client_options(client_options());
             if let Some(account) = &options.account_name {
                 builder = builder.with_account(account);
             }

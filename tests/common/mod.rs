@@ -285,3 +285,50 @@ impl Drop for S3Server {
         let _ = self.child.wait();
     }
 }
+
+impl S3Server {
+    /// Multipart uploads started and neither completed nor aborted.
+    pub fn pending_uploads(&self, bucket: &str) -> usize {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to S3");
+        write!(
+            stream,
+            "GET /{bucket}?uploads HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "list uploads: {response}"
+        );
+        response.matches("<Upload>").count()
+    }
+}
+
+/// Polls `syncdeck history --json` until the newest run of `task` is
+/// running with some bytes done (the engine saves counters every second).
+pub fn wait_for_bytes_in_flight(workspace: &Workspace, task: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = json_lines(&workspace.run(&["history", "--json", task]));
+        if let Some(run) = runs.first()
+            && run["status"] == "running"
+            && run["counters"]["bytes_done"].as_u64().unwrap_or(0) > 0
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never got going: {runs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Creates a sparse file of `size` bytes (reads as zeros, costs no disk).
+pub fn sparse_file(path: &Path, size: u64) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let file = std::fs::File::create(path).expect("create");
+    file.set_len(size).expect("set_len");
+}
