@@ -215,3 +215,48 @@ fn a_wrong_endpoint_fails_the_run_with_the_store_named() {
         "{run}"
     );
 }
+
+#[test]
+fn an_object_name_that_escapes_the_destination_stops_the_listing_loudly() {
+    let server = S3Server::start();
+    server.create_bucket("odd");
+    server.put("odd", "data/fine.csv", b"ok");
+    // object_store refuses to parse such a key, so write it with a raw request.
+    {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        write!(
+            stream,
+            "PUT /odd/data/a/../../escape.csv HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
+            server.port
+        )
+        .expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+    let workspace = Workspace::new();
+    workspace.write_config(&task(
+        "t",
+        "s3://odd/data/",
+        "out/",
+        "recursive = true",
+        &server,
+    ));
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "failed");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("data/a/../../escape.csv") && error.contains("rename or remove"),
+        "{error}"
+    );
+    assert!(
+        workspace
+            .tree("")
+            .iter()
+            .all(|path| !path.contains("escape")),
+        "nothing escaped the destination"
+    );
+}

@@ -311,6 +311,16 @@ impl ObjectStoreBackend {
     }
 }
 
+/// The offending name in an object_store path error, quoted.
+fn invalid_name(error: &object_store::path::Error) -> String {
+    use object_store::path::Error;
+    match error {
+        Error::EmptySegment { path } => format!("`{path}` (empty path segment)"),
+        Error::BadSegment { path, source } => format!("`{path}` ({source})"),
+        other => other.to_string(),
+    }
+}
+
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or(text).to_string()
 }
@@ -343,9 +353,13 @@ impl Store for ObjectStoreBackend {
                 match item {
                     Ok(meta) => listing.entries.push(Self::entry(meta)),
                     Err(object_store::Error::InvalidPath { source }) => {
-                        listing
-                            .refused
-                            .push((String::new(), format!("unusable object name: {source}")));
+                        // object_store rejects the whole listing page, so
+                        // carrying on would silently drop its other objects.
+                        return Err(StoreError::permanent(format!(
+                            "{}: cannot list {}; syncdeck refuses names with `..` or empty segments, rename or remove that object",
+                            self.name,
+                            invalid_name(&source)
+                        )));
                     }
                     Err(error) => return Err(self.error(prefix, error)),
                 }

@@ -1,0 +1,75 @@
+//! The shipped demo (`config.example.toml` + `assets/demo`) runs with no
+//! service, and a second run copies nothing.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{counter, json_lines, stderr};
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        let target = to.join(entry.path().strip_prefix(from).expect("under root"));
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn the_demo_runs_and_a_second_run_skips_every_file_as_unchanged() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scratch = tempfile::tempdir().expect("temp dir");
+    copy_tree(&root.join("assets"), &scratch.path().join("assets"));
+    std::fs::copy(
+        root.join("config.example.toml"),
+        scratch.path().join("config.example.toml"),
+    )
+    .expect("copy config");
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_syncdeck"))
+            .current_dir(scratch.path())
+            .args(["-c", "config.example.toml", "run", "--json"])
+            .output()
+            .expect("run")
+    };
+
+    let first = run();
+    assert!(first.status.success(), "{}", stderr(&first));
+    let runs = json_lines(&first);
+    assert!(!runs.is_empty());
+    assert!(
+        runs.iter().all(|run| run["status"] == "succeeded"),
+        "{runs:?}"
+    );
+    assert!(
+        runs.iter()
+            .map(|run| counter(run, "files_synced"))
+            .sum::<u64>()
+            > 0,
+        "the first run copies files"
+    );
+
+    let second = run();
+    assert!(second.status.success(), "{}", stderr(&second));
+    for run in json_lines(&second) {
+        assert_eq!(counter(&run, "files_synced"), 0, "{run}");
+        let skipped =
+            counter(&run, "files_skipped_unchanged") + counter(&run, "files_skipped_exists");
+        assert_eq!(
+            skipped,
+            counter(&run, "files_matched"),
+            "every file skipped: {run}"
+        );
+    }
+    assert!(
+        scratch.path().join(".syncdeck/state.db").exists(),
+        "state is kept beside the config"
+    );
+}
