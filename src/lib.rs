@@ -10,12 +10,14 @@
 //! - [`state`]: the state store (`sync_logs`, `failed_items`,
 //!   `watermarks`) behind a trait, with the embedded SQLite store.
 //! - [`logging`]: `tracing` to a rolling file and stderr, redacted.
+//! - [`console`]: the terminal UI: model (`app`), keymap, views, theme.
 //! - [`cli`]: the command line: `run`, `plan`, `validate`, `history`,
 //!   `errors`, `retry`.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod engine;
 pub mod files;
 pub mod logging;

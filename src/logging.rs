@@ -1,7 +1,9 @@
 //! Logging setup: `tracing` events go to a daily rolling file in `log_dir`
-//! and, for headless runs, to stderr. Every line passes through secret
-//! redaction before it is written. Task events carry `task_id` and
-//! `run_id` through the `run` span the engine opens around each run.
+//! and either to stderr (headless runs) or to a bounded in-memory buffer
+//! (the console's log view; nothing is written to the terminal behind the
+//! UI). Every line passes through secret redaction before it is kept.
+//! Task events carry `task_id` and `run_id` through the `run` span the
+//! engine opens around each run.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -18,12 +20,14 @@ pub struct LoggingGuard {
     _file: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
-/// What reaches stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where log lines go besides the file.
+#[derive(Debug, Clone)]
 pub enum StderrLogs {
     Off,
     Warnings,
     Info,
+    /// Into the console's buffer (and never to the terminal).
+    Buffer(LogBuffer),
 }
 
 /// A writer that masks registered secrets in whatever passes through it.
@@ -74,10 +78,19 @@ pub fn init(log_dir: &Path, stderr: StderrLogs) -> LoggingGuard {
             (None, None)
         }
     };
+    let buffer_layer = match &stderr {
+        StderrLogs::Buffer(buffer) => Some(
+            BufferLayer {
+                buffer: buffer.clone(),
+            }
+            .with_filter_boxed(filter()),
+        ),
+        _ => None,
+    };
     let stderr_layer = match stderr {
-        StderrLogs::Off => None,
+        StderrLogs::Off | StderrLogs::Buffer(_) => None,
         level => {
-            let filter = if level == StderrLogs::Info {
+            let filter = if matches!(level, StderrLogs::Info) {
                 "info"
             } else {
                 "warn"
@@ -96,6 +109,7 @@ pub fn init(log_dir: &Path, stderr: StderrLogs) -> LoggingGuard {
     let _ = tracing_subscriber::registry()
         .with(file_layer)
         .with(stderr_layer)
+        .with(buffer_layer)
         .try_init();
     LoggingGuard { _file: guard }
 }
@@ -118,5 +132,265 @@ where
         filter: EnvFilter,
     ) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync> {
         Box::new(tracing_subscriber::Layer::with_filter(self, filter))
+    }
+}
+
+/// One line of the console's log view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub time: chrono::DateTime<chrono::Utc>,
+    pub level: tracing::Level,
+    pub task_id: Option<String>,
+    pub run_id: Option<i64>,
+    /// The message and the event's other fields, redacted.
+    pub message: String,
+}
+
+/// The newest log lines, at most `capacity` of them: older lines are
+/// dropped, so memory stays flat however long the console runs.
+#[derive(Clone)]
+pub struct LogBuffer {
+    ring: std::sync::Arc<std::sync::Mutex<LogRing>>,
+    /// Wakes the console when lines arrive, without polling.
+    changed: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for LogBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogBuffer")
+            .field("total", &self.total())
+            .finish()
+    }
+}
+
+pub struct LogRing {
+    pub lines: std::collections::VecDeque<LogLine>,
+    capacity: usize,
+    /// Lines ever pushed, so views can tell how many scrolled out.
+    pub total: u64,
+}
+
+/// Lines the console keeps by default.
+pub const DEFAULT_LOG_CAPACITY: usize = 10_000;
+
+impl LogBuffer {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            ring: std::sync::Arc::new(std::sync::Mutex::new(LogRing {
+                lines: std::collections::VecDeque::with_capacity(
+                    capacity.min(DEFAULT_LOG_CAPACITY),
+                ),
+                capacity: capacity.max(1),
+                total: 0,
+            })),
+            changed: std::sync::Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
+    pub fn push(&self, line: LogLine) {
+        {
+            let mut ring = self.lock();
+            if ring.lines.len() == ring.capacity {
+                ring.lines.pop_front();
+            }
+            ring.lines.push_back(line);
+            ring.total += 1;
+        }
+        self.changed.notify_one();
+    }
+
+    /// The ring, locked: hold it only while reading.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, LogRing> {
+        match self.ring.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.lock().total
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Resolves when lines were pushed since the last call.
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+}
+
+/// The `task_id` and `run_id` of a span, kept in its extensions.
+#[derive(Default, Clone)]
+struct RunFields {
+    task_id: Option<String>,
+    run_id: Option<i64>,
+}
+
+impl tracing::field::Visit for RunFields {
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        if field.name() == "run_id" {
+            self.run_id = Some(value);
+        }
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        if field.name() == "run_id" {
+            self.run_id = i64::try_from(value).ok();
+        }
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "task_id" {
+            self.task_id = Some(value.to_string());
+        }
+    }
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "task_id" {
+            self.task_id = Some(format!("{value:?}").trim_matches('"').to_string());
+        }
+    }
+}
+
+/// An event's message followed by its other fields as `key=value`.
+#[derive(Default)]
+struct EventText {
+    message: String,
+    fields: String,
+    run: RunFields,
+}
+
+impl tracing::field::Visit for EventText {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write as _;
+        match field.name() {
+            "message" => {
+                let _ = write!(self.message, "{value:?}");
+            }
+            "task_id" | "run_id" => self.run.record_debug(field, value),
+            name => {
+                let _ = write!(self.fields, " {name}={value:?}");
+            }
+        }
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        use std::fmt::Write as _;
+        match field.name() {
+            "message" => self.message.push_str(value),
+            "task_id" => self.run.task_id = Some(value.to_string()),
+            name => {
+                let _ = write!(self.fields, " {name}={value}");
+            }
+        }
+    }
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        if field.name() == "run_id" {
+            self.run.run_id = Some(value);
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+}
+
+struct BufferLayer {
+    buffer: LogBuffer,
+}
+
+impl<S> tracing_subscriber::Layer<S> for BufferLayer
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attributes: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        context: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut fields = RunFields::default();
+        attributes.record(&mut fields);
+        if (fields.task_id.is_some() || fields.run_id.is_some())
+            && let Some(span) = context.span(id)
+        {
+            span.extensions_mut().insert(fields);
+        }
+    }
+
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        context: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut text = EventText::default();
+        event.record(&mut text);
+        if let Some(scope) = context.event_scope(event) {
+            for span in scope {
+                if let Some(fields) = span.extensions().get::<RunFields>() {
+                    text.run.task_id = text.run.task_id.take().or_else(|| fields.task_id.clone());
+                    text.run.run_id = text.run.run_id.or(fields.run_id);
+                }
+            }
+        }
+        let message = format!("{}{}", text.message, text.fields);
+        self.buffer.push(LogLine {
+            time: chrono::Utc::now(),
+            level: *event.metadata().level(),
+            task_id: text.run.task_id,
+            run_id: text.run.run_id,
+            message: redact(&message).into_owned(),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(message: &str) -> LogLine {
+        LogLine {
+            time: chrono::Utc::now(),
+            level: tracing::Level::INFO,
+            task_id: None,
+            run_id: None,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn the_buffer_keeps_only_the_newest_lines() {
+        let buffer = LogBuffer::new(3);
+        for index in 0..10 {
+            buffer.push(line(&index.to_string()));
+        }
+        let ring = buffer.lock();
+        let kept: Vec<&str> = ring
+            .lines
+            .iter()
+            .map(|line| line.message.as_str())
+            .collect();
+        assert_eq!(kept, ["7", "8", "9"]);
+        assert_eq!(ring.total, 10);
+    }
+
+    #[test]
+    fn events_inside_a_run_span_carry_its_ids() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let buffer = LogBuffer::new(10);
+        let subscriber = tracing_subscriber::registry().with(BufferLayer {
+            buffer: buffer.clone(),
+        });
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("run", task_id = %"copy_files", run_id = 42i64);
+            let _entered = span.enter();
+            tracing::warn!(path = "a.csv", "file failed");
+        });
+        let ring = buffer.lock();
+        let logged = &ring.lines[0];
+        assert_eq!(logged.task_id.as_deref(), Some("copy_files"));
+        assert_eq!(logged.run_id, Some(42));
+        assert_eq!(logged.level, tracing::Level::WARN);
+        assert_eq!(logged.message, "file failed path=a.csv");
     }
 }

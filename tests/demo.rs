@@ -1,5 +1,6 @@
 //! The shipped demo (`config.example.toml` + `assets/demo`) runs with no
-//! service, and a second run copies nothing.
+//! service: its quick tasks copy once and then skip everything, and the
+//! task built to fail ends partial with its failures recorded.
 
 mod common;
 
@@ -35,7 +36,15 @@ fn the_demo_runs_and_a_second_run_skips_every_file_as_unchanged() {
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_syncdeck"))
             .current_dir(scratch.path())
-            .args(["-c", "config.example.toml", "run", "--json"])
+            .args([
+                "-c",
+                "config.example.toml",
+                "run",
+                "--json",
+                "sync_csv_files",
+                "archive_summary",
+                "keep_first_copy",
+            ])
             .output()
             .expect("run")
     };
@@ -72,4 +81,39 @@ fn the_demo_runs_and_a_second_run_skips_every_file_as_unchanged() {
         scratch.path().join(".syncdeck/state.db").exists(),
         "state is kept beside the config"
     );
+}
+
+#[test]
+fn the_demo_failure_task_ends_partial_until_its_cause_is_removed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scratch = tempfile::tempdir().expect("temp dir");
+    copy_tree(&root.join("assets"), &scratch.path().join("assets"));
+    std::fs::copy(
+        root.join("config.example.toml"),
+        scratch.path().join("config.example.toml"),
+    )
+    .expect("copy config");
+    let syncdeck = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_syncdeck"))
+            .current_dir(scratch.path())
+            .arg("-c")
+            .arg("config.example.toml")
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    let output = syncdeck(&["run", "--json", "publish_reports"]);
+    assert_eq!(output.status.code(), Some(1));
+    let run = &json_lines(&output)[0];
+    assert_eq!(run["status"], "partial");
+    assert_eq!(
+        counter(run, "files_failed"),
+        2,
+        "reports/summary.csv and reports/manifest.json"
+    );
+    std::fs::remove_file(scratch.path().join("assets/demo/published/reports"))
+        .expect("remove the blocker");
+    let output = syncdeck(&["retry", "publish_reports", "--all-failed", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(counter(&json_lines(&output)[0], "files_synced"), 2);
 }

@@ -28,13 +28,16 @@ struct Cli {
     /// Config file (default: $SYNCDECK_CONFIG, then ./syncdeck.toml)
     #[arg(short, long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Console: watch only; start, retry, cancel and pause are disabled
+    #[arg(long, global = true)]
+    read_only: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Open the console (not built yet in this version)
+    /// Open the console (the default)
     Tui,
     /// Run tasks headless, dependencies first
     Run(RunArgs),
@@ -175,9 +178,7 @@ async fn open_engine(config: Config) -> Result<Arc<Engine>, Failure> {
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let config_path = cli.config.as_deref();
     match cli.command {
-        None | Some(Command::Tui) => Err(usage(
-            "the console is not built yet in this version; use `syncdeck run` (see README)".into(),
-        )),
+        None | Some(Command::Tui) => console(config_path, cli.read_only).await,
         Some(Command::Daemon) => Err(usage(
             "the daemon is not built yet in this version; run `syncdeck run` from cron (see README)".into(),
         )),
@@ -231,6 +232,25 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             }
         }
     }
+}
+
+async fn console(config_path: Option<&Path>, read_only: bool) -> Result<u8, Failure> {
+    let config = load(config_path, Resolve::Everything)?;
+    if !std::io::stdout().is_terminal() {
+        return Err(usage(
+            "the console needs a terminal; use `syncdeck run` for headless runs".into(),
+        ));
+    }
+    let buffer = crate::logging::LogBuffer::new(crate::logging::DEFAULT_LOG_CAPACITY);
+    let _logs = logging::init(
+        &config.resolve_path(&config.engine.log_dir),
+        StderrLogs::Buffer(buffer.clone()),
+    );
+    let engine = open_engine(config).await?;
+    crate::console::run(engine, buffer, read_only)
+        .await
+        .context("console")?;
+    Ok(0)
 }
 
 fn exit_code(results: &[TaskResult]) -> u8 {

@@ -9,6 +9,7 @@
 
 mod credentials;
 mod error;
+pub mod keys;
 pub mod template;
 mod validate;
 
@@ -39,7 +40,7 @@ pub struct Config {
     pub base_dir: PathBuf,
     pub engine: EngineConfig,
     pub credentials: CredentialsConfig,
-    /// Key remapping for the console: action name → key.
+    /// Console key for every action (defaults merged with `[keys]`).
     pub keys: BTreeMap<String, String>,
     pub tasks: Vec<TaskConfig>,
 }
@@ -376,7 +377,7 @@ pub fn parse(path: &Path, text: &str, resolve: Resolve) -> Result<Config, Config
         base_dir,
         engine: top.engine,
         credentials: top.credentials,
-        keys: top.keys,
+        keys: check_keys(&source, &top.keys)?,
         tasks,
     };
     validate::validate(&source, &config, &spans)?;
@@ -391,7 +392,52 @@ struct TopLevel {
     #[serde(default)]
     credentials: CredentialsConfig,
     #[serde(default)]
-    keys: BTreeMap<String, String>,
+    keys: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+/// Checks `[keys]`: known actions, valid keys, no key bound twice.
+fn check_keys(
+    source: &SourceText<'_>,
+    keys: &BTreeMap<Spanned<String>, Spanned<String>>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let names = keys::action_names();
+    let mut bound: BTreeMap<String, String> = keys::ACTIONS
+        .iter()
+        .map(|(name, key, _)| (name.to_string(), key.to_string()))
+        .collect();
+    for (action, key) in keys {
+        if !names.contains(&action.get_ref().as_str()) {
+            let hint = error::did_you_mean(action.get_ref(), &names)
+                .map(|best| format!("did you mean `{best}`?"))
+                .unwrap_or_else(|| format!("actions are {}", names.join(", ")));
+            return Err(source.error(
+                Some(action.span()),
+                format!("[keys] has unknown action `{}`; {hint}", action.get_ref()),
+            ));
+        }
+        keys::parse_key(key.get_ref()).map_err(|message| {
+            source.error(
+                Some(key.span()),
+                format!("[keys] {}: {message}", action.get_ref()),
+            )
+        })?;
+        bound.insert(action.get_ref().clone(), key.get_ref().clone());
+    }
+    let mut by_key: std::collections::HashMap<keys::KeySpec, &str> =
+        std::collections::HashMap::new();
+    for (action, key) in &bound {
+        let Ok(spec) = keys::parse_key(key) else {
+            continue;
+        };
+        if let Some(other) = by_key.insert(spec, action) {
+            let span = keys
+                .iter()
+                .find(|(name, _)| name.get_ref() == action || name.get_ref() == other)
+                .map(|(_, key)| key.span());
+            return Err(source.error(span, format!("[keys] `{key}` is bound to both `{other}` and `{action}`; give one of them another key")));
+        }
+    }
+    Ok(bound)
 }
 
 #[derive(Deserialize)]

@@ -37,6 +37,8 @@ pub enum EngineError {
     UnknownTask(String),
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("task `{0}` is already queued or running; cancel it or wait for it to finish")]
+    AlreadyRunning(String),
     #[error("task `{task_id}` has no pending failed items{which}")]
     NothingToRetry { task_id: String, which: String },
 }
@@ -88,6 +90,24 @@ pub struct Engine {
     slots: Arc<Semaphore>,
     /// Parent of every run's cancel token: cancelling it stops all runs.
     shutdown: CancellationToken,
+    /// Tasks with a run queued or running: a task runs at most once at a time.
+    busy: Mutex<HashSet<String>>,
+}
+
+/// Releases a task's place in `Engine::busy` however its run ends.
+struct BusyGuard<'a> {
+    engine: &'a Engine,
+    task_id: String,
+}
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        let mut busy = match self.engine.busy.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        busy.remove(&self.task_id);
+    }
 }
 
 impl Engine {
@@ -112,6 +132,7 @@ impl Engine {
             events,
             active: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
+            busy: Mutex::new(HashSet::new()),
         }))
     }
 
@@ -184,6 +205,28 @@ impl Engine {
             .collect()
     }
 
+    /// Whether a run of `task_id` is queued or running.
+    pub fn is_busy(&self, task_id: &str) -> bool {
+        match self.busy.lock() {
+            Ok(busy) => busy.contains(task_id),
+            Err(poisoned) => poisoned.into_inner().contains(task_id),
+        }
+    }
+
+    fn reserve(&self, task_id: &str) -> Result<BusyGuard<'_>, EngineError> {
+        let mut busy = match self.busy.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if !busy.insert(task_id.to_string()) {
+            return Err(EngineError::AlreadyRunning(task_id.to_string()));
+        }
+        Ok(BusyGuard {
+            engine: self,
+            task_id: task_id.to_string(),
+        })
+    }
+
     fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, ActiveRun>> {
         match self.active.lock() {
             Ok(guard) => guard,
@@ -249,6 +292,7 @@ impl Engine {
             .task(task_id)
             .ok_or_else(|| EngineError::UnknownTask(task_id.to_string()))?
             .clone();
+        let _busy = self.reserve(&task.id)?;
         // Closed only if the semaphore is dropped, which the engine never does.
         let _slot = Arc::clone(&self.slots).acquire_owned().await.ok();
 

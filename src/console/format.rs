@@ -1,0 +1,89 @@
+//! Short human forms of sizes, durations, ages and rates for the views.
+
+use chrono::TimeDelta;
+
+pub fn size(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).display().iec_short().to_string()
+}
+
+pub fn rate(bytes_per_second: f64) -> String {
+    format!("{}/s", size(bytes_per_second.max(0.0) as u64))
+}
+
+/// `0:42`, `12:05`, `1:02:03`.
+pub fn clock(duration: TimeDelta) -> String {
+    let seconds = duration.num_seconds().max(0);
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if hours > 0 {
+        format!("{hours}:{minutes:02}:{seconds:02}")
+    } else {
+        format!("{minutes}:{seconds:02}")
+    }
+}
+
+/// `just now`, `42s ago`, `5m ago`, `3h ago`, `2d ago`.
+pub fn age(duration: TimeDelta) -> String {
+    let seconds = duration.num_seconds();
+    match seconds {
+        ..5 => "just now".into(),
+        5..60 => format!("{seconds}s ago"),
+        60..3600 => format!("{}m ago", seconds / 60),
+        3600..86400 => format!("{}h ago", seconds / 3600),
+        _ => format!("{}d ago", seconds / 86400),
+    }
+}
+
+/// `0.4s`, `12s`, `3m 05s`.
+pub fn duration_ms(milliseconds: i64) -> String {
+    if milliseconds < 10_000 {
+        format!("{:.1}s", milliseconds as f64 / 1000.0)
+    } else if milliseconds < 60_000 {
+        format!("{}s", milliseconds / 1000)
+    } else {
+        format!(
+            "{}m {:02}s",
+            milliseconds / 60_000,
+            milliseconds / 1000 % 60
+        )
+    }
+}
+
+/// Thousands separators: `1,204`.
+pub fn count(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// Cuts `text` to `width` characters, ending with `…` when cut.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_string()
+    } else if width == 0 {
+        String::new()
+    } else {
+        let mut cut: String = text.chars().take(width - 1).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        assert_eq!(count(1_204_000), "1,204,000");
+        assert_eq!(clock(TimeDelta::seconds(72)), "1:12");
+        assert_eq!(age(TimeDelta::seconds(150)), "2m ago");
+        assert_eq!(fit("abcdef", 4), "abc…");
+        assert_eq!(duration_ms(65_000), "1m 05s");
+    }
+}

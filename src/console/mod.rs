@@ -1,0 +1,221 @@
+//! The console: an interactive terminal UI over the engine.
+//!
+//! One loop waits for the next message (a key, an engine event, new log
+//! lines, a load result or a tick), then drains whatever else is queued,
+//! updates the model and draws at most one frame. Nothing is drawn while
+//! nothing changes, so an idle console costs almost no CPU. The terminal
+//! is restored on every exit, a panic included.
+
+pub mod app;
+mod format;
+pub mod keymap;
+pub mod theme;
+pub mod views;
+
+#[cfg(test)]
+mod tests;
+
+use std::io::{self, IsTerminal};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures::StreamExt;
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::engine::Engine;
+use crate::logging::LogBuffer;
+use app::{App, Command, Msg};
+use keymap::Keymap;
+use theme::Theme;
+
+/// How often the clock, ETA and countdowns are refreshed.
+const TICK: Duration = Duration::from_millis(250);
+/// Longest wait for cancelled runs to wind down when quitting.
+const QUIT_GRACE: Duration = Duration::from_secs(10);
+/// Runs loaded at start to show each task's last result.
+const RECENT_RUNS: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsoleError {
+    #[error("the console needs a terminal; use `syncdeck run` for headless runs")]
+    NotATerminal,
+    #[error("terminal: {0}")]
+    Terminal(#[from] io::Error),
+}
+
+/// Runs the console until the operator quits.
+pub async fn run(
+    engine: Arc<Engine>,
+    logs: LogBuffer,
+    read_only: bool,
+) -> Result<(), ConsoleError> {
+    if !io::stdout().is_terminal() {
+        return Err(ConsoleError::NotATerminal);
+    }
+    let config = Arc::clone(engine.config());
+    let mut app = App::new(
+        &config,
+        Keymap::new(&config.keys),
+        logs.clone(),
+        engine.state().kind(),
+        read_only,
+    );
+    app.utc_offset = *chrono::Local::now().offset();
+    let mut terminal = enter_terminal()?;
+    let result = event_loop(&mut terminal, &mut app, &engine, &logs).await;
+    restore_terminal();
+    if !engine.active_runs().is_empty() {
+        engine.cancel_all();
+        let deadline = tokio::time::Instant::now() + QUIT_GRACE;
+        while !engine.active_runs().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    result
+}
+
+type ConsoleTerminal = Terminal<CrosstermBackend<io::Stdout>>;
+
+fn enter_terminal() -> Result<ConsoleTerminal, io::Error> {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        // Restore first, so the panic message lands on a normal screen.
+        restore_terminal();
+        previous(info);
+    }));
+    crossterm::terminal::enable_raw_mode()?;
+    crossterm::execute!(
+        io::stdout(),
+        crossterm::terminal::EnterAlternateScreen,
+        crossterm::cursor::Hide
+    )?;
+    Terminal::new(CrosstermBackend::new(io::stdout()))
+}
+
+fn restore_terminal() {
+    let _ = crossterm::terminal::disable_raw_mode();
+    let _ = crossterm::execute!(
+        io::stdout(),
+        crossterm::terminal::LeaveAlternateScreen,
+        crossterm::cursor::Show
+    );
+}
+
+async fn event_loop(
+    terminal: &mut ConsoleTerminal,
+    app: &mut App,
+    engine: &Arc<Engine>,
+    logs: &LogBuffer,
+) -> Result<(), ConsoleError> {
+    let theme = Theme::from_env();
+    let mut terminal_events = EventStream::new();
+    let mut engine_events = engine.subscribe();
+    // Results of state-store reads come back here as messages.
+    let (loaded_tx, mut loaded_rx) = mpsc::channel::<Msg>(16);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+
+    let mut pending = app.init();
+    let mut first_frame = true;
+    loop {
+        for command in pending.drain(..) {
+            if command == Command::Quit {
+                return Ok(());
+            }
+            carry_out(command, engine, &loaded_tx);
+        }
+        if app.dirty {
+            app.dirty = false;
+            terminal
+                .draw(|frame| frame.render_widget(views::Screen { app, theme }, frame.area()))?;
+            if first_frame {
+                first_frame = false;
+                inject_panic_for_tests();
+            }
+        }
+        let message = tokio::select! {
+            event = terminal_events.next() => match event {
+                Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => Msg::Key(key),
+                Some(Ok(Event::Resize(..))) => Msg::Resized,
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => return Err(error.into()),
+                None => return Ok(()),
+            },
+            event = engine_events.recv() => match event {
+                Ok(event) => Msg::Engine(event),
+                Err(broadcast::error::RecvError::Lagged(_)) => Msg::EngineLagged,
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            _ = logs.changed() => Msg::LogsChanged,
+            Some(message) = loaded_rx.recv() => message,
+            _ = tick.tick() => Msg::Tick,
+        };
+        app.set_now(chrono::Utc::now());
+        pending = app.update(message);
+        // Drain what else is queued before drawing once.
+        loop {
+            match engine_events.try_recv() {
+                Ok(event) => pending.extend(app.update(Msg::Engine(event))),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    pending.extend(app.update(Msg::EngineLagged))
+                }
+                Err(_) => break,
+            }
+        }
+        while let Ok(message) = loaded_rx.try_recv() {
+            pending.extend(app.update(message));
+        }
+    }
+}
+
+/// Starts what a command asks for; reads report back through `loaded`.
+fn carry_out(command: Command, engine: &Arc<Engine>, loaded: &mpsc::Sender<Msg>) {
+    let state = Arc::clone(engine.state());
+    let loaded = loaded.clone();
+    match command {
+        Command::Quit => {}
+        Command::Engine(command) => engine.execute(command),
+        Command::LoadRuns => {
+            tokio::spawn(async move {
+                match state.runs(None, RECENT_RUNS).await {
+                    Ok(runs) => {
+                        let _ = loaded.send(Msg::RunsLoaded(runs)).await;
+                    }
+                    Err(error) => tracing::error!(%error, "could not read runs"),
+                }
+            });
+        }
+        Command::LoadHistory { task_id } => {
+            tokio::spawn(async move {
+                match state.runs(Some(&task_id), 200).await {
+                    Ok(runs) => {
+                        let _ = loaded.send(Msg::HistoryLoaded(runs)).await;
+                    }
+                    Err(error) => tracing::error!(%error, "could not read history"),
+                }
+            });
+        }
+        Command::LoadFailedItems => {
+            tokio::spawn(async move {
+                match state.failed_items(None, true).await {
+                    Ok(items) => {
+                        let _ = loaded.send(Msg::FailedItemsLoaded(items)).await;
+                    }
+                    Err(error) => tracing::error!(%error, "could not read failed items"),
+                }
+            });
+        }
+    }
+}
+
+/// Debug builds panic after the first frame when `SYNCDECK_DEBUG_PANIC` is
+/// set, so tests can check that a panic restores the terminal.
+fn inject_panic_for_tests() {
+    #[cfg(debug_assertions)]
+    if std::env::var_os("SYNCDECK_DEBUG_PANIC").is_some() {
+        panic!("injected panic (SYNCDECK_DEBUG_PANIC is set)");
+    }
+}

@@ -1,0 +1,313 @@
+//! A task's run: counters, progress, throughput, ETA, failing items and
+//! (in the full view) the most recent items with their decisions.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Sparkline, Widget, Wrap};
+
+use crate::console::app::{ActiveRun, App, ItemOutcome, RecentItem, TaskState};
+use crate::console::format;
+use crate::console::theme::Theme;
+use crate::engine::event::CopyMethod;
+
+/// The right-hand panel of the task list.
+pub struct SummaryView<'a> {
+    pub app: &'a App,
+    pub theme: Theme,
+}
+
+/// The full-screen run detail.
+pub struct DetailView<'a> {
+    pub app: &'a App,
+    pub theme: Theme,
+}
+
+fn header(task: &TaskState, app: &App, theme: Theme) -> Line<'static> {
+    if let Some(active) = &task.active {
+        let elapsed = format::clock(app.now - active.started_at);
+        let what = if active.cancel_requested {
+            "cancelling"
+        } else {
+            "running"
+        };
+        return Line::from(vec![
+            Span::styled(task.id.clone(), theme.title()),
+            Span::raw(format!(" · run {} · ", active.run_id)),
+            Span::styled(format!("{what} {elapsed}"), theme.running()),
+            Span::styled(format!(" · {}", active.trigger), theme.dim()),
+        ]);
+    }
+    match &task.last {
+        Some(last) => {
+            let age = last
+                .completed_at
+                .map(|at| format::age(app.now - at))
+                .unwrap_or_default();
+            let took = last
+                .duration_ms
+                .map(format::duration_ms)
+                .unwrap_or_default();
+            Line::from(vec![
+                Span::styled(task.id.clone(), theme.title()),
+                Span::raw(format!(" · run {} · ", last.run_id)),
+                Span::styled(last.status.to_string(), theme.status(last.status)),
+                Span::styled(
+                    format!(" {age} · took {took} · {}", last.trigger),
+                    theme.dim(),
+                ),
+            ])
+        }
+        None => Line::from(vec![
+            Span::styled(task.id.clone(), theme.title()),
+            Span::styled(" · never run", theme.dim()),
+        ]),
+    }
+}
+
+fn active_lines(active: &ActiveRun, app: &App, theme: Theme, width: usize) -> Vec<Line<'static>> {
+    let counters = &active.counters;
+    let mut lines = vec![Line::from(vec![
+        Span::styled("files  ", theme.dim()),
+        Span::raw(super::file_counts(counters)),
+    ])];
+    if counters.totals_known {
+        lines.push(Line::from(vec![
+            Span::styled("       ", theme.dim()),
+            Span::raw(format!(
+                "queued {}  active {}  of {} to copy",
+                format::count(counters.files_queued()),
+                format::count(counters.files_active),
+                format::count(counters.files_to_copy)
+            )),
+        ]));
+        let rate = active
+            .rate()
+            .map(format::rate)
+            .unwrap_or_else(|| "measuring…".into());
+        let eta = active
+            .eta()
+            .map(|eta| format!(" · ETA {}", format::clock(eta)))
+            .unwrap_or_default();
+        lines.push(Line::from(vec![
+            Span::styled("bytes  ", theme.dim()),
+            Span::raw(format!(
+                "{} of {} · {rate}{eta}",
+                format::size(counters.bytes_done),
+                format::size(counters.bytes_total)
+            )),
+        ]));
+        let fraction = active.fraction().unwrap_or(0.0);
+        let bar_width = width.saturating_sub(13).min(60);
+        lines.push(Line::from(vec![
+            Span::styled("       ", theme.dim()),
+            Span::styled(super::bar(fraction, bar_width), theme.running()),
+            Span::raw(format!(" {:>3.0}%", fraction * 100.0)),
+        ]));
+    } else {
+        lines.push(Line::from(vec![
+            Span::styled("bytes  ", theme.dim()),
+            Span::styled(
+                format!(
+                    "counting… ({} listed so far)",
+                    format::count(counters.files_listed)
+                ),
+                theme.running(),
+            ),
+        ]));
+    }
+    let mut failing: Vec<&RecentItem> = active.retrying.values().collect();
+    failing.sort_by(|a, b| a.path.cmp(&b.path));
+    if !failing.is_empty() {
+        lines.push(Line::styled("Failing now", theme.error()));
+        for item in failing.iter().take(4) {
+            lines.push(item_line(item, app, theme));
+        }
+    }
+    lines
+}
+
+fn item_line(item: &RecentItem, app: &App, theme: Theme) -> Line<'static> {
+    match &item.outcome {
+        ItemOutcome::Synced { bytes, method } => {
+            let how = if *method == CopyMethod::ServerSide {
+                " server-side"
+            } else {
+                ""
+            };
+            Line::from(vec![
+                Span::styled(" copied  ", theme.ok()),
+                Span::raw(format!("{} ({}{how})", item.path, format::size(*bytes))),
+            ])
+        }
+        ItemOutcome::Skipped(reason) => Line::from(vec![
+            Span::styled(format!(" skip: {:<9}", reason.as_str()), theme.dim()),
+            Span::raw(item.path.clone()),
+        ]),
+        ItemOutcome::Failed {
+            error,
+            attempt,
+            max_attempts,
+            retry_at,
+        } => {
+            let next = match retry_at {
+                Some(at) if *at > app.now => {
+                    format!(" · retry in {}s", (*at - app.now).num_seconds() + 1)
+                }
+                Some(_) => " · retrying".into(),
+                None => String::new(),
+            };
+            Line::from(vec![
+                Span::styled(
+                    format!(" failed {attempt}/{max_attempts}{next} "),
+                    theme.error(),
+                ),
+                Span::raw(format!("{}: {error}", item.path)),
+            ])
+        }
+    }
+}
+
+fn finished_lines(task: &TaskState, app: &App, theme: Theme) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    if let Some(last) = &task.last {
+        let counters = &last.counters;
+        lines.push(Line::from(vec![
+            Span::styled("files  ", theme.dim()),
+            Span::raw(super::file_counts(counters)),
+        ]));
+        lines.push(Line::from(vec![
+            Span::styled("       ", theme.dim()),
+            Span::raw(format!(
+                "skipped: exists {}, unchanged {} · listed {}",
+                format::count(counters.files_skipped_exists),
+                format::count(counters.files_skipped_unchanged),
+                format::count(counters.files_listed)
+            )),
+        ]));
+        lines.push(Line::from(vec![
+            Span::styled("bytes  ", theme.dim()),
+            Span::raw(format::size(counters.bytes_done)),
+        ]));
+        if let Some(error) = &last.error {
+            lines.push(Line::from(vec![
+                Span::styled("error  ", theme.error()),
+                Span::raw(error.clone()),
+            ]));
+        }
+        if let Some(warning) = &last.warning {
+            lines.push(Line::from(vec![
+                Span::styled("note   ", theme.warn()),
+                Span::raw(warning.clone()),
+            ]));
+        }
+    }
+    if task.pending_failures > 0 {
+        let retry = app.keymap.label("retry");
+        lines.push(Line::styled(
+            format!(
+                "{} failed item(s) pending · {retry} to retry",
+                task.pending_failures
+            ),
+            theme.warn(),
+        ));
+        for item in app
+            .pending_items()
+            .into_iter()
+            .filter(|item| item.task_id == task.id)
+            .take(3)
+        {
+            lines.push(Line::from(vec![
+                Span::styled(format!(" #{} {}x ", item.id, item.attempts), theme.error()),
+                Span::raw(format!("{}: {}", item.key, item.error)),
+            ]));
+        }
+    }
+    lines
+}
+
+fn body_lines(task: &TaskState, app: &App, theme: Theme, width: usize) -> Vec<Line<'static>> {
+    let mut lines = vec![header(task, app, theme)];
+    match &task.active {
+        Some(active) => lines.extend(active_lines(active, app, theme, width)),
+        None => lines.extend(finished_lines(task, app, theme)),
+    }
+    lines
+}
+
+impl Widget for SummaryView<'_> {
+    fn render(self, area: Rect, buffer: &mut Buffer) {
+        let block = Block::bordered()
+            .border_style(self.theme.dim())
+            .title(" Run ");
+        let inner = block.inner(area);
+        block.render(area, buffer);
+        let Some(task) = self.app.selected_task() else {
+            return;
+        };
+        Paragraph::new(body_lines(task, self.app, self.theme, inner.width as usize))
+            .wrap(Wrap { trim: false })
+            .render(inner, buffer);
+    }
+}
+
+impl Widget for DetailView<'_> {
+    fn render(self, area: Rect, buffer: &mut Buffer) {
+        let (app, theme) = (self.app, self.theme);
+        let Some(task) = app.selected_task() else {
+            return;
+        };
+        let block = Block::bordered()
+            .border_style(theme.title())
+            .title(format!(" {} · {} ", task.id, task.name));
+        let inner = block.inner(area);
+        block.render(area, buffer);
+        let lines = body_lines(task, app, theme, inner.width as usize);
+        let summary_height = (lines.len() as u16 + 1).min(inner.height / 2).max(3);
+        let [summary, spark, recent] = Layout::vertical([
+            Constraint::Length(summary_height),
+            Constraint::Length(3),
+            Constraint::Min(1),
+        ])
+        .areas(inner);
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .render(summary, buffer);
+
+        let throughput: Vec<u64> = task
+            .active
+            .as_ref()
+            .map(|active| active.throughput.iter().copied().collect())
+            .unwrap_or_default();
+        let peak = throughput.iter().copied().max().unwrap_or(0);
+        Sparkline::default()
+            .block(Block::default().title(format!(
+                "throughput, last {}s (peak {}/s)",
+                throughput.len(),
+                format::size(peak)
+            )))
+            .data(&throughput)
+            .style(theme.running())
+            .render(spark, buffer);
+
+        let mut recent_lines = vec![Line::styled("Recent items (newest first)", theme.dim())];
+        match &task.active {
+            Some(active) if !active.recent.is_empty() => {
+                recent_lines.extend(
+                    active
+                        .recent
+                        .iter()
+                        .rev()
+                        .take(recent.height as usize)
+                        .map(|item| item_line(item, app, theme)),
+                );
+            }
+            Some(_) => recent_lines.push(Line::styled(" nothing decided yet", theme.dim())),
+            None => recent_lines.push(Line::styled(
+                " shown while a run is in progress",
+                theme.dim(),
+            )),
+        }
+        Paragraph::new(recent_lines).render(recent, buffer);
+    }
+}

@@ -1,0 +1,152 @@
+//! Failed files and batches: what is failing right now (with attempt n/m
+//! and the retry countdown) and what is recorded as pending.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Widget};
+
+use crate::console::app::{App, ItemOutcome};
+use crate::console::format;
+use crate::console::theme::Theme;
+
+pub struct ErrorsView<'a> {
+    pub app: &'a App,
+    pub theme: Theme,
+}
+
+impl Widget for ErrorsView<'_> {
+    fn render(self, area: Rect, buffer: &mut Buffer) {
+        let (app, theme) = (self.app, self.theme);
+        let pending = app.pending_items();
+        let mut live = Vec::new();
+        for task in &app.tasks {
+            if let Some(active) = &task.active {
+                let mut items: Vec<_> = active.retrying.values().collect();
+                items.sort_by(|a, b| a.path.cmp(&b.path));
+                live.extend(items.into_iter().map(|item| (task.id.as_str(), item)));
+            }
+        }
+        let retry = app.keymap.label("retry");
+        let title = format!(
+            " Errors · {} pending · {retry} retry the selected item ",
+            pending.len()
+        );
+        let block = Block::bordered().title(title).border_style(theme.title());
+        let inner = block.inner(area);
+        block.render(area, buffer);
+
+        let live_height = if live.is_empty() {
+            0
+        } else {
+            (live.len() as u16 + 1).min(inner.height / 3)
+        };
+        let live_area = Rect {
+            height: live_height,
+            ..inner
+        };
+        let table_area = Rect {
+            y: inner.y + live_height,
+            height: inner.height - live_height,
+            ..inner
+        };
+        if !live.is_empty() {
+            let mut lines = vec![Line::styled("Failing in running runs", theme.error())];
+            for (task_id, item) in live {
+                if let ItemOutcome::Failed {
+                    error,
+                    attempt,
+                    max_attempts,
+                    retry_at,
+                } = &item.outcome
+                {
+                    let next = match retry_at {
+                        Some(at) if *at > app.now => {
+                            format!("retry in {}s", (*at - app.now).num_seconds() + 1)
+                        }
+                        Some(_) => "retrying".into(),
+                        None => "gave up".into(),
+                    };
+                    lines.push(Line::raw(format!(
+                        " {task_id} {} attempt {attempt}/{max_attempts} · {next} · {error}",
+                        item.path
+                    )));
+                }
+            }
+            Paragraph::new(lines).render(live_area, buffer);
+        }
+        if pending.is_empty() {
+            Line::styled(" no failed items pending", theme.dim()).render(table_area, buffer);
+            return;
+        }
+        let rows = pending.iter().enumerate().map(|(index, item)| {
+            let row = Row::new(vec![
+                Cell::from(format!("#{}", item.id)),
+                Cell::from(item.task_id.clone()),
+                Cell::from(item.kind.as_str()),
+                Cell::from(format!("{}", item.attempts)),
+                Cell::from(item.key.clone()),
+                Cell::from(item.error.clone()).style(theme.error()),
+                Cell::from(format::age(app.now - item.updated_at)),
+            ]);
+            if index == app.errors_selected {
+                row.style(theme.selected())
+            } else {
+                row
+            }
+        });
+        // The selected item's whole error, wrapped, under the table.
+        let selected = pending.get(app.errors_selected);
+        let detail_height = if selected.is_some() {
+            4.min(table_area.height / 2)
+        } else {
+            0
+        };
+        let detail_area = Rect {
+            y: table_area.y + table_area.height - detail_height,
+            height: detail_height,
+            ..table_area
+        };
+        let table_area = Rect {
+            height: table_area.height - detail_height,
+            ..table_area
+        };
+        if let Some(item) = selected {
+            let text = vec![
+                Line::styled(
+                    format!(
+                        "#{} {} · {} attempt(s) · run {}",
+                        item.id, item.key, item.attempts, item.run_id
+                    ),
+                    theme.dim(),
+                ),
+                Line::styled(item.error.clone(), theme.error()),
+            ];
+            Paragraph::new(text)
+                .wrap(ratatui::widgets::Wrap { trim: false })
+                .render(detail_area, buffer);
+        }
+        let header = Row::new(vec![
+            "ID",
+            "TASK",
+            "KIND",
+            "TRIES",
+            "ITEM",
+            "LAST ERROR",
+            "WHEN",
+        ])
+        .style(theme.dim());
+        let widths = [
+            Constraint::Length(5),
+            Constraint::Percentage(18),
+            Constraint::Length(5),
+            Constraint::Length(5),
+            Constraint::Percentage(28),
+            Constraint::Fill(1),
+            Constraint::Length(8),
+        ];
+        Table::new(rows, widths)
+            .header(header)
+            .render(table_area, buffer);
+    }
+}

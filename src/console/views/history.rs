@@ -1,0 +1,135 @@
+//! Past runs of the selected task (`sync_logs`), newest first, with bar
+//! charts of duration and bytes per run so a slow or shrinking run stands
+//! out.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Cell, Row, Table, Widget};
+
+use crate::console::app::App;
+use crate::console::format;
+use crate::console::theme::Theme;
+
+pub struct HistoryView<'a> {
+    pub app: &'a App,
+    pub theme: Theme,
+}
+
+impl Widget for HistoryView<'_> {
+    fn render(self, area: Rect, buffer: &mut Buffer) {
+        let (app, theme) = (self.app, self.theme);
+        let task = app.history_task.as_deref().unwrap_or("-");
+        let block = Block::bordered()
+            .title(format!(" History · {task} · {} runs ", app.history.len()))
+            .border_style(theme.title());
+        let inner = block.inner(area);
+        block.render(area, buffer);
+        if app.history.is_empty() {
+            Line::styled(" no runs recorded yet", theme.dim()).render(inner, buffer);
+            return;
+        }
+        let chart_height = (inner.height / 3).clamp(4, 12);
+        let [table_area, charts] =
+            Layout::vertical([Constraint::Min(3), Constraint::Length(chart_height)]).areas(inner);
+
+        let rows = app.history.iter().enumerate().map(|(index, run)| {
+            let row = Row::new(vec![
+                Cell::from(format!("{}", run.run_id)),
+                Cell::from(run.status.to_string()).style(theme.status(run.status)),
+                Cell::from(run.trigger.to_string()),
+                Cell::from(
+                    run.started_at
+                        .with_timezone(&app.utc_offset)
+                        .format("%m-%d %H:%M:%S")
+                        .to_string(),
+                ),
+                Cell::from(
+                    run.duration_ms
+                        .map(format::duration_ms)
+                        .unwrap_or_else(|| "-".into()),
+                ),
+                Cell::from(format::count(run.counters.files_synced)),
+                Cell::from(format::count(run.counters.files_skipped())),
+                Cell::from(format::count(run.counters.files_failed)),
+                Cell::from(format::size(run.counters.bytes_done)),
+                Cell::from(
+                    run.error
+                        .clone()
+                        .or(run.warning.clone())
+                        .unwrap_or_default(),
+                ),
+            ]);
+            if index == app.history_selected {
+                row.style(theme.selected())
+            } else {
+                row
+            }
+        });
+        let header = Row::new(vec![
+            "RUN", "STATUS", "TRIGGER", "STARTED", "TOOK", "SYNCED", "SKIPPED", "FAILED", "BYTES",
+            "ERROR",
+        ])
+        .style(theme.dim());
+        let widths = [
+            Constraint::Length(5),
+            Constraint::Length(11),
+            Constraint::Length(8),
+            Constraint::Length(14),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(6),
+            Constraint::Length(9),
+            Constraint::Fill(1),
+        ];
+        Table::new(rows, widths)
+            .header(header)
+            .render(table_area, buffer);
+
+        // Oldest on the left, as many runs as fit.
+        let [left, right] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                .areas(charts);
+        let fit = (left.width.saturating_sub(2) / 4).max(1) as usize;
+        let runs: Vec<_> = app.history.iter().take(fit).rev().collect();
+        let durations: Vec<Bar> = runs
+            .iter()
+            .map(|run| {
+                Bar::default()
+                    .value(run.duration_ms.unwrap_or(0).max(0) as u64)
+                    .text_value(String::new())
+                    .label(Line::from(format!("{}", run.run_id % 1000)))
+                    .style(theme.status(run.status))
+            })
+            .collect();
+        BarChart::default()
+            .block(
+                Block::bordered()
+                    .title(" duration per run ")
+                    .border_style(theme.dim()),
+            )
+            .data(BarGroup::default().bars(&durations))
+            .bar_width(3)
+            .render(left, buffer);
+        let bytes: Vec<Bar> = runs
+            .iter()
+            .map(|run| {
+                Bar::default()
+                    .value(run.counters.bytes_done)
+                    .text_value(String::new())
+                    .label(Line::from(format!("{}", run.run_id % 1000)))
+                    .style(theme.running())
+            })
+            .collect();
+        BarChart::default()
+            .block(
+                Block::bordered()
+                    .title(" bytes copied per run ")
+                    .border_style(theme.dim()),
+            )
+            .data(BarGroup::default().bars(&bytes))
+            .bar_width(3)
+            .render(right, buffer);
+    }
+}

@@ -1,0 +1,156 @@
+//! Dialogs drawn over the screen: help with the live keymap, and the
+//! confirmations for cancel, retry and quit.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
+
+use crate::console::app::{App, Confirm, Overlay};
+use crate::console::theme::Theme;
+
+pub struct OverlayView<'a> {
+    pub app: &'a App,
+    pub theme: Theme,
+}
+
+fn centered(area: Rect, width: u16, height: u16) -> Rect {
+    let width = width.min(area.width);
+    let height = height.min(area.height);
+    Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    }
+}
+
+impl Widget for OverlayView<'_> {
+    fn render(self, area: Rect, buffer: &mut Buffer) {
+        let (app, theme) = (self.app, self.theme);
+        let Some(overlay) = &app.overlay else { return };
+        let (title, lines): (String, Vec<Line>) = match overlay {
+            Overlay::Help => {
+                let entries: Vec<(String, &str)> = app
+                    .keymap
+                    .help()
+                    .map(|(key, _, help)| (key.to_string(), help))
+                    .collect();
+                // Two columns when one does not fit the screen's height.
+                let two_columns = entries.len() + 4 > area.height as usize;
+                let rows = if two_columns {
+                    entries.len().div_ceil(2)
+                } else {
+                    entries.len()
+                };
+                let columns = if two_columns { 2 } else { 1 };
+                let text_width = ((area.width as usize).saturating_sub(4) / columns)
+                    .saturating_sub(8)
+                    .min(48);
+                let column = |entry: Option<&(String, &str)>| -> Vec<Span<'static>> {
+                    match entry {
+                        Some((key, help)) => vec![
+                            Span::styled(format!(" {key:>6} "), theme.key()),
+                            Span::raw(format!(
+                                "{:<text_width$}",
+                                crate::console::format::fit(help, text_width)
+                            )),
+                        ],
+                        None => Vec::new(),
+                    }
+                };
+                let mut lines: Vec<Line> = (0..rows)
+                    .map(|row| {
+                        let mut spans = column(entries.get(row));
+                        if rows < entries.len() {
+                            spans.extend(column(entries.get(row + rows)));
+                        }
+                        Line::from(spans)
+                    })
+                    .collect();
+                lines.push(Line::styled(
+                    " arrows, pgup/pgdn, home/end move too; remap in [keys]",
+                    theme.dim(),
+                ));
+                if app.read_only {
+                    lines.push(Line::styled(
+                        " read-only: start, retry, cancel and pause are disabled",
+                        theme.warn(),
+                    ));
+                }
+                (" Keys (any key closes) ".into(), lines)
+            }
+            Overlay::Confirm(Confirm::CancelRun { task_id, run_id }) => (
+                " Cancel run ".into(),
+                vec![
+                    Line::raw(format!(" Cancel run {run_id} of {task_id}?")),
+                    Line::styled(
+                        " In-flight copies are aborted; nothing partial is left.",
+                        theme.dim(),
+                    ),
+                    Line::raw(""),
+                    Line::from(vec![
+                        Span::styled(" y", theme.key()),
+                        Span::raw(" cancel the run   "),
+                        Span::styled("n", theme.key()),
+                        Span::raw(" keep it running"),
+                    ]),
+                ],
+            ),
+            Overlay::Confirm(Confirm::Quit { active }) => (
+                " Quit ".into(),
+                vec![
+                    Line::raw(format!(
+                        " {active} run(s) are active. Quit and cancel them?"
+                    )),
+                    Line::raw(""),
+                    Line::from(vec![
+                        Span::styled(" y", theme.key()),
+                        Span::raw(" quit   "),
+                        Span::styled("n", theme.key()),
+                        Span::raw(" stay"),
+                    ]),
+                ],
+            ),
+            Overlay::Confirm(Confirm::Retry { task_id, items }) => {
+                let mut lines = vec![Line::raw(format!(
+                    " Retry {} failed item(s) of {task_id}:",
+                    items.len()
+                ))];
+                for (id, key) in items.iter().take(8) {
+                    lines.push(Line::from(vec![
+                        Span::styled(format!("  #{id} "), theme.dim()),
+                        Span::raw(key.clone()),
+                    ]));
+                }
+                if items.len() > 8 {
+                    lines.push(Line::styled(
+                        format!("  … and {} more", items.len() - 8),
+                        theme.dim(),
+                    ));
+                }
+                lines.push(Line::raw(""));
+                lines.push(Line::from(vec![
+                    Span::styled(" y", theme.key()),
+                    Span::raw(" retry these   "),
+                    Span::styled("n", theme.key()),
+                    Span::raw(" not now"),
+                ]));
+                (" Retry ".into(), lines)
+            }
+        };
+        let width = lines
+            .iter()
+            .map(|line| line.width() as u16)
+            .max()
+            .unwrap_or(20)
+            .saturating_add(4)
+            .max(40);
+        let dialog = centered(area, width, lines.len() as u16 + 2);
+        Clear.render(dialog, buffer);
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::bordered().title(title).border_style(theme.title()))
+            .render(dialog, buffer);
+    }
+}
