@@ -593,7 +593,7 @@ impl App {
                 let status = record.status;
                 if let Some(task) = self.task_mut(&task_id) {
                     task.active = None;
-                    task.last = Some(record);
+                    task.last = Some(*record);
                 }
                 if status != RunStatus::Succeeded {
                     self.set_status(format!("{task_id} {status}"));

@@ -33,6 +33,16 @@ pub fn age(duration: TimeDelta) -> String {
     }
 }
 
+/// `now`, `42s`, `5m`, `3h`, `2d`: for narrow columns.
+pub fn short_age(duration: TimeDelta) -> String {
+    let long = age(duration);
+    if long == "just now" {
+        "now".into()
+    } else {
+        long.trim_end_matches(" ago").to_string()
+    }
+}
+
 /// `0.4s`, `12s`, `3m 05s`.
 pub fn duration_ms(milliseconds: i64) -> String {
     if milliseconds < 10_000 {
@@ -53,7 +63,7 @@ pub fn count(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::new();
     for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);

@@ -76,7 +76,7 @@ pub enum EngineEvent {
         retry_in: Option<Duration>,
     },
     RunFinished {
-        record: RunRecord,
+        record: Box<RunRecord>,
     },
     /// A task was not started because a dependency did not succeed.
     TaskBlocked {

@@ -417,7 +417,7 @@ impl Engine {
             }
         }
         let _ = self.events.send(EngineEvent::RunFinished {
-            record: record.clone(),
+            record: Box::new(record.clone()),
         });
         record
     }

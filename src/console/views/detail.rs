@@ -68,14 +68,14 @@ fn header(task: &TaskState, app: &App, theme: Theme) -> Line<'static> {
 fn active_lines(active: &ActiveRun, app: &App, theme: Theme, width: usize) -> Vec<Line<'static>> {
     let counters = &active.counters;
     let mut lines = vec![Line::from(vec![
-        Span::styled("files  ", theme.dim()),
+        Span::styled("files ", theme.dim()),
         Span::raw(super::file_counts(counters)),
     ])];
     if counters.totals_known {
         lines.push(Line::from(vec![
-            Span::styled("       ", theme.dim()),
+            Span::styled("      ", theme.dim()),
             Span::raw(format!(
-                "queued {}  active {}  of {} to copy",
+                "queued {} active {} of {}",
                 format::count(counters.files_queued()),
                 format::count(counters.files_active),
                 format::count(counters.files_to_copy)
@@ -90,7 +90,7 @@ fn active_lines(active: &ActiveRun, app: &App, theme: Theme, width: usize) -> Ve
             .map(|eta| format!(" · ETA {}", format::clock(eta)))
             .unwrap_or_default();
         lines.push(Line::from(vec![
-            Span::styled("bytes  ", theme.dim()),
+            Span::styled("bytes ", theme.dim()),
             Span::raw(format!(
                 "{} of {} · {rate}{eta}",
                 format::size(counters.bytes_done),
@@ -98,15 +98,15 @@ fn active_lines(active: &ActiveRun, app: &App, theme: Theme, width: usize) -> Ve
             )),
         ]));
         let fraction = active.fraction().unwrap_or(0.0);
-        let bar_width = width.saturating_sub(13).min(60);
+        let bar_width = width.saturating_sub(12).min(60);
         lines.push(Line::from(vec![
-            Span::styled("       ", theme.dim()),
+            Span::styled("      ", theme.dim()),
             Span::styled(super::bar(fraction, bar_width), theme.running()),
             Span::raw(format!(" {:>3.0}%", fraction * 100.0)),
         ]));
     } else {
         lines.push(Line::from(vec![
-            Span::styled("bytes  ", theme.dim()),
+            Span::styled("bytes ", theme.dim()),
             Span::styled(
                 format!(
                     "counting… ({} listed so far)",
@@ -141,7 +141,7 @@ fn item_line(item: &RecentItem, app: &App, theme: Theme) -> Line<'static> {
             ])
         }
         ItemOutcome::Skipped(reason) => Line::from(vec![
-            Span::styled(format!(" skip: {:<9}", reason.as_str()), theme.dim()),
+            Span::styled(format!(" skip: {:<10}", reason.as_str()), theme.dim()),
             Span::raw(item.path.clone()),
         ]),
         ItemOutcome::Failed {
@@ -173,11 +173,11 @@ fn finished_lines(task: &TaskState, app: &App, theme: Theme) -> Vec<Line<'static
     if let Some(last) = &task.last {
         let counters = &last.counters;
         lines.push(Line::from(vec![
-            Span::styled("files  ", theme.dim()),
+            Span::styled("files ", theme.dim()),
             Span::raw(super::file_counts(counters)),
         ]));
         lines.push(Line::from(vec![
-            Span::styled("       ", theme.dim()),
+            Span::styled("      ", theme.dim()),
             Span::raw(format!(
                 "skipped: exists {}, unchanged {} · listed {}",
                 format::count(counters.files_skipped_exists),
@@ -186,18 +186,18 @@ fn finished_lines(task: &TaskState, app: &App, theme: Theme) -> Vec<Line<'static
             )),
         ]));
         lines.push(Line::from(vec![
-            Span::styled("bytes  ", theme.dim()),
+            Span::styled("bytes ", theme.dim()),
             Span::raw(format::size(counters.bytes_done)),
         ]));
         if let Some(error) = &last.error {
             lines.push(Line::from(vec![
-                Span::styled("error  ", theme.error()),
+                Span::styled("error ", theme.error()),
                 Span::raw(error.clone()),
             ]));
         }
         if let Some(warning) = &last.warning {
             lines.push(Line::from(vec![
-                Span::styled("note   ", theme.warn()),
+                Span::styled("note  ", theme.warn()),
                 Span::raw(warning.clone()),
             ]));
         }

@@ -41,7 +41,7 @@ impl Widget for HistoryView<'_> {
                 Cell::from(
                     run.started_at
                         .with_timezone(&app.utc_offset)
-                        .format("%m-%d %H:%M:%S")
+                        .format("%m-%d %H:%M")
                         .to_string(),
                 ),
                 Cell::from(
@@ -72,15 +72,15 @@ impl Widget for HistoryView<'_> {
         ])
         .style(theme.dim());
         let widths = [
-            Constraint::Length(5),
+            Constraint::Length(4),
             Constraint::Length(11),
             Constraint::Length(8),
-            Constraint::Length(14),
-            Constraint::Length(7),
-            Constraint::Length(7),
+            Constraint::Length(11),
+            Constraint::Length(6),
+            Constraint::Length(6),
             Constraint::Length(7),
             Constraint::Length(6),
-            Constraint::Length(9),
+            Constraint::Length(7),
             Constraint::Fill(1),
         ];
         Table::new(rows, widths)

@@ -134,7 +134,9 @@ impl Widget for LogsView<'_> {
                 .with_timezone(&app.utc_offset)
                 .format("%H:%M:%S")
                 .to_string();
+            let current = state.current_match == Some(index);
             let mut spans = vec![
+                Span::styled(if current { "›" } else { " " }, theme.highlight()),
                 Span::styled(format!("{time} "), theme.dim()),
                 Span::styled(
                     format!("{:<5} ", line.level.as_str()),

@@ -43,7 +43,7 @@ impl Widget for Screen<'_> {
                     Layout::vertical([Constraint::Min(6), Constraint::Length(logs_height)])
                         .areas(body);
                 let [left, right] =
-                    Layout::horizontal([Constraint::Percentage(48), Constraint::Percentage(52)])
+                    Layout::horizontal([Constraint::Percentage(49), Constraint::Percentage(51)])
                         .areas(top);
                 tasks::TaskListView {
                     app: self.app,
@@ -220,7 +220,7 @@ pub(crate) fn bar(fraction: f64, width: usize) -> String {
     let eighths = (fraction.clamp(0.0, 1.0) * (width * 8) as f64).round() as usize;
     let mut out = "█".repeat(eighths / 8);
     const PARTS: [&str; 8] = ["", "▏", "▎", "▍", "▌", "▋", "▊", "▉"];
-    if eighths % 8 > 0 {
+    if !eighths.is_multiple_of(8) {
         out.push_str(PARTS[eighths % 8]);
     }
     let filled = out.chars().count();
@@ -230,7 +230,7 @@ pub(crate) fn bar(fraction: f64, width: usize) -> String {
 /// `synced 1,204  skipped 388  failed 2`
 pub(crate) fn file_counts(counters: &crate::engine::run::RunCounters) -> String {
     format!(
-        "synced {}  skipped {}  failed {}",
+        "synced {} skipped {} failed {}",
         format::count(counters.files_synced),
         format::count(counters.files_skipped()),
         format::count(counters.files_failed)

@@ -52,7 +52,7 @@ fn state(task: &TaskState, app: &App, theme: Theme, width: usize) -> (String, St
     };
     let age = last
         .completed_at
-        .map(|at| format::age(app.now - at))
+        .map(|at| format::short_age(app.now - at))
         .unwrap_or_default();
     let text = match last.status {
         RunStatus::Succeeded if task.pending_failures > 0 => {
