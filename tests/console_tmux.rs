@@ -1,0 +1,253 @@
+//! The real binary in a real terminal (tmux): open the demo, start a task
+//! and see its counts, open its detail, search the logs, cancel a long run,
+//! quit back to the shell; and a panic that still restores the terminal.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A tmux server of its own (its own socket), killed when dropped.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(directory: &Path, width: u16, height: u16) -> Self {
+        let socket = format!(
+            "syncdeck-test-{}-{}",
+            std::process::id(),
+            common::free_port()
+        );
+        let tmux = Self { socket };
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &tmux.socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                "main",
+            ])
+            .args(["-x", &width.to_string(), "-y", &height.to_string(), "-c"])
+            .arg(directory)
+            .args(["env", "PS1=shell$ ", "sh"])
+            .status()
+            .expect("tmux (apt-get install tmux)");
+        assert!(status.success(), "tmux did not start");
+        tmux
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let output = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn type_line(&self, line: &str) {
+        self.tmux(&["send-keys", "-t", "main", "-l", line]);
+        self.tmux(&["send-keys", "-t", "main", "Enter"]);
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            self.tmux(&["send-keys", "-t", "main", key]);
+            std::thread::sleep(Duration::from_millis(60));
+        }
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-t", "main"])
+    }
+
+    /// Waits until the screen shows `text`; fails with the screen if not.
+    fn wait_for(&self, text: &str, what: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: expected `{text}` on screen, saw:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn alternate_screen_and_cursor(&self) -> (String, String) {
+        let flags = self.tmux(&[
+            "display-message",
+            "-p",
+            "-t",
+            "main",
+            "#{alternate_on} #{cursor_flag}",
+        ]);
+        let mut parts = flags.split_whitespace().map(str::to_string);
+        (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        )
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+/// A scratch copy of the demo: `config.example.toml` and `assets/`.
+fn demo() -> (tempfile::TempDir, PathBuf) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scratch = tempfile::tempdir().expect("temp dir");
+    for entry in walkdir::WalkDir::new(root.join("assets"))
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        let target = scratch
+            .path()
+            .join(entry.path().strip_prefix(root).expect("under root"));
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+    std::fs::copy(
+        root.join("config.example.toml"),
+        scratch.path().join("config.example.toml"),
+    )
+    .expect("copy config");
+    let path = scratch.path().to_path_buf();
+    (scratch, path)
+}
+
+#[test]
+fn an_operator_session_in_a_real_terminal() {
+    let (_scratch, directory) = demo();
+    let tmux = Tmux::start(&directory, 100, 30);
+    tmux.wait_for("shell$", "the shell prompt");
+    let command = format!("{} -c config.example.toml", env!("CARGO_BIN_EXE_syncdeck"));
+    tmux.type_line(&command);
+    let screen = tmux.wait_for("Tasks 5", "the console opens on the task list");
+    assert!(
+        screen.contains("sync_csv_files") && screen.contains("never run"),
+        "{screen}"
+    );
+
+    // Start the selected (first) task and see it finish with its counts.
+    tmux.keys(&["s"]);
+    let screen = tmux.wait_for("synced 7 skipped 0 failed 0", "the finished run's counts");
+    assert!(
+        screen.contains("sync_csv_files · run 1 · succeeded"),
+        "{screen}"
+    );
+    assert!(screen.contains("✔ sync_csv_files"), "{screen}");
+
+    // Its detail.
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("sync_csv_files · Sync CSV and JSON files", "the run detail");
+    assert!(
+        screen.contains("skipped: exists 0, unchanged 0 · listed 9"),
+        "{screen}"
+    );
+    tmux.keys(&["Escape"]);
+
+    // Search the logs with `/`: the match count and the marked line show.
+    tmux.keys(&["4", "/"]);
+    tmux.tmux(&["send-keys", "-t", "main", "-l", "run finished"]);
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("\"run finished\" 1/1", "the log search");
+    assert!(
+        screen
+            .lines()
+            .any(|line| line.contains("›") && line.contains("run finished status=succeeded")),
+        "{screen}"
+    );
+    tmux.keys(&["1"]);
+
+    // Start the long task and cancel it, confirming.
+    tmux.keys(&["j", "j", "j"]);
+    tmux.wait_for("›◌ mirror_slowly", "mirror_slowly selected");
+    tmux.keys(&["s"]);
+    tmux.wait_for(
+        "mirror_slowly · run 2 · running",
+        "the long run in progress",
+    );
+    tmux.keys(&["c"]);
+    tmux.wait_for("Cancel run 2 of mirror_slowly?", "the cancel confirmation");
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("mirror_slowly · run 2 · cancelled", "the cancelled run");
+    assert!(screen.contains("■ mirror_slowly"), "{screen}");
+
+    // Quit: back to the shell, normal screen, cursor visible.
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for(
+        &format!("{command}\nshell$"),
+        "the shell prompt after quitting, on the original screen",
+    );
+    assert!(
+        !screen.contains("Tasks 5"),
+        "no console left on screen: {screen}"
+    );
+    assert_eq!(
+        tmux.alternate_screen_and_cursor(),
+        ("0".into(), "1".into()),
+        "alternate screen off, cursor visible"
+    );
+
+    // The runs the console started are in the state store.
+    let output = Command::new(env!("CARGO_BIN_EXE_syncdeck"))
+        .current_dir(&directory)
+        .args(["-c", "config.example.toml", "history", "--json"])
+        .output()
+        .expect("history");
+    let runs = common::json_lines(&output);
+    let statuses: Vec<(&str, &str)> = runs
+        .iter()
+        .map(|run| {
+            (
+                run["task_id"].as_str().unwrap_or(""),
+                run["status"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            ("mirror_slowly", "cancelled"),
+            ("sync_csv_files", "succeeded")
+        ]
+    );
+}
+
+#[test]
+fn a_panic_restores_the_terminal_and_prints_the_message() {
+    let (_scratch, directory) = demo();
+    let tmux = Tmux::start(&directory, 100, 30);
+    tmux.wait_for("shell$", "the shell prompt");
+    tmux.type_line(&format!(
+        "RUST_BACKTRACE=0 SYNCDECK_DEBUG_PANIC=1 {} -c config.example.toml; echo \"status:\"$?",
+        env!("CARGO_BIN_EXE_syncdeck")
+    ));
+    let screen = tmux.wait_for("status:101", "the console to stop with a panic's exit code");
+    assert!(
+        screen.contains("injected panic"),
+        "the panic message is shown after the restore: {screen}"
+    );
+    assert_eq!(
+        tmux.alternate_screen_and_cursor(),
+        ("0".into(), "1".into()),
+        "alternate screen off, cursor visible"
+    );
+}
