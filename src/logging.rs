@@ -299,6 +299,15 @@ struct BufferLayer {
     buffer: LogBuffer,
 }
 
+/// The layer that feeds `buffer`, for embedding the console's log capture
+/// in another subscriber (benchmarks, tools).
+pub fn buffer_layer<S>(buffer: LogBuffer) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    BufferLayer { buffer }
+}
+
 impl<S> tracing_subscriber::Layer<S> for BufferLayer
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
