@@ -7,6 +7,8 @@
 //!   out, cancellation, dependency order and concurrency limits.
 //! - [`files`]: file sync (`type = "sync"`) and the stores it uses: local
 //!   files, and S3, GCS, Azure and memory through `object_store`.
+//! - [`table`]: table sync (`type = "table_sync"`), PostgreSQL or
+//!   Redshift into PostgreSQL in retriable batches.
 //! - [`state`]: the state store (`sync_logs`, `failed_items`,
 //!   `watermarks`) behind a trait, with the embedded SQLite store.
 //! - [`logging`]: `tracing` to a rolling file and stderr, redacted.
@@ -22,3 +24,4 @@ pub mod engine;
 pub mod files;
 pub mod logging;
 pub mod state;
+pub mod table;

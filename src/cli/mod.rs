@@ -366,7 +366,23 @@ async fn plan_with(
             config.file.display()
         )));
     };
-    let TaskProperties::Sync(properties) = &task.properties;
+    let properties = match &task.properties {
+        TaskProperties::Sync(properties) => properties,
+        TaskProperties::TableSync(properties) => {
+            let state = crate::state::open(&config.engine.state, &config.base_dir)
+                .await
+                .context("cannot open the state store")?;
+            let watermark = state
+                .watermark(task_id)
+                .await
+                .context("cannot read the watermark")?;
+            let plan = crate::table::plan(properties, task_id, watermark)
+                .await
+                .map_err(|error| anyhow::anyhow!("task `{task_id}`: {error}"))?;
+            report::table_plan(task_id, &plan, json);
+            return Ok(0);
+        }
+    };
     let date = execution_date.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let templates = config::template::TemplateContext {
         execution_date: date.format("%Y-%m-%d").to_string(),

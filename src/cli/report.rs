@@ -52,18 +52,35 @@ pub(super) fn results(results: &[TaskResult], json: bool) {
 pub(super) fn summary_line(record: &RunRecord) -> String {
     let counters = &record.counters;
     let seconds = record.duration_ms.unwrap_or(0) as f64 / 1000.0;
-    let mut line = format!(
-        "{}  run {}  {}  synced {}  skipped {} (exists {}, unchanged {})  failed {}  {} in {seconds:.1}s",
-        record.task_id,
-        record.run_id,
-        record.status,
-        counters.files_synced,
-        counters.files_skipped(),
-        counters.files_skipped_exists,
-        counters.files_skipped_unchanged,
-        counters.files_failed,
-        size(counters.bytes_done),
-    );
+    let is_table = counters.rows_extracted + counters.batches_done + counters.batches_failed > 0
+        || counters.rows_total.is_some();
+    let mut line = if is_table {
+        format!(
+            "{}  run {}  {}  rows read {}  upserted {}  unchanged {}  skipped {}  batches {} ok, {} failed  in {seconds:.1}s",
+            record.task_id,
+            record.run_id,
+            record.status,
+            counters.rows_extracted,
+            counters.rows_upserted,
+            counters.rows_unchanged,
+            counters.rows_skipped,
+            counters.batches_done,
+            counters.batches_failed,
+        )
+    } else {
+        format!(
+            "{}  run {}  {}  synced {}  skipped {} (exists {}, unchanged {})  failed {}  {} in {seconds:.1}s",
+            record.task_id,
+            record.run_id,
+            record.status,
+            counters.files_synced,
+            counters.files_skipped(),
+            counters.files_skipped_exists,
+            counters.files_skipped_unchanged,
+            counters.files_failed,
+            size(counters.bytes_done),
+        )
+    };
     if let Some(warning) = &record.warning {
         line.push_str(&format!("\n  warning: {warning}"));
     }
@@ -130,6 +147,31 @@ pub(super) fn plan(task_id: &str, plan: &FilePlan, json: bool) {
     if let Some(warning) = &plan.nothing_matched {
         println!("warning: {warning}");
     }
+}
+
+pub(super) fn table_plan(task_id: &str, plan: &crate::table::TablePlan, json: bool) {
+    if json {
+        print_json(&json!({
+            "task_id": task_id,
+            "source": plan.source,
+            "target": plan.target,
+            "rows": plan.rows,
+            "batches": plan.batches,
+            "watermark": plan.watermark,
+            "columns": plan.columns,
+        }));
+        return;
+    }
+    println!("{task_id}: {} -> {}", plan.source, plan.target);
+    match &plan.watermark {
+        Some(watermark) => println!("  rows with watermark above {watermark}: {}", plan.rows),
+        None => println!("  rows to read: {}", plan.rows),
+    }
+    println!(
+        "  {} batch(es); columns: {}",
+        plan.batches,
+        plan.columns.join(", ")
+    );
 }
 
 pub(super) fn history(runs: &[RunRecord], json: bool) {

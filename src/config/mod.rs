@@ -165,6 +165,92 @@ impl TaskConfig {
 #[derive(Debug, Clone)]
 pub enum TaskProperties {
     Sync(SyncProperties),
+    TableSync(TableSyncProperties),
+}
+
+/// Properties of `type = "table_sync"` tasks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSyncProperties {
+    /// `postgres://…` or `redshift://…` (credential references allowed).
+    pub source: Secret,
+    /// `postgres://…`
+    pub target: Secret,
+    /// A table (`schema.table`), or `source_query` for a query.
+    pub source_table: Option<Spanned<String>>,
+    pub source_query: Option<Spanned<String>>,
+    pub target_table: Spanned<String>,
+    pub primary_key: Spanned<Vec<String>>,
+    #[serde(default = "default_mode")]
+    pub mode: Spanned<TableMode>,
+    pub watermark_column: Option<String>,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: Spanned<usize>,
+    /// Attempts after the first for a failed batch.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// First wait before retrying a batch; doubles each attempt.
+    #[serde(default = "default_retry_backoff", with = "humantime_serde_compat")]
+    pub retry_backoff: Duration,
+    #[serde(default = "default_commit_per_batch")]
+    pub commit_per_batch: Spanned<bool>,
+    /// Target column → how to fill it. Empty: every source column, same name.
+    #[serde(default)]
+    pub columns: BTreeMap<String, ColumnConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableMode {
+    #[default]
+    Full,
+    Incremental,
+}
+
+/// How one target column is filled.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnConfig {
+    /// The source column (default: the target column's name).
+    pub source: Option<String>,
+    /// The type values must coerce to (default: the target column's type).
+    #[serde(rename = "type")]
+    pub type_name: Option<String>,
+    /// A NULL here skips the row.
+    #[serde(default)]
+    pub required: bool,
+    /// Values read as NULL.
+    #[serde(default)]
+    pub null_if: Vec<String>,
+}
+
+fn default_batch_size() -> Spanned<usize> {
+    Spanned::new(0..0, 1000)
+}
+fn default_mode() -> Spanned<TableMode> {
+    Spanned::new(0..0, TableMode::Full)
+}
+fn default_commit_per_batch() -> Spanned<bool> {
+    Spanned::new(0..0, true)
+}
+fn default_retry_backoff() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// `"1s"`, `"250ms"` as a [`Duration`].
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(|error| {
+            serde::de::Error::custom(format!(
+                "invalid duration `{text}`: {error}; write e.g. \"1s\" or \"250ms\""
+            ))
+        })
+    }
 }
 
 /// An interval schedule: `schedule = "5m"` or `{ every = "300s", misfire_grace = "60s" }`.
@@ -498,10 +584,13 @@ fn parse_task(
     }
     let properties = match kind {
         TaskKind::Sync => TaskProperties::Sync(deserialize(source, properties, &section)?),
-        TaskKind::TableSync | TaskKind::HttpSync | TaskKind::Airbyte => {
+        TaskKind::TableSync => {
+            TaskProperties::TableSync(deserialize(source, properties, &section)?)
+        }
+        TaskKind::HttpSync | TaskKind::Airbyte => {
             return Err(source.error(
                 Some(header.kind.span()),
-                format!("task `{id}`: type `{kind}` is not available in this build yet; only `sync` tasks run (see README)"),
+                format!("task `{id}`: type `{kind}` is not available in this build yet; `sync` and `table_sync` tasks run (see README)"),
             ));
         }
     };

@@ -95,7 +95,10 @@ fn check_properties(
     source: &SourceText<'_>,
     properties: &TaskProperties,
 ) -> Result<(), ConfigError> {
-    let TaskProperties::Sync(sync) = properties;
+    let sync = match properties {
+        TaskProperties::Sync(sync) => sync,
+        TaskProperties::TableSync(table) => return check_table_sync(source, table),
+    };
     for (what, path) in [
         ("source_path", &sync.source_path),
         ("destination_path", &sync.destination_path),
@@ -124,6 +127,85 @@ fn check_properties(
     }
     if let Some(limit) = &sync.bwlimit {
         parse_rate(limit.get_ref()).map_err(|message| source.error(Some(limit.span()), message))?;
+    }
+    Ok(())
+}
+
+fn check_table_sync(
+    source: &SourceText<'_>,
+    table: &super::TableSyncProperties,
+) -> Result<(), ConfigError> {
+    use super::TableMode;
+    let target_span = Some(table.target_table.span());
+    match (&table.source_table, &table.source_query) {
+        (Some(_), Some(query)) => {
+            return Err(source.error(
+                Some(query.span()),
+                "give source_table or source_query, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(source.error(
+                target_span,
+                "table_sync needs source_table or source_query; add one",
+            ));
+        }
+        _ => {}
+    }
+    for (what, url) in [
+        ("source", table.source.expose()),
+        ("target", table.target.expose()),
+    ] {
+        let scheme = url.split("://").next().unwrap_or("");
+        let allowed: &[&str] = if what == "source" {
+            &["postgres", "postgresql", "redshift"]
+        } else {
+            &["postgres", "postgresql"]
+        };
+        if !url.contains("://") || !allowed.contains(&scheme) {
+            return Err(source.error(
+                target_span.clone(),
+                format!(
+                    "{what} must be a connection URL starting with {}://",
+                    allowed.join("://, ")
+                ),
+            ));
+        }
+    }
+    if table.primary_key.get_ref().is_empty() {
+        return Err(source.error(
+            Some(table.primary_key.span()),
+            "primary_key is empty; name the key column(s) of the target table",
+        ));
+    }
+    if *table.mode.get_ref() == TableMode::Incremental && table.watermark_column.is_none() {
+        return Err(source.error(
+            Some(table.mode.span()),
+            "mode = \"incremental\" needs watermark_column (e.g. \"updated_at\")",
+        ));
+    }
+    if *table.batch_size.get_ref() == 0 {
+        return Err(source.error(
+            Some(table.batch_size.span()),
+            "batch_size must be at least 1",
+        ));
+    }
+    if !*table.commit_per_batch.get_ref() {
+        return Err(source.error(
+            Some(table.commit_per_batch.span()),
+            "commit_per_batch = false is not supported: each batch commits alone so a failed one can be retried alone; remove it",
+        ));
+    }
+    let targets: Vec<&str> = table.columns.keys().map(String::as_str).collect();
+    if !targets.is_empty() {
+        for key in table.primary_key.get_ref() {
+            if !targets.contains(&key.as_str()) {
+                return Err(source.error(
+                    Some(table.primary_key.span()),
+                    format!("primary key column `{key}` is not in [columns]; map it too"),
+                ));
+            }
+        }
     }
     Ok(())
 }

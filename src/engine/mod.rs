@@ -337,6 +337,9 @@ impl Engine {
             let ticker = self.spawn_progress_ticker(run_id, &task.id, context.counters.clone());
             let outcome = match &task.properties {
                 TaskProperties::Sync(properties) => crate::files::run(properties, &context).await,
+                TaskProperties::TableSync(properties) => {
+                    crate::table::run(properties, &context).await
+                }
             };
             ticker.abort();
             let record = self.finish(&context, trigger, started_at, outcome).await;

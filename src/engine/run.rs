@@ -104,6 +104,10 @@ pub struct RunCounters {
     pub rows_extracted: u64,
     pub rows_upserted: u64,
     pub rows_skipped: u64,
+    /// Rows loaded that were already identical in the target (not rewritten).
+    pub rows_unchanged: u64,
+    /// Source rows the run will read, once counted.
+    pub rows_total: Option<u64>,
     pub batches_done: u64,
     pub batches_failed: u64,
     pub batches_total: Option<u64>,

@@ -1,0 +1,1147 @@
+//! Table sync (`type = "table_sync"`): PostgreSQL or Redshift into
+//! PostgreSQL, in batches with exact, re-readable bounds.
+//!
+//! Extraction pages through the source with keyset queries ordered by the
+//! primary key (or the watermark column, then the key). Every batch is
+//! checked row by row against the target's types (a bad row is skipped and
+//! recorded), then loaded in its own transaction: `COPY` into a temporary
+//! staging table and one `INSERT … ON CONFLICT DO UPDATE` that leaves
+//! unchanged rows alone. A failed batch is rolled back and retried with
+//! backoff; after `max_retries` its bounds are recorded and the run moves
+//! on. The watermark advances only when a whole run succeeded.
+
+mod coerce;
+pub(crate) mod sql;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use crate::config::{TableMode, TableSyncProperties};
+use crate::engine::context::{RunContext, TaskOutcome};
+use crate::engine::event::EngineEvent;
+use crate::engine::run::RunStatus;
+use crate::state::{FailedItem, ItemKind, ItemStatus, NewFailedItem};
+use coerce::ValueType;
+use sql::{Dialect, KeyColumn, SourceRelation};
+
+/// Bad rows kept per run for inspection; more are only counted.
+const BAD_ROWS_KEPT: u64 = 100;
+/// Batches read ahead of the one being loaded.
+const READ_AHEAD: usize = 2;
+/// The staging table, one per target session.
+const STAGING: &str = "syncdeck_staging";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("{0}")]
+    Database(String),
+}
+
+/// Describes a driver error with the server's message and detail.
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{}: {}", db.code().code(), db.message());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!(" ({detail})"));
+            }
+            text
+        }
+        None => {
+            let mut text = error.to_string();
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+/// A connection target: the driver config, the dialect, and a name for
+/// messages (host, port and database; never the password).
+#[derive(Clone)]
+struct Endpoint {
+    config: tokio_postgres::Config,
+    dialect: Dialect,
+    name: String,
+    verify: Option<TlsVerify>,
+}
+
+impl Endpoint {
+    fn parse(url: &str, role: &str, task_id: &str) -> Result<Self, TableError> {
+        let (dialect, url) = match url.strip_prefix("redshift://") {
+            Some(rest) => (Dialect::Redshift, format!("postgres://{rest}")),
+            None => (Dialect::Postgres, url.to_string()),
+        };
+        let (url, verify) = split_tls_options(&url)?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(|error| {
+            TableError::Setup(format!("{role} connection string is not valid: {error}"))
+        })?;
+        if let Some(password) = config.get_password() {
+            crate::config::register_secret(&String::from_utf8_lossy(password));
+        }
+        config.application_name(format!("syncdeck:{task_id}:{role}"));
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let host = config
+            .get_hosts()
+            .first()
+            .map(|host| match host {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .unwrap_or_else(|| "localhost".into());
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let database = config.get_dbname().unwrap_or("").to_string();
+        Ok(Self {
+            config,
+            dialect,
+            name: format!("{role} {host}:{port}/{database}"),
+            verify,
+        })
+    }
+
+    async fn connect(&self) -> Result<Client, TableError> {
+        let tls = tls_connector(self.verify.as_ref());
+        let (client, connection) = self.config.connect(tls).await.map_err(|error| {
+            TableError::Database(format!(
+                "cannot connect to {}: {}",
+                self.name,
+                describe(&error)
+            ))
+        })?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "database connection ended");
+            }
+        });
+        client
+            .batch_execute("SET TimeZone TO 'UTC'")
+            .await
+            .map_err(|error| {
+                TableError::Database(format!("{}: {}", self.name, describe(&error)))
+            })?;
+        Ok(client)
+    }
+}
+
+/// TLS as libpq does it: `sslmode=prefer` (the default) and `require`
+/// encrypt without checking the certificate; `verify-ca` and `verify-full`
+/// check it against the system's roots and `sslrootcert` when given.
+fn tls_connector(verify: Option<&TlsVerify>) -> tokio_postgres_rustls::MakeRustlsConnect {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions();
+    let config = match (builder, verify) {
+        (Ok(builder), Some(verify)) => builder
+            .with_root_certificates(verify.roots.clone())
+            .with_no_client_auth(),
+        (Ok(builder), None) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+            .with_no_client_auth(),
+        (Err(_), _) => rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+    };
+    tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+/// Certificate checking for `verify-ca` / `verify-full`.
+#[derive(Clone)]
+struct TlsVerify {
+    roots: rustls::RootCertStore,
+}
+
+/// Takes `sslmode=verify-*` and `sslrootcert` out of a URL (the driver
+/// knows neither) and returns how to check certificates.
+fn split_tls_options(url: &str) -> Result<(String, Option<TlsVerify>), TableError> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), None));
+    };
+    let mut kept = Vec::new();
+    let mut verify = false;
+    let mut root_file = None;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("sslmode", "verify-ca" | "verify-full")) => {
+                verify = true;
+                kept.push("sslmode=require".to_string());
+            }
+            Some(("sslrootcert", path)) => root_file = Some(path.to_string()),
+            _ => kept.push(pair.to_string()),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    if !verify {
+        return Ok((url, None));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(certificate);
+    }
+    if let Some(path) = root_file {
+        use rustls_pki_types::pem::PemObject;
+        let pem = std::fs::read(&path)
+            .map_err(|error| TableError::Setup(format!("sslrootcert {path}: {error}")))?;
+        for certificate in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
+            let certificate = certificate
+                .map_err(|error| TableError::Setup(format!("sslrootcert {path}: {error}")))?;
+            roots
+                .add(certificate)
+                .map_err(|error| TableError::Setup(format!("sslrootcert {path}: {error}")))?;
+        }
+    }
+    Ok((url, Some(TlsVerify { roots })))
+}
+
+/// libpq's `sslmode=require`: the connection is encrypted and signatures
+/// are checked, but the certificate's issuer and name are not.
+#[derive(Debug)]
+struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &rustls_pki_types::CertificateDer<'_>,
+        signature: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            certificate,
+            signature,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &rustls_pki_types::CertificateDer<'_>,
+        signature: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            certificate,
+            signature,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// One target column and how it is filled.
+#[derive(Debug, Clone)]
+struct ColumnPlan {
+    target: String,
+    /// Position of its source column in the extracted row.
+    source_index: usize,
+    value_type: ValueType,
+    required: bool,
+    null_if: Vec<String>,
+}
+
+/// Everything a run needs to know about both tables.
+struct Layout {
+    relation: SourceRelation,
+    /// Source columns read, in order (mapped ones, then ordering-only ones).
+    source_columns: Vec<String>,
+    columns: Vec<ColumnPlan>,
+    /// The ordering key: (watermark,) primary key, with source types.
+    keys: Vec<KeyColumn>,
+    /// Positions of the key columns in the extracted row.
+    key_indexes: Vec<usize>,
+    /// Positions of the primary key's target columns in `columns`.
+    primary_key: Vec<String>,
+    /// Target columns compared as text in the upsert (json, xml).
+    target_table: String,
+}
+
+/// Where a batch starts and ends in the ordering key: `after` (exclusive,
+/// none for the first batch) to `through` (inclusive), plus the watermark
+/// floor of its run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchBounds {
+    pub after: Option<Vec<Option<String>>>,
+    pub through: Vec<Option<String>>,
+    pub watermark_above: Option<String>,
+}
+
+impl BatchBounds {
+    fn key(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+async fn discover(
+    properties: &TableSyncProperties,
+    source: &Client,
+    target: &Client,
+) -> Result<Layout, TableError> {
+    let relation = match (&properties.source_table, &properties.source_query) {
+        (Some(table), _) => SourceRelation::Table(table.get_ref().clone()),
+        (None, Some(query)) => SourceRelation::Query(query.get_ref().clone()),
+        (None, None) => return Err(TableError::Setup("no source_table or source_query".into())),
+    };
+    let probe = source
+        .prepare(&format!("SELECT * FROM {} LIMIT 0", relation.from_clause()))
+        .await
+        .map_err(|error| {
+            TableError::Setup(format!("cannot read the source: {}", describe(&error)))
+        })?;
+    let source_types: Vec<(String, String)> = probe
+        .columns()
+        .iter()
+        .map(|column| (column.name().to_string(), column.type_().name().to_string()))
+        .collect();
+
+    let target_table = properties.target_table.get_ref().clone();
+    let target_rows = target
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&sql::quote_qualified(&target_table)],
+        )
+        .await
+        .map_err(|error| TableError::Setup(format!("cannot read the target table: {}", describe(&error))))?;
+    if target_rows.is_empty() {
+        return Err(TableError::Setup(format!(
+            "target table `{target_table}` does not exist; create it first"
+        )));
+    }
+    let target_types: Vec<(String, String)> = target_rows
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+
+    let mut source_columns: Vec<String> = Vec::new();
+    let index_of = |name: &str, source_columns: &mut Vec<String>| -> Result<usize, TableError> {
+        if !source_types.iter().any(|(column, _)| column == name) {
+            return Err(TableError::Setup(format!("source has no column `{name}`")));
+        }
+        Ok(
+            match source_columns.iter().position(|column| column == name) {
+                Some(index) => index,
+                None => {
+                    source_columns.push(name.to_string());
+                    source_columns.len() - 1
+                }
+            },
+        )
+    };
+
+    let mut columns = Vec::new();
+    if properties.columns.is_empty() {
+        for (name, _) in &source_types {
+            if let Some((_, type_name)) = target_types.iter().find(|(target, _)| target == name) {
+                columns.push(ColumnPlan {
+                    target: name.clone(),
+                    source_index: index_of(name, &mut source_columns)?,
+                    value_type: ValueType::from_type_name(type_name),
+                    required: false,
+                    null_if: Vec::new(),
+                });
+            }
+        }
+    } else {
+        for (target_name, column) in &properties.columns {
+            let Some((_, type_name)) = target_types
+                .iter()
+                .find(|(target, _)| target == target_name)
+            else {
+                return Err(TableError::Setup(format!(
+                    "target table `{target_table}` has no column `{target_name}`"
+                )));
+            };
+            let source_name = column.source.as_deref().unwrap_or(target_name);
+            columns.push(ColumnPlan {
+                target: target_name.clone(),
+                source_index: index_of(source_name, &mut source_columns)?,
+                value_type: ValueType::from_type_name(
+                    column.type_name.as_deref().unwrap_or(type_name),
+                ),
+                required: column.required,
+                null_if: column.null_if.clone(),
+            });
+        }
+    }
+    if columns.is_empty() {
+        return Err(TableError::Setup(format!(
+            "no column of the source is in `{target_table}`; map them in [columns]"
+        )));
+    }
+
+    let primary_key: Vec<String> = properties.primary_key.get_ref().clone();
+    let mut key_sources: Vec<String> = Vec::new();
+    if properties.mode.get_ref() == &TableMode::Incremental
+        && let Some(watermark) = &properties.watermark_column
+    {
+        key_sources.push(watermark.clone());
+    }
+    for key in &primary_key {
+        let Some(column) = columns.iter().find(|column| &column.target == key) else {
+            return Err(TableError::Setup(format!(
+                "primary key column `{key}` is not among the synced columns"
+            )));
+        };
+        key_sources.push(source_columns[column.source_index].clone());
+    }
+    let mut keys = Vec::new();
+    let mut key_indexes = Vec::new();
+    for name in key_sources {
+        let type_name = source_types
+            .iter()
+            .find(|(column, _)| *column == name)
+            .map(|(_, type_name)| type_name.clone())
+            .ok_or_else(|| TableError::Setup(format!("source has no column `{name}`")))?;
+        key_indexes.push(index_of(&name, &mut source_columns)?);
+        keys.push(KeyColumn { name, type_name });
+    }
+    Ok(Layout {
+        relation,
+        source_columns,
+        columns,
+        keys,
+        key_indexes,
+        primary_key,
+        target_table,
+    })
+}
+
+/// A connected target with its staging table.
+struct Loader {
+    endpoint: Endpoint,
+    client: Option<Client>,
+    upsert: String,
+    copy: String,
+    create_staging: String,
+}
+
+impl Loader {
+    fn new(endpoint: Endpoint, layout: &Layout) -> Self {
+        let targets: Vec<String> = layout
+            .columns
+            .iter()
+            .map(|column| column.target.clone())
+            .collect();
+        let quoted: Vec<String> = targets
+            .iter()
+            .map(|column| sql::quote_ident(column))
+            .collect();
+        Self {
+            endpoint,
+            client: None,
+            upsert: sql::upsert(&layout.target_table, STAGING, &targets, &layout.primary_key),
+            copy: format!("COPY {STAGING} ({}) FROM STDIN", quoted.join(", ")),
+            create_staging: format!(
+                "DROP TABLE IF EXISTS pg_temp.{STAGING}; CREATE TEMP TABLE {STAGING} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA",
+                quoted.join(", "),
+                sql::quote_qualified(&layout.target_table)
+            ),
+        }
+    }
+
+    async fn client(&mut self) -> Result<&mut Client, TableError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            let client = self.endpoint.connect().await?;
+            client
+                .batch_execute(&self.create_staging)
+                .await
+                .map_err(|error| {
+                    TableError::Database(format!(
+                        "cannot create the staging table: {}",
+                        describe(&error)
+                    ))
+                })?;
+            self.client = Some(client);
+        }
+        self.client
+            .as_mut()
+            .ok_or_else(|| TableError::Database("no target connection".into()))
+    }
+
+    /// Loads rows in one transaction; returns the rows inserted or changed.
+    async fn load(&mut self, rows: &[Vec<Option<String>>]) -> Result<u64, TableError> {
+        use futures::SinkExt;
+        let (copy, upsert) = (self.copy.clone(), self.upsert.clone());
+        let client = self.client().await?;
+        let error = |error: tokio_postgres::Error| TableError::Database(describe(&error));
+        let transaction = client.transaction().await.map_err(error)?;
+        let mut data = String::with_capacity(rows.len() * 64);
+        for row in rows {
+            coerce::copy_row(&mut data, row);
+        }
+        let sink = transaction
+            .copy_in::<_, bytes::Bytes>(copy.as_str())
+            .await
+            .map_err(error)?;
+        futures::pin_mut!(sink);
+        sink.send(bytes::Bytes::from(data)).await.map_err(error)?;
+        sink.finish().await.map_err(error)?;
+        let changed = transaction
+            .execute(upsert.as_str(), &[])
+            .await
+            .map_err(error)?;
+        transaction.commit().await.map_err(error)?;
+        Ok(changed)
+    }
+}
+
+/// Reads batches from the source.
+struct Reader {
+    endpoint: Endpoint,
+    client: Option<Client>,
+}
+
+impl Reader {
+    async fn read(
+        &mut self,
+        layout: &Layout,
+        after: Option<&[Option<String>]>,
+        through: Option<&[Option<String>]>,
+        watermark_above: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Vec<Option<String>>>, TableError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = Some(self.endpoint.connect().await?);
+        }
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| TableError::Database("no source connection".into()))?;
+        let mut query = sql::Query::new(self.endpoint.dialect);
+        let mut conditions = Vec::new();
+        if let (Some(watermark), Some(key)) = (watermark_above, layout.keys.first()) {
+            conditions.push(query.greater(key, watermark));
+        }
+        if let Some(after) = after {
+            conditions.push(query.after(&layout.keys, after));
+        }
+        if let Some(through) = through {
+            conditions.push(query.through(&layout.keys, through));
+        }
+        let built = sql::select_batch(
+            self.endpoint.dialect,
+            &layout.relation,
+            &layout.source_columns,
+            &layout.keys,
+            conditions,
+            query.params,
+            limit,
+        );
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = built
+            .params
+            .iter()
+            .map(|param| param as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let rows = client
+            .query(built.sql.as_str(), &params)
+            .await
+            .map_err(|error| {
+                TableError::Database(format!(
+                    "reading {}: {}",
+                    self.endpoint.name,
+                    describe(&error)
+                ))
+            })?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                (0..layout.source_columns.len())
+                    .map(|index| row.get::<_, Option<String>>(index))
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+/// A batch read from the source, ready to check and load.
+struct Batch {
+    number: u64,
+    bounds: BatchBounds,
+    rows: Vec<Vec<Option<String>>>,
+    /// For retries of recorded batches.
+    item_id: Option<i64>,
+}
+
+/// Runs a table sync task.
+pub(crate) async fn run(properties: &TableSyncProperties, context: &RunContext) -> TaskOutcome {
+    match run_inner(properties, context).await {
+        Ok(outcome) => outcome,
+        Err(_) if context.cancel.is_cancelled() => TaskOutcome::cancelled(),
+        Err(error) => TaskOutcome::failed(error.to_string()),
+    }
+}
+
+async fn run_inner(
+    properties: &TableSyncProperties,
+    context: &RunContext,
+) -> Result<TaskOutcome, TableError> {
+    let source_endpoint = Endpoint::parse(properties.source.expose(), "source", &context.task_id)?;
+    let target_endpoint = Endpoint::parse(properties.target.expose(), "target", &context.task_id)?;
+    let source = source_endpoint.connect().await?;
+    let target = target_endpoint.connect().await?;
+    let layout = Arc::new(discover(properties, &source, &target).await?);
+    drop(target);
+
+    let incremental = *properties.mode.get_ref() == TableMode::Incremental;
+    let retrying: Option<Vec<FailedItem>> = context.retry_items.as_ref().map(|items| {
+        items
+            .iter()
+            .filter(|item| item.kind == ItemKind::Batch)
+            .cloned()
+            .collect()
+    });
+    let watermark = if incremental && retrying.is_none() {
+        context
+            .state
+            .watermark(&context.task_id)
+            .await
+            .map_err(|error| TableError::Setup(error.to_string()))?
+    } else {
+        None
+    };
+    if retrying.is_none() {
+        supersede_bad_rows(context).await;
+    }
+    tracing::info!(source = %source_endpoint.name, target = %target_endpoint.name, watermark = watermark.as_deref().unwrap_or(""), "table sync planned");
+
+    // The total, counted on its own connection while batches flow.
+    let counter = if retrying.is_none() {
+        Some(spawn_count(
+            source_endpoint.clone(),
+            Arc::clone(&layout),
+            watermark.clone(),
+            properties,
+            context,
+        ))
+    } else {
+        context.update_counters(|counters| {
+            counters.batches_total = retrying.as_ref().map(|items| items.len() as u64);
+            counters.totals_known = true;
+        });
+        None
+    };
+
+    let (batches_tx, mut batches_rx) = mpsc::channel::<Result<Batch, TableError>>(READ_AHEAD);
+    let mut reader = Reader {
+        endpoint: source_endpoint,
+        client: Some(source),
+    };
+    let read_layout = Arc::clone(&layout);
+    let batch_size = *properties.batch_size.get_ref();
+    let read_watermark = watermark.clone();
+    let retries = properties.max_retries;
+    let backoff = properties.retry_backoff;
+    let cancel = context.cancel.clone();
+    let producer = async move {
+        match retrying {
+            Some(items) => {
+                for (number, item) in items.into_iter().enumerate() {
+                    let bounds: BatchBounds = match serde_json::from_str(&item.key) {
+                        Ok(bounds) => bounds,
+                        Err(error) => {
+                            let _ = batches_tx
+                                .send(Err(TableError::Setup(format!(
+                                    "failed item #{} has unreadable bounds: {error}",
+                                    item.id
+                                ))))
+                                .await;
+                            return;
+                        }
+                    };
+                    let read = read_with_retries(
+                        &mut reader,
+                        &read_layout,
+                        &bounds,
+                        None,
+                        retries,
+                        backoff,
+                        &cancel,
+                    )
+                    .await;
+                    let batch = read.map(|rows| Batch {
+                        number: number as u64 + 1,
+                        bounds,
+                        rows,
+                        item_id: Some(item.id),
+                    });
+                    if batches_tx.send(batch).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            None => {
+                let mut after: Option<Vec<Option<String>>> = None;
+                let mut number = 0;
+                loop {
+                    if cancel.is_cancelled() {
+                        return;
+                    }
+                    let bounds = BatchBounds {
+                        after: after.clone(),
+                        through: Vec::new(),
+                        watermark_above: read_watermark.clone(),
+                    };
+                    let rows = match read_with_retries(
+                        &mut reader,
+                        &read_layout,
+                        &bounds,
+                        Some(batch_size),
+                        retries,
+                        backoff,
+                        &cancel,
+                    )
+                    .await
+                    {
+                        Ok(rows) => rows,
+                        Err(error) => {
+                            let _ = batches_tx.send(Err(error)).await;
+                            return;
+                        }
+                    };
+                    let Some(last) = rows.last() else { return };
+                    number += 1;
+                    let through: Vec<Option<String>> = read_layout
+                        .key_indexes
+                        .iter()
+                        .map(|index| last[*index].clone())
+                        .collect();
+                    let full = rows.len() == batch_size;
+                    after = Some(through.clone());
+                    let bounds = BatchBounds { through, ..bounds };
+                    if batches_tx
+                        .send(Ok(Batch {
+                            number,
+                            bounds,
+                            rows,
+                            item_id: None,
+                        }))
+                        .await
+                        .is_err()
+                        || !full
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+
+    let mut loader = Loader::new(target_endpoint, &layout);
+    let consumer = async {
+        let mut newest_watermark: Option<String> = None;
+        let mut read_error = None;
+        while let Some(batch) = batches_rx.recv().await {
+            if context.cancel.is_cancelled() {
+                break;
+            }
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(error) => {
+                    read_error = Some(error);
+                    break;
+                }
+            };
+            if incremental {
+                newest_watermark = batch
+                    .bounds
+                    .through
+                    .first()
+                    .cloned()
+                    .flatten()
+                    .or(newest_watermark);
+            }
+            load_batch(&mut loader, &layout, batch, properties, context).await;
+        }
+        (newest_watermark, read_error)
+    };
+    let ((), (newest_watermark, read_error)) = tokio::join!(producer, consumer);
+    if let Some(counter) = counter {
+        counter.abort();
+    }
+    if context.cancel.is_cancelled() {
+        return Ok(TaskOutcome::cancelled());
+    }
+    let counters = context.counters();
+    if let Some(error) = read_error {
+        return Ok(TaskOutcome::failed(format!(
+            "stopped after {} batches: {error}",
+            counters.batches_done + counters.batches_failed
+        )));
+    }
+    let problems = counters.batches_failed > 0 || counters.rows_skipped > 0;
+    if !problems {
+        if context.retry_items.is_none()
+            && incremental
+            && let Some(value) = newest_watermark
+        {
+            context
+                .state
+                .set_watermark(&context.task_id, &value)
+                .await
+                .map_err(|error| TableError::Setup(error.to_string()))?;
+            tracing::info!(watermark = %value, "watermark advanced");
+        }
+        return Ok(TaskOutcome {
+            status: RunStatus::Succeeded,
+            error: None,
+            warning: None,
+        });
+    }
+    let mut reasons = Vec::new();
+    if counters.batches_failed > 0 {
+        reasons.push(format!("{} batch(es) failed", counters.batches_failed));
+    }
+    if counters.rows_skipped > 0 {
+        reasons.push(format!("{} row(s) skipped", counters.rows_skipped));
+    }
+    let status =
+        if counters.rows_upserted + counters.batches_done == 0 && counters.batches_failed > 0 {
+            RunStatus::Failed
+        } else {
+            RunStatus::Partial
+        };
+    Ok(TaskOutcome {
+        status,
+        error: Some(format!(
+            "{}; the watermark stays; see `syncdeck errors {}`",
+            reasons.join(", "),
+            context.task_id
+        )),
+        warning: None,
+    })
+}
+
+async fn read_with_retries(
+    reader: &mut Reader,
+    layout: &Layout,
+    bounds: &BatchBounds,
+    limit: Option<usize>,
+    retries: u32,
+    backoff: Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<Vec<Vec<Option<String>>>, TableError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let through = (!bounds.through.is_empty()).then_some(bounds.through.as_slice());
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return Err(TableError::Database("cancelled".into())),
+            result = reader.read(layout, bounds.after.as_deref(), through, bounds.watermark_above.as_deref(), limit) => result,
+        };
+        match result {
+            Ok(rows) => return Ok(rows),
+            Err(error) if attempt <= retries => {
+                let wait = backoff * 2u32.pow(attempt - 1);
+                tracing::warn!(attempt, error = %error, "reading a batch failed; retrying in {}", humantime::format_duration(wait));
+                reader.client = None;
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(TableError::Database("cancelled".into())),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Checks a batch's rows, loads the good ones with retries, and records
+/// what could not be loaded.
+async fn load_batch(
+    loader: &mut Loader,
+    layout: &Layout,
+    batch: Batch,
+    properties: &TableSyncProperties,
+    context: &RunContext,
+) {
+    let extracted = batch.rows.len() as u64;
+    let mut good = Vec::with_capacity(batch.rows.len());
+    let mut skipped = 0;
+    for row in &batch.rows {
+        match transform(layout, row) {
+            Ok(values) => good.push(values),
+            Err(reason) => {
+                skipped += 1;
+                let key: Vec<String> = layout
+                    .key_indexes
+                    .iter()
+                    .zip(&layout.keys)
+                    .map(|(index, key)| {
+                        format!("{}={}", key.name, row[*index].as_deref().unwrap_or("NULL"))
+                    })
+                    .collect();
+                let kept = context.counters().rows_skipped + skipped;
+                if kept <= BAD_ROWS_KEPT {
+                    record(context, ItemKind::Row, &key.join(", "), &reason, 1).await;
+                }
+            }
+        }
+    }
+    context.update_counters(|counters| {
+        counters.rows_extracted += extracted;
+        counters.rows_skipped += skipped;
+    });
+
+    let label = format!("batch {} {}", batch.number, describe_bounds(&batch.bounds));
+    let max_attempts = properties.max_retries + 1;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = tokio::select! {
+            _ = context.cancel.cancelled() => return,
+            result = loader.load(&good) => result,
+        };
+        match result {
+            Ok(changed) => {
+                context.update_counters(|counters| {
+                    counters.rows_upserted += changed;
+                    counters.rows_unchanged += good.len() as u64 - changed.min(good.len() as u64);
+                    counters.batches_done += 1;
+                });
+                if let Some(id) = batch.item_id
+                    && let Err(error) = context
+                        .state
+                        .set_item_status(id, ItemStatus::Resolved)
+                        .await
+                {
+                    tracing::warn!(%error, "could not mark the batch resolved");
+                }
+                return;
+            }
+            Err(error) => {
+                let message = crate::config::redact(&error.to_string()).into_owned();
+                let retry_in = (attempt < max_attempts)
+                    .then(|| properties.retry_backoff * 2u32.pow(attempt - 1));
+                tracing::warn!(batch = batch.number, attempt, max_attempts, error = %message, "batch failed");
+                context.emit(EngineEvent::ItemFailed {
+                    run_id: context.run_id,
+                    task_id: context.task_id.clone(),
+                    path: label.clone(),
+                    error: message.clone(),
+                    attempt,
+                    max_attempts,
+                    retry_in,
+                });
+                loader.client = loader.client.take().filter(|client| !client.is_closed());
+                match retry_in {
+                    Some(wait) => {
+                        tokio::select! {
+                            _ = context.cancel.cancelled() => return,
+                            _ = tokio::time::sleep(wait) => {}
+                        }
+                    }
+                    None => {
+                        context.update_counters(|counters| counters.batches_failed += 1);
+                        // A retried batch has the same bounds, so its record is updated.
+                        record(
+                            context,
+                            ItemKind::Batch,
+                            &batch.bounds.key(),
+                            &message,
+                            attempt,
+                        )
+                        .await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn describe_bounds(bounds: &BatchBounds) -> String {
+    let show = |values: &[Option<String>]| {
+        values
+            .iter()
+            .map(|value| value.as_deref().unwrap_or("NULL"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match &bounds.after {
+        Some(after) => format!("({}]..({}]", show(after), show(&bounds.through)),
+        None => format!("(start..{}]", show(&bounds.through)),
+    }
+}
+
+/// The target values of a row, or why the row cannot be loaded.
+fn transform(layout: &Layout, row: &[Option<String>]) -> Result<Vec<Option<String>>, String> {
+    let mut values = Vec::with_capacity(layout.columns.len());
+    for column in &layout.columns {
+        let value = row[column.source_index]
+            .clone()
+            .filter(|value| !column.null_if.contains(value));
+        match &value {
+            None if column.required => {
+                return Err(format!("required column `{}` is NULL", column.target));
+            }
+            None => {}
+            Some(text) => column
+                .value_type
+                .check(text)
+                .map_err(|reason| format!("column `{}`: {reason}", column.target))?,
+        }
+        values.push(value);
+    }
+    Ok(values)
+}
+
+async fn record(context: &RunContext, kind: ItemKind, key: &str, error: &str, attempts: u32) {
+    let item = NewFailedItem {
+        run_id: context.run_id,
+        task_id: context.task_id.clone(),
+        kind,
+        key: key.to_string(),
+        error: error.to_string(),
+        attempts,
+    };
+    if let Err(error) = context.state.record_failed_item(&item).await {
+        tracing::error!(%error, "could not record a failure");
+    }
+}
+
+/// A new run reads every row again (full mode) or every row since the
+/// unchanged watermark (incremental), so bad rows recorded by earlier runs
+/// are re-checked now; they are recorded again if still bad.
+async fn supersede_bad_rows(context: &RunContext) {
+    let Ok(items) = context
+        .state
+        .failed_items(Some(&context.task_id), true)
+        .await
+    else {
+        return;
+    };
+    let rows: HashSet<i64> = items
+        .iter()
+        .filter(|item| item.kind == ItemKind::Row)
+        .map(|item| item.id)
+        .collect();
+    for id in rows {
+        let _ = context
+            .state
+            .set_item_status(id, ItemStatus::Resolved)
+            .await;
+    }
+}
+
+fn spawn_count(
+    endpoint: Endpoint,
+    layout: Arc<Layout>,
+    watermark: Option<String>,
+    properties: &TableSyncProperties,
+    context: &RunContext,
+) -> tokio::task::JoinHandle<()> {
+    let counters = context.clone_for_progress();
+    let batch_size = *properties.batch_size.get_ref() as u64;
+    tokio::spawn(async move {
+        let result: Result<u64, TableError> = async {
+            let client = endpoint.connect().await?;
+            let mut query = sql::Query::new(endpoint.dialect);
+            let mut sql = format!("SELECT count(*) FROM {}", layout.relation.from_clause());
+            if let (Some(watermark), Some(key)) = (&watermark, layout.keys.first()) {
+                sql.push_str(&format!(" WHERE {}", query.greater(key, watermark)));
+            }
+            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = query
+                .params
+                .iter()
+                .map(|param| param as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            let row = client
+                .query_one(sql.as_str(), &params)
+                .await
+                .map_err(|error| TableError::Database(describe(&error)))?;
+            Ok(row.get::<_, i64>(0).max(0) as u64)
+        }
+        .await;
+        match result {
+            Ok(total) => counters.update(|counters| {
+                counters.rows_total = Some(total);
+                counters.batches_total = Some(total.div_ceil(batch_size.max(1)));
+                counters.totals_known = true;
+            }),
+            Err(error) => {
+                tracing::warn!(%error, "could not count the source rows; progress shows no total")
+            }
+        }
+    })
+}
+
+/// What `syncdeck plan` shows for a table task.
+pub struct TablePlan {
+    pub source: String,
+    pub target: String,
+    pub rows: u64,
+    pub batches: u64,
+    pub watermark: Option<String>,
+    pub columns: Vec<String>,
+}
+
+/// Connects, checks both tables and counts what a run would read.
+pub async fn plan(
+    properties: &TableSyncProperties,
+    task_id: &str,
+    watermark: Option<String>,
+) -> Result<TablePlan, TableError> {
+    let source_endpoint = Endpoint::parse(properties.source.expose(), "source", task_id)?;
+    let target_endpoint = Endpoint::parse(properties.target.expose(), "target", task_id)?;
+    let source = source_endpoint.connect().await?;
+    let target = target_endpoint.connect().await?;
+    let layout = discover(properties, &source, &target).await?;
+    let watermark = watermark.filter(|_| *properties.mode.get_ref() == TableMode::Incremental);
+    let mut query = sql::Query::new(source_endpoint.dialect);
+    let mut sql = format!("SELECT count(*) FROM {}", layout.relation.from_clause());
+    if let (Some(watermark), Some(key)) = (&watermark, layout.keys.first()) {
+        sql.push_str(&format!(" WHERE {}", query.greater(key, watermark)));
+    }
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = query
+        .params
+        .iter()
+        .map(|param| param as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect();
+    let row = source
+        .query_one(sql.as_str(), &params)
+        .await
+        .map_err(|error| TableError::Database(describe(&error)))?;
+    let rows = row.get::<_, i64>(0).max(0) as u64;
+    Ok(TablePlan {
+        source: source_endpoint.name,
+        target: format!("{} table {}", target_endpoint.name, layout.target_table),
+        rows,
+        batches: rows.div_ceil(*properties.batch_size.get_ref() as u64),
+        watermark,
+        columns: layout
+            .columns
+            .iter()
+            .map(|column| column.target.clone())
+            .collect(),
+    })
+}

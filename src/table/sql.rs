@@ -1,0 +1,323 @@
+//! SQL text for table sync. Identifiers from the config are quoted; values
+//! are always bound as parameters (`$n`), never written into the SQL.
+//! Extraction uses only what Redshift also accepts: plain `SELECT` with
+//! `CAST`, `ORDER BY` and `LIMIT`, and keyset conditions spelled out with
+//! `OR`/`AND` instead of row comparisons.
+
+/// Which server reads the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Postgres,
+    Redshift,
+}
+
+impl Dialect {
+    /// A text type that holds any value: Redshift's `TEXT` is only 256 bytes.
+    fn text_type(self) -> &'static str {
+        match self {
+            Self::Postgres => "TEXT",
+            Self::Redshift => "VARCHAR(65535)",
+        }
+    }
+}
+
+/// `"name"`, with embedded quotes doubled.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `schema.table` → `"schema"."table"`; a part already in quotes is kept.
+pub(crate) fn quote_qualified(name: &str) -> String {
+    let mut parts = Vec::new();
+    let mut rest = name.trim();
+    while !rest.is_empty() {
+        if let Some(quoted) = rest.strip_prefix('"') {
+            // Find the closing quote, skipping doubled quotes.
+            let mut end = 0;
+            let bytes = quoted.as_bytes();
+            while end < bytes.len() {
+                if bytes[end] == b'"' {
+                    if bytes.get(end + 1) == Some(&b'"') {
+                        end += 2;
+                        continue;
+                    }
+                    break;
+                }
+                end += 1;
+            }
+            parts.push(format!("\"{}\"", &quoted[..end.min(quoted.len())]));
+            rest = quoted.get(end + 1..).unwrap_or("").trim_start_matches('.');
+        } else {
+            let (part, after) = rest.split_once('.').unwrap_or((rest, ""));
+            parts.push(quote_ident(part));
+            rest = after;
+        }
+    }
+    parts.join(".")
+}
+
+/// Where rows come from: a table or a query.
+#[derive(Debug, Clone)]
+pub(crate) enum SourceRelation {
+    Table(String),
+    Query(String),
+}
+
+impl SourceRelation {
+    pub(crate) fn from_clause(&self) -> String {
+        match self {
+            Self::Table(name) => quote_qualified(name),
+            Self::Query(query) => format!(
+                "({}) AS syncdeck_source",
+                query.trim().trim_end_matches(';')
+            ),
+        }
+    }
+}
+
+/// A column of the ordering key with its source type, for parameter casts.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyColumn {
+    pub name: String,
+    pub type_name: String,
+}
+
+/// Builds SQL with numbered parameters, casting each text parameter to the
+/// column's type so any key type can be bound as text.
+pub(crate) struct Query {
+    pub sql: String,
+    pub params: Vec<Option<String>>,
+    dialect: Dialect,
+}
+
+impl Query {
+    pub(crate) fn new(dialect: Dialect) -> Self {
+        Self {
+            sql: String::new(),
+            params: Vec::new(),
+            dialect,
+        }
+    }
+
+    fn param(&mut self, value: Option<String>, type_name: &str) -> String {
+        self.params.push(value);
+        format!(
+            "CAST(CAST(${} AS {}) AS {type_name})",
+            self.params.len(),
+            self.dialect.text_type()
+        )
+    }
+
+    /// `key > bound` in the lexicographic order of `keys`.
+    pub(crate) fn after(&mut self, keys: &[KeyColumn], bound: &[Option<String>]) -> String {
+        self.compare(keys, bound, ">", false)
+    }
+
+    /// `key <= bound` in the lexicographic order of `keys`.
+    pub(crate) fn through(&mut self, keys: &[KeyColumn], bound: &[Option<String>]) -> String {
+        self.compare(keys, bound, "<", true)
+    }
+
+    fn compare(
+        &mut self,
+        keys: &[KeyColumn],
+        bound: &[Option<String>],
+        op: &str,
+        or_equal: bool,
+    ) -> String {
+        let mut alternatives = Vec::new();
+        for index in 0..keys.len() {
+            let mut terms = Vec::new();
+            for (key, value) in keys.iter().zip(bound).take(index) {
+                let param = self.param(value.clone(), &key.type_name);
+                terms.push(format!("{} = {param}", quote_ident(&key.name)));
+            }
+            let param = self.param(bound[index].clone(), &keys[index].type_name);
+            terms.push(format!("{} {op} {param}", quote_ident(&keys[index].name)));
+            alternatives.push(format!("({})", terms.join(" AND ")));
+        }
+        if or_equal {
+            let mut terms = Vec::new();
+            for (key, value) in keys.iter().zip(bound) {
+                let param = self.param(value.clone(), &key.type_name);
+                terms.push(format!("{} = {param}", quote_ident(&key.name)));
+            }
+            alternatives.push(format!("({})", terms.join(" AND ")));
+        }
+        format!("({})", alternatives.join(" OR "))
+    }
+
+    /// `column > value` for the watermark floor.
+    pub(crate) fn greater(&mut self, column: &KeyColumn, value: &str) -> String {
+        let param = self.param(Some(value.to_string()), &column.type_name);
+        format!("{} > {param}", quote_ident(&column.name))
+    }
+}
+
+/// `SELECT CAST(c AS TEXT) … FROM source WHERE … ORDER BY keys LIMIT n`.
+pub(crate) fn select_batch(
+    dialect: Dialect,
+    relation: &SourceRelation,
+    columns: &[String],
+    keys: &[KeyColumn],
+    conditions: Vec<String>,
+    params: Vec<Option<String>>,
+    limit: Option<usize>,
+) -> Query {
+    // Aliased, so ORDER BY names the source columns, not these text
+    // values (an output column named like a source column would win).
+    let select: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(index, column)| {
+            format!(
+                "CAST({} AS {}) AS syncdeck_{index}",
+                quote_ident(column),
+                dialect.text_type()
+            )
+        })
+        .collect();
+    let order: Vec<String> = keys.iter().map(|key| quote_ident(&key.name)).collect();
+    let mut sql = format!(
+        "SELECT {} FROM {}",
+        select.join(", "),
+        relation.from_clause()
+    );
+    if !conditions.is_empty() {
+        sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
+    }
+    sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+    if let Some(limit) = limit {
+        sql.push_str(&format!(" LIMIT {limit}"));
+    }
+    Query {
+        sql,
+        params,
+        dialect,
+    }
+}
+
+/// The upsert from the staging table; unchanged rows are not rewritten.
+pub(crate) fn upsert(
+    target: &str,
+    staging: &str,
+    columns: &[String],
+    primary_key: &[String],
+) -> String {
+    let quoted: Vec<String> = columns.iter().map(|column| quote_ident(column)).collect();
+    let keys: Vec<String> = primary_key
+        .iter()
+        .map(|column| quote_ident(column))
+        .collect();
+    let others: Vec<&String> = columns
+        .iter()
+        .filter(|column| !primary_key.contains(column))
+        .collect();
+    let target_name = quote_qualified(target);
+    let mut sql = format!(
+        "INSERT INTO {target_name} AS syncdeck_target ({}) SELECT {} FROM {staging} ON CONFLICT ({}) ",
+        quoted.join(", "),
+        quoted.join(", "),
+        keys.join(", ")
+    );
+    if others.is_empty() {
+        sql.push_str("DO NOTHING");
+    } else {
+        let set: Vec<String> = others
+            .iter()
+            .map(|column| format!("{0} = EXCLUDED.{0}", quote_ident(column)))
+            .collect();
+        let current: Vec<String> = others
+            .iter()
+            .map(|column| format!("syncdeck_target.{}", quote_ident(column)))
+            .collect();
+        let incoming: Vec<String> = others
+            .iter()
+            .map(|column| format!("EXCLUDED.{}", quote_ident(column)))
+            .collect();
+        sql.push_str(&format!(
+            "DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
+            set.join(", "),
+            current.join(", "),
+            incoming.join(", ")
+        ));
+    }
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_quoted_and_escaped() {
+        assert_eq!(quote_ident("order"), "\"order\"");
+        assert_eq!(quote_ident("we\"ird"), "\"we\"\"ird\"");
+        assert_eq!(quote_qualified("public.orders"), "\"public\".\"orders\"");
+        assert_eq!(quote_qualified("\"My.Schema\".t"), "\"My.Schema\".\"t\"");
+        assert_eq!(quote_qualified("x; DROP TABLE y"), "\"x; DROP TABLE y\"");
+    }
+
+    #[test]
+    fn keyset_conditions_are_lexicographic_with_bound_parameters() {
+        let keys = vec![
+            KeyColumn {
+                name: "updated_at".into(),
+                type_name: "timestamptz".into(),
+            },
+            KeyColumn {
+                name: "id".into(),
+                type_name: "int8".into(),
+            },
+        ];
+        let mut query = Query::new(Dialect::Postgres);
+        let after = query.after(&keys, &[Some("2026-01-01".into()), Some("42".into())]);
+        assert_eq!(
+            after,
+            "((\"updated_at\" > CAST(CAST($1 AS TEXT) AS timestamptz)) OR (\"updated_at\" = CAST(CAST($2 AS TEXT) AS timestamptz) AND \"id\" > CAST(CAST($3 AS TEXT) AS int8)))"
+        );
+        assert_eq!(query.params.len(), 3);
+        let through = query.through(&keys, &[Some("2026-02-01".into()), Some("99".into())]);
+        assert!(through.ends_with("(\"updated_at\" = CAST(CAST($7 AS TEXT) AS timestamptz) AND \"id\" = CAST(CAST($8 AS TEXT) AS int8)))"), "{through}");
+        assert!(
+            !after.contains("42") && !through.contains("99"),
+            "values are parameters"
+        );
+    }
+
+    #[test]
+    fn redshift_reads_with_wide_varchar() {
+        let keys = vec![KeyColumn {
+            name: "id".into(),
+            type_name: "int8".into(),
+        }];
+        let query = select_batch(
+            Dialect::Redshift,
+            &SourceRelation::Table("s.t".into()),
+            &["id".into()],
+            &keys,
+            vec![],
+            vec![],
+            Some(10),
+        );
+        assert_eq!(
+            query.sql,
+            "SELECT CAST(\"id\" AS VARCHAR(65535)) AS syncdeck_0 FROM \"s\".\"t\" ORDER BY \"id\" LIMIT 10"
+        );
+    }
+
+    #[test]
+    fn the_upsert_skips_unchanged_rows() {
+        let sql = upsert(
+            "public.t",
+            "stage",
+            &["id".into(), "name".into()],
+            &["id".into()],
+        );
+        assert_eq!(
+            sql,
+            "INSERT INTO \"public\".\"t\" AS syncdeck_target (\"id\", \"name\") SELECT \"id\", \"name\" FROM stage ON CONFLICT (\"id\") DO UPDATE SET \"name\" = EXCLUDED.\"name\" WHERE (syncdeck_target.\"name\") IS DISTINCT FROM (EXCLUDED.\"name\")"
+        );
+        assert!(upsert("t", "s", &["id".into()], &["id".into()]).ends_with("DO NOTHING"));
+    }
+}
