@@ -332,3 +332,107 @@ pub fn sparse_file(path: &Path, size: u64) {
     let file = std::fs::File::create(path).expect("create");
     file.set_len(size).expect("set_len");
 }
+
+/// Where the tests' PostgreSQL server is: `$SYNCDECK_TEST_POSTGRES`, else
+/// the local server on 127.0.0.1:5432 as user postgres (see .ci/run).
+pub fn postgres_base_url() -> String {
+    std::env::var("SYNCDECK_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(future)
+}
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|error| {
+            panic!("cannot reach the test PostgreSQL at {url}: {error} (see .ci/run)")
+        });
+    tokio::spawn(connection);
+    client
+}
+
+/// A database of its own for one test, dropped afterwards.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    pub fn create(hint: &str) -> Self {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "syncdeck_{hint}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let base = postgres_base_url();
+        block_on(async {
+            let admin = connect(&format!("{base}/postgres?sslmode=disable")).await;
+            admin
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .expect("create test database");
+        });
+        Self {
+            url: format!("{base}/{name}?sslmode=disable"),
+            name,
+        }
+    }
+
+    pub fn execute(&self, sql: &str) {
+        block_on(async {
+            let client = connect(&self.url).await;
+            client
+                .batch_execute(sql)
+                .await
+                .unwrap_or_else(|error| panic!("{sql}: {error:?}"));
+        });
+    }
+
+    /// The first column of the first row, as text.
+    pub fn scalar(&self, sql: &str) -> String {
+        block_on(async {
+            let client = connect(&self.url).await;
+            let messages = client
+                .simple_query(sql)
+                .await
+                .unwrap_or_else(|error| panic!("{sql}: {error:?}"));
+            messages
+                .iter()
+                .find_map(|message| match message {
+                    tokio_postgres::SimpleQueryMessage::Row(row) => {
+                        Some(row.get(0).unwrap_or("NULL").to_string())
+                    }
+                    _ => None,
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    pub fn count(&self, sql: &str) -> u64 {
+        self.scalar(sql)
+            .parse()
+            .unwrap_or_else(|_| panic!("not a count: {sql}"))
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let base = postgres_base_url();
+        let name = self.name.clone();
+        block_on(async move {
+            let admin = connect(&format!("{base}/postgres?sslmode=disable")).await;
+            let _ = admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+        });
+    }
+}

@@ -1,0 +1,415 @@
+//! Table sync against a real PostgreSQL: full and incremental loads, bad
+//! rows, failing batches retried by their recorded bounds, connections
+//! killed mid-run, and a process killed mid-run.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestDatabase, Workspace, counter, json_lines, run_of, stderr};
+
+fn table_task(database: &TestDatabase, source: &str, target: &str, extra: &str) -> String {
+    format!(
+        "[[tasks]]\nid = \"t\"\ntype = \"table_sync\"\n[tasks.properties]\nsource = \"{url}\"\ntarget = \"{url}\"\n\
+         source_table = \"{source}\"\ntarget_table = \"{target}\"\nprimary_key = [\"id\"]\n{extra}\n",
+        url = database.url
+    )
+}
+
+fn except_both_ways(database: &TestDatabase, source: &str, target: &str) -> (u64, u64) {
+    (
+        database.count(&format!(
+            "SELECT count(*) FROM (SELECT * FROM {source} EXCEPT SELECT * FROM {target}) x"
+        )),
+        database.count(&format!(
+            "SELECT count(*) FROM (SELECT * FROM {target} EXCEPT SELECT * FROM {source}) x"
+        )),
+    )
+}
+
+fn watermark(workspace: &Workspace) -> Option<String> {
+    let connection =
+        rusqlite::Connection::open(workspace.path().join("state/state.db")).expect("state db");
+    connection
+        .query_row(
+            "SELECT value FROM watermarks WHERE task_id = 't'",
+            [],
+            |row| row.get(0),
+        )
+        .ok()
+}
+
+#[test]
+fn a_full_sync_of_every_type_matches_and_a_rerun_rewrites_nothing() {
+    let database = TestDatabase::create("full");
+    database.execute(
+        r#"
+CREATE SCHEMA src; CREATE SCHEMA dst;
+CREATE TABLE src.items (
+    id int PRIMARY KEY, big bigint, amount numeric(14,4), note text, code varchar(16),
+    seen_at timestamptz, day date, active boolean, payload jsonb, ref uuid, "order" int);
+INSERT INTO src.items
+SELECT g,
+    CASE WHEN g % 11 = 0 THEN NULL ELSE g::bigint * 1000003 END,
+    CASE WHEN g % 13 = 0 THEN NULL ELSE (g * 1.2345)::numeric(14,4) END,
+    CASE WHEN g % 17 = 0 THEN NULL WHEN g % 5 = 0 THEN E'tab\there\nnew line \\ back "q" ' || g ELSE 'note ' || g || ' ünï 日本' END,
+    CASE WHEN g % 19 = 0 THEN NULL ELSE 'C' || (g % 1000) END,
+    CASE WHEN g % 23 = 0 THEN NULL ELSE timestamptz '2026-01-01 00:00:00+00' + g * interval '1.007 seconds' END,
+    CASE WHEN g % 29 = 0 THEN NULL ELSE date '2020-01-01' + (g % 3000) END,
+    CASE WHEN g % 31 = 0 THEN NULL ELSE g % 2 = 0 END,
+    CASE WHEN g % 37 = 0 THEN NULL ELSE jsonb_build_object('g', g, 'tags', jsonb_build_array('a', g % 7)) END,
+    CASE WHEN g % 41 = 0 THEN NULL ELSE md5(g::text)::uuid END,
+    CASE WHEN g % 43 = 0 THEN NULL ELSE g % 97 END
+FROM generate_series(1, 100000) g;
+CREATE TABLE dst.items (LIKE src.items INCLUDING ALL);
+"#,
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(&database, "src.items", "dst.items", ""));
+
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(counter(run, "rows_extracted"), 100_000);
+    assert_eq!(counter(run, "rows_upserted"), 100_000);
+    assert_eq!(
+        counter(run, "batches_done"),
+        100,
+        "batches of 1,000 by default"
+    );
+    assert_eq!(run["counters"]["rows_total"], 100_000);
+    assert_eq!(
+        except_both_ways(&database, "src.items", "dst.items"),
+        (0, 0),
+        "source and target hold the same rows"
+    );
+
+    let versions = "SELECT md5(string_agg(xmin::text, ',' ORDER BY id)) FROM dst.items";
+    let before = database.scalar(versions);
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success());
+    let rerun = run_of(&runs, "t");
+    assert_eq!(counter(rerun, "rows_upserted"), 0);
+    assert_eq!(counter(rerun, "rows_unchanged"), 100_000);
+    assert_eq!(
+        database.scalar(versions),
+        before,
+        "a rerun with no change rewrites no row"
+    );
+}
+
+#[test]
+fn an_incremental_run_reads_only_changed_rows_and_moves_the_watermark() {
+    let database = TestDatabase::create("incremental");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.events (id bigint PRIMARY KEY, body text, updated_at timestamptz NOT NULL);
+         INSERT INTO src.events SELECT g, 'event ' || g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, 20000) g;
+         CREATE TABLE dst.events (LIKE src.events INCLUDING ALL);",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.events",
+        "dst.events",
+        "mode = \"incremental\"\nwatermark_column = \"updated_at\"",
+    ));
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(counter(run_of(&runs, "t"), "rows_extracted"), 20_000);
+    let newest = "SET TimeZone = 'UTC'; SELECT max(updated_at)::text FROM src.events";
+    assert_eq!(
+        watermark(&workspace).as_deref(),
+        Some(database.scalar(newest).as_str())
+    );
+
+    // 1% updated, 1% inserted.
+    database.execute(
+        "UPDATE src.events SET body = body || ' v2', updated_at = timestamptz '2026-06-01 00:00:00+00' + id * interval '1 millisecond' WHERE id % 100 = 0;
+         INSERT INTO src.events SELECT g, 'new ' || g, timestamptz '2026-06-02 00:00:00+00' + g * interval '1 second' FROM generate_series(20001, 20200) g;",
+    );
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(
+        counter(run, "rows_extracted"),
+        400,
+        "only the changed and new rows are read"
+    );
+    assert_eq!(counter(run, "rows_upserted"), 400);
+    assert_eq!(
+        watermark(&workspace).as_deref(),
+        Some(database.scalar(newest).as_str()),
+        "the watermark is the new maximum"
+    );
+    assert_eq!(
+        except_both_ways(&database, "src.events", "dst.events"),
+        (0, 0)
+    );
+
+    let (_, runs) = workspace.run_json(&[]);
+    assert_eq!(
+        counter(run_of(&runs, "t"), "rows_extracted"),
+        0,
+        "nothing new, nothing read"
+    );
+}
+
+#[test]
+fn bad_rows_are_skipped_counted_and_explained_while_their_batch_loads() {
+    let database = TestDatabase::create("badrows");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.raw (id int PRIMARY KEY, amount_text text, email text);
+         INSERT INTO src.raw SELECT g,
+             CASE g WHEN 10 THEN 'abc' WHEN 500 THEN '12,5' WHEN 1500 THEN '1.2.3' ELSE (g * 1.5)::text END,
+             CASE WHEN g IN (7, 1200) THEN NULL ELSE 'user' || g || '@example.com' END
+         FROM generate_series(1, 2000) g;
+         CREATE TABLE dst.clean (id int PRIMARY KEY, amount numeric(10,2), email text NOT NULL);",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.raw",
+        "dst.clean",
+        "[tasks.properties.columns.id]\n[tasks.properties.columns.amount]\nsource = \"amount_text\"\n[tasks.properties.columns.email]\nrequired = true\n",
+    ));
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1), "a partial run exits 1");
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "partial");
+    assert_eq!(counter(run, "rows_skipped"), 5);
+    assert_eq!(
+        counter(run, "rows_upserted"),
+        1995,
+        "the rest of each batch loads"
+    );
+    assert_eq!(database.count("SELECT count(*) FROM dst.clean"), 1995);
+
+    let errors = json_lines(&workspace.run(&["errors", "--json"]));
+    let mut reasons: Vec<(String, String)> = errors
+        .iter()
+        .map(|item| {
+            assert_eq!(item["kind"], "row");
+            (
+                item["key"].as_str().unwrap_or("").to_string(),
+                item["error"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 5, "{errors:?}");
+    assert_eq!(
+        reasons[0],
+        (
+            "id=10".to_string(),
+            "column `amount`: `abc` is not a number".to_string()
+        )
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|(key, error)| key == "id=1200" && error == "required column `email` is NULL"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|(key, error)| key == "id=500" && error.contains("`12,5` is not a number")),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn a_failing_batch_is_retried_recorded_and_later_loaded_alone() {
+    let database = TestDatabase::create("faults");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.orders (id int PRIMARY KEY, total numeric, updated_at timestamptz NOT NULL);
+         INSERT INTO src.orders SELECT g, g * 2.5, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 5000) g;
+         CREATE TABLE dst.orders (LIKE src.orders INCLUDING ALL);
+         CREATE FUNCTION dst.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.id BETWEEN 2001 AND 3000 THEN RAISE EXCEPTION 'order % is locked', NEW.id; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON dst.orders FOR EACH ROW EXECUTE FUNCTION dst.refuse();",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.orders",
+        "dst.orders",
+        "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nmax_retries = 2\nretry_backoff = \"20ms\"",
+    ));
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "partial");
+    assert_eq!(counter(run, "batches_failed"), 1);
+    assert_eq!(
+        counter(run, "batches_done"),
+        4,
+        "the batches after the failed one load"
+    );
+    assert_eq!(database.count("SELECT count(*) FROM dst.orders"), 4000);
+    assert_eq!(
+        watermark(&workspace),
+        None,
+        "a partial run leaves the watermark"
+    );
+    let logs = workspace.logs();
+    assert_eq!(
+        logs.matches("batch failed").count(),
+        3,
+        "first attempt and two retries: {logs}"
+    );
+
+    let errors = json_lines(&workspace.run(&["errors", "--json"]));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let item = &errors[0];
+    assert_eq!(item["kind"], "batch");
+    assert_eq!(item["attempts"], 3);
+    assert!(
+        item["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("order 2001 is locked")),
+        "{item}"
+    );
+    let bounds: serde_json::Value =
+        serde_json::from_str(item["key"].as_str().unwrap_or("{}")).expect("bounds are JSON");
+    assert_eq!(
+        bounds["through"][1], "3000",
+        "the bounds end at the batch's last key: {bounds}"
+    );
+
+    database.execute("DROP TRIGGER refuse ON dst.orders");
+    let id = item["id"].as_i64().expect("id").to_string();
+    let output = workspace.run(&["retry", "t", "--batch", &id, "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let retry = &json_lines(&output)[0];
+    assert_eq!(
+        counter(retry, "rows_extracted"),
+        1000,
+        "exactly the failed batch is read again"
+    );
+    assert_eq!(counter(retry, "rows_upserted"), 1000);
+    assert_eq!(
+        except_both_ways(&database, "src.orders", "dst.orders"),
+        (0, 0)
+    );
+    assert!(json_lines(&workspace.run(&["errors", "--json"])).is_empty());
+}
+
+/// Makes every load into `table` take a while, so a test can act mid-run.
+fn slow_down(database: &TestDatabase, table: &str) {
+    database.execute(&format!(
+        "CREATE FUNCTION dst.slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.03); RETURN NULL; END $$;
+         CREATE TRIGGER slow AFTER INSERT ON {table} FOR EACH STATEMENT EXECUTE FUNCTION dst.slow();"
+    ));
+}
+
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn seed_numbers(database: &TestDatabase, rows: u32) {
+    database.execute(&format!(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.numbers (id int PRIMARY KEY, label text);
+         INSERT INTO src.numbers SELECT g, 'number ' || g FROM generate_series(1, {rows}) g;
+         CREATE TABLE dst.numbers (LIKE src.numbers INCLUDING ALL);"
+    ));
+}
+
+#[test]
+fn a_connection_killed_mid_run_is_retried_and_the_run_completes() {
+    let database = TestDatabase::create("terminate");
+    seed_numbers(&database, 10_000);
+    slow_down(&database, "dst.numbers");
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.numbers",
+        "dst.numbers",
+        "batch_size = 250\nretry_backoff = \"50ms\"",
+    ));
+    let child = workspace
+        .command(&["run", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start syncdeck");
+    wait_until("some batches to load", || {
+        database.count("SELECT count(*) FROM dst.numbers") >= 1000
+    });
+    let terminated = database.count(&format!(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE application_name = 'syncdeck:t:target' AND datname = '{}') x",
+        database.name
+    ));
+    assert!(
+        terminated >= 1,
+        "the target connection was found and killed"
+    );
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(run_of(&json_lines(&output), "t")["status"], "succeeded");
+    assert!(
+        workspace.logs().contains("batch failed"),
+        "the killed batch was retried"
+    );
+    assert_eq!(
+        except_both_ways(&database, "src.numbers", "dst.numbers"),
+        (0, 0)
+    );
+}
+
+#[test]
+fn kill_9_mid_run_then_a_rerun_converges_without_duplicates() {
+    let database = TestDatabase::create("kill");
+    seed_numbers(&database, 10_000);
+    slow_down(&database, "dst.numbers");
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.numbers",
+        "dst.numbers",
+        "batch_size = 250",
+    ));
+    let mut child = workspace
+        .command(&["run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start");
+    wait_until("some batches to load", || {
+        database.count("SELECT count(*) FROM dst.numbers") >= 2000
+    });
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let loaded = database.count("SELECT count(*) FROM dst.numbers");
+    assert!(loaded < 10_000, "killed before the end ({loaded} rows)");
+    assert_eq!(loaded % 250, 0, "only whole batches are committed");
+
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(run_of(&runs, "t")["status"], "succeeded");
+    assert_eq!(
+        except_both_ways(&database, "src.numbers", "dst.numbers"),
+        (0, 0)
+    );
+    assert_eq!(
+        database.count("SELECT count(*) - count(DISTINCT id) FROM dst.numbers"),
+        0,
+        "no key twice"
+    );
+    let history = json_lines(&workspace.run(&["history", "--json"]));
+    assert_eq!(
+        history.last().map(|run| run["status"].clone()),
+        Some("interrupted".into()),
+        "the killed run is recorded as interrupted"
+    );
+}
