@@ -127,8 +127,8 @@ pub struct ActiveRun {
     pub recent: VecDeque<RecentItem>,
     /// Items failing right now, by path: the newest attempt.
     pub retrying: HashMap<String, RecentItem>,
-    /// (time, bytes done) samples over the last [`RATE_WINDOW`].
-    samples: VecDeque<(DateTime<Utc>, u64)>,
+    /// (time, bytes done, rows read) samples over the last [`RATE_WINDOW`].
+    samples: VecDeque<(DateTime<Utc>, u64, u64)>,
     /// Bytes per second, one value per second, newest last.
     pub throughput: VecDeque<u64>,
     last_second: Option<(DateTime<Utc>, u64)>,
@@ -151,12 +151,25 @@ impl ActiveRun {
         }
     }
 
-    /// Bytes per second over the rolling window, once it spans a second.
+    /// Whether this run moves rows (table sync) rather than files.
+    pub fn is_rows(&self) -> bool {
+        self.counters.rows_total.is_some()
+            || self.counters.rows_extracted > 0
+            || self.counters.batches_done > 0
+    }
+
+    /// Bytes (or, for table runs, rows) per second over the rolling window,
+    /// once it spans a second.
     pub fn rate(&self) -> Option<f64> {
-        let (first_time, first_bytes) = self.samples.front()?;
-        let (last_time, last_bytes) = self.samples.back()?;
+        let (first_time, first_bytes, first_rows) = self.samples.front()?;
+        let (last_time, last_bytes, last_rows) = self.samples.back()?;
         let seconds = (*last_time - *first_time).num_milliseconds() as f64 / 1000.0;
-        (seconds >= 1.0).then(|| last_bytes.saturating_sub(*first_bytes) as f64 / seconds)
+        let done = if self.is_rows() {
+            last_rows.saturating_sub(*first_rows)
+        } else {
+            last_bytes.saturating_sub(*first_bytes)
+        };
+        (seconds >= 1.0).then(|| done as f64 / seconds)
     }
 
     /// Time left at the current rate, when totals and a rate are known.
@@ -164,10 +177,13 @@ impl ActiveRun {
         if !self.counters.totals_known {
             return None;
         }
-        let remaining = self
-            .counters
-            .bytes_total
-            .saturating_sub(self.counters.bytes_done);
+        let remaining = match self.counters.rows_total {
+            Some(total) => total.saturating_sub(self.counters.rows_extracted),
+            None => self
+                .counters
+                .bytes_total
+                .saturating_sub(self.counters.bytes_done),
+        };
         if remaining == 0 {
             return Some(TimeDelta::zero());
         }
@@ -177,11 +193,19 @@ impl ActiveRun {
         ))
     }
 
-    /// Share of the work done, weighted by bytes; `None` while counting.
+    /// Share of the work done, weighted by bytes (files) or rows (tables);
+    /// `None` while counting.
     pub fn fraction(&self) -> Option<f64> {
         let counters = &self.counters;
         if !counters.totals_known {
             return None;
+        }
+        if let Some(total) = counters.rows_total {
+            return Some(if total == 0 {
+                1.0
+            } else {
+                (counters.rows_extracted as f64 / total as f64).min(1.0)
+            });
         }
         if counters.bytes_total > 0 {
             Some((counters.bytes_done as f64 / counters.bytes_total as f64).min(1.0))
@@ -196,19 +220,23 @@ impl ActiveRun {
     }
 
     fn sample(&mut self, now: DateTime<Utc>) {
-        let bytes = self.counters.bytes_done;
-        self.samples.push_back((now, bytes));
+        self.samples
+            .push_back((now, self.counters.bytes_done, self.counters.rows_extracted));
         while self
             .samples
             .front()
-            .is_some_and(|(time, _)| now - *time > RATE_WINDOW)
+            .is_some_and(|(time, _, _)| now - *time > RATE_WINDOW)
         {
             self.samples.pop_front();
         }
     }
 
     fn tick(&mut self, now: DateTime<Utc>) {
-        let bytes = self.counters.bytes_done;
+        let bytes = if self.is_rows() {
+            self.counters.rows_extracted
+        } else {
+            self.counters.bytes_done
+        };
         match self.last_second {
             None => self.last_second = Some((now, bytes)),
             Some((time, before)) if now - time >= TimeDelta::seconds(1) => {

@@ -43,6 +43,11 @@ pub fn short_age(duration: TimeDelta) -> String {
     }
 }
 
+/// Whole seconds from `now` until `at`, rounded up, for countdowns.
+pub fn seconds_until(now: chrono::DateTime<chrono::Utc>, at: chrono::DateTime<chrono::Utc>) -> i64 {
+    ((at - now).num_milliseconds().max(0) + 999) / 1000
+}
+
 /// `0.4s`, `12s`, `3m 05s`.
 pub fn duration_ms(milliseconds: i64) -> String {
     if milliseconds < 10_000 {

@@ -855,3 +855,92 @@ fn snapshot_retry_preview() {
 fn snapshot_read_only() {
     snapshot_views("read_only", &mut fixture_with(true, ""), &[]);
 }
+
+fn table_fixture() -> App {
+    let text = "[[tasks]]\nid = \"orders_table\"\ntype = \"table_sync\"\n[tasks.properties]\nsource = \"redshift://etl@warehouse:5439/prod\"\n\
+                target = \"postgres://app@db:5432/app\"\nsource_table = \"sales.orders\"\ntarget_table = \"public.orders\"\nprimary_key = [\"id\"]\n";
+    let config = config::parse(
+        Path::new("/etc/syncdeck/syncdeck.toml"),
+        text,
+        Resolve::Everything,
+    )
+    .expect("config");
+    let mut app = App::new(
+        &config,
+        Keymap::new(&config.keys),
+        LogBuffer::new(10),
+        "sqlite",
+        false,
+    );
+    app.set_now(now() - TimeDelta::seconds(20));
+    app.update(Msg::Engine(EngineEvent::RunStarted {
+        run_id: 7,
+        task_id: "orders_table".into(),
+        trigger: Trigger::Manual,
+        started_at: now() - TimeDelta::seconds(20),
+    }));
+    app
+}
+
+fn table_progress(app: &mut App, seconds_ago: i64, rows: u64, total: Option<u64>) {
+    app.set_now(now() - TimeDelta::seconds(seconds_ago));
+    app.update(Msg::Engine(EngineEvent::RunProgress {
+        run_id: 7,
+        task_id: "orders_table".into(),
+        counters: RunCounters {
+            rows_extracted: rows,
+            rows_upserted: rows - rows / 100,
+            rows_unchanged: rows / 100,
+            batches_done: rows / 1000,
+            rows_total: total,
+            batches_total: total.map(|total| total / 1000),
+            totals_known: total.is_some(),
+            ..Default::default()
+        },
+    }));
+}
+
+#[test]
+fn table_progress_counts_until_the_total_is_known_then_weighs_rows() {
+    let mut app = table_fixture();
+    table_progress(&mut app, 15, 5000, None);
+    let active = app.tasks[0].active.as_ref().expect("running");
+    assert_eq!(active.fraction(), None, "counting…");
+    for step in 0..=10 {
+        table_progress(
+            &mut app,
+            10 - step,
+            10_000 + step as u64 * 20_000,
+            Some(1_000_000),
+        );
+    }
+    let active = app.tasks[0].active.as_ref().expect("running");
+    assert!((active.fraction().expect("known") - 0.21).abs() < 1e-9);
+    let rate = active.rate().expect("rate");
+    assert!((rate - 20_000.0).abs() < 1.0, "rows per second, got {rate}");
+    assert_eq!(active.eta(), Some(TimeDelta::milliseconds(39_500)));
+}
+
+#[test]
+fn snapshot_table_run_detail() {
+    let mut app = table_fixture();
+    for step in 0..=10 {
+        table_progress(
+            &mut app,
+            10 - step,
+            10_000 + step as u64 * 20_000,
+            Some(1_000_000),
+        );
+    }
+    app.update(Msg::Engine(EngineEvent::ItemFailed {
+        run_id: 7,
+        task_id: "orders_table".into(),
+        path: "batch 17 (16000]..(17000]".into(),
+        error: "P0001: order 16042 is locked".into(),
+        attempt: 2,
+        max_attempts: 4,
+        retry_in: Some(Duration::from_secs(2)),
+    }));
+    app.set_now(now());
+    snapshot_views("detail_table_running", &mut app, &[key(KeyCode::Enter)]);
+}

@@ -65,7 +65,89 @@ fn header(task: &TaskState, app: &App, theme: Theme) -> Line<'static> {
     }
 }
 
+/// Counts of a table run: rows and batches.
+fn row_lines(counters: &crate::engine::run::RunCounters, theme: Theme) -> Vec<Line<'static>> {
+    let total = counters
+        .rows_total
+        .map(format::count)
+        .unwrap_or_else(|| "counting…".into());
+    let batches = counters
+        .batches_total
+        .map(|total| format!(" of {}", format::count(total)))
+        .unwrap_or_default();
+    vec![
+        Line::from(vec![
+            Span::styled("rows  ", theme.dim()),
+            Span::raw(format!(
+                "read {} of {total}",
+                format::count(counters.rows_extracted)
+            )),
+        ]),
+        Line::from(vec![
+            Span::styled("      ", theme.dim()),
+            Span::raw(format!(
+                "upserted {} unchanged {} skipped {}",
+                format::count(counters.rows_upserted),
+                format::count(counters.rows_unchanged),
+                format::count(counters.rows_skipped)
+            )),
+        ]),
+        Line::from(vec![
+            Span::styled("batch ", theme.dim()),
+            Span::raw(format!(
+                "{} done{batches} · {} failed",
+                format::count(counters.batches_done),
+                format::count(counters.batches_failed)
+            )),
+        ]),
+    ]
+}
+
+fn table_active_lines(
+    active: &ActiveRun,
+    app: &App,
+    theme: Theme,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let mut lines = row_lines(&active.counters, theme);
+    let rate = active
+        .rate()
+        .map(|rate| format!("{} rows/s", format::count(rate as u64)))
+        .unwrap_or_else(|| "measuring…".into());
+    let eta = active
+        .eta()
+        .map(|eta| format!(" · ETA {}", format::clock(eta)))
+        .unwrap_or_default();
+    lines.push(Line::from(vec![
+        Span::styled("speed ", theme.dim()),
+        Span::raw(format!("{rate}{eta}")),
+    ]));
+    match active.fraction() {
+        Some(fraction) => lines.push(Line::from(vec![
+            Span::styled("      ", theme.dim()),
+            Span::styled(
+                super::bar(fraction, width.saturating_sub(12).min(60)),
+                theme.running(),
+            ),
+            Span::raw(format!(" {:>3.0}%", fraction * 100.0)),
+        ])),
+        None => lines.push(Line::styled("      counting…", theme.running())),
+    }
+    let mut failing: Vec<&RecentItem> = active.retrying.values().collect();
+    failing.sort_by(|a, b| a.path.cmp(&b.path));
+    if !failing.is_empty() {
+        lines.push(Line::styled("Batch errors", theme.error()));
+        for item in failing.iter().take(4) {
+            lines.push(item_line(item, app, theme));
+        }
+    }
+    lines
+}
+
 fn active_lines(active: &ActiveRun, app: &App, theme: Theme, width: usize) -> Vec<Line<'static>> {
+    if active.is_rows() {
+        return table_active_lines(active, app, theme, width);
+    }
     let counters = &active.counters;
     let mut lines = vec![Line::from(vec![
         Span::styled("files ", theme.dim()),
@@ -152,7 +234,7 @@ fn item_line(item: &RecentItem, app: &App, theme: Theme) -> Line<'static> {
         } => {
             let next = match retry_at {
                 Some(at) if *at > app.now => {
-                    format!(" · retry in {}s", (*at - app.now).num_seconds() + 1)
+                    format!(" · retry in {}s", format::seconds_until(app.now, *at))
                 }
                 Some(_) => " · retrying".into(),
                 None => String::new(),
@@ -171,6 +253,22 @@ fn item_line(item: &RecentItem, app: &App, theme: Theme) -> Line<'static> {
 fn finished_lines(task: &TaskState, app: &App, theme: Theme) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     if let Some(last) = &task.last {
+        let counters = &last.counters;
+        if task.kind == crate::config::TaskKind::TableSync {
+            lines.extend(row_lines(counters, theme));
+            lines.extend(last.error.iter().map(|error| {
+                Line::from(vec![
+                    Span::styled("error ", theme.error()),
+                    Span::raw(error.clone()),
+                ])
+            }));
+        }
+    }
+    if let Some(last) = task
+        .last
+        .as_ref()
+        .filter(|_| task.kind != crate::config::TaskKind::TableSync)
+    {
         let counters = &last.counters;
         lines.push(Line::from(vec![
             Span::styled("files ", theme.dim()),
@@ -281,11 +379,20 @@ impl Widget for DetailView<'_> {
             .unwrap_or_default();
         let peak = throughput.iter().copied().max().unwrap_or(0);
         Sparkline::default()
-            .block(Block::default().title(format!(
-                "throughput, last {}s (peak {}/s)",
-                throughput.len(),
-                format::size(peak)
-            )))
+            .block(Block::default().title(
+                match task.active.as_ref().is_some_and(ActiveRun::is_rows) {
+                    true => format!(
+                        "rows per second, last {}s (peak {})",
+                        throughput.len(),
+                        format::count(peak)
+                    ),
+                    false => format!(
+                        "throughput, last {}s (peak {}/s)",
+                        throughput.len(),
+                        format::size(peak)
+                    ),
+                },
+            ))
             .data(&throughput)
             .style(theme.running())
             .render(spark, buffer);

@@ -62,7 +62,7 @@ impl Widget for ErrorsView<'_> {
                 {
                     let next = match retry_at {
                         Some(at) if *at > app.now => {
-                            format!("retry in {}s", (*at - app.now).num_seconds() + 1)
+                            format!("retry in {}s", format::seconds_until(app.now, *at))
                         }
                         Some(_) => "retrying".into(),
                         None => "gave up".into(),
