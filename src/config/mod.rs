@@ -164,8 +164,8 @@ impl TaskConfig {
 
 #[derive(Debug, Clone)]
 pub enum TaskProperties {
-    Sync(SyncProperties),
-    TableSync(TableSyncProperties),
+    Sync(Box<SyncProperties>),
+    TableSync(Box<TableSyncProperties>),
 }
 
 /// Properties of `type = "table_sync"` tasks.
@@ -583,7 +583,7 @@ fn parse_task(
         resolve_references(source, &mut properties, resolver)?;
     }
     let properties = match kind {
-        TaskKind::Sync => TaskProperties::Sync(deserialize(source, properties, &section)?),
+        TaskKind::Sync => TaskProperties::Sync(Box::new(deserialize(source, properties, &section)?)),
         TaskKind::TableSync => {
             TaskProperties::TableSync(deserialize(source, properties, &section)?)
         }

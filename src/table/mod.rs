@@ -313,7 +313,7 @@ async fn discover(
         (None, None) => return Err(TableError::Setup("no source_table or source_query".into())),
     };
     let probe = source
-        .prepare(&format!("SELECT * FROM {} LIMIT 0", relation.from_clause()))
+        .prepare(&format!("SELECT * FROM {} LIMIT 0", relation.relation_sql()))
         .await
         .map_err(|error| {
             TableError::Setup(format!("cannot read the source: {}", describe(&error)))
@@ -1066,7 +1066,7 @@ fn spawn_count(
         let result: Result<u64, TableError> = async {
             let client = endpoint.connect().await?;
             let mut query = sql::Query::new(endpoint.dialect);
-            let mut sql = format!("SELECT count(*) FROM {}", layout.relation.from_clause());
+            let mut sql = format!("SELECT count(*) FROM {}", layout.relation.relation_sql());
             if let (Some(watermark), Some(key)) = (&watermark, layout.keys.first()) {
                 sql.push_str(&format!(" WHERE {}", query.greater(key, watermark)));
             }
@@ -1118,7 +1118,7 @@ pub async fn plan(
     let layout = discover(properties, &source, &target).await?;
     let watermark = watermark.filter(|_| *properties.mode.get_ref() == TableMode::Incremental);
     let mut query = sql::Query::new(source_endpoint.dialect);
-    let mut sql = format!("SELECT count(*) FROM {}", layout.relation.from_clause());
+    let mut sql = format!("SELECT count(*) FROM {}", layout.relation.relation_sql());
     if let (Some(watermark), Some(key)) = (&watermark, layout.keys.first()) {
         sql.push_str(&format!(" WHERE {}", query.greater(key, watermark)));
     }

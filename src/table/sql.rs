@@ -64,7 +64,7 @@ pub(crate) enum SourceRelation {
 }
 
 impl SourceRelation {
-    pub(crate) fn from_clause(&self) -> String {
+    pub(crate) fn relation_sql(&self) -> String {
         match self {
             Self::Table(name) => quote_qualified(name),
             Self::Query(query) => format!(
@@ -181,7 +181,7 @@ pub(crate) fn select_batch(
     let mut sql = format!(
         "SELECT {} FROM {}",
         select.join(", "),
-        relation.from_clause()
+        relation.relation_sql()
     );
     if !conditions.is_empty() {
         sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
