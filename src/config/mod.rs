@@ -194,6 +194,9 @@ pub struct TableSyncProperties {
     pub retry_backoff: Duration,
     #[serde(default = "default_commit_per_batch")]
     pub commit_per_batch: Spanned<bool>,
+    /// Target connections loading batches at once.
+    #[serde(default = "default_parallel_loads")]
+    pub parallel_loads: usize,
     /// Target column → how to fill it. Empty: every source column, same name.
     #[serde(default)]
     pub columns: BTreeMap<String, ColumnConfig>,
@@ -226,6 +229,9 @@ pub struct ColumnConfig {
 
 fn default_batch_size() -> Spanned<usize> {
     Spanned::new(0..0, 1000)
+}
+fn default_parallel_loads() -> usize {
+    2
 }
 fn default_mode() -> Spanned<TableMode> {
     Spanned::new(0..0, TableMode::Full)
@@ -583,7 +589,9 @@ fn parse_task(
         resolve_references(source, &mut properties, resolver)?;
     }
     let properties = match kind {
-        TaskKind::Sync => TaskProperties::Sync(Box::new(deserialize(source, properties, &section)?)),
+        TaskKind::Sync => {
+            TaskProperties::Sync(Box::new(deserialize(source, properties, &section)?))
+        }
         TaskKind::TableSync => {
             TaskProperties::TableSync(deserialize(source, properties, &section)?)
         }

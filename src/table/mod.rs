@@ -33,8 +33,6 @@ use sql::{Dialect, KeyColumn, SourceRelation};
 const BAD_ROWS_KEPT: u64 = 100;
 /// Batches read ahead of the one being loaded.
 const READ_AHEAD: usize = 2;
-/// The staging table, one per target session.
-const STAGING: &str = "syncdeck_staging";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
@@ -263,6 +261,8 @@ impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
 #[derive(Debug, Clone)]
 struct ColumnPlan {
     target: String,
+    /// The target column's type, as `format_type` names it.
+    target_type: String,
     /// Position of its source column in the extracted row.
     source_index: usize,
     value_type: ValueType,
@@ -313,7 +313,10 @@ async fn discover(
         (None, None) => return Err(TableError::Setup("no source_table or source_query".into())),
     };
     let probe = source
-        .prepare(&format!("SELECT * FROM {} LIMIT 0", relation.relation_sql()))
+        .prepare(&format!(
+            "SELECT * FROM {} LIMIT 0",
+            relation.relation_sql()
+        ))
         .await
         .map_err(|error| {
             TableError::Setup(format!("cannot read the source: {}", describe(&error)))
@@ -365,6 +368,7 @@ async fn discover(
             if let Some((_, type_name)) = target_types.iter().find(|(target, _)| target == name) {
                 columns.push(ColumnPlan {
                     target: name.clone(),
+                    target_type: type_name.clone(),
                     source_index: index_of(name, &mut source_columns)?,
                     value_type: ValueType::from_type_name(type_name),
                     required: false,
@@ -385,6 +389,7 @@ async fn discover(
             let source_name = column.source.as_deref().unwrap_or(target_name);
             columns.push(ColumnPlan {
                 target: target_name.clone(),
+                target_type: type_name.clone(),
                 source_index: index_of(source_name, &mut source_columns)?,
                 value_type: ValueType::from_type_name(
                     column.type_name.as_deref().unwrap_or(type_name),
@@ -437,82 +442,116 @@ async fn discover(
     })
 }
 
-/// A connected target with its staging table.
+/// A connected target and its prepared upsert.
 struct Loader {
     endpoint: Endpoint,
-    client: Option<Client>,
+    client: Option<(Client, tokio_postgres::Statement)>,
     upsert: String,
+    /// `COPY target (columns) FROM STDIN`, for first loads.
     copy: String,
-    create_staging: String,
+    columns: usize,
+    /// The target was empty when the run started: a batch's first attempt
+    /// is a plain COPY (the fastest load); a conflict fails that attempt
+    /// and the retry upserts.
+    first_load: bool,
 }
 
 impl Loader {
     fn new(endpoint: Endpoint, layout: &Layout) -> Self {
-        let targets: Vec<String> = layout
+        let columns: Vec<(String, String)> = layout
             .columns
             .iter()
-            .map(|column| column.target.clone())
+            .map(|column| (column.target.clone(), column.target_type.clone()))
             .collect();
-        let quoted: Vec<String> = targets
+        let quoted: Vec<String> = columns
             .iter()
-            .map(|column| sql::quote_ident(column))
+            .map(|(name, _)| sql::quote_ident(name))
             .collect();
         Self {
             endpoint,
             client: None,
-            upsert: sql::upsert(&layout.target_table, STAGING, &targets, &layout.primary_key),
-            copy: format!("COPY {STAGING} ({}) FROM STDIN", quoted.join(", ")),
-            create_staging: format!(
-                "DROP TABLE IF EXISTS pg_temp.{STAGING}; CREATE TEMP TABLE {STAGING} ON COMMIT DELETE ROWS AS SELECT {} FROM {} WITH NO DATA",
-                quoted.join(", "),
-                sql::quote_qualified(&layout.target_table)
+            upsert: sql::upsert_from_arrays(&layout.target_table, &columns, &layout.primary_key),
+            copy: format!(
+                "COPY {} ({}) FROM STDIN",
+                sql::quote_qualified(&layout.target_table),
+                quoted.join(", ")
             ),
+            columns: columns.len(),
+            first_load: false,
         }
     }
 
-    async fn client(&mut self) -> Result<&mut Client, TableError> {
-        if self.client.as_ref().is_none_or(Client::is_closed) {
+    async fn connection(&mut self) -> Result<&(Client, tokio_postgres::Statement), TableError> {
+        if self
+            .client
+            .as_ref()
+            .is_none_or(|(client, _)| client.is_closed())
+        {
             let client = self.endpoint.connect().await?;
-            client
-                .batch_execute(&self.create_staging)
-                .await
-                .map_err(|error| {
-                    TableError::Database(format!(
-                        "cannot create the staging table: {}",
-                        describe(&error)
-                    ))
-                })?;
-            self.client = Some(client);
+            let statement = client.prepare(&self.upsert).await.map_err(|error| {
+                TableError::Database(format!("cannot prepare the upsert: {}", describe(&error)))
+            })?;
+            self.client = Some((client, statement));
         }
         self.client
-            .as_mut()
+            .as_ref()
             .ok_or_else(|| TableError::Database("no target connection".into()))
     }
 
-    /// Loads rows in one transaction; returns the rows inserted or changed.
-    async fn load(&mut self, rows: &[Vec<Option<String>>]) -> Result<u64, TableError> {
-        use futures::SinkExt;
-        let (copy, upsert) = (self.copy.clone(), self.upsert.clone());
-        let client = self.client().await?;
+    fn forget_closed(&mut self) {
+        self.client = self.client.take().filter(|(client, _)| !client.is_closed());
+    }
+
+    /// Loads rows in one transaction and returns the rows inserted or
+    /// changed: a COPY on the first attempt of a first load, otherwise one
+    /// upsert with a text array per column.
+    async fn load(
+        &mut self,
+        rows: &[Vec<Option<String>>],
+        attempt: u32,
+    ) -> Result<u64, TableError> {
+        if self.first_load && attempt == 1 {
+            return self.copy_in(rows).await;
+        }
+        let width = self.columns;
+        let (client, statement) = self.connection().await?;
+        let arrays: Vec<Vec<Option<&str>>> = (0..width)
+            .map(|column| rows.iter().map(|row| row[column].as_deref()).collect())
+            .collect();
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = arrays
+            .iter()
+            .map(|array| array as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
         let error = |error: tokio_postgres::Error| TableError::Database(describe(&error));
-        let transaction = client.transaction().await.map_err(error)?;
+        client.batch_execute("BEGIN").await.map_err(error)?;
+        let changed = match client.execute(statement, &params).await {
+            Ok(changed) => changed,
+            Err(failure) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                return Err(error(failure));
+            }
+        };
+        client.batch_execute("COMMIT").await.map_err(error)?;
+        Ok(changed)
+    }
+
+    async fn copy_in(&mut self, rows: &[Vec<Option<String>>]) -> Result<u64, TableError> {
+        use futures::SinkExt;
+        let copy = self.copy.clone();
+        let (client, _) = self.connection().await?;
         let mut data = String::with_capacity(rows.len() * 64);
         for row in rows {
             coerce::copy_row(&mut data, row);
         }
-        let sink = transaction
+        let error = |error: tokio_postgres::Error| TableError::Database(describe(&error));
+        // A COPY outside a transaction block commits on its own, all or nothing.
+        let sink = client
             .copy_in::<_, bytes::Bytes>(copy.as_str())
             .await
             .map_err(error)?;
         futures::pin_mut!(sink);
         sink.send(bytes::Bytes::from(data)).await.map_err(error)?;
-        sink.finish().await.map_err(error)?;
-        let changed = transaction
-            .execute(upsert.as_str(), &[])
-            .await
-            .map_err(error)?;
-        transaction.commit().await.map_err(error)?;
-        Ok(changed)
+        sink.finish().await.map_err(error)
     }
 }
 
@@ -520,6 +559,9 @@ impl Loader {
 struct Reader {
     endpoint: Endpoint,
     client: Option<Client>,
+    /// Batch queries prepared on `client`, by SQL text: every batch after
+    /// the first runs the same statement, planned once.
+    prepared: std::collections::HashMap<String, tokio_postgres::Statement>,
 }
 
 impl Reader {
@@ -533,6 +575,7 @@ impl Reader {
     ) -> Result<Vec<Vec<Option<String>>>, TableError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
             self.client = Some(self.endpoint.connect().await?);
+            self.prepared.clear();
         }
         let client = self
             .client
@@ -563,16 +606,27 @@ impl Reader {
             .iter()
             .map(|param| param as &(dyn tokio_postgres::types::ToSql + Sync))
             .collect();
-        let rows = client
-            .query(built.sql.as_str(), &params)
-            .await
-            .map_err(|error| {
-                TableError::Database(format!(
-                    "reading {}: {}",
-                    self.endpoint.name,
-                    describe(&error)
-                ))
-            })?;
+        let statement = match self.prepared.get(&built.sql) {
+            Some(statement) => statement.clone(),
+            None => {
+                let statement = client.prepare(&built.sql).await.map_err(|error| {
+                    TableError::Database(format!(
+                        "reading {}: {}",
+                        self.endpoint.name,
+                        describe(&error)
+                    ))
+                })?;
+                self.prepared.insert(built.sql.clone(), statement.clone());
+                statement
+            }
+        };
+        let rows = client.query(&statement, &params).await.map_err(|error| {
+            TableError::Database(format!(
+                "reading {}: {}",
+                self.endpoint.name,
+                describe(&error)
+            ))
+        })?;
         Ok(rows
             .iter()
             .map(|row| {
@@ -611,6 +665,8 @@ async fn run_inner(
     let source = source_endpoint.connect().await?;
     let target = target_endpoint.connect().await?;
     let layout = Arc::new(discover(properties, &source, &target).await?);
+    let first_load =
+        context.retry_items.is_none() && target_is_empty(&target, &layout.target_table).await?;
     drop(target);
 
     let incremental = *properties.mode.get_ref() == TableMode::Incremental;
@@ -652,10 +708,11 @@ async fn run_inner(
         None
     };
 
-    let (batches_tx, mut batches_rx) = mpsc::channel::<Result<Batch, TableError>>(READ_AHEAD);
+    let (batches_tx, batches_rx) = mpsc::channel::<Result<Batch, TableError>>(READ_AHEAD);
     let mut reader = Reader {
         endpoint: source_endpoint,
         client: Some(source),
+        prepared: std::collections::HashMap::new(),
     };
     let read_layout = Arc::clone(&layout);
     let batch_size = *properties.batch_size.get_ref();
@@ -757,35 +814,54 @@ async fn run_inner(
         }
     };
 
-    let mut loader = Loader::new(target_endpoint, &layout);
-    let consumer = async {
-        let mut newest_watermark: Option<String> = None;
-        let mut read_error = None;
-        while let Some(batch) = batches_rx.recv().await {
-            if context.cancel.is_cancelled() {
-                break;
-            }
-            let batch = match batch {
-                Ok(batch) => batch,
-                Err(error) => {
-                    read_error = Some(error);
+    // Batches cover disjoint key ranges and commit alone, so several
+    // target connections load them at once; the source reads ahead.
+    let batches_rx = tokio::sync::Mutex::new(batches_rx);
+    let read_error: std::sync::Mutex<Option<TableError>> = std::sync::Mutex::new(None);
+    let workers = (0..properties.parallel_loads.max(1)).map(|_| {
+        let mut loader = Loader::new(target_endpoint.clone(), &layout);
+        loader.first_load = first_load;
+        let (batches_rx, read_error, layout) = (&batches_rx, &read_error, &layout);
+        async move {
+            // The highest-numbered batch this worker loaded, with its watermark.
+            let mut newest: Option<(u64, Option<String>)> = None;
+            loop {
+                let next = batches_rx.lock().await.recv().await;
+                let Some(batch) = next else { break };
+                if context.cancel.is_cancelled() {
                     break;
                 }
-            };
-            if incremental {
-                newest_watermark = batch
-                    .bounds
-                    .through
-                    .first()
-                    .cloned()
-                    .flatten()
-                    .or(newest_watermark);
+                let batch = match batch {
+                    Ok(batch) => batch,
+                    Err(error) => {
+                        if let Ok(mut slot) = read_error.lock() {
+                            *slot = Some(error);
+                        }
+                        break;
+                    }
+                };
+                if newest
+                    .as_ref()
+                    .is_none_or(|(number, _)| batch.number > *number)
+                {
+                    newest = Some((
+                        batch.number,
+                        batch.bounds.through.first().cloned().flatten(),
+                    ));
+                }
+                load_batch(&mut loader, layout, batch, properties, context).await;
             }
-            load_batch(&mut loader, &layout, batch, properties, context).await;
+            newest
         }
-        (newest_watermark, read_error)
-    };
-    let ((), (newest_watermark, read_error)) = tokio::join!(producer, consumer);
+    });
+    let ((), newest) = tokio::join!(producer, futures::future::join_all(workers));
+    let newest_watermark = newest
+        .into_iter()
+        .flatten()
+        .max_by_key(|(number, _)| *number)
+        .and_then(|(_, watermark)| watermark);
+    let newest_watermark = newest_watermark.filter(|_| incremental);
+    let read_error = read_error.into_inner().ok().flatten();
     if let Some(counter) = counter {
         counter.abort();
     }
@@ -840,6 +916,20 @@ async fn run_inner(
         )),
         warning: None,
     })
+}
+
+async fn target_is_empty(target: &Client, table: &str) -> Result<bool, TableError> {
+    let sql = format!(
+        "SELECT NOT EXISTS (SELECT 1 FROM {})",
+        sql::quote_qualified(table)
+    );
+    let row = target.query_one(sql.as_str(), &[]).await.map_err(|error| {
+        TableError::Setup(format!(
+            "cannot read the target table: {}",
+            describe(&error)
+        ))
+    })?;
+    Ok(row.get(0))
 }
 
 async fn read_with_retries(
@@ -919,7 +1009,7 @@ async fn load_batch(
         attempt += 1;
         let result = tokio::select! {
             _ = context.cancel.cancelled() => return,
-            result = loader.load(&good) => result,
+            result = loader.load(&good, attempt) => result,
         };
         match result {
             Ok(changed) => {
@@ -952,7 +1042,7 @@ async fn load_batch(
                     max_attempts,
                     retry_in,
                 });
-                loader.client = loader.client.take().filter(|client| !client.is_closed());
+                loader.forget_closed();
                 match retry_in {
                     Some(wait) => {
                         tokio::select! {

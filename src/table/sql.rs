@@ -197,51 +197,70 @@ pub(crate) fn select_batch(
     }
 }
 
-/// The upsert from the staging table; unchanged rows are not rewritten.
-pub(crate) fn upsert(
+/// The upsert of one batch given as one text array per column: values are
+/// cast to the target's types in the statement; unchanged rows are not
+/// rewritten. `columns` are (name, type as `format_type` gives it).
+pub(crate) fn upsert_from_arrays(
     target: &str,
-    staging: &str,
-    columns: &[String],
+    columns: &[(String, String)],
     primary_key: &[String],
 ) -> String {
-    let quoted: Vec<String> = columns.iter().map(|column| quote_ident(column)).collect();
+    let quoted: Vec<String> = columns.iter().map(|(name, _)| quote_ident(name)).collect();
+    let arrays: Vec<String> = (1..=columns.len())
+        .map(|index| format!("${index}::text[]"))
+        .collect();
+    let aliases: Vec<String> = (0..columns.len())
+        .map(|index| format!("c{index}"))
+        .collect();
+    let casts: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(index, (_, type_name))| format!("CAST(syncdeck_rows.c{index} AS {type_name})"))
+        .collect();
     let keys: Vec<String> = primary_key
         .iter()
         .map(|column| quote_ident(column))
         .collect();
-    let others: Vec<&String> = columns
-        .iter()
-        .filter(|column| !primary_key.contains(column))
-        .collect();
-    let target_name = quote_qualified(target);
     let mut sql = format!(
-        "INSERT INTO {target_name} AS syncdeck_target ({}) SELECT {} FROM {staging} ON CONFLICT ({}) ",
+        "INSERT INTO {} AS syncdeck_target ({}) SELECT {} FROM unnest({}) AS syncdeck_rows({}) ON CONFLICT ({}) ",
+        quote_qualified(target),
         quoted.join(", "),
-        quoted.join(", "),
+        casts.join(", "),
+        arrays.join(", "),
+        aliases.join(", "),
         keys.join(", ")
     );
+    let others: Vec<&(String, String)> = columns
+        .iter()
+        .filter(|(name, _)| !primary_key.contains(name))
+        .collect();
     if others.is_empty() {
         sql.push_str("DO NOTHING");
-    } else {
-        let set: Vec<String> = others
-            .iter()
-            .map(|column| format!("{0} = EXCLUDED.{0}", quote_ident(column)))
-            .collect();
-        let current: Vec<String> = others
-            .iter()
-            .map(|column| format!("syncdeck_target.{}", quote_ident(column)))
-            .collect();
-        let incoming: Vec<String> = others
-            .iter()
-            .map(|column| format!("EXCLUDED.{}", quote_ident(column)))
-            .collect();
-        sql.push_str(&format!(
-            "DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
-            set.join(", "),
-            current.join(", "),
-            incoming.join(", ")
-        ));
+        return sql;
     }
+    // json and xml have no equality operator: compare their text.
+    let comparable = |prefix: &str, name: &str, type_name: &str| match type_name {
+        "json" | "xml" => format!("CAST({prefix}.{} AS text)", quote_ident(name)),
+        _ => format!("{prefix}.{}", quote_ident(name)),
+    };
+    let set: Vec<String> = others
+        .iter()
+        .map(|(name, _)| format!("{0} = EXCLUDED.{0}", quote_ident(name)))
+        .collect();
+    let current: Vec<String> = others
+        .iter()
+        .map(|(name, type_name)| comparable("syncdeck_target", name, type_name))
+        .collect();
+    let incoming: Vec<String> = others
+        .iter()
+        .map(|(name, type_name)| comparable("EXCLUDED", name, type_name))
+        .collect();
+    sql.push_str(&format!(
+        "DO UPDATE SET {} WHERE ({}) IS DISTINCT FROM ({})",
+        set.join(", "),
+        current.join(", "),
+        incoming.join(", ")
+    ));
     sql
 }
 
@@ -307,17 +326,19 @@ mod tests {
     }
 
     #[test]
-    fn the_upsert_skips_unchanged_rows() {
-        let sql = upsert(
-            "public.t",
-            "stage",
-            &["id".into(), "name".into()],
-            &["id".into()],
-        );
+    fn the_upsert_casts_arrays_and_skips_unchanged_rows() {
+        let columns = vec![
+            ("id".to_string(), "integer".to_string()),
+            ("doc".to_string(), "json".to_string()),
+        ];
+        let sql = upsert_from_arrays("public.t", &columns, &["id".into()]);
         assert_eq!(
             sql,
-            "INSERT INTO \"public\".\"t\" AS syncdeck_target (\"id\", \"name\") SELECT \"id\", \"name\" FROM stage ON CONFLICT (\"id\") DO UPDATE SET \"name\" = EXCLUDED.\"name\" WHERE (syncdeck_target.\"name\") IS DISTINCT FROM (EXCLUDED.\"name\")"
+            "INSERT INTO \"public\".\"t\" AS syncdeck_target (\"id\", \"doc\") SELECT CAST(syncdeck_rows.c0 AS integer), CAST(syncdeck_rows.c1 AS json) \
+             FROM unnest($1::text[], $2::text[]) AS syncdeck_rows(c0, c1) ON CONFLICT (\"id\") DO UPDATE SET \"doc\" = EXCLUDED.\"doc\" \
+             WHERE (CAST(syncdeck_target.\"doc\" AS text)) IS DISTINCT FROM (CAST(EXCLUDED.\"doc\" AS text))"
         );
-        assert!(upsert("t", "s", &["id".into()], &["id".into()]).ends_with("DO NOTHING"));
+        let keys_only = vec![("id".to_string(), "integer".to_string())];
+        assert!(upsert_from_arrays("t", &keys_only, &["id".into()]).ends_with("DO NOTHING"));
     }
 }
