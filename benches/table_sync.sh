@@ -96,6 +96,13 @@ defaults (batches of 1,000 rows, each its own transaction).
 | 1,000-row multi-row INSERT … ON CONFLICT batches | $I | $(ratio "$I" "$P")x | 1.00x |
 
 Targets: full load within 2x of the COPY pipe, and at least 3x faster than the INSERT batches.
+
+How the load method was chosen (same machine, same table, one round each, so rough): a temp staging
+table filled by \`COPY\` then one \`INSERT … SELECT … ON CONFLICT\` took 7.5–9.0 s; one prepared upsert of
+\`unnest\`ed text arrays, 6.5 s; the same on 2 target connections, 5.3 s; plus a plain \`COPY\` for
+batches of a first load (target empty at the start), 3.4 s. Reading the source through one portal
+instead of keyset queries gained nothing (3.9 s): the two cores are saturated by the server's
+backends (loaders about 110%, reader 33%) and syncdeck (33%).
 MD
 )
 python3 - "$section" <<'PY'
