@@ -81,7 +81,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// The scheduler without the console (not built yet in this version)
+    /// Run the schedules without the console, until SIGTERM or ctrl-c
     Daemon,
 }
 
@@ -179,41 +179,82 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let config_path = cli.config.as_deref();
     match cli.command {
         None | Some(Command::Tui) => console(config_path, cli.read_only).await,
-        Some(Command::Daemon) => Err(usage(
-            "the daemon is not built yet in this version; run `syncdeck run` from cron (see README)".into(),
-        )),
+        Some(Command::Daemon) => daemon(config_path).await,
         Some(Command::Validate) => {
             let config = load(config_path, Resolve::Everything)?;
             let ids: Vec<&str> = config.tasks.iter().map(|task| task.id.as_str()).collect();
-            println!("{}: ok, {} tasks ({})", config.file.display(), ids.len(), ids.join(", "));
+            println!(
+                "{}: ok, {} tasks ({})",
+                config.file.display(),
+                ids.len(),
+                ids.join(", ")
+            );
             Ok(0)
         }
         Some(Command::Run(args)) => run(config_path, args).await,
-        Some(Command::Plan { task, execution_date, json }) => plan(config_path, &task, execution_date, json).await,
+        Some(Command::Plan {
+            task,
+            execution_date,
+            json,
+        }) => plan(config_path, &task, execution_date, json).await,
         Some(Command::History { task, limit, json }) => {
             let config = load(config_path, Resolve::WithoutCredentials)?;
-            let _logs = logging::init(&config.resolve_path(&config.engine.log_dir), StderrLogs::Warnings);
-            let state = crate::state::open(&config.engine.state, &config.base_dir).await.context("cannot open the state store")?;
-            state.mark_interrupted().await.context("cannot read the state store")?;
-            let runs = state.runs(task.as_deref(), limit).await.context("cannot read the run history")?;
+            let _logs = logging::init(
+                &config.resolve_path(&config.engine.log_dir),
+                StderrLogs::Warnings,
+            );
+            let state = crate::state::open(&config.engine.state, &config.base_dir)
+                .await
+                .context("cannot open the state store")?;
+            state
+                .mark_interrupted()
+                .await
+                .context("cannot read the state store")?;
+            let runs = state
+                .runs(task.as_deref(), limit)
+                .await
+                .context("cannot read the run history")?;
             report::history(&runs, json);
             Ok(0)
         }
         Some(Command::Errors { task, all, json }) => {
             let config = load(config_path, Resolve::WithoutCredentials)?;
-            let _logs = logging::init(&config.resolve_path(&config.engine.log_dir), StderrLogs::Warnings);
-            let state = crate::state::open(&config.engine.state, &config.base_dir).await.context("cannot open the state store")?;
-            let items = state.failed_items(task.as_deref(), !all).await.context("cannot read failed items")?;
+            let _logs = logging::init(
+                &config.resolve_path(&config.engine.log_dir),
+                StderrLogs::Warnings,
+            );
+            let state = crate::state::open(&config.engine.state, &config.base_dir)
+                .await
+                .context("cannot open the state store")?;
+            let items = state
+                .failed_items(task.as_deref(), !all)
+                .await
+                .context("cannot read failed items")?;
             report::failed_items(&items, json);
             Ok(0)
         }
-        Some(Command::Retry { task, batch, all_failed, json }) => {
+        Some(Command::Retry {
+            task,
+            batch,
+            all_failed,
+            json,
+        }) => {
             let config = load(config_path, Resolve::Everything)?;
             if config.task(&task).is_none() {
-                return Err(usage(format!("no task `{task}` in {}; see `syncdeck validate`", config.file.display())));
+                return Err(usage(format!(
+                    "no task `{task}` in {}; see `syncdeck validate`",
+                    config.file.display()
+                )));
             }
             let progress = std::io::stderr().is_terminal();
-            let _logs = logging::init(&config.resolve_path(&config.engine.log_dir), if progress { StderrLogs::Off } else { StderrLogs::Info });
+            let _logs = logging::init(
+                &config.resolve_path(&config.engine.log_dir),
+                if progress {
+                    StderrLogs::Off
+                } else {
+                    StderrLogs::Info
+                },
+            );
             let engine = open_engine(config).await?;
             let watcher = progress.then(|| progress::spawn(&engine));
             let ids = (!all_failed).then_some(batch.as_slice());
@@ -227,11 +268,67 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                     report::results(&results, json);
                     Ok(exit_code(&results))
                 }
-                Err(error @ EngineError::NothingToRetry { .. }) => Err(usage(format!("{error}; see `syncdeck errors {task}`"))),
+                Err(error @ EngineError::NothingToRetry { .. }) => {
+                    Err(usage(format!("{error}; see `syncdeck errors {task}`")))
+                }
                 Err(error) => Err(anyhow::Error::from(error).into()),
             }
         }
     }
+}
+
+/// How long the daemon waits for cancelled runs to wind down on SIGTERM.
+const DAEMON_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn daemon(config_path: Option<&Path>) -> Result<u8, Failure> {
+    use crate::engine::scheduler::{self, Schedules};
+    let config = load(config_path, Resolve::Everything)?;
+    let schedules = Schedules::new(&config, tokio::time::Instant::now());
+    if schedules.is_empty() {
+        return Err(usage(format!(
+            "no task in {} has a schedule; add schedule = \"5m\" to the tasks the daemon should run",
+            config.file.display()
+        )));
+    }
+    let _logs = logging::init(
+        &config.resolve_path(&config.engine.log_dir),
+        StderrLogs::Warnings,
+    );
+    let engine = open_engine(config).await?;
+    tracing::info!("daemon started");
+    let stop = tokio_util::sync::CancellationToken::new();
+    // Nothing sends schedule commands to a daemon yet; the channel stays open.
+    let (_commands, receiver) = tokio::sync::mpsc::channel(1);
+    let scheduler = tokio::spawn(scheduler::run(
+        Arc::clone(&engine),
+        schedules,
+        receiver,
+        stop.clone(),
+    ));
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("stopping: no new runs; cancelling the runs in progress");
+    stop.cancel();
+    let _ = scheduler.await;
+    engine.cancel_all();
+    let deadline = tokio::time::Instant::now() + DAEMON_STOP_GRACE;
+    while !engine.active_runs().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let left = engine.active_runs().len();
+    if left > 0 {
+        tracing::error!(
+            runs = left,
+            "runs still winding down at exit; they will show as interrupted"
+        );
+    }
+    tracing::info!("daemon stopped");
+    Ok(0)
 }
 
 async fn console(config_path: Option<&Path>, read_only: bool) -> Result<u8, Failure> {

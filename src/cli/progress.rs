@@ -130,6 +130,8 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, ProgressBar>, event: En
                 "{task_id}: blocked, dependency `{dependency}` did not succeed"
             ));
         }
-        EngineEvent::ItemSynced { .. } | EngineEvent::ItemSkipped { .. } => {}
+        EngineEvent::ItemSynced { .. }
+        | EngineEvent::ItemSkipped { .. }
+        | EngineEvent::ScheduleChanged { .. } => {}
     }
 }

@@ -45,8 +45,15 @@ pub enum Msg {
 pub enum Command {
     Engine(EngineCommand),
     LoadRuns,
-    LoadHistory { task_id: String },
+    LoadHistory {
+        task_id: String,
+    },
     LoadFailedItems,
+    /// Pause (true) or resume a task's schedule.
+    PauseSchedule {
+        task_id: String,
+        paused: bool,
+    },
     Quit,
 }
 
@@ -266,11 +273,16 @@ pub struct TaskState {
     pub kind: TaskKind,
     pub name: String,
     pub has_schedule: bool,
+    /// The schedule's interval, for display.
+    pub every: Option<std::time::Duration>,
     /// The newest finished run.
     pub last: Option<RunRecord>,
     pub active: Option<ActiveRun>,
     /// Pending failed items in the state store.
     pub pending_failures: usize,
+    /// When the scheduler will start it next (none: unscheduled or paused).
+    pub next_run: Option<DateTime<Utc>>,
+    pub paused: bool,
 }
 
 /// The log view's filters, search and scroll position.
@@ -342,9 +354,12 @@ impl App {
                 kind: task.kind,
                 name: task.display_name().to_string(),
                 has_schedule: task.schedule.is_some(),
+                every: task.schedule.map(|schedule| schedule.every),
                 last: None,
                 active: None,
                 pending_failures: 0,
+                next_run: None,
+                paused: false,
             })
             .collect();
         let config_name = config
@@ -632,6 +647,17 @@ impl App {
                 }
                 commands
             }
+            EngineEvent::ScheduleChanged {
+                task_id,
+                next_run,
+                paused,
+            } => {
+                if let Some(task) = self.task_mut(&task_id) {
+                    task.next_run = next_run;
+                    task.paused = paused;
+                }
+                Vec::new()
+            }
             EngineEvent::TaskBlocked {
                 task_id,
                 dependency,
@@ -846,17 +872,20 @@ impl App {
                 self.retry_selected_task();
             }
             Action::Pause => {
-                let message = match self.selected_task() {
-                    Some(task) if task.has_schedule => {
-                        format!(
-                            "{}: schedules are not run by this version yet, so there is nothing to pause",
-                            task.id
-                        )
-                    }
-                    Some(task) => format!("{} has no schedule", task.id),
-                    None => "no task selected".into(),
+                let Some(task) = self.selected_task() else {
+                    return Vec::new();
                 };
-                self.set_status(message);
+                if !task.has_schedule {
+                    let message = format!("{} has no schedule", task.id);
+                    self.set_status(message);
+                    return Vec::new();
+                }
+                let (task_id, paused) = (task.id.clone(), !task.paused);
+                self.set_status(format!(
+                    "{} {task_id}'s schedule",
+                    if paused { "pausing" } else { "resuming" }
+                ));
+                return vec![Command::PauseSchedule { task_id, paused }];
             }
         }
         Vec::new()

@@ -26,6 +26,7 @@ use ratatui::backend::CrosstermBackend;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::engine::Engine;
+use crate::engine::scheduler::{self, ScheduleCommand, Schedules};
 use crate::logging::LogBuffer;
 use app::{App, Command, Msg};
 use keymap::Keymap;
@@ -115,6 +116,17 @@ async fn event_loop(
     let mut engine_events = engine.subscribe();
     // Results of state-store reads come back here as messages.
     let (loaded_tx, mut loaded_rx) = mpsc::channel::<Msg>(16);
+    // The scheduler runs inside the console; `p` reaches it through this.
+    let (schedule_tx, schedule_rx) = mpsc::channel(16);
+    let schedules = Schedules::new(engine.config(), tokio::time::Instant::now());
+    let stop_scheduler = tokio_util::sync::CancellationToken::new();
+    let _stop_on_exit = stop_scheduler.clone().drop_guard();
+    tokio::spawn(scheduler::run(
+        Arc::clone(engine),
+        schedules,
+        schedule_rx,
+        stop_scheduler,
+    ));
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
@@ -125,7 +137,7 @@ async fn event_loop(
             if command == Command::Quit {
                 return Ok(());
             }
-            carry_out(command, engine, &loaded_tx);
+            carry_out(command, engine, &loaded_tx, &schedule_tx);
         }
         if app.dirty {
             app.dirty = false;
@@ -172,12 +184,27 @@ async fn event_loop(
 }
 
 /// Starts what a command asks for; reads report back through `loaded`.
-fn carry_out(command: Command, engine: &Arc<Engine>, loaded: &mpsc::Sender<Msg>) {
+fn carry_out(
+    command: Command,
+    engine: &Arc<Engine>,
+    loaded: &mpsc::Sender<Msg>,
+    schedules: &mpsc::Sender<ScheduleCommand>,
+) {
     let state = Arc::clone(engine.state());
     let loaded = loaded.clone();
     match command {
         Command::Quit => {}
         Command::Engine(command) => engine.execute(command),
+        Command::PauseSchedule { task_id, paused } => {
+            let command = if paused {
+                ScheduleCommand::Pause(task_id)
+            } else {
+                ScheduleCommand::Resume(task_id)
+            };
+            if schedules.try_send(command).is_err() {
+                tracing::warn!("the scheduler is busy; try again");
+            }
+        }
         Command::LoadRuns => {
             tokio::spawn(async move {
                 match state.runs(None, RECENT_RUNS).await {

@@ -78,6 +78,12 @@ pub enum EngineEvent {
     RunFinished {
         record: Box<RunRecord>,
     },
+    /// A scheduled task's next run changed (or it was paused).
+    ScheduleChanged {
+        task_id: String,
+        next_run: Option<DateTime<Utc>>,
+        paused: bool,
+    },
     /// A task was not started because a dependency did not succeed.
     TaskBlocked {
         task_id: String,

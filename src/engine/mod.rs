@@ -5,6 +5,7 @@
 pub(crate) mod context;
 pub mod event;
 pub mod run;
+pub mod scheduler;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -142,6 +143,11 @@ impl Engine {
 
     pub fn state(&self) -> &Arc<dyn StateStore> {
         &self.state
+    }
+
+    /// Sends an event to every watcher (for the scheduler's events).
+    pub(crate) fn publish(&self, event: EngineEvent) {
+        let _ = self.events.send(event);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {

@@ -326,6 +326,24 @@ fn finished_lines(task: &TaskState, app: &App, theme: Theme) -> Vec<Line<'static
 
 fn body_lines(task: &TaskState, app: &App, theme: Theme, width: usize) -> Vec<Line<'static>> {
     let mut lines = vec![header(task, app, theme)];
+    if let Some(every) = task.every {
+        let every = humantime::format_duration(every).to_string();
+        let text = match (task.paused, task.next_run) {
+            (true, _) => format!(
+                "every {every} · paused ({} resumes)",
+                app.keymap.label("pause")
+            ),
+            (false, Some(at)) => format!(
+                "every {every} · next run in {}",
+                format::clock(at - app.now)
+            ),
+            (false, None) => format!("every {every}"),
+        };
+        lines.push(Line::from(vec![
+            Span::styled("sched ", theme.dim()),
+            Span::raw(text),
+        ]));
+    }
     match &task.active {
         Some(active) => lines.extend(active_lines(active, app, theme, width)),
         None => lines.extend(finished_lines(task, app, theme)),

@@ -47,8 +47,16 @@ fn state(task: &TaskState, app: &App, theme: Theme, width: usize) -> (String, St
             }
         };
     }
+    let next = match (task.paused, task.next_run) {
+        (true, _) => " · paused".to_string(),
+        (false, Some(at)) => format!(" · in {}", format::short_age(at - app.now)),
+        (false, None) => String::new(),
+    };
     let Some(last) = &task.last else {
-        return ("never run".into(), theme.dim());
+        return match next.strip_prefix(" · ") {
+            Some(next) => (format!("next {next}"), theme.dim()),
+            None => ("never run".into(), theme.dim()),
+        };
     };
     let age = last
         .completed_at
@@ -65,7 +73,7 @@ fn state(task: &TaskState, app: &App, theme: Theme, width: usize) -> (String, St
         ),
         status => format!("{status} {age}"),
     };
-    (text, theme.status(last.status))
+    (text + &next, theme.status(last.status))
 }
 
 impl Widget for TaskListView<'_> {

@@ -1,0 +1,418 @@
+//! The interval scheduler. [`Schedules`] decides, for a moment in time,
+//! which tasks are due and what to do with each (start, skip because still
+//! running, skip because the slot was missed by more than the grace, block
+//! because a dependency failed). It does no I/O, so its rules are tested on
+//! tokio's paused clock; [`run`] carries its decisions out on the engine.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::event::EngineEvent;
+use super::run::{RunStatus, Trigger};
+use super::{Engine, RunOptions};
+use crate::config::Config;
+
+/// How late a run may start before it is skipped, when not configured.
+pub const DEFAULT_MISFIRE_GRACE: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    every: Duration,
+    misfire_grace: Duration,
+    next_due: Instant,
+    dependencies: Vec<String>,
+    paused: bool,
+}
+
+/// What to do with a task whose slot came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Start(String),
+    /// The previous run is still going: at most one instance runs.
+    SkipRunning(String),
+    /// The slot was missed by more than the grace (process down, machine
+    /// asleep, overloaded): skipped, never replayed in a burst.
+    SkipMissed {
+        task_id: String,
+        late_by: Duration,
+    },
+    /// A dependency's last run did not succeed.
+    Blocked {
+        task_id: String,
+        dependency: String,
+    },
+}
+
+/// The schedules of all scheduled tasks.
+#[derive(Debug, Clone, Default)]
+pub struct Schedules {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl Schedules {
+    /// Schedules every task that has `schedule`, first due one interval
+    /// after `now`.
+    pub fn new(config: &Config, now: Instant) -> Self {
+        let entries = config
+            .tasks
+            .iter()
+            .filter_map(|task| {
+                let schedule = task.schedule?;
+                Some((
+                    task.id.clone(),
+                    Entry {
+                        every: schedule.every,
+                        misfire_grace: schedule.misfire_grace.unwrap_or(DEFAULT_MISFIRE_GRACE),
+                        next_due: now + schedule.every,
+                        dependencies: task.dependencies.clone(),
+                        paused: false,
+                    },
+                ))
+            })
+            .collect();
+        Self { entries }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// When the next slot of any unpaused task comes.
+    pub fn next_wake(&self) -> Option<Instant> {
+        self.entries
+            .values()
+            .filter(|entry| !entry.paused)
+            .map(|entry| entry.next_due)
+            .min()
+    }
+
+    /// The next slot of a task, unless it is paused or unscheduled.
+    pub fn next_run(&self, task_id: &str) -> Option<Instant> {
+        self.entries
+            .get(task_id)
+            .filter(|entry| !entry.paused)
+            .map(|entry| entry.next_due)
+    }
+
+    pub fn is_paused(&self, task_id: &str) -> bool {
+        self.entries.get(task_id).is_some_and(|entry| entry.paused)
+    }
+
+    /// Pauses or resumes a task's schedule. Resuming keeps the slots'
+    /// rhythm: the next slot is the first one after `now`. Returns whether
+    /// the task has a schedule.
+    pub fn set_paused(&mut self, task_id: &str, paused: bool, now: Instant) -> bool {
+        let Some(entry) = self.entries.get_mut(task_id) else {
+            return false;
+        };
+        entry.paused = paused;
+        if !paused {
+            advance_past(entry, now);
+        }
+        true
+    }
+
+    /// Decides for every slot that has come by `now`, and moves those
+    /// schedules to their next slot after `now`. `is_busy` tells whether a
+    /// task has a run queued or running; `last_status` gives a task's
+    /// newest finished run.
+    pub fn due(
+        &mut self,
+        now: Instant,
+        is_busy: impl Fn(&str) -> bool,
+        last_status: impl Fn(&str) -> Option<RunStatus>,
+    ) -> Vec<Decision> {
+        let mut decisions = Vec::new();
+        for (task_id, entry) in &mut self.entries {
+            if entry.paused || entry.next_due > now {
+                continue;
+            }
+            let late_by = now - entry.next_due;
+            let decision = if late_by > entry.misfire_grace {
+                Decision::SkipMissed {
+                    task_id: task_id.clone(),
+                    late_by,
+                }
+            } else if is_busy(task_id) {
+                Decision::SkipRunning(task_id.clone())
+            } else if let Some(dependency) = entry.dependencies.iter().find(|dependency| {
+                last_status(dependency).is_some_and(|status| !status.is_success())
+            }) {
+                Decision::Blocked {
+                    task_id: task_id.clone(),
+                    dependency: dependency.clone(),
+                }
+            } else {
+                Decision::Start(task_id.clone())
+            };
+            decisions.push(decision);
+            advance_past(entry, now);
+        }
+        decisions
+    }
+}
+
+/// Moves a schedule to its first slot after `now`, keeping its rhythm.
+fn advance_past(entry: &mut Entry, now: Instant) {
+    if entry.next_due > now {
+        return;
+    }
+    let every = entry.every.as_nanos().max(1);
+    let behind = (now - entry.next_due).as_nanos();
+    let steps = behind / every + 1;
+    let step = Duration::from_nanos(u64::try_from(every.saturating_mul(steps)).unwrap_or(u64::MAX));
+    entry.next_due += step;
+}
+
+/// What the console (or a signal) can ask of the scheduler.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduleCommand {
+    Pause(String),
+    Resume(String),
+}
+
+/// Runs the schedules until `shutdown`: starts due tasks on the engine,
+/// logs skips and blocks, and publishes each task's next run.
+pub async fn run(
+    engine: Arc<Engine>,
+    mut schedules: Schedules,
+    mut commands: mpsc::Receiver<ScheduleCommand>,
+    shutdown: CancellationToken,
+) {
+    publish(&engine, &schedules);
+    loop {
+        let wake = schedules.next_wake();
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            command = commands.recv() => match command {
+                Some(ScheduleCommand::Pause(task_id)) => {
+                    schedules.set_paused(&task_id, true, Instant::now());
+                    tracing::info!(task_id, "schedule paused");
+                }
+                Some(ScheduleCommand::Resume(task_id)) => {
+                    schedules.set_paused(&task_id, false, Instant::now());
+                    tracing::info!(task_id, "schedule resumed");
+                }
+                None => commands = mpsc::channel(1).1,
+            },
+            _ = sleep_until(wake) => {
+                let mut statuses = BTreeMap::new();
+                for task in &engine.config().tasks {
+                    if let Ok(runs) = engine.state().runs(Some(&task.id), 1).await
+                        && let Some(run) = runs.first().filter(|run| run.status.is_finished())
+                    {
+                        statuses.insert(task.id.clone(), run.status);
+                    }
+                }
+                let decisions = schedules.due(Instant::now(), |task| engine.is_busy(task), |task| statuses.get(task).copied());
+                for decision in decisions {
+                    carry_out(&engine, decision);
+                }
+            }
+        }
+        publish(&engine, &schedules);
+    }
+}
+
+async fn sleep_until(wake: Option<Instant>) {
+    match wake {
+        Some(wake) => tokio::time::sleep_until(wake).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn carry_out(engine: &Arc<Engine>, decision: Decision) {
+    match decision {
+        Decision::Start(task_id) => {
+            let engine = Arc::clone(engine);
+            tokio::spawn(async move {
+                if let Err(error) = engine
+                    .run_task(&task_id, Trigger::Schedule, RunOptions::default())
+                    .await
+                {
+                    tracing::warn!(task_id, %error, "scheduled run not started");
+                }
+            });
+        }
+        Decision::SkipRunning(task_id) => {
+            tracing::warn!(
+                task_id,
+                "scheduled run skipped: the previous run is still going"
+            );
+        }
+        Decision::SkipMissed { task_id, late_by } => {
+            tracing::warn!(task_id, late_by = %humantime::format_duration(late_by), "scheduled run skipped: missed by more than misfire_grace");
+        }
+        Decision::Blocked {
+            task_id,
+            dependency,
+        } => {
+            tracing::warn!(
+                task_id,
+                dependency,
+                "scheduled run blocked: the dependency's last run did not succeed"
+            );
+            engine.publish(EngineEvent::TaskBlocked {
+                task_id,
+                dependency,
+            });
+        }
+    }
+}
+
+fn publish(engine: &Engine, schedules: &Schedules) {
+    let now_instant = Instant::now();
+    let now = chrono::Utc::now();
+    for task_id in schedules.entries.keys() {
+        let next_run = schedules.next_run(task_id).map(|due| {
+            now + chrono::TimeDelta::from_std(due.saturating_duration_since(now_instant))
+                .unwrap_or_default()
+        });
+        engine.publish(EngineEvent::ScheduleChanged {
+            task_id: task_id.clone(),
+            next_run,
+            paused: schedules.is_paused(task_id),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::{self, Resolve};
+
+    fn schedules(tasks: &str) -> Schedules {
+        let config = config::parse(Path::new("/t/syncdeck.toml"), tasks, Resolve::Everything)
+            .expect("config");
+        Schedules::new(&config, Instant::now())
+    }
+
+    fn task(id: &str, schedule: &str, dependencies: &str) -> String {
+        format!(
+            "[[tasks]]\nid = \"{id}\"\ntype = \"sync\"\nschedule = {schedule}\ndependencies = [{dependencies}]\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\n"
+        )
+    }
+
+    fn idle(_: &str) -> bool {
+        false
+    }
+
+    fn never_ran(_: &str) -> Option<RunStatus> {
+        None
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_runs_once_per_interval() {
+        let mut schedules = schedules(&task("every_5m", "\"5m\"", ""));
+        assert!(
+            schedules.due(Instant::now(), idle, never_ran).is_empty(),
+            "nothing at start"
+        );
+        tokio::time::advance(Duration::from_secs(299)).await;
+        assert!(schedules.due(Instant::now(), idle, never_ran).is_empty());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(
+            schedules.due(Instant::now(), idle, never_ran),
+            vec![Decision::Start("every_5m".into())]
+        );
+        assert!(
+            schedules.due(Instant::now(), idle, never_ran).is_empty(),
+            "once per slot"
+        );
+        assert_eq!(
+            schedules.next_wake(),
+            Some(Instant::now() + Duration::from_secs(300))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_while_the_task_runs_is_skipped() {
+        let mut schedules = schedules(&task("busy", "\"1m\"", ""));
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(
+            schedules.due(Instant::now(), |_| true, never_ran),
+            vec![Decision::SkipRunning("busy".into())]
+        );
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!(
+            schedules.due(Instant::now(), idle, never_ran),
+            vec![Decision::Start("busy".into())]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_missed_by_more_than_the_grace_is_skipped_not_replayed() {
+        let mut schedules = schedules(&task(
+            "nightly",
+            "{ every = \"300s\", misfire_grace = \"60s\" }",
+            "",
+        ));
+        // Down for 20 minutes: four slots passed; the newest is 5 minutes late.
+        tokio::time::advance(Duration::from_secs(1500)).await;
+        let decisions = schedules.due(Instant::now(), idle, never_ran);
+        assert_eq!(
+            decisions,
+            vec![Decision::SkipMissed {
+                task_id: "nightly".into(),
+                late_by: Duration::from_secs(1200)
+            }],
+            "one skip, no burst"
+        );
+        assert_eq!(
+            schedules.next_wake(),
+            Some(Instant::now() + Duration::from_secs(300)),
+            "back in rhythm"
+        );
+        // Within the grace: runs.
+        tokio::time::advance(Duration::from_secs(330)).await;
+        assert_eq!(
+            schedules.due(Instant::now(), idle, never_ran),
+            vec![Decision::Start("nightly".into())]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_dependency_blocks_the_task() {
+        let tasks = task("load", "\"1m\"", "") + &task("report", "\"1m\"", "\"load\"");
+        let mut schedules = schedules(&tasks);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let failed = |task: &str| (task == "load").then_some(RunStatus::Failed);
+        let decisions = schedules.due(Instant::now(), idle, failed);
+        assert_eq!(
+            decisions,
+            vec![
+                Decision::Start("load".into()),
+                Decision::Blocked {
+                    task_id: "report".into(),
+                    dependency: "load".into()
+                }
+            ]
+        );
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let succeeded = |task: &str| (task == "load").then_some(RunStatus::Succeeded);
+        assert_eq!(schedules.due(Instant::now(), idle, succeeded).len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paused_schedule_does_not_fire_and_resumes_in_rhythm() {
+        let mut schedules = schedules(&task("paused", "\"1m\"", ""));
+        assert!(schedules.set_paused("paused", true, Instant::now()));
+        assert_eq!(schedules.next_run("paused"), None);
+        tokio::time::advance(Duration::from_secs(150)).await;
+        assert!(schedules.due(Instant::now(), idle, never_ran).is_empty());
+        schedules.set_paused("paused", false, Instant::now());
+        assert_eq!(
+            schedules.next_run("paused"),
+            Some(Instant::now() + Duration::from_secs(30)),
+            "the next slot of the old rhythm"
+        );
+        assert!(!schedules.set_paused("unscheduled", true, Instant::now()));
+    }
+}

@@ -1,0 +1,121 @@
+//! `syncdeck daemon`: runs tasks on their schedules, never two runs of a
+//! task at once, and stops cleanly on SIGTERM.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Workspace, json_lines, sparse_file, stderr};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+fn history(workspace: &Workspace) -> Vec<serde_json::Value> {
+    json_lines(&workspace.run(&["history", "--json", "--limit", "100"]))
+}
+
+fn terminate_and_wait(child: std::process::Child) -> std::process::Output {
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).expect("SIGTERM");
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn scheduled_runs_happen_each_interval_and_never_overlap() {
+    let workspace = Workspace::new();
+    workspace.file("in/a.csv", b"a");
+    workspace.write_config(
+        "[[tasks]]\nid = \"often\"\ntype = \"sync\"\nschedule = \"1s\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\ncompare = \"always\"\n",
+    );
+    let child = workspace
+        .command(&["daemon"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("daemon");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while history(&workspace).len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not run the task three times"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = terminate_and_wait(child);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let runs = history(&workspace);
+    assert!(
+        runs.iter()
+            .all(|run| run["trigger"] == "schedule" && run["status"] == "succeeded"),
+        "{runs:?}"
+    );
+    let mut spans: Vec<(String, String)> = runs
+        .iter()
+        .map(|run| {
+            (
+                run["started_at"].as_str().unwrap_or("").to_string(),
+                run["completed_at"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "runs overlap: {pair:?}");
+    }
+}
+
+#[test]
+fn sigterm_mid_run_cancels_cleanly_and_exits_zero() {
+    let workspace = Workspace::new();
+    for index in 0..2 {
+        sparse_file(
+            &workspace.path().join(format!("in/big-{index}.bin")),
+            64 * 1024 * 1024,
+        );
+    }
+    workspace.write_config(
+        "[[tasks]]\nid = \"slow\"\ntype = \"sync\"\nschedule = \"1s\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\nbwlimit = \"16MiB\"\n",
+    );
+    let child = workspace
+        .command(&["daemon"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("daemon");
+    common::wait_for_bytes_in_flight(&workspace, "slow");
+    let started = Instant::now();
+    let output = terminate_and_wait(child);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "stopped within the daemon's bounded wait"
+    );
+    let runs = history(&workspace);
+    assert_eq!(
+        runs[0]["status"], "cancelled",
+        "the run's end is recorded: {runs:?}"
+    );
+    for name in workspace.tree("out") {
+        assert!(
+            !name.contains(".syncdeck-partial-"),
+            "partial file left: {name}"
+        );
+        assert_eq!(
+            std::fs::metadata(workspace.path().join("out").join(&name))
+                .expect("stat")
+                .len(),
+            64 * 1024 * 1024
+        );
+    }
+}
+
+#[test]
+fn a_daemon_without_schedules_says_what_to_add() {
+    let workspace = Workspace::new();
+    workspace.write_config("[[tasks]]\nid = \"t\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\n");
+    let output = workspace.run(&["daemon"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("has a schedule; add schedule = \"5m\""),
+        "{}",
+        stderr(&output)
+    );
+}
