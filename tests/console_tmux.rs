@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -106,35 +106,10 @@ impl Drop for Tmux {
     }
 }
 
-/// A scratch copy of the demo: `config.example.toml` and `assets/`.
-fn demo() -> (tempfile::TempDir, PathBuf) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let scratch = tempfile::tempdir().expect("temp dir");
-    for entry in walkdir::WalkDir::new(root.join("assets"))
-        .into_iter()
-        .filter_map(Result::ok)
-    {
-        let target = scratch
-            .path()
-            .join(entry.path().strip_prefix(root).expect("under root"));
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).expect("mkdir");
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-    std::fs::copy(
-        root.join("config.example.toml"),
-        scratch.path().join("config.example.toml"),
-    )
-    .expect("copy config");
-    let path = scratch.path().to_path_buf();
-    (scratch, path)
-}
-
 #[test]
 fn an_operator_session_in_a_real_terminal() {
-    let (_scratch, directory) = demo();
+    let scratch = common::demo_copy();
+    let directory = scratch.path().to_path_buf();
     let tmux = Tmux::start(&directory, 100, 30);
     tmux.wait_for("shell$", "the shell prompt");
     let command = format!("{} -c config.example.toml", env!("CARGO_BIN_EXE_syncdeck"));
@@ -233,7 +208,8 @@ fn an_operator_session_in_a_real_terminal() {
 
 #[test]
 fn a_panic_restores_the_terminal_and_prints_the_message() {
-    let (_scratch, directory) = demo();
+    let scratch = common::demo_copy();
+    let directory = scratch.path().to_path_buf();
     let tmux = Tmux::start(&directory, 100, 30);
     tmux.wait_for("shell$", "the shell prompt");
     tmux.type_line(&format!(

@@ -4,35 +4,13 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::{counter, json_lines, stderr};
 
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from)
-        .into_iter()
-        .filter_map(Result::ok)
-    {
-        let target = to.join(entry.path().strip_prefix(from).expect("under root"));
-        if entry.file_type().is_dir() {
-            std::fs::create_dir_all(&target).expect("mkdir");
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 #[test]
 fn the_demo_runs_and_a_second_run_skips_every_file_as_unchanged() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let scratch = tempfile::tempdir().expect("temp dir");
-    copy_tree(&root.join("assets"), &scratch.path().join("assets"));
-    std::fs::copy(
-        root.join("config.example.toml"),
-        scratch.path().join("config.example.toml"),
-    )
-    .expect("copy config");
+    let scratch = common::demo_copy();
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_syncdeck"))
             .current_dir(scratch.path())
@@ -85,14 +63,7 @@ fn the_demo_runs_and_a_second_run_skips_every_file_as_unchanged() {
 
 #[test]
 fn the_demo_failure_task_ends_partial_until_its_cause_is_removed() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let scratch = tempfile::tempdir().expect("temp dir");
-    copy_tree(&root.join("assets"), &scratch.path().join("assets"));
-    std::fs::copy(
-        root.join("config.example.toml"),
-        scratch.path().join("config.example.toml"),
-    )
-    .expect("copy config");
+    let scratch = common::demo_copy();
     let syncdeck = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_syncdeck"))
             .current_dir(scratch.path())

@@ -944,3 +944,82 @@ fn snapshot_table_run_detail() {
     app.set_now(now());
     snapshot_views("detail_table_running", &mut app, &[key(KeyCode::Enter)]);
 }
+
+fn scheduled_fixture() -> App {
+    let text = "[[tasks]]\nid = \"hourly\"\ntype = \"sync\"\nschedule = \"1h\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\n";
+    let config = config::parse(
+        Path::new("/etc/syncdeck/syncdeck.toml"),
+        text,
+        Resolve::Everything,
+    )
+    .expect("config");
+    let mut app = App::new(
+        &config,
+        Keymap::new(&config.keys),
+        LogBuffer::new(10),
+        "sqlite",
+        false,
+    );
+    app.set_now(now());
+    app.update(Msg::Engine(EngineEvent::ScheduleChanged {
+        task_id: "hourly".into(),
+        next_run: Some(now() + TimeDelta::minutes(42)),
+        paused: false,
+    }));
+    app
+}
+
+#[test]
+fn p_pauses_and_resumes_a_schedule() {
+    let mut app = scheduled_fixture();
+    assert_eq!(
+        press(&mut app, "p"),
+        vec![Command::PauseSchedule {
+            task_id: "hourly".into(),
+            paused: true
+        }]
+    );
+    app.update(Msg::Engine(EngineEvent::ScheduleChanged {
+        task_id: "hourly".into(),
+        next_run: None,
+        paused: true,
+    }));
+    assert!(app.tasks[0].paused);
+    assert_eq!(
+        press(&mut app, "p"),
+        vec![Command::PauseSchedule {
+            task_id: "hourly".into(),
+            paused: false
+        }]
+    );
+}
+
+#[test]
+fn the_next_run_and_a_paused_schedule_show() {
+    let mut app = scheduled_fixture();
+    let screen_text = screen(&app, 80, 24);
+    assert!(
+        screen_text.contains("◌ hourly") && screen_text.contains("next in 42m"),
+        "{screen_text}"
+    );
+    assert!(
+        screen_text.contains("every 1h · next run in 42:00"),
+        "{screen_text}"
+    );
+    app.update(Msg::Engine(EngineEvent::ScheduleChanged {
+        task_id: "hourly".into(),
+        next_run: None,
+        paused: true,
+    }));
+    let screen_text = screen(&app, 80, 24);
+    assert!(
+        screen_text
+            .lines()
+            .any(|line| line.contains("◌ hourly") && line.contains("paused")),
+        "{screen_text}"
+    );
+    assert!(
+        screen_text.contains("every 1h · paused (p resumes)"),
+        "{screen_text}"
+    );
+}

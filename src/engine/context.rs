@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::event::EngineEvent;
 use super::run::{RunCounters, RunId, RunStatus};
 use crate::config::template::TemplateContext;
-use crate::state::{FailedItem, StateStore};
+use crate::state::{FailedItem, ItemKind, ItemStatus, NewFailedItem, StateStore};
 
 /// A run's live counters, shared between its transfers and the progress
 /// ticker that publishes snapshots.
@@ -60,6 +60,44 @@ impl RunContext {
 
     pub(crate) fn counters(&self) -> RunCounters {
         self.counters.snapshot()
+    }
+
+    /// Records a failed file, batch or row of this run; a pending record of
+    /// the same item is updated instead of duplicated.
+    pub(crate) async fn record_failure(
+        &self,
+        kind: ItemKind,
+        key: &str,
+        error: &str,
+        attempts: u32,
+    ) {
+        let item = NewFailedItem {
+            run_id: self.run_id,
+            task_id: self.task_id.clone(),
+            kind,
+            key: key.to_string(),
+            error: error.to_string(),
+            attempts,
+        };
+        if let Err(error) = self.state.record_failed_item(&item).await {
+            tracing::error!(%error, item = key, "could not record a failure");
+        }
+    }
+
+    /// Marks this task's pending failed items that `settled` picks as resolved.
+    pub(crate) async fn resolve_pending(&self, settled: impl Fn(&FailedItem) -> bool) {
+        let Ok(items) = self.state.failed_items(Some(&self.task_id), true).await else {
+            return;
+        };
+        for item in items.into_iter().filter(|item| settled(item)) {
+            if let Err(error) = self
+                .state
+                .set_item_status(item.id, ItemStatus::Resolved)
+                .await
+            {
+                tracing::warn!(%error, item = item.id, "could not mark a failed item resolved");
+            }
+        }
     }
 
     /// A cheap handle for code that outlives a borrow of the context.

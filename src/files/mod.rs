@@ -22,7 +22,7 @@ use crate::config::{Compare, SyncProperties};
 use crate::engine::context::{RunContext, TaskOutcome};
 use crate::engine::event::{CopyMethod, EngineEvent, SkipReason};
 use crate::engine::run::RunStatus;
-use crate::state::{ItemKind, ItemStatus, NewFailedItem};
+use crate::state::ItemKind;
 use location::{LocationSpec, unsafe_relative_path};
 use pattern::Pattern;
 use store::{Entry, Store, StoreError};
@@ -418,7 +418,9 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
     if context.cancel.is_cancelled() {
         return TaskOutcome::cancelled();
     }
-    context.resolve_items(ItemKind::File, &settled).await;
+    context
+        .resolve_pending(|item| item.kind == ItemKind::File && settled.contains(&item.key))
+        .await;
 
     let counters = context.counters();
     let warning = plan.nothing_matched.clone();
@@ -589,40 +591,5 @@ impl Transfer<'_> {
             });
         }
         result.map(|()| CopyMethod::Streamed)
-    }
-}
-
-/// Marks pending failures of files that are now in place as resolved.
-impl RunContext {
-    async fn resolve_items(&self, kind: ItemKind, settled: &HashSet<String>) {
-        let Ok(items) = self.state.failed_items(Some(&self.task_id), true).await else {
-            return;
-        };
-        for item in items
-            .into_iter()
-            .filter(|item| item.kind == kind && settled.contains(&item.key))
-        {
-            if let Err(error) = self
-                .state
-                .set_item_status(item.id, ItemStatus::Resolved)
-                .await
-            {
-                tracing::warn!(%error, item = item.id, "could not mark a failed item resolved");
-            }
-        }
-    }
-
-    async fn record_failure(&self, kind: ItemKind, key: &str, error: &str, attempts: u32) {
-        let item = NewFailedItem {
-            run_id: self.run_id,
-            task_id: self.task_id.clone(),
-            kind,
-            key: key.to_string(),
-            error: error.to_string(),
-            attempts,
-        };
-        if let Err(error) = self.state.record_failed_item(&item).await {
-            tracing::error!(%error, path = key, "could not record a failed file");
-        }
     }
 }

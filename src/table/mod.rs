@@ -13,7 +13,6 @@
 mod coerce;
 pub(crate) mod sql;
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +24,7 @@ use crate::config::{TableMode, TableSyncProperties};
 use crate::engine::context::{RunContext, TaskOutcome};
 use crate::engine::event::EngineEvent;
 use crate::engine::run::RunStatus;
-use crate::state::{FailedItem, ItemKind, ItemStatus, NewFailedItem};
+use crate::state::{FailedItem, ItemKind, ItemStatus};
 use coerce::ValueType;
 use sql::{Dialect, KeyColumn, SourceRelation};
 
@@ -992,7 +991,9 @@ async fn load_batch(
                     .collect();
                 let kept = context.counters().rows_skipped + skipped;
                 if kept <= BAD_ROWS_KEPT {
-                    record(context, ItemKind::Row, &key.join(", "), &reason, 1).await;
+                    context
+                        .record_failure(ItemKind::Row, &key.join(", "), &reason, 1)
+                        .await;
                 }
             }
         }
@@ -1053,14 +1054,9 @@ async fn load_batch(
                     None => {
                         context.update_counters(|counters| counters.batches_failed += 1);
                         // A retried batch has the same bounds, so its record is updated.
-                        record(
-                            context,
-                            ItemKind::Batch,
-                            &batch.bounds.key(),
-                            &message,
-                            attempt,
-                        )
-                        .await;
+                        context
+                            .record_failure(ItemKind::Batch, &batch.bounds.key(), &message, attempt)
+                            .await;
                         return;
                     }
                 }
@@ -1105,42 +1101,13 @@ fn transform(layout: &Layout, row: &[Option<String>]) -> Result<Vec<Option<Strin
     Ok(values)
 }
 
-async fn record(context: &RunContext, kind: ItemKind, key: &str, error: &str, attempts: u32) {
-    let item = NewFailedItem {
-        run_id: context.run_id,
-        task_id: context.task_id.clone(),
-        kind,
-        key: key.to_string(),
-        error: error.to_string(),
-        attempts,
-    };
-    if let Err(error) = context.state.record_failed_item(&item).await {
-        tracing::error!(%error, "could not record a failure");
-    }
-}
-
 /// A new run reads every row again (full mode) or every row since the
 /// unchanged watermark (incremental), so bad rows recorded by earlier runs
 /// are re-checked now; they are recorded again if still bad.
 async fn supersede_bad_rows(context: &RunContext) {
-    let Ok(items) = context
-        .state
-        .failed_items(Some(&context.task_id), true)
-        .await
-    else {
-        return;
-    };
-    let rows: HashSet<i64> = items
-        .iter()
-        .filter(|item| item.kind == ItemKind::Row)
-        .map(|item| item.id)
-        .collect();
-    for id in rows {
-        let _ = context
-            .state
-            .set_item_status(id, ItemStatus::Resolved)
-            .await;
-    }
+    context
+        .resolve_pending(|item| item.kind == ItemKind::Row)
+        .await;
 }
 
 fn spawn_count(
@@ -1153,23 +1120,9 @@ fn spawn_count(
     let counters = context.clone_for_progress();
     let batch_size = *properties.batch_size.get_ref() as u64;
     tokio::spawn(async move {
-        let result: Result<u64, TableError> = async {
+        let result = async {
             let client = endpoint.connect().await?;
-            let mut query = sql::Query::new(endpoint.dialect);
-            let mut sql = format!("SELECT count(*) FROM {}", layout.relation.relation_sql());
-            if let (Some(watermark), Some(key)) = (&watermark, layout.keys.first()) {
-                sql.push_str(&format!(" WHERE {}", query.greater(key, watermark)));
-            }
-            let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = query
-                .params
-                .iter()
-                .map(|param| param as &(dyn tokio_postgres::types::ToSql + Sync))
-                .collect();
-            let row = client
-                .query_one(sql.as_str(), &params)
-                .await
-                .map_err(|error| TableError::Database(describe(&error)))?;
-            Ok(row.get::<_, i64>(0).max(0) as u64)
+            count_rows(&client, endpoint.dialect, &layout, watermark.as_deref()).await
         }
         .await;
         match result {
@@ -1183,6 +1136,30 @@ fn spawn_count(
             }
         }
     })
+}
+
+/// Source rows a run reads: all, or those above the watermark.
+async fn count_rows(
+    client: &Client,
+    dialect: Dialect,
+    layout: &Layout,
+    watermark: Option<&str>,
+) -> Result<u64, TableError> {
+    let mut query = sql::Query::new(dialect);
+    let mut sql = format!("SELECT count(*) FROM {}", layout.relation.relation_sql());
+    if let (Some(watermark), Some(key)) = (watermark, layout.keys.first()) {
+        sql.push_str(&format!(" WHERE {}", query.greater(key, watermark)));
+    }
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = query
+        .params
+        .iter()
+        .map(|param| param as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect();
+    let row = client
+        .query_one(sql.as_str(), &params)
+        .await
+        .map_err(|error| TableError::Database(describe(&error)))?;
+    Ok(row.get::<_, i64>(0).max(0) as u64)
 }
 
 /// What `syncdeck plan` shows for a table task.
@@ -1207,21 +1184,13 @@ pub async fn plan(
     let target = target_endpoint.connect().await?;
     let layout = discover(properties, &source, &target).await?;
     let watermark = watermark.filter(|_| *properties.mode.get_ref() == TableMode::Incremental);
-    let mut query = sql::Query::new(source_endpoint.dialect);
-    let mut sql = format!("SELECT count(*) FROM {}", layout.relation.relation_sql());
-    if let (Some(watermark), Some(key)) = (&watermark, layout.keys.first()) {
-        sql.push_str(&format!(" WHERE {}", query.greater(key, watermark)));
-    }
-    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = query
-        .params
-        .iter()
-        .map(|param| param as &(dyn tokio_postgres::types::ToSql + Sync))
-        .collect();
-    let row = source
-        .query_one(sql.as_str(), &params)
-        .await
-        .map_err(|error| TableError::Database(describe(&error)))?;
-    let rows = row.get::<_, i64>(0).max(0) as u64;
+    let rows = count_rows(
+        &source,
+        source_endpoint.dialect,
+        &layout,
+        watermark.as_deref(),
+    )
+    .await?;
     Ok(TablePlan {
         source: source_endpoint.name,
         target: format!("{} table {}", target_endpoint.name, layout.target_table),

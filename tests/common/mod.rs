@@ -436,3 +436,28 @@ impl Drop for TestDatabase {
         });
     }
 }
+
+/// A scratch copy of the shipped demo: `config.example.toml` and `assets/`.
+pub fn demo_copy() -> tempfile::TempDir {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let scratch = tempfile::tempdir().expect("temp dir");
+    for entry in walkdir::WalkDir::new(root.join("assets"))
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        let target = scratch
+            .path()
+            .join(entry.path().strip_prefix(root).expect("under root"));
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+    std::fs::copy(
+        root.join("config.example.toml"),
+        scratch.path().join("config.example.toml"),
+    )
+    .expect("copy config");
+    scratch
+}

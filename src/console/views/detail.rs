@@ -133,14 +133,7 @@ fn table_active_lines(
         ])),
         None => lines.push(Line::styled("      counting…", theme.running())),
     }
-    let mut failing: Vec<&RecentItem> = active.retrying.values().collect();
-    failing.sort_by(|a, b| a.path.cmp(&b.path));
-    if !failing.is_empty() {
-        lines.push(Line::styled("Batch errors", theme.error()));
-        for item in failing.iter().take(4) {
-            lines.push(item_line(item, app, theme));
-        }
-    }
+    lines.extend(failing_lines(active, app, theme, "Batch errors"));
     lines
 }
 
@@ -198,14 +191,24 @@ fn active_lines(active: &ActiveRun, app: &App, theme: Theme, width: usize) -> Ve
             ),
         ]));
     }
+    lines.extend(failing_lines(active, app, theme, "Failing now"));
+    lines
+}
+
+/// Items failing right now (attempt n/m, retry countdown, last error).
+fn failing_lines(active: &ActiveRun, app: &App, theme: Theme, title: &str) -> Vec<Line<'static>> {
     let mut failing: Vec<&RecentItem> = active.retrying.values().collect();
-    failing.sort_by(|a, b| a.path.cmp(&b.path));
-    if !failing.is_empty() {
-        lines.push(Line::styled("Failing now", theme.error()));
-        for item in failing.iter().take(4) {
-            lines.push(item_line(item, app, theme));
-        }
+    if failing.is_empty() {
+        return Vec::new();
     }
+    failing.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut lines = vec![Line::styled(title.to_string(), theme.error())];
+    lines.extend(
+        failing
+            .iter()
+            .take(4)
+            .map(|item| item_line(item, app, theme)),
+    );
     lines
 }
 

@@ -53,10 +53,12 @@ fn state(task: &TaskState, app: &App, theme: Theme, width: usize) -> (String, St
         (false, None) => String::new(),
     };
     let Some(last) = &task.last else {
-        return match next.strip_prefix(" · ") {
-            Some(next) => (format!("next {next}"), theme.dim()),
-            None => ("never run".into(), theme.dim()),
+        let text = match (task.paused, task.next_run) {
+            (true, _) => "paused".to_string(),
+            (false, Some(at)) => format!("next in {}", format::short_age(at - app.now)),
+            (false, None) => "never run".to_string(),
         };
+        return (text, theme.dim());
     };
     let age = last
         .completed_at
