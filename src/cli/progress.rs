@@ -67,6 +67,12 @@ fn bar_style() -> ProgressStyle {
         .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
+fn row_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix:24} [{bar:30}] {percent:>3}% {human_pos}/{human_len} rows ETA {eta} {msg}")
+        .map(|style| style.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
 fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, ProgressBar>, event: EngineEvent) {
     match event {
         EngineEvent::RunStarted {
@@ -84,21 +90,41 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, ProgressBar>, event: En
             run_id, counters, ..
         } => {
             let Some(bar) = bars.get(&run_id) else { return };
+            // Table runs count rows; file runs count bytes.
+            let rows = counters.rows_total.is_some() || counters.rows_extracted > 0;
             if counters.totals_known && bar.length().is_none() {
                 bar.disable_steady_tick();
-                bar.set_style(bar_style());
+                bar.set_style(if rows { row_style() } else { bar_style() });
             }
             if counters.totals_known {
-                bar.set_length(counters.bytes_total);
-                bar.set_position(counters.bytes_done);
+                match counters.rows_total {
+                    Some(total) => {
+                        bar.set_length(total);
+                        bar.set_position(counters.rows_extracted);
+                    }
+                    None => {
+                        bar.set_length(counters.bytes_total);
+                        bar.set_position(counters.bytes_done);
+                    }
+                }
             }
-            bar.set_message(format!(
-                "files {}/{} skipped {} failed {}",
-                counters.files_synced,
-                counters.files_to_copy,
-                counters.files_skipped(),
-                counters.files_failed
-            ));
+            bar.set_message(if rows {
+                format!(
+                    "upserted {} unchanged {} skipped {} batches failed {}",
+                    counters.rows_upserted,
+                    counters.rows_unchanged,
+                    counters.rows_skipped,
+                    counters.batches_failed
+                )
+            } else {
+                format!(
+                    "files {}/{} skipped {} failed {}",
+                    counters.files_synced,
+                    counters.files_to_copy,
+                    counters.files_skipped(),
+                    counters.files_failed
+                )
+            });
         }
         EngineEvent::ItemFailed {
             task_id,

@@ -112,11 +112,19 @@ impl Widget for HistoryView<'_> {
             .data(BarGroup::default().bars(&durations))
             .bar_width(3)
             .render(left, buffer);
+        let rows = runs
+            .iter()
+            .any(|run| run.counters.rows_extracted > 0 || run.counters.rows_total.is_some());
         let bytes: Vec<Bar> = runs
             .iter()
             .map(|run| {
+                // Rows for table runs, bytes for file runs.
                 Bar::default()
-                    .value(run.counters.bytes_done)
+                    .value(if rows {
+                        run.counters.rows_extracted
+                    } else {
+                        run.counters.bytes_done
+                    })
                     .text_value(String::new())
                     .label(Line::from(format!("{}", run.run_id % 1000)))
                     .style(theme.running())
@@ -125,7 +133,11 @@ impl Widget for HistoryView<'_> {
         BarChart::default()
             .block(
                 Block::bordered()
-                    .title(" bytes copied per run ")
+                    .title(if rows {
+                        " rows read per run "
+                    } else {
+                        " bytes copied per run "
+                    })
                     .border_style(theme.dim()),
             )
             .data(BarGroup::default().bars(&bytes))
