@@ -283,7 +283,11 @@ const DAEMON_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(30
 async fn daemon(config_path: Option<&Path>) -> Result<u8, Failure> {
     use crate::engine::scheduler::{self, Schedules};
     let config = load(config_path, Resolve::Everything)?;
-    let schedules = Schedules::new(&config, tokio::time::Instant::now());
+    let schedules = Schedules::new(
+        &config,
+        tokio::time::Instant::now(),
+        scheduler::until_aligned_slot,
+    );
     if schedules.is_empty() {
         return Err(usage(format!(
             "no task in {} has a schedule; add schedule = \"5m\" to the tasks the daemon should run",
@@ -306,6 +310,25 @@ async fn daemon(config_path: Option<&Path>) -> Result<u8, Failure> {
         stop.clone(),
     ));
 
+    // Runs of workers that died show as `interrupted` once their lease expires.
+    let sweeper = {
+        let (state, every) = (Arc::clone(engine.state()), engine.config().engine.lease_ttl);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            loop {
+                interval.tick().await;
+                match state.mark_interrupted().await {
+                    Ok(0) => {}
+                    Ok(count) => {
+                        tracing::warn!(count, "runs of stopped workers marked interrupted")
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "could not check for runs of stopped workers")
+                    }
+                }
+            }
+        })
+    };
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot watch SIGTERM")?;
     tokio::select! {
@@ -314,6 +337,7 @@ async fn daemon(config_path: Option<&Path>) -> Result<u8, Failure> {
     }
     tracing::info!("stopping: no new runs; cancelling the runs in progress");
     stop.cancel();
+    sweeper.abort();
     let _ = scheduler.await;
     engine.cancel_all();
     let deadline = tokio::time::Instant::now() + DAEMON_STOP_GRACE;

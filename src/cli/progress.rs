@@ -68,9 +68,11 @@ fn bar_style() -> ProgressStyle {
 }
 
 fn row_style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:24} [{bar:30}] {percent:>3}% {human_pos}/{human_len} rows ETA {eta} {msg}")
-        .map(|style| style.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
+    ProgressStyle::with_template(
+        "{prefix:24} [{bar:30}] {percent:>3}% {human_pos}/{human_len} rows ETA {eta} {msg}",
+    )
+    .map(|style| style.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, ProgressBar>, event: EngineEvent) {

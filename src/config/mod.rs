@@ -79,6 +79,10 @@ pub struct EngineConfig {
     pub log_dir: PathBuf,
     #[serde(default = "default_max_concurrent_tasks")]
     pub max_concurrent_tasks: usize,
+    /// How long a worker's claim on a running task lasts without renewal;
+    /// after a crash, another worker may take the task over this much later.
+    #[serde(default = "default_lease_ttl", with = "humantime_serde_compat")]
+    pub lease_ttl: Duration,
 }
 
 impl Default for EngineConfig {
@@ -87,6 +91,7 @@ impl Default for EngineConfig {
             state: default_state(),
             log_dir: default_log_dir(),
             max_concurrent_tasks: default_max_concurrent_tasks(),
+            lease_ttl: default_lease_ttl(),
         }
     }
 }
@@ -99,6 +104,9 @@ fn default_log_dir() -> PathBuf {
 }
 fn default_max_concurrent_tasks() -> usize {
     4
+}
+fn default_lease_ttl() -> Duration {
+    Duration::from_secs(30)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -14,6 +14,9 @@ pub(super) fn validate(
     config: &Config,
     spans: &[TaskSpans],
 ) -> Result<(), ConfigError> {
+    if config.engine.lease_ttl < std::time::Duration::from_secs(1) {
+        return Err(source.error(None, "[engine] lease_ttl must be at least 1s"));
+    }
     if config.engine.max_concurrent_tasks == 0 {
         return Err(source.error(None, "[engine] max_concurrent_tasks must be at least 1"));
     }

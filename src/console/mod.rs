@@ -118,7 +118,11 @@ async fn event_loop(
     let (loaded_tx, mut loaded_rx) = mpsc::channel::<Msg>(16);
     // The scheduler runs inside the console; `p` reaches it through this.
     let (schedule_tx, schedule_rx) = mpsc::channel(16);
-    let schedules = Schedules::new(engine.config(), tokio::time::Instant::now());
+    let schedules = Schedules::new(
+        engine.config(),
+        tokio::time::Instant::now(),
+        scheduler::until_aligned_slot,
+    );
     let stop_scheduler = tokio_util::sync::CancellationToken::new();
     let _stop_on_exit = stop_scheduler.clone().drop_guard();
     tokio::spawn(scheduler::run(

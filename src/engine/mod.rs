@@ -40,6 +40,8 @@ pub enum EngineError {
     State(#[from] StateError),
     #[error("task `{0}` is already queued or running; cancel it or wait for it to finish")]
     AlreadyRunning(String),
+    #[error("task `{0}` is running on another worker (it holds the task's lease)")]
+    RunningElsewhere(String),
     #[error("task `{task_id}` has no pending failed items{which}")]
     NothingToRetry { task_id: String, which: String },
 }
@@ -302,9 +304,22 @@ impl Engine {
         // Closed only if the semaphore is dropped, which the engine never does.
         let _slot = Arc::clone(&self.slots).acquire_owned().await.ok();
 
+        // The lease keeps other workers sharing the state store off this task.
+        let owner = crate::state::owner();
+        let ttl = self.config.engine.lease_ttl;
+        if !self.state.acquire_lease(&task.id, &owner, ttl).await? {
+            return Err(EngineError::RunningElsewhere(task.id.clone()));
+        }
         let started_at = Utc::now();
-        let run_id = self.state.begin_run(&task.id, trigger, started_at).await?;
+        let run_id = match self.state.begin_run(&task.id, trigger, started_at).await {
+            Ok(run_id) => run_id,
+            Err(error) => {
+                let _ = self.state.release_lease(&task.id, &owner).await;
+                return Err(error.into());
+            }
+        };
         let cancel = self.shutdown.child_token();
+        let renewal = self.spawn_lease_renewal(&task.id, &owner, cancel.clone());
         self.lock_active().insert(
             run_id,
             ActiveRun {
@@ -348,11 +363,50 @@ impl Engine {
                 }
             };
             ticker.abort();
+            renewal.abort();
             let record = self.finish(&context, trigger, started_at, outcome).await;
+            if let Err(error) = self.state.release_lease(&task.id, &owner).await {
+                tracing::warn!(%error, "could not release the task's lease; it expires by itself");
+            }
             Ok(record)
         }
         .instrument(span)
         .await
+    }
+
+    /// Renews a run's lease every third of its time to live. A lease found
+    /// lost (another worker took it over) cancels the run, so the task never
+    /// runs twice.
+    fn spawn_lease_renewal(
+        &self,
+        task_id: &str,
+        owner: &str,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let state = Arc::clone(&self.state);
+        let (task_id, owner) = (task_id.to_string(), owner.to_string());
+        let ttl = self.config.engine.lease_ttl;
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(ttl / 3);
+            interval.tick().await;
+            loop {
+                interval.tick().await;
+                match state.renew_lease(&task_id, &owner, ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::error!(
+                            task_id,
+                            "lease lost to another worker; cancelling this run"
+                        );
+                        cancel.cancel();
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::warn!(task_id, %error, "could not renew the lease; retrying")
+                    }
+                }
+            }
+        })
     }
 
     fn spawn_progress_ticker(

@@ -55,9 +55,9 @@ pub struct Schedules {
 }
 
 impl Schedules {
-    /// Schedules every task that has `schedule`, first due one interval
-    /// after `now`.
-    pub fn new(config: &Config, now: Instant) -> Self {
+    /// Schedules every task that has `schedule`; `first_in` says how long
+    /// after `now` a task's first slot comes, given its interval.
+    pub fn new(config: &Config, now: Instant, first_in: impl Fn(Duration) -> Duration) -> Self {
         let entries = config
             .tasks
             .iter()
@@ -68,7 +68,7 @@ impl Schedules {
                     Entry {
                         every: schedule.every,
                         misfire_grace: schedule.misfire_grace.unwrap_or(DEFAULT_MISFIRE_GRACE),
-                        next_due: now + schedule.every,
+                        next_due: now + first_in(schedule.every),
                         dependencies: task.dependencies.clone(),
                         paused: false,
                     },
@@ -169,6 +169,28 @@ fn advance_past(entry: &mut Entry, now: Instant) {
     entry.next_due += step;
 }
 
+/// How long until the next wall-clock multiple of `every` (slots at :00,
+/// :05, :10… for five minutes), so workers started at different times
+/// agree on the slots and can claim each one once.
+pub fn until_aligned_slot(every: Duration) -> Duration {
+    let every_ms = every.as_millis().max(1);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis())
+        .unwrap_or(0);
+    Duration::from_millis(u64::try_from(every_ms - now_ms % every_ms).unwrap_or(0))
+}
+
+/// The number of the wall-clock slot a task is in now.
+fn current_slot(every: Duration) -> i64 {
+    let every_ms = every.as_millis().max(1);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis())
+        .unwrap_or(0);
+    i64::try_from(now_ms / every_ms).unwrap_or(i64::MAX)
+}
+
 /// What the console (or a signal) can ask of the scheduler.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScheduleCommand {
@@ -211,7 +233,7 @@ pub async fn run(
                 }
                 let decisions = schedules.due(Instant::now(), |task| engine.is_busy(task), |task| statuses.get(task).copied());
                 for decision in decisions {
-                    carry_out(&engine, decision);
+                    carry_out(&engine, &schedules, decision).await;
                 }
             }
         }
@@ -226,9 +248,30 @@ async fn sleep_until(wake: Option<Instant>) {
     }
 }
 
-fn carry_out(engine: &Arc<Engine>, decision: Decision) {
+async fn carry_out(engine: &Arc<Engine>, schedules: &Schedules, decision: Decision) {
     match decision {
         Decision::Start(task_id) => {
+            // Workers sharing a state store each see the slot; one takes it.
+            let every = schedules
+                .entries
+                .get(&task_id)
+                .map(|entry| entry.every)
+                .unwrap_or(Duration::from_secs(1));
+            match engine
+                .state()
+                .claim_slot(&task_id, current_slot(every), &crate::state::owner())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(task_id, "scheduled run taken by another worker");
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(task_id, %error, "could not claim the scheduled slot; skipping it");
+                    return;
+                }
+            }
             let engine = Arc::clone(engine);
             tokio::spawn(async move {
                 if let Err(error) = engine
@@ -291,7 +334,7 @@ mod tests {
     fn schedules(tasks: &str) -> Schedules {
         let config = config::parse(Path::new("/t/syncdeck.toml"), tasks, Resolve::Everything)
             .expect("config");
-        Schedules::new(&config, Instant::now())
+        Schedules::new(&config, Instant::now(), |every| every)
     }
 
     fn task(id: &str, schedule: &str, dependencies: &str) -> String {

@@ -1,11 +1,13 @@
 //! The state store: run history (`sync_logs`), failed items, watermarks.
-//! One trait, with an embedded SQLite implementation; the engine and the
-//! CLI only see the trait.
+//! One trait, with an embedded SQLite implementation and a shared
+//! PostgreSQL one; the engine and the CLI only see the trait.
 
+mod postgres;
 mod sqlite;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -13,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::run::{RunCounters, RunId, RunRecord, Trigger};
 
+pub use postgres::PostgresStateStore;
 pub use sqlite::SqliteStateStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +46,7 @@ impl ItemKind {
         }
     }
 
-    fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         match text {
             "batch" => Self::Batch,
             "row" => Self::Row,
@@ -69,7 +72,7 @@ impl ItemStatus {
         }
     }
 
-    fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         match text {
             "resolved" => Self::Resolved,
             "abandoned" => Self::Abandoned,
@@ -133,8 +136,40 @@ pub trait StateStore: Send + Sync {
     async fn set_item_status(&self, id: i64, status: ItemStatus) -> Result<(), StateError>;
     async fn watermark(&self, task_id: &str) -> Result<Option<String>, StateError>;
     async fn set_watermark(&self, task_id: &str, value: &str) -> Result<(), StateError>;
-    /// Marks runs left `running` by processes that are gone as `interrupted`.
+    /// Marks runs left `running` by processes that are gone (or, in a
+    /// shared store, whose lease expired) as `interrupted`.
     async fn mark_interrupted(&self) -> Result<u64, StateError>;
+    /// Takes the lease on a task for `ttl` unless another owner holds a
+    /// live one. A task runs only under its lease, so never twice at once
+    /// across the workers sharing this store.
+    async fn acquire_lease(
+        &self,
+        task_id: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StateError>;
+    /// Extends an owned lease; false when it was lost (expired and taken).
+    async fn renew_lease(
+        &self,
+        task_id: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StateError>;
+    async fn release_lease(&self, task_id: &str, owner: &str) -> Result<(), StateError>;
+    /// Claims one scheduled slot of a task (slots are numbered from the
+    /// epoch); false when another worker claimed it first.
+    async fn claim_slot(&self, task_id: &str, slot: i64, owner: &str) -> Result<bool, StateError>;
+}
+
+/// Who this process is, in `running` rows and leases: `host:pid`.
+pub fn owner() -> String {
+    format!("{}:{}", hostname(), std::process::id())
+}
+
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// Opens the store named by `[engine] state`, creating it if needed.
@@ -148,6 +183,9 @@ pub async fn open(url: &str, base_dir: &Path) -> Result<Arc<dyn StateStore>, Sta
         };
         let store = SqliteStateStore::open(&path).await?;
         return Ok(Arc::new(store));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresStateStore::open(url).await?));
     }
     let scheme = url.split(':').next().unwrap_or(url);
     Err(StateError::Unsupported(format!("{scheme}:")))

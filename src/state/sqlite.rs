@@ -6,17 +6,21 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{FailedItem, ItemKind, ItemStatus, NewFailedItem, StateError, StateStore};
+use super::{
+    FailedItem, ItemKind, ItemStatus, NewFailedItem, StateError, StateStore, hostname, owner,
+};
 use crate::config::redact;
 use crate::engine::run::{RunCounters, RunId, RunRecord, RunStatus, Trigger};
 
 /// Schema changes in order; `schema_version` holds how many were applied.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE sync_logs (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
     sync_job_id TEXT NOT NULL,
@@ -56,24 +60,26 @@ CREATE TABLE watermarks (
     value TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
-"];
+",
+    r"
+CREATE TABLE leases (
+    task_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE slots (
+    task_id TEXT NOT NULL,
+    slot INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    PRIMARY KEY (task_id, slot)
+);
+",
+];
 
 pub struct SqliteStateStore {
     path: PathBuf,
     /// The one connection; calls hold it only on the blocking pool.
     connection: Arc<Mutex<Connection>>,
-}
-
-/// Who owns a running run: `host:pid`, so a later process can tell whether
-/// the owner is gone.
-fn owner() -> String {
-    format!("{}:{}", hostname(), std::process::id())
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
 }
 
 fn timestamp(time: &DateTime<Utc>) -> String {
@@ -196,6 +202,13 @@ fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FailedItem> {
         created_at: parse_time(&created),
         updated_at: parse_time(&updated),
     })
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 fn is_alive(owner: &str) -> bool {
@@ -382,6 +395,68 @@ impl StateStore for SqliteStateStore {
                 params![task_id, value, now],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        task_id: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
+        let (task_id, owner) = (task_id.to_string(), owner.to_string());
+        self.call(move |connection| {
+            let now = unix_now();
+            let changed = connection.execute(
+                "INSERT INTO leases (task_id, owner, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (task_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+                 WHERE leases.owner = excluded.owner OR leases.expires_at < ?4",
+                params![task_id, owner, now + ttl.as_secs_f64(), now],
+            )?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn renew_lease(
+        &self,
+        task_id: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
+        let (task_id, owner) = (task_id.to_string(), owner.to_string());
+        self.call(move |connection| {
+            let changed = connection.execute(
+                "UPDATE leases SET expires_at = ?3 WHERE task_id = ?1 AND owner = ?2",
+                params![task_id, owner, unix_now() + ttl.as_secs_f64()],
+            )?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn release_lease(&self, task_id: &str, owner: &str) -> Result<(), StateError> {
+        let (task_id, owner) = (task_id.to_string(), owner.to_string());
+        self.call(move |connection| {
+            connection.execute(
+                "DELETE FROM leases WHERE task_id = ?1 AND owner = ?2",
+                params![task_id, owner],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn claim_slot(&self, task_id: &str, slot: i64, owner: &str) -> Result<bool, StateError> {
+        let (task_id, owner) = (task_id.to_string(), owner.to_string());
+        self.call(move |connection| {
+            let changed = connection.execute(
+                "INSERT INTO slots (task_id, slot, owner) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                params![task_id, slot, owner],
+            )?;
+            connection.execute("DELETE FROM slots WHERE task_id = ?1 AND slot < ?2", params![task_id, slot - 100])?;
+            Ok(changed > 0)
         })
         .await
     }

@@ -256,6 +256,14 @@ impl rustls::client::danger::ServerCertVerifier for EncryptOnly {
     }
 }
 
+/// Connects to a PostgreSQL URL the way table sync does (TLS as the URL's
+/// `sslmode` asks, session in UTC), for other parts of syncdeck.
+pub(crate) async fn connect(url: &str, role: &str) -> Result<(Client, String), TableError> {
+    let endpoint = Endpoint::parse(url, role, "syncdeck")?;
+    let client = endpoint.connect().await?;
+    Ok((client, endpoint.name))
+}
+
 /// One target column and how it is filled.
 #[derive(Debug, Clone)]
 struct ColumnPlan {

@@ -1,0 +1,447 @@
+//! The shared state store on PostgreSQL (`state = "postgres://…"`): the
+//! same tables as SQLite in a `syncdeck` schema, so several daemons and
+//! consoles share one view. Leases (`leases`, expiring rows) keep a task
+//! from running twice across workers; `slots` lets exactly one worker take
+//! each scheduled slot.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::Mutex;
+use tokio_postgres::Client;
+
+use super::{FailedItem, ItemKind, ItemStatus, NewFailedItem, StateError, StateStore, owner};
+use crate::config::redact;
+use crate::engine::run::{RunCounters, RunId, RunRecord, RunStatus, Trigger};
+
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE syncdeck.sync_logs (
+    run_id BIGSERIAL PRIMARY KEY,
+    sync_job_id TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    completed_at TEXT,
+    duration_ms BIGINT,
+    rows_extracted BIGINT NOT NULL DEFAULT 0,
+    rows_upserted BIGINT NOT NULL DEFAULT 0,
+    rows_skipped BIGINT NOT NULL DEFAULT 0,
+    files_synced BIGINT NOT NULL DEFAULT 0,
+    files_skipped BIGINT NOT NULL DEFAULT 0,
+    files_failed BIGINT NOT NULL DEFAULT 0,
+    bytes BIGINT NOT NULL DEFAULT 0,
+    counters TEXT NOT NULL DEFAULT '{}',
+    error TEXT,
+    warning TEXT,
+    owner TEXT NOT NULL
+);
+CREATE INDEX sync_logs_by_task ON syncdeck.sync_logs (sync_job_id, run_id);
+CREATE TABLE syncdeck.failed_items (
+    id BIGSERIAL PRIMARY KEY,
+    run_id BIGINT NOT NULL,
+    task_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    item_key TEXT NOT NULL,
+    error TEXT NOT NULL,
+    attempts INT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX failed_items_by_task ON syncdeck.failed_items (task_id, status);
+CREATE TABLE syncdeck.watermarks (task_id TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE syncdeck.leases (task_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
+CREATE TABLE syncdeck.slots (task_id TEXT NOT NULL, slot BIGINT NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (task_id, slot));
+"];
+
+pub struct PostgresStateStore {
+    url: String,
+    name: String,
+    /// One connection, reopened when it breaks; calls take turns on it.
+    client: Mutex<Option<Client>>,
+}
+
+fn timestamp(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn parse_time(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+impl PostgresStateStore {
+    pub async fn open(url: &str) -> Result<Self, StateError> {
+        let store = Self {
+            url: url.to_string(),
+            name: String::new(),
+            client: Mutex::new(None),
+        };
+        let (client, name) = store.connect().await?;
+        let store = Self {
+            name,
+            client: Mutex::new(Some(client)),
+            ..store
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn connect(&self) -> Result<(Client, String), StateError> {
+        crate::table::connect(&self.url, "state")
+            .await
+            .map_err(|error| StateError::Store {
+                location: "postgres state store".into(),
+                message: error.to_string(),
+            })
+    }
+
+    fn error(&self, error: tokio_postgres::Error) -> StateError {
+        let message = match error.as_db_error() {
+            Some(db) => format!("{}: {}", db.code().code(), db.message()),
+            None => error.to_string(),
+        };
+        StateError::Store {
+            location: self.name.clone(),
+            message,
+        }
+    }
+
+    /// The connection, reopened if it broke.
+    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, StateError> {
+        let mut guard = self.client.lock().await;
+        if guard.as_ref().is_none_or(Client::is_closed) {
+            *guard = Some(self.connect().await?.0);
+        }
+        Ok(guard)
+    }
+
+    async fn migrate(&self) -> Result<(), StateError> {
+        let mut guard = self.client().await?;
+        let Some(client) = guard.as_mut() else {
+            return Ok(());
+        };
+        let transaction = client
+            .transaction()
+            .await
+            .map_err(|error| self.error(error))?;
+        // Workers starting together take turns.
+        transaction
+            .batch_execute(
+                "SELECT pg_advisory_xact_lock(7312002); CREATE SCHEMA IF NOT EXISTS syncdeck;
+                 CREATE TABLE IF NOT EXISTS syncdeck.schema_version (version INT NOT NULL);",
+            )
+            .await
+            .map_err(|error| self.error(error))?;
+        let applied: Option<i32> = transaction
+            .query_one("SELECT max(version) FROM syncdeck.schema_version", &[])
+            .await
+            .map_err(|error| self.error(error))?
+            .get(0);
+        for (index, migration) in MIGRATIONS
+            .iter()
+            .enumerate()
+            .skip(applied.unwrap_or(0) as usize)
+        {
+            transaction
+                .batch_execute(migration)
+                .await
+                .map_err(|error| self.error(error))?;
+            transaction
+                .execute(
+                    "INSERT INTO syncdeck.schema_version (version) VALUES ($1)",
+                    &[&(index as i32 + 1)],
+                )
+                .await
+                .map_err(|error| self.error(error))?;
+        }
+        transaction
+            .commit()
+            .await
+            .map_err(|error| self.error(error))
+    }
+
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StateError> {
+        let guard = self.client().await?;
+        let Some(client) = guard.as_ref() else {
+            return Ok(0);
+        };
+        client
+            .execute(sql, params)
+            .await
+            .map_err(|error| self.error(error))
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StateError> {
+        let guard = self.client().await?;
+        let Some(client) = guard.as_ref() else {
+            return Ok(Vec::new());
+        };
+        client
+            .query(sql, params)
+            .await
+            .map_err(|error| self.error(error))
+    }
+}
+
+fn run_from_row(row: &tokio_postgres::Row) -> RunRecord {
+    let trigger: String = row.get(2);
+    let status: String = row.get(3);
+    let started: String = row.get(4);
+    let completed: Option<String> = row.get(5);
+    let counters: String = row.get(7);
+    RunRecord {
+        run_id: row.get(0),
+        task_id: row.get(1),
+        trigger: trigger.parse().unwrap_or(Trigger::Manual),
+        status: status.parse().unwrap_or(RunStatus::Failed),
+        started_at: parse_time(&started),
+        completed_at: completed.as_deref().map(parse_time),
+        duration_ms: row.get(6),
+        counters: serde_json::from_str(&counters).unwrap_or_default(),
+        error: row.get(8),
+        warning: row.get(9),
+    }
+}
+
+fn item_from_row(row: &tokio_postgres::Row) -> FailedItem {
+    let kind: String = row.get(3);
+    let status: String = row.get(7);
+    let created: String = row.get(8);
+    let updated: String = row.get(9);
+    let attempts: i32 = row.get(6);
+    FailedItem {
+        id: row.get(0),
+        run_id: row.get(1),
+        task_id: row.get(2),
+        kind: ItemKind::parse(&kind),
+        key: row.get(4),
+        error: row.get(5),
+        attempts: attempts.max(0) as u32,
+        status: ItemStatus::parse(&status),
+        created_at: parse_time(&created),
+        updated_at: parse_time(&updated),
+    }
+}
+
+#[async_trait]
+impl StateStore for PostgresStateStore {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn begin_run(
+        &self,
+        task_id: &str,
+        trigger: Trigger,
+        started_at: DateTime<Utc>,
+    ) -> Result<RunId, StateError> {
+        let rows = self
+            .query(
+                "INSERT INTO syncdeck.sync_logs (sync_job_id, trigger, status, started_at, owner) VALUES ($1, $2, 'running', $3, $4) RETURNING run_id",
+                &[&task_id, &trigger.as_str(), &timestamp(&started_at), &owner()],
+            )
+            .await?;
+        Ok(rows.first().map(|row| row.get(0)).unwrap_or_default())
+    }
+
+    async fn update_run(&self, run_id: RunId, counters: &RunCounters) -> Result<(), StateError> {
+        let counters = serde_json::to_string(counters).unwrap_or_default();
+        self.execute(
+            "UPDATE syncdeck.sync_logs SET counters = $2 WHERE run_id = $1 AND status = 'running'",
+            &[&run_id, &counters],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn finish_run(&self, record: &RunRecord) -> Result<(), StateError> {
+        let counters = &record.counters;
+        self.execute(
+            "UPDATE syncdeck.sync_logs SET status = $2, completed_at = $3, duration_ms = $4, rows_extracted = $5, rows_upserted = $6,
+             rows_skipped = $7, files_synced = $8, files_skipped = $9, files_failed = $10, bytes = $11, counters = $12,
+             error = $13, warning = $14 WHERE run_id = $1",
+            &[
+                &record.run_id,
+                &record.status.as_str(),
+                &record.completed_at.as_ref().map(timestamp),
+                &record.duration_ms,
+                &(counters.rows_extracted as i64),
+                &(counters.rows_upserted as i64),
+                &(counters.rows_skipped as i64),
+                &(counters.files_synced as i64),
+                &(counters.files_skipped() as i64),
+                &(counters.files_failed as i64),
+                &(counters.bytes_done as i64),
+                &serde_json::to_string(counters).unwrap_or_default(),
+                &record.error.as_deref().map(|error| redact(error).into_owned()),
+                &record.warning.as_deref().map(|warning| redact(warning).into_owned()),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn runs(
+        &self,
+        task_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, StateError> {
+        let rows = self
+            .query(
+                "SELECT run_id, sync_job_id, trigger, status, started_at, completed_at, duration_ms, counters, error, warning
+                 FROM syncdeck.sync_logs WHERE ($1::text IS NULL OR sync_job_id = $1) ORDER BY run_id DESC LIMIT $2",
+                &[&task_id, &(limit as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(run_from_row).collect())
+    }
+
+    async fn record_failed_item(&self, item: &NewFailedItem) -> Result<i64, StateError> {
+        let now = timestamp(&Utc::now());
+        let error = redact(&item.error).into_owned();
+        let attempts = item.attempts as i32;
+        let updated = self
+            .query(
+                "UPDATE syncdeck.failed_items SET run_id = $4, error = $5, attempts = attempts + $6, updated_at = $7
+                 WHERE task_id = $1 AND kind = $2 AND item_key = $3 AND status = 'pending' RETURNING id",
+                &[&item.task_id, &item.kind.as_str(), &item.key, &item.run_id, &error, &attempts, &now],
+            )
+            .await?;
+        if let Some(row) = updated.first() {
+            return Ok(row.get(0));
+        }
+        let inserted = self
+            .query(
+                "INSERT INTO syncdeck.failed_items (run_id, task_id, kind, item_key, error, attempts, status, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $7) RETURNING id",
+                &[&item.run_id, &item.task_id, &item.kind.as_str(), &item.key, &error, &attempts, &now],
+            )
+            .await?;
+        Ok(inserted.first().map(|row| row.get(0)).unwrap_or_default())
+    }
+
+    async fn failed_items(
+        &self,
+        task_id: Option<&str>,
+        pending_only: bool,
+    ) -> Result<Vec<FailedItem>, StateError> {
+        let rows = self
+            .query(
+                "SELECT id, run_id, task_id, kind, item_key, error, attempts, status, created_at, updated_at FROM syncdeck.failed_items
+                 WHERE ($1::text IS NULL OR task_id = $1) AND (NOT $2 OR status = 'pending') ORDER BY id",
+                &[&task_id, &pending_only],
+            )
+            .await?;
+        Ok(rows.iter().map(item_from_row).collect())
+    }
+
+    async fn set_item_status(&self, id: i64, status: ItemStatus) -> Result<(), StateError> {
+        self.execute(
+            "UPDATE syncdeck.failed_items SET status = $2, updated_at = $3 WHERE id = $1",
+            &[&id, &status.as_str(), &timestamp(&Utc::now())],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn watermark(&self, task_id: &str) -> Result<Option<String>, StateError> {
+        let rows = self
+            .query(
+                "SELECT value FROM syncdeck.watermarks WHERE task_id = $1",
+                &[&task_id],
+            )
+            .await?;
+        Ok(rows.first().map(|row| row.get(0)))
+    }
+
+    async fn set_watermark(&self, task_id: &str, value: &str) -> Result<(), StateError> {
+        self.execute(
+            "INSERT INTO syncdeck.watermarks (task_id, value, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (task_id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            &[&task_id, &value, &timestamp(&Utc::now())],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// A running run whose owner holds no live lease on its task is over:
+    /// its worker died (or lost the lease) without recording the end.
+    async fn mark_interrupted(&self) -> Result<u64, StateError> {
+        self.execute(
+            "UPDATE syncdeck.sync_logs s SET status = 'interrupted', completed_at = $1,
+             error = 'the worker running it stopped before the run finished (its lease expired)'
+             WHERE s.status = 'running' AND NOT EXISTS (
+                 SELECT 1 FROM syncdeck.leases l WHERE l.task_id = s.sync_job_id AND l.owner = s.owner AND l.expires_at > now())",
+            &[&timestamp(&Utc::now())],
+        )
+        .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        task_id: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
+        let seconds = ttl.as_secs_f64();
+        let changed = self
+            .execute(
+                "INSERT INTO syncdeck.leases (task_id, owner, expires_at) VALUES ($1, $2, now() + make_interval(secs => $3))
+                 ON CONFLICT (task_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+                 WHERE syncdeck.leases.owner = excluded.owner OR syncdeck.leases.expires_at < now()",
+                &[&task_id, &owner, &seconds],
+            )
+            .await?;
+        Ok(changed > 0)
+    }
+
+    async fn renew_lease(
+        &self,
+        task_id: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, StateError> {
+        let changed = self
+            .execute(
+                "UPDATE syncdeck.leases SET expires_at = now() + make_interval(secs => $3) WHERE task_id = $1 AND owner = $2",
+                &[&task_id, &owner, &ttl.as_secs_f64()],
+            )
+            .await?;
+        Ok(changed > 0)
+    }
+
+    async fn release_lease(&self, task_id: &str, owner: &str) -> Result<(), StateError> {
+        self.execute(
+            "DELETE FROM syncdeck.leases WHERE task_id = $1 AND owner = $2",
+            &[&task_id, &owner],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn claim_slot(&self, task_id: &str, slot: i64, owner: &str) -> Result<bool, StateError> {
+        let changed = self
+            .execute(
+                "INSERT INTO syncdeck.slots (task_id, slot, owner) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&task_id, &slot, &owner],
+            )
+            .await?;
+        self.execute(
+            "DELETE FROM syncdeck.slots WHERE task_id = $1 AND slot < $2",
+            &[&task_id, &(slot - 100)],
+        )
+        .await?;
+        Ok(changed > 0)
+    }
+}
