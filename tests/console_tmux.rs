@@ -227,3 +227,60 @@ fn a_panic_restores_the_terminal_and_prints_the_message() {
         "alternate screen off, cursor visible"
     );
 }
+
+#[test]
+fn a_console_on_a_shared_store_shows_and_cancels_a_daemons_run() {
+    let state = common::TestDatabase::create("console");
+    let workspace = common::Workspace::new();
+    common::sparse_file(&workspace.path().join("in/big.bin"), 48 * 1024 * 1024);
+    std::fs::write(
+        workspace.config_path(),
+        format!(
+            "[engine]\nstate = \"{}\"\nlog_dir = \"logs\"\nlease_ttl = \"2s\"\n\n\
+             [[tasks]]\nid = \"slow\"\ntype = \"sync\"\nschedule = \"5s\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\nbwlimit = \"4MiB\"\ncompare = \"always\"\n",
+            state.url
+        ),
+    )
+    .expect("config");
+    let daemon = workspace
+        .command(&["daemon"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("daemon");
+
+    let tmux = Tmux::start(workspace.path(), 100, 30);
+    tmux.wait_for("shell$", "the shell prompt");
+    tmux.type_line(&format!(
+        "{} -c syncdeck.toml",
+        env!("CARGO_BIN_EXE_syncdeck")
+    ));
+    let screen = tmux.wait_for(
+        "slow · run 1 · running",
+        "the daemon's run, seen through the shared store",
+    );
+    assert!(
+        screen.contains("postgres"),
+        "the title names the shared store: {screen}"
+    );
+    tmux.keys(&["c"]);
+    tmux.wait_for("Cancel run 1 of slow?", "the cancel confirmation");
+    tmux.keys(&["y"]);
+    tmux.wait_for(
+        "slow · run 1 · cancelled",
+        "the run cancelled by the daemon that ran it",
+    );
+    tmux.keys(&["q"]);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let output = daemon.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(0));
+    let runs = common::json_lines(&workspace.run(&["history", "--json", "slow", "--limit", "50"]));
+    let first = runs.iter().find(|run| run["run_id"] == 1).expect("run 1");
+    assert_eq!(first["status"], "cancelled");
+    assert_eq!(first["trigger"], "schedule");
+}

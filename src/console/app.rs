@@ -21,6 +21,8 @@ const RECENT_ITEMS: usize = 200;
 const THROUGHPUT_SECONDS: usize = 60;
 /// The window the rate and ETA are computed over.
 const RATE_WINDOW: TimeDelta = TimeDelta::seconds(10);
+/// Ticks between polls of the state store for other processes' runs.
+const POLL_EVERY_TICKS: u32 = 4;
 /// How long a status message stays in the footer.
 const STATUS_FOR: TimeDelta = TimeDelta::seconds(6);
 
@@ -45,6 +47,8 @@ pub enum Msg {
 pub enum Command {
     Engine(EngineCommand),
     LoadRuns,
+    /// Reload recent runs, to follow runs of other processes.
+    PollRuns,
     LoadHistory {
         task_id: String,
     },
@@ -140,6 +144,9 @@ pub struct ActiveRun {
     pub throughput: VecDeque<u64>,
     last_second: Option<(DateTime<Utc>, u64)>,
     pub cancel_requested: bool,
+    /// Started by another process (a daemon, another console); followed
+    /// by polling the state store instead of through engine events.
+    pub remote: bool,
 }
 
 impl ActiveRun {
@@ -155,6 +162,7 @@ impl ActiveRun {
             throughput: VecDeque::new(),
             last_second: None,
             cancel_requested: false,
+            remote: false,
         }
     }
 
@@ -283,6 +291,8 @@ pub struct TaskState {
     /// When the scheduler will start it next (none: unscheduled or paused).
     pub next_run: Option<DateTime<Utc>>,
     pub paused: bool,
+    /// The dependency that kept its last scheduled run from starting.
+    pub blocked_by: Option<String>,
 }
 
 /// The log view's filters, search and scroll position.
@@ -336,6 +346,8 @@ pub struct App {
     pub status: Option<(String, DateTime<Utc>)>,
     /// Something changed since the last frame.
     pub dirty: bool,
+    /// Ticks since the state store was last polled.
+    ticks_since_poll: u32,
 }
 
 impl App {
@@ -360,6 +372,7 @@ impl App {
                 pending_failures: 0,
                 next_run: None,
                 paused: false,
+                blocked_by: None,
             })
             .collect();
         let config_name = config
@@ -393,6 +406,7 @@ impl App {
             history_selected: 0,
             status: None,
             dirty: true,
+            ticks_since_poll: 0,
         }
     }
 
@@ -472,6 +486,12 @@ impl App {
             Msg::EngineLagged => vec![Command::LoadRuns, Command::LoadFailedItems],
             Msg::Tick => {
                 self.on_tick();
+                // Runs started by other processes show through the store.
+                self.ticks_since_poll += 1;
+                if self.ticks_since_poll >= POLL_EVERY_TICKS {
+                    self.ticks_since_poll = 0;
+                    return vec![Command::PollRuns];
+                }
                 return Vec::new();
             }
             Msg::LogsChanged => {
@@ -482,8 +502,10 @@ impl App {
             }
             Msg::Resized => Vec::new(),
             Msg::RunsLoaded(runs) => {
-                self.on_runs_loaded(runs);
-                Vec::new()
+                if self.on_runs_loaded(runs) {
+                    self.dirty = true;
+                }
+                return Vec::new();
             }
             Msg::HistoryLoaded(runs) => {
                 self.history = runs;
@@ -525,13 +547,55 @@ impl App {
         self.dirty |= changed;
     }
 
-    fn on_runs_loaded(&mut self, runs: Vec<RunRecord>) {
+    /// Takes each task's newest finished run, and follows runs in progress
+    /// that another process started. Returns whether anything changed.
+    fn on_runs_loaded(&mut self, runs: Vec<RunRecord>) -> bool {
+        let now = self.now;
+        let mut changed = false;
         for task in &mut self.tasks {
-            task.last = runs
+            let last = runs
                 .iter()
                 .find(|run| run.task_id == task.id && run.status.is_finished())
                 .cloned();
+            if last.is_some()
+                && last.as_ref().map(|run| run.run_id) != task.last.as_ref().map(|run| run.run_id)
+            {
+                task.last = last;
+                changed = true;
+            }
+            let running = runs
+                .iter()
+                .find(|run| run.task_id == task.id && run.status == RunStatus::Running);
+            let ours = task.active.as_ref().is_some_and(|active| !active.remote);
+            match (running, ours) {
+                (_, true) => {}
+                (Some(record), false) => {
+                    let active = task.active.get_or_insert_with(|| {
+                        let mut active =
+                            ActiveRun::new(record.run_id, record.trigger, record.started_at);
+                        active.remote = true;
+                        active
+                    });
+                    if active.run_id != record.run_id || active.counters != record.counters {
+                        if active.run_id != record.run_id {
+                            *active = ActiveRun {
+                                remote: true,
+                                ..ActiveRun::new(record.run_id, record.trigger, record.started_at)
+                            };
+                        }
+                        active.counters = record.counters.clone();
+                        active.sample(now);
+                        changed = true;
+                    }
+                }
+                (None, false) => {
+                    if task.active.take().is_some() {
+                        changed = true;
+                    }
+                }
+            }
         }
+        changed
     }
 
     fn on_failed_items(&mut self, items: Vec<FailedItem>) {
@@ -556,6 +620,9 @@ impl App {
                 trigger,
                 started_at,
             } => {
+                if let Some(task) = self.task_mut(&task_id) {
+                    task.blocked_by = None;
+                }
                 if let Some(task) = self.task_mut(&task_id) {
                     let mut active = ActiveRun::new(run_id, trigger, started_at);
                     active.sample(now);
@@ -662,6 +729,9 @@ impl App {
                 task_id,
                 dependency,
             } => {
+                if let Some(task) = self.task_mut(&task_id) {
+                    task.blocked_by = Some(dependency.clone());
+                }
                 self.set_status(format!(
                     "{task_id} blocked: dependency {dependency} did not succeed"
                 ));

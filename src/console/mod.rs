@@ -38,6 +38,8 @@ const TICK: Duration = Duration::from_millis(250);
 const QUIT_GRACE: Duration = Duration::from_secs(10);
 /// Runs loaded at start to show each task's last result.
 const RECENT_RUNS: usize = 1000;
+/// Runs read each second to follow other processes' runs.
+const POLLED_RUNS: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
@@ -209,9 +211,14 @@ fn carry_out(
                 tracing::warn!("the scheduler is busy; try again");
             }
         }
-        Command::LoadRuns => {
+        Command::LoadRuns | Command::PollRuns => {
+            let limit = if command == Command::LoadRuns {
+                RECENT_RUNS
+            } else {
+                POLLED_RUNS
+            };
             tokio::spawn(async move {
-                match state.runs(None, RECENT_RUNS).await {
+                match state.runs(None, limit).await {
                     Ok(runs) => {
                         let _ = loaded.send(Msg::RunsLoaded(runs)).await;
                     }

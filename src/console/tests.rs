@@ -1023,3 +1023,69 @@ fn the_next_run_and_a_paused_schedule_show() {
         "{screen_text}"
     );
 }
+
+#[test]
+fn runs_of_other_processes_are_followed_through_the_store_and_cancelled_there() {
+    let mut app = scheduled_fixture();
+    let ticks: Vec<Vec<Command>> = (0..4).map(|_| app.update(Msg::Tick)).collect();
+    assert_eq!(
+        ticks.last(),
+        Some(&vec![Command::PollRuns]),
+        "the store is polled each second"
+    );
+
+    let mut running = record(90, "hourly", RunStatus::Running, 0, 5, 0, None);
+    running.completed_at = None;
+    running.trigger = Trigger::Schedule;
+    app.update(Msg::RunsLoaded(vec![running.clone()]));
+    let active = app.tasks[0]
+        .active
+        .as_ref()
+        .expect("a daemon's run is followed");
+    assert!(active.remote);
+    assert_eq!(active.counters.files_synced, 5);
+
+    press(&mut app, "c");
+    assert_eq!(
+        app.overlay,
+        Some(Overlay::Confirm(Confirm::CancelRun {
+            task_id: "hourly".into(),
+            run_id: 90
+        }))
+    );
+    assert_eq!(
+        press(&mut app, "y"),
+        vec![Command::Engine(EngineCommand::CancelRun { run_id: 90 })]
+    );
+
+    let mut cancelled = running;
+    cancelled.status = RunStatus::Cancelled;
+    cancelled.completed_at = Some(now());
+    app.update(Msg::RunsLoaded(vec![cancelled]));
+    assert!(app.tasks[0].active.is_none());
+    assert_eq!(
+        app.tasks[0].last.as_ref().map(|run| run.status),
+        Some(RunStatus::Cancelled)
+    );
+}
+
+#[test]
+fn a_blocked_task_says_by_what_until_it_runs_again() {
+    let mut app = scheduled_fixture();
+    app.update(Msg::Engine(EngineEvent::TaskBlocked {
+        task_id: "hourly".into(),
+        dependency: "load".into(),
+    }));
+    assert!(
+        screen(&app, 80, 24)
+            .lines()
+            .any(|line| line.contains("hourly") && line.contains("blocked by load"))
+    );
+    app.update(Msg::Engine(EngineEvent::RunStarted {
+        run_id: 3,
+        task_id: "hourly".into(),
+        trigger: Trigger::Schedule,
+        started_at: now(),
+    }));
+    assert_eq!(app.tasks[0].blocked_by, None);
+}

@@ -171,7 +171,21 @@ impl Engine {
                 });
             }
             EngineCommand::CancelRun { run_id } => {
-                self.cancel_run(run_id);
+                if !self.cancel_run(run_id) {
+                    // Not ours: ask the worker running it, through the store.
+                    let state = Arc::clone(&self.state);
+                    tokio::spawn(async move {
+                        match state.request_cancel(run_id).await {
+                            Ok(()) => tracing::info!(
+                                run_id,
+                                "cancel requested from the worker running it"
+                            ),
+                            Err(error) => {
+                                tracing::error!(run_id, %error, "could not request the cancel")
+                            }
+                        }
+                    });
+                }
             }
             EngineCommand::RetryItems { task_id, item_ids } => {
                 let engine = Arc::clone(self);
@@ -319,7 +333,7 @@ impl Engine {
             }
         };
         let cancel = self.shutdown.child_token();
-        let renewal = self.spawn_lease_renewal(&task.id, &owner, cancel.clone());
+        let renewal = self.spawn_lease_renewal(&task.id, run_id, &owner, cancel.clone());
         self.lock_active().insert(
             run_id,
             ActiveRun {
@@ -374,12 +388,14 @@ impl Engine {
         .await
     }
 
-    /// Renews a run's lease every third of its time to live. A lease found
-    /// lost (another worker took it over) cancels the run, so the task never
-    /// runs twice.
+    /// Keeps a run's lease alive (renewed every third of its time to live)
+    /// and, each second, looks for a cancel asked through the state store by
+    /// another process. A lease found lost (another worker took it over)
+    /// cancels the run, so the task never runs twice.
     fn spawn_lease_renewal(
         &self,
         task_id: &str,
+        run_id: RunId,
         owner: &str,
         cancel: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
@@ -387,10 +403,20 @@ impl Engine {
         let (task_id, owner) = (task_id.to_string(), owner.to_string());
         let ttl = self.config.engine.lease_ttl;
         tokio::spawn(async move {
-            let mut interval = tokio::time::interval(ttl / 3);
-            interval.tick().await;
+            let check = Duration::from_secs(1).min(ttl / 3);
+            let mut interval = tokio::time::interval(check);
+            let mut last_renewal = tokio::time::Instant::now();
             loop {
                 interval.tick().await;
+                if let Ok(true) = state.cancel_requested(run_id).await {
+                    tracing::info!(task_id, run_id, "cancel requested through the state store");
+                    cancel.cancel();
+                    return;
+                }
+                if last_renewal.elapsed() < ttl / 3 {
+                    continue;
+                }
+                last_renewal = tokio::time::Instant::now();
                 match state.renew_lease(&task_id, &owner, ttl).await {
                     Ok(true) => {}
                     Ok(false) => {

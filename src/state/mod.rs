@@ -159,6 +159,10 @@ pub trait StateStore: Send + Sync {
     /// Claims one scheduled slot of a task (slots are numbered from the
     /// epoch); false when another worker claimed it first.
     async fn claim_slot(&self, task_id: &str, slot: i64, owner: &str) -> Result<bool, StateError>;
+    /// Asks whichever worker runs `run_id` to cancel it.
+    async fn request_cancel(&self, run_id: RunId) -> Result<(), StateError>;
+    /// Whether a cancel of `run_id` was asked for.
+    async fn cancel_requested(&self, run_id: RunId) -> Result<bool, StateError>;
 }
 
 /// Who this process is, in `running` rows and leases: `host:pid`.

@@ -53,6 +53,8 @@ CREATE INDEX failed_items_by_task ON syncdeck.failed_items (task_id, status);
 CREATE TABLE syncdeck.watermarks (task_id TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE TABLE syncdeck.leases (task_id TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
 CREATE TABLE syncdeck.slots (task_id TEXT NOT NULL, slot BIGINT NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (task_id, slot));
+", "
+CREATE TABLE syncdeck.cancel_requests (run_id BIGINT PRIMARY KEY, requested_at TIMESTAMPTZ NOT NULL DEFAULT now());
 "];
 
 pub struct PostgresStateStore {
@@ -428,6 +430,25 @@ impl StateStore for PostgresStateStore {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn request_cancel(&self, run_id: RunId) -> Result<(), StateError> {
+        self.execute(
+            "INSERT INTO syncdeck.cancel_requests (run_id) VALUES ($1) ON CONFLICT DO NOTHING",
+            &[&run_id],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn cancel_requested(&self, run_id: RunId) -> Result<bool, StateError> {
+        Ok(!self
+            .query(
+                "SELECT 1 FROM syncdeck.cancel_requests WHERE run_id = $1",
+                &[&run_id],
+            )
+            .await?
+            .is_empty())
     }
 
     async fn claim_slot(&self, task_id: &str, slot: i64, owner: &str) -> Result<bool, StateError> {

@@ -74,6 +74,9 @@ CREATE TABLE slots (
     PRIMARY KEY (task_id, slot)
 );
 ",
+    r"
+CREATE TABLE cancel_requests (run_id INTEGER PRIMARY KEY, requested_at REAL NOT NULL);
+",
 ];
 
 pub struct SqliteStateStore {
@@ -457,6 +460,31 @@ impl StateStore for SqliteStateStore {
             )?;
             connection.execute("DELETE FROM slots WHERE task_id = ?1 AND slot < ?2", params![task_id, slot - 100])?;
             Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn request_cancel(&self, run_id: RunId) -> Result<(), StateError> {
+        self.call(move |connection| {
+            connection.execute(
+                "INSERT INTO cancel_requests (run_id, requested_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                params![run_id, unix_now()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn cancel_requested(&self, run_id: RunId) -> Result<bool, StateError> {
+        self.call(move |connection| {
+            connection
+                .query_row(
+                    "SELECT 1 FROM cancel_requests WHERE run_id = ?1",
+                    params![run_id],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map(|found| found.is_some())
         })
         .await
     }

@@ -47,6 +47,9 @@ fn state(task: &TaskState, app: &App, theme: Theme, width: usize) -> (String, St
             }
         };
     }
+    if let Some(dependency) = &task.blocked_by {
+        return (format!("blocked by {dependency}"), theme.warn());
+    }
     let next = match (task.paused, task.next_run) {
         (true, _) => " · paused".to_string(),
         (false, Some(at)) => format!(" · in {}", format::short_age(at - app.now)),
