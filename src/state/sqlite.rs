@@ -402,6 +402,9 @@ impl StateStore for SqliteStateStore {
         .await
     }
 
+    /// Like the shared store's, plus: a lease whose owner process on this
+    /// machine is gone is taken over at once (a `kill -9` must not block
+    /// the next run for the lease's time to live).
     async fn acquire_lease(
         &self,
         task_id: &str,
@@ -410,14 +413,26 @@ impl StateStore for SqliteStateStore {
     ) -> Result<bool, StateError> {
         let (task_id, owner) = (task_id.to_string(), owner.to_string());
         self.call(move |connection| {
+            // One transaction, taken at once: processes sharing the file take turns.
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let now = unix_now();
-            let changed = connection.execute(
+            let holder: Option<(String, f64)> = transaction
+                .query_row("SELECT owner, expires_at FROM leases WHERE task_id = ?1", params![task_id], |row| Ok((row.get(0)?, row.get(1)?)))
+                .optional()?;
+            if let Some((holder, expires_at)) = holder
+                && holder != owner
+                && expires_at >= now
+                && is_alive(&holder)
+            {
+                return Ok(false);
+            }
+            transaction.execute(
                 "INSERT INTO leases (task_id, owner, expires_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (task_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-                 WHERE leases.owner = excluded.owner OR leases.expires_at < ?4",
-                params![task_id, owner, now + ttl.as_secs_f64(), now],
+                 ON CONFLICT (task_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
+                params![task_id, owner, now + ttl.as_secs_f64()],
             )?;
-            Ok(changed > 0)
+            transaction.commit()?;
+            Ok(true)
         })
         .await
     }
