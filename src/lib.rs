@@ -9,6 +9,7 @@
 //!   files, and S3, GCS, Azure and memory through `object_store`.
 //! - [`table`]: table sync (`type = "table_sync"`), PostgreSQL or
 //!   Redshift into PostgreSQL in retriable batches.
+//! - [`airbyte`]: Airbyte job tasks (`type = "airbyte"`) over its API.
 //! - [`state`]: the state store (`sync_logs`, `failed_items`,
 //!   `watermarks`) behind a trait, with the embedded SQLite store.
 //! - [`logging`]: `tracing` to a rolling file and stderr, redacted.
@@ -17,6 +18,7 @@
 //!   `errors`, `retry`.
 #![forbid(unsafe_code)]
 
+pub mod airbyte;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -284,3 +284,35 @@ fn a_console_on_a_shared_store_shows_and_cancels_a_daemons_run() {
     assert_eq!(first["status"], "cancelled");
     assert_eq!(first["trigger"], "schedule");
 }
+
+#[test]
+fn cancelling_an_airbyte_run_in_the_console_cancels_the_remote_job() {
+    let airbyte = common::FakeAirbyte::start();
+    let workspace = common::Workspace::new();
+    workspace.write_config(&airbyte.task("customers", "slow", ""));
+    let tmux = Tmux::start(workspace.path(), 100, 30);
+    tmux.wait_for("shell$", "the shell prompt");
+    tmux.type_line(&format!(
+        "SYNCDECK_CREDENTIAL_AIRBYTE_SECRET={} {} -c syncdeck.toml",
+        common::AIRBYTE_CLIENT_SECRET,
+        env!("CARGO_BIN_EXE_syncdeck")
+    ));
+    tmux.wait_for("Tasks 1", "the console");
+    tmux.keys(&["s"]);
+    tmux.wait_for(
+        "customers · run 1 · running",
+        "the Airbyte job being watched",
+    );
+    tmux.keys(&["c"]);
+    tmux.wait_for("Cancel run 1 of customers?", "the cancel confirmation");
+    tmux.keys(&["y"]);
+    tmux.wait_for(
+        "customers · run 1 · cancelled",
+        "the run cancelled once Airbyte confirmed",
+    );
+    assert!(
+        airbyte.calls().contains(&"DELETE /jobs/100".to_string()),
+        "the remote job was cancelled"
+    );
+    tmux.keys(&["q"]);
+}

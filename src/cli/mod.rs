@@ -374,12 +374,14 @@ async fn console(config_path: Option<&Path>, read_only: bool) -> Result<u8, Fail
     Ok(0)
 }
 
+/// 0 when every run succeeded (or was handed to a remote system that
+/// runs it, `submitted`), else 1.
 fn exit_code(results: &[TaskResult]) -> u8 {
-    if results.iter().all(TaskResult::is_success) {
-        0
-    } else {
-        1
-    }
+    let fine = |result: &TaskResult| {
+        result.is_success()
+            || matches!(result, TaskResult::Ran(record) if record.status == crate::engine::run::RunStatus::Submitted)
+    };
+    if results.iter().all(fine) { 0 } else { 1 }
 }
 
 async fn run(config_path: Option<&Path>, args: RunArgs) -> Result<u8, Failure> {
@@ -489,6 +491,19 @@ async fn plan_with(
     };
     let properties = match &task.properties {
         TaskProperties::Sync(properties) => properties,
+        TaskProperties::Airbyte(properties) => {
+            println!(
+                "{task_id}: would start a sync of Airbyte connection {} at {} and {}",
+                properties.connection_id,
+                properties.api_url,
+                if properties.asynchronous {
+                    "return at once (asynchronous)"
+                } else {
+                    "wait for the job to end"
+                }
+            );
+            return Ok(0);
+        }
         TaskProperties::TableSync(properties) => {
             let state = crate::state::open(&config.engine.state, &config.base_dir)
                 .await

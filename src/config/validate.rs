@@ -101,6 +101,7 @@ fn check_properties(
     let sync = match properties {
         TaskProperties::Sync(sync) => sync,
         TaskProperties::TableSync(table) => return check_table_sync(source, table),
+        TaskProperties::Airbyte(airbyte) => return check_airbyte(source, airbyte),
     };
     for (what, path) in [
         ("source_path", &sync.source_path),
@@ -209,6 +210,25 @@ fn check_table_sync(
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+fn check_airbyte(
+    source: &SourceText<'_>,
+    airbyte: &super::AirbyteProperties,
+) -> Result<(), ConfigError> {
+    if !(airbyte.api_url.starts_with("http://") || airbyte.api_url.starts_with("https://")) {
+        return Err(source.error(
+            None,
+            format!(
+                "airbyte api_url `{}` must start with https:// (or http://)",
+                airbyte.api_url
+            ),
+        ));
+    }
+    if airbyte.wait_seconds.is_nan() || airbyte.wait_seconds <= 0.0 {
+        return Err(source.error(None, "airbyte wait_seconds must be more than 0"));
     }
     Ok(())
 }

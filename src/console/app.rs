@@ -702,7 +702,10 @@ impl App {
                 let task_id = record.task_id.clone();
                 let status = record.status;
                 if let Some(task) = self.task_mut(&task_id) {
-                    task.active = None;
+                    // A submitted run goes on remotely: keep following it.
+                    if status != RunStatus::Submitted {
+                        task.active = None;
+                    }
                     task.last = Some(*record);
                 }
                 if status != RunStatus::Succeeded {

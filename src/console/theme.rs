@@ -78,7 +78,7 @@ impl Theme {
             RunStatus::Succeeded => self.ok(),
             RunStatus::Partial | RunStatus::Interrupted => self.warn(),
             RunStatus::Failed => self.error(),
-            RunStatus::Running | RunStatus::Queued => self.running(),
+            RunStatus::Running | RunStatus::Queued | RunStatus::Submitted => self.running(),
             RunStatus::Cancelled => self.dim(),
         }
     }
@@ -93,5 +93,6 @@ pub fn glyph(status: Option<RunStatus>) -> &'static str {
         Some(RunStatus::Failed) => "✖",
         Some(RunStatus::Cancelled) => "■",
         Some(RunStatus::Interrupted) => "!",
+        Some(RunStatus::Submitted) => "◔",
     }
 }

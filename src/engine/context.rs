@@ -34,6 +34,7 @@ impl SharedCounters {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct RunContext {
     pub(crate) run_id: RunId,
     pub(crate) task_id: String,
@@ -107,27 +108,40 @@ impl RunContext {
 }
 
 /// How a task body ended; the engine adds counters and times.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct TaskOutcome {
     pub(crate) status: RunStatus,
     pub(crate) error: Option<String>,
     pub(crate) warning: Option<String>,
+    /// Work that goes on after the run is recorded `submitted`; its outcome
+    /// becomes the run's final status.
+    pub(crate) follow_up: Option<Arc<crate::airbyte::Watch>>,
 }
 
 impl TaskOutcome {
-    pub(crate) fn cancelled() -> Self {
+    pub(crate) fn new(status: RunStatus, error: Option<String>, warning: Option<String>) -> Self {
         Self {
-            status: RunStatus::Cancelled,
-            error: Some("cancelled by the operator".into()),
-            warning: None,
+            status,
+            error,
+            warning,
+            follow_up: None,
         }
     }
 
+    pub(crate) fn cancelled() -> Self {
+        Self::new(
+            RunStatus::Cancelled,
+            Some("cancelled by the operator".into()),
+            None,
+        )
+    }
+
     pub(crate) fn failed(error: String) -> Self {
-        Self {
-            status: RunStatus::Failed,
-            error: Some(error),
-            warning: None,
-        }
+        Self::new(RunStatus::Failed, Some(error), None)
+    }
+
+    pub(crate) fn with_follow_up(mut self, watch: Arc<crate::airbyte::Watch>) -> Self {
+        self.follow_up = Some(watch);
+        self
     }
 }

@@ -375,10 +375,34 @@ impl Engine {
                 TaskProperties::TableSync(properties) => {
                     crate::table::run(properties, &context).await
                 }
+                TaskProperties::Airbyte(properties) => {
+                    crate::airbyte::run(properties, &context).await
+                }
             };
             ticker.abort();
             renewal.abort();
+            let follow_up = outcome.follow_up.clone();
             let record = self.finish(&context, trigger, started_at, outcome).await;
+            if let Some(watch) = follow_up {
+                // Submitted: keep watching in the background (still
+                // cancellable by id); the final status lands on this run.
+                self.lock_active().insert(
+                    run_id,
+                    ActiveRun {
+                        task_id: task.id.clone(),
+                        cancel: context.cancel.clone(),
+                    },
+                );
+                let engine = Arc::clone(self);
+                let context = context.clone();
+                tokio::spawn(
+                    async move {
+                        let outcome = watch.until_done(&context).await;
+                        engine.finish(&context, trigger, started_at, outcome).await;
+                    }
+                    .instrument(tracing::Span::current()),
+                );
+            }
             if let Err(error) = self.state.release_lease(&task.id, &owner).await {
                 tracing::warn!(%error, "could not release the task's lease; it expires by itself");
             }

@@ -29,11 +29,14 @@ pub enum RunStatus {
     Cancelled,
     /// The process died while the run was running.
     Interrupted,
+    /// Handed to a remote system that runs it (an asynchronous Airbyte
+    /// job); the final status is recorded on the same run later.
+    Submitted,
 }
 
 impl RunStatus {
     pub fn is_finished(self) -> bool {
-        !matches!(self, Self::Queued | Self::Running)
+        !matches!(self, Self::Queued | Self::Running | Self::Submitted)
     }
 
     pub fn is_success(self) -> bool {
@@ -74,6 +77,7 @@ text_enum!(RunStatus {
     Failed => "failed",
     Cancelled => "cancelled",
     Interrupted => "interrupted",
+    Submitted => "submitted",
 });
 
 /// Counters of a run. File tasks fill the `files_*` and `bytes_*` fields,

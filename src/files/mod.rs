@@ -428,11 +428,7 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
         tracing::warn!("{warning}");
     }
     if counters.files_failed == 0 {
-        return TaskOutcome {
-            status: RunStatus::Succeeded,
-            error: None,
-            warning,
-        };
+        return TaskOutcome::new(RunStatus::Succeeded, None, warning);
     }
     let status = if counters.files_synced + counters.files_skipped() == 0 {
         RunStatus::Failed
@@ -443,11 +439,7 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
         "{} of {} files failed; see `syncdeck errors {}`",
         counters.files_failed, counters.files_matched, context.task_id
     );
-    TaskOutcome {
-        status,
-        error: Some(error),
-        warning,
-    }
+    TaskOutcome::new(status, Some(error), warning)
 }
 
 /// Largest piece a transfer counts and throttles at once, so progress and

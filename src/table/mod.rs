@@ -895,11 +895,7 @@ async fn run_inner(
                 .map_err(|error| TableError::Setup(error.to_string()))?;
             tracing::info!(watermark = %value, "watermark advanced");
         }
-        return Ok(TaskOutcome {
-            status: RunStatus::Succeeded,
-            error: None,
-            warning: None,
-        });
+        return Ok(TaskOutcome::new(RunStatus::Succeeded, None, None));
     }
     let mut reasons = Vec::new();
     if counters.batches_failed > 0 {
@@ -914,15 +910,15 @@ async fn run_inner(
         } else {
             RunStatus::Partial
         };
-    Ok(TaskOutcome {
+    Ok(TaskOutcome::new(
         status,
-        error: Some(format!(
+        Some(format!(
             "{}; the watermark stays; see `syncdeck errors {}`",
             reasons.join(", "),
             context.task_id
         )),
-        warning: None,
-    })
+        None,
+    ))
 }
 
 async fn target_is_empty(target: &Client, table: &str) -> Result<bool, TableError> {

@@ -461,3 +461,70 @@ pub fn demo_copy() -> tempfile::TempDir {
     .expect("copy config");
     scratch
 }
+
+/// The fake Airbyte API (tests/support/fake_airbyte.py) on loopback.
+pub struct FakeAirbyte {
+    child: Child,
+    pub url: String,
+    port: u16,
+}
+
+pub const AIRBYTE_CLIENT_ID: &str = "syncdeck-test-client";
+pub const AIRBYTE_CLIENT_SECRET: &str = "s3cret-client-value";
+
+impl FakeAirbyte {
+    pub fn start() -> Self {
+        let port = free_port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_airbyte.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the fake Airbyte API");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the fake Airbyte API did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+        }
+    }
+
+    /// The requests it received, as `METHOD /path`.
+    pub fn calls(&self) -> Vec<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        write!(
+            stream,
+            "GET /_calls HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or("[]");
+        serde_json::from_str(body).expect("calls JSON")
+    }
+
+    /// A task for `connection` (`ok`, `fail` or `slow` in the fake).
+    pub fn task(&self, id: &str, connection: &str, extra: &str) -> String {
+        format!(
+            "[[tasks]]\nid = \"{id}\"\ntype = \"airbyte\"\n[tasks.properties]\napi_url = \"{}\"\nconnection_id = \"{connection}\"\n\
+             client_id = \"{AIRBYTE_CLIENT_ID}\"\nclient_secret = \"${{credential:airbyte_secret}}\"\nwait_seconds = 0.05\n{extra}\n",
+            self.url
+        )
+    }
+}
+
+impl Drop for FakeAirbyte {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,286 @@
+//! Airbyte jobs (`type = "airbyte"`): trigger a sync of a connection
+//! through the Airbyte API, then watch the job until it ends, the timeout
+//! passes (the remote job is cancelled) or the run is cancelled (so is the
+//! remote job, and syncdeck waits for Airbyte to confirm). With
+//! `asynchronous = true` the run ends `submitted` at once and the engine
+//! keeps watching the job, recording its final status on the same run.
+//!
+//! Endpoints used: `POST /applications/token`, `POST /jobs`,
+//! `GET /jobs/{id}`, `DELETE /jobs/{id}`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::config::AirbyteProperties;
+use crate::engine::context::{RunContext, TaskOutcome};
+use crate::engine::run::RunStatus;
+
+/// How long a cancel waits for Airbyte to confirm it.
+const CANCEL_CONFIRM: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AirbyteError(String);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Job {
+    job_id: i64,
+    status: String,
+    #[serde(default)]
+    bytes_synced: Option<u64>,
+    #[serde(default)]
+    rows_synced: Option<u64>,
+    /// Not in every Airbyte version; shown when present.
+    #[serde(default)]
+    failure_reason: Option<String>,
+}
+
+/// A job's state, as a run status: `None` while it still runs.
+fn finished(status: &str) -> Option<RunStatus> {
+    match status {
+        "succeeded" => Some(RunStatus::Succeeded),
+        "failed" | "incomplete" => Some(RunStatus::Failed),
+        "cancelled" => Some(RunStatus::Cancelled),
+        _ => None,
+    }
+}
+
+/// A logged-in client for one Airbyte API.
+#[derive(Clone)]
+pub(crate) struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn login(properties: &AirbyteProperties) -> Result<Self, AirbyteError> {
+        let base = properties.api_url.trim_end_matches('/').to_string();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|error| AirbyteError(format!("cannot build an HTTP client: {error}")))?;
+        let response = http
+            .post(format!("{base}/applications/token"))
+            .json(&json!({
+                "client_id": properties.client_id.expose(),
+                "client_secret": properties.client_secret.expose(),
+                "grant-type": "client_credentials",
+            }))
+            .send()
+            .await
+            .map_err(|error| {
+                AirbyteError(format!(
+                    "cannot reach Airbyte at {base}: {}",
+                    without_url(&error)
+                ))
+            })?;
+        if !response.status().is_success() {
+            return Err(AirbyteError(format!(
+                "Airbyte at {base} refused the client credentials ({}); check client_id and client_secret",
+                response.status()
+            )));
+        }
+        #[derive(Deserialize)]
+        struct Token {
+            access_token: String,
+        }
+        let token: Token = response.json().await.map_err(|error| {
+            AirbyteError(format!("unexpected token answer from {base}: {error}"))
+        })?;
+        crate::config::register_secret(&token.access_token);
+        Ok(Self {
+            http,
+            base,
+            token: token.access_token,
+        })
+    }
+
+    async fn call(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<Job, AirbyteError> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(|error| AirbyteError(format!("{what}: {}", without_url(&error))))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(AirbyteError(format!(
+                "{what}: Airbyte answered {status}: {}",
+                body.chars().take(200).collect::<String>()
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|error| AirbyteError(format!("{what}: unexpected answer: {error}")))
+    }
+
+    async fn submit(&self, connection_id: &str) -> Result<Job, AirbyteError> {
+        let request = self
+            .http
+            .post(format!("{}/jobs", self.base))
+            .json(&json!({ "connectionId": connection_id, "jobType": "sync" }));
+        self.call(request, "starting the sync").await
+    }
+
+    async fn job(&self, job_id: i64) -> Result<Job, AirbyteError> {
+        self.call(
+            self.http.get(format!("{}/jobs/{job_id}", self.base)),
+            &format!("reading job {job_id}"),
+        )
+        .await
+    }
+
+    async fn cancel(&self, job_id: i64) -> Result<Job, AirbyteError> {
+        self.call(
+            self.http.delete(format!("{}/jobs/{job_id}", self.base)),
+            &format!("cancelling job {job_id}"),
+        )
+        .await
+    }
+}
+
+/// reqwest's errors quote the URL; the host is named by the caller.
+fn without_url(error: &reqwest::Error) -> String {
+    let mut error_text = error.to_string();
+    if let Some(url) = error.url() {
+        error_text = error_text
+            .replace(url.as_str(), "")
+            .replace("()", "")
+            .trim()
+            .to_string();
+    }
+    error_text
+}
+
+/// Runs an Airbyte task.
+pub(crate) async fn run(properties: &AirbyteProperties, context: &RunContext) -> TaskOutcome {
+    match run_inner(properties, context).await {
+        Ok(outcome) => outcome,
+        Err(error) => TaskOutcome::failed(error.to_string()),
+    }
+}
+
+async fn run_inner(
+    properties: &AirbyteProperties,
+    context: &RunContext,
+) -> Result<TaskOutcome, AirbyteError> {
+    let api = Api::login(properties).await?;
+    let job = api.submit(&properties.connection_id).await?;
+    tracing::info!(job_id = job.job_id, connection_id = %properties.connection_id, "Airbyte sync submitted");
+    if properties.asynchronous {
+        let watch = Watch {
+            api,
+            job_id: job.job_id,
+            properties: properties.clone(),
+        };
+        return Ok(TaskOutcome::new(
+            RunStatus::Submitted,
+            None,
+            Some(format!("Airbyte job {} submitted; watching it", job.job_id)),
+        )
+        .with_follow_up(Arc::new(watch)));
+    }
+    let watch = Watch {
+        api,
+        job_id: job.job_id,
+        properties: properties.clone(),
+    };
+    Ok(watch.until_done(context).await)
+}
+
+/// Watches one Airbyte job to its end.
+pub(crate) struct Watch {
+    api: Api,
+    job_id: i64,
+    properties: AirbyteProperties,
+}
+
+impl Watch {
+    /// Polls every `wait_seconds` until the job ends, the timeout passes
+    /// (then cancels the job) or the run is cancelled (ditto).
+    pub(crate) async fn until_done(&self, context: &RunContext) -> TaskOutcome {
+        let interval = Duration::from_secs_f64(self.properties.wait_seconds.max(0.05));
+        let deadline = tokio::time::Instant::now() + self.properties.timeout;
+        loop {
+            let job = match self.api.job(self.job_id).await {
+                Ok(job) => job,
+                Err(error) => {
+                    tracing::warn!(%error, "could not read the job's state; trying again");
+                    tokio::select! {
+                        _ = context.cancel.cancelled() => return self.cancel_remote("cancelled by the operator").await,
+                        _ = tokio::time::sleep(interval) => continue,
+                    }
+                }
+            };
+            context.update_counters(|counters| {
+                counters.rows_upserted = job.rows_synced.unwrap_or(counters.rows_upserted);
+                counters.bytes_done = job.bytes_synced.unwrap_or(counters.bytes_done);
+            });
+            if let Some(status) = finished(&job.status) {
+                let error = match status {
+                    RunStatus::Succeeded => None,
+                    _ => Some(format!(
+                        "Airbyte job {} {}{}",
+                        job.job_id,
+                        job.status,
+                        job.failure_reason
+                            .as_deref()
+                            .map(|reason| format!(": {reason}"))
+                            .unwrap_or_default()
+                    )),
+                };
+                return TaskOutcome::new(status, error, None);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let timeout = humantime::format_duration(self.properties.timeout);
+                let mut outcome = self
+                    .cancel_remote(&format!("timed out after {timeout}"))
+                    .await;
+                outcome.status = RunStatus::Failed;
+                return outcome;
+            }
+            tokio::select! {
+                _ = context.cancel.cancelled() => return self.cancel_remote("cancelled by the operator").await,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
+    /// Cancels the remote job and waits for Airbyte to confirm it.
+    async fn cancel_remote(&self, why: &str) -> TaskOutcome {
+        let interval = Duration::from_secs_f64(self.properties.wait_seconds.max(0.05));
+        if let Err(error) = self.api.cancel(self.job_id).await {
+            return TaskOutcome::failed(format!(
+                "{why}; cancelling Airbyte job {} failed: {error}",
+                self.job_id
+            ));
+        }
+        let deadline = tokio::time::Instant::now() + CANCEL_CONFIRM;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(job) = self.api.job(self.job_id).await
+                && finished(&job.status).is_some()
+            {
+                return TaskOutcome::new(
+                    RunStatus::Cancelled,
+                    Some(format!("{why}; Airbyte job {} {}", self.job_id, job.status)),
+                    None,
+                );
+            }
+            tokio::time::sleep(interval).await;
+        }
+        TaskOutcome::failed(format!(
+            "{why}; Airbyte did not confirm the cancel of job {} in time",
+            self.job_id
+        ))
+    }
+}
