@@ -10,6 +10,7 @@
 //! - [`table`]: table sync (`type = "table_sync"`), PostgreSQL or
 //!   Redshift into PostgreSQL in retriable batches.
 //! - [`airbyte`]: Airbyte job tasks (`type = "airbyte"`) over its API.
+//! - [`http`]: paginated HTTP API sync into PostgreSQL (`type = "http_sync"`).
 //! - [`state`]: the state store (`sync_logs`, `failed_items`,
 //!   `watermarks`) behind a trait, with the embedded SQLite store.
 //! - [`logging`]: `tracing` to a rolling file and stderr, redacted.
@@ -24,6 +25,7 @@ pub mod config;
 pub mod console;
 pub mod engine;
 pub mod files;
+pub mod http;
 pub mod logging;
 pub mod state;
 pub mod table;

@@ -491,6 +491,13 @@ async fn plan_with(
     };
     let properties = match &task.properties {
         TaskProperties::Sync(properties) => properties,
+        TaskProperties::HttpSync(properties) => {
+            println!(
+                "{task_id}: would read {}{} in pages of {} into {}",
+                properties.base_url, properties.path, properties.page_size, properties.target_table
+            );
+            return Ok(0);
+        }
         TaskProperties::Airbyte(properties) => {
             println!(
                 "{task_id}: would start a sync of Airbyte connection {} at {} and {}",

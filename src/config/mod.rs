@@ -175,6 +175,65 @@ pub enum TaskProperties {
     Sync(Box<SyncProperties>),
     TableSync(Box<TableSyncProperties>),
     Airbyte(Box<AirbyteProperties>),
+    HttpSync(Box<HttpSyncProperties>),
+}
+
+/// Properties of `type = "http_sync"` tasks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSyncProperties {
+    pub base_url: String,
+    #[serde(default)]
+    pub path: String,
+    /// Sent as `Authorization: Bearer …`.
+    pub token: Option<Secret>,
+    #[serde(default = "default_page_param")]
+    pub page_param: String,
+    #[serde(default = "default_limit_param")]
+    pub limit_param: String,
+    #[serde(default = "default_page_size")]
+    pub page_size: usize,
+    /// Dotted path to the array of items in a page.
+    #[serde(default = "default_items_path")]
+    pub items_path: String,
+    /// Dotted path to the total item count, when the API gives one.
+    pub total_path: Option<String>,
+    /// Cursor pagination: dotted path to the next page's cursor.
+    pub cursor_path: Option<String>,
+    #[serde(default = "default_cursor_param")]
+    pub cursor_param: String,
+    /// Incremental: sent with the start of the last successful run (RFC 3339).
+    pub updated_since_param: Option<String>,
+    pub target: Secret,
+    pub target_table: String,
+    pub primary_key: Vec<String>,
+    /// Target column = dotted path in an item.
+    pub columns: BTreeMap<String, String>,
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    #[serde(default = "default_retry_backoff", with = "humantime_serde_compat")]
+    pub retry_backoff: Duration,
+    #[serde(default = "default_request_timeout", with = "humantime_serde_compat")]
+    pub request_timeout: Duration,
+}
+
+fn default_page_param() -> String {
+    "page".into()
+}
+fn default_limit_param() -> String {
+    "limit".into()
+}
+fn default_page_size() -> usize {
+    100
+}
+fn default_items_path() -> String {
+    "data".into()
+}
+fn default_cursor_param() -> String {
+    "cursor".into()
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 
 /// Properties of `type = "airbyte"` tasks.
@@ -635,10 +694,7 @@ fn parse_task(
             TaskProperties::Airbyte(Box::new(deserialize(source, properties, &section)?))
         }
         TaskKind::HttpSync => {
-            return Err(source.error(
-                Some(header.kind.span()),
-                format!("task `{id}`: type `{kind}` is not available in this build yet; `sync`, `table_sync` and `airbyte` tasks run (see README)"),
-            ));
+            TaskProperties::HttpSync(Box::new(deserialize(source, properties, &section)?))
         }
     };
 

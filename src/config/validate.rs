@@ -102,6 +102,7 @@ fn check_properties(
         TaskProperties::Sync(sync) => sync,
         TaskProperties::TableSync(table) => return check_table_sync(source, table),
         TaskProperties::Airbyte(airbyte) => return check_airbyte(source, airbyte),
+        TaskProperties::HttpSync(http) => return check_http_sync(source, http),
     };
     for (what, path) in [
         ("source_path", &sync.source_path),
@@ -210,6 +211,44 @@ fn check_table_sync(
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+fn check_http_sync(
+    source: &SourceText<'_>,
+    http: &super::HttpSyncProperties,
+) -> Result<(), ConfigError> {
+    if !(http.base_url.starts_with("http://") || http.base_url.starts_with("https://")) {
+        return Err(source.error(
+            None,
+            format!(
+                "http_sync base_url `{}` must start with https:// (or http://)",
+                http.base_url
+            ),
+        ));
+    }
+    if !(http.target.expose().starts_with("postgres://")
+        || http.target.expose().starts_with("postgresql://"))
+    {
+        return Err(source.error(None, "http_sync target must be a postgres:// URL"));
+    }
+    if http.columns.is_empty() {
+        return Err(source.error(
+            None,
+            "http_sync needs [tasks.properties.columns]: target column = dotted path in an item",
+        ));
+    }
+    if http.primary_key.is_empty()
+        || http
+            .primary_key
+            .iter()
+            .any(|key| !http.columns.contains_key(key))
+    {
+        return Err(source.error(None, "http_sync primary_key must name mapped columns"));
+    }
+    if http.page_size == 0 {
+        return Err(source.error(None, "http_sync page_size must be at least 1"));
     }
     Ok(())
 }

@@ -378,6 +378,9 @@ impl Engine {
                 TaskProperties::Airbyte(properties) => {
                     crate::airbyte::run(properties, &context).await
                 }
+                TaskProperties::HttpSync(properties) => {
+                    crate::http::run(properties, &context).await
+                }
             };
             ticker.abort();
             renewal.abort();

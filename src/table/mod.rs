@@ -10,7 +10,7 @@
 //! backoff; after `max_retries` its bounds are recorded and the run moves
 //! on. The watermark advances only when a whole run succeeded.
 
-mod coerce;
+pub(crate) mod coerce;
 pub(crate) mod sql;
 
 use std::sync::Arc;
@@ -42,7 +42,7 @@ pub enum TableError {
 }
 
 /// Describes a driver error with the server's message and detail.
-fn describe(error: &tokio_postgres::Error) -> String {
+pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
         Some(db) => {
             let mut text = format!("{}: {}", db.code().code(), db.message());
@@ -66,7 +66,7 @@ fn describe(error: &tokio_postgres::Error) -> String {
 /// A connection target: the driver config, the dialect, and a name for
 /// messages (host, port and database; never the password).
 #[derive(Clone)]
-struct Endpoint {
+pub(crate) struct Endpoint {
     config: tokio_postgres::Config,
     dialect: Dialect,
     name: String,
@@ -74,7 +74,7 @@ struct Endpoint {
 }
 
 impl Endpoint {
-    fn parse(url: &str, role: &str, task_id: &str) -> Result<Self, TableError> {
+    pub(crate) fn parse(url: &str, role: &str, task_id: &str) -> Result<Self, TableError> {
         let (dialect, url) = match url.strip_prefix("redshift://") {
             Some(rest) => (Dialect::Redshift, format!("postgres://{rest}")),
             None => (Dialect::Postgres, url.to_string()),
@@ -108,7 +108,7 @@ impl Endpoint {
         })
     }
 
-    async fn connect(&self) -> Result<Client, TableError> {
+    pub(crate) async fn connect(&self) -> Result<Client, TableError> {
         let tls = tls_connector(self.verify.as_ref());
         let (client, connection) = self.config.connect(tls).await.map_err(|error| {
             TableError::Database(format!(
@@ -335,23 +335,7 @@ async fn discover(
         .collect();
 
     let target_table = properties.target_table.get_ref().clone();
-    let target_rows = target
-        .query(
-            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
-             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            &[&sql::quote_qualified(&target_table)],
-        )
-        .await
-        .map_err(|error| TableError::Setup(format!("cannot read the target table: {}", describe(&error))))?;
-    if target_rows.is_empty() {
-        return Err(TableError::Setup(format!(
-            "target table `{target_table}` does not exist; create it first"
-        )));
-    }
-    let target_types: Vec<(String, String)> = target_rows
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
+    let target_types = target_columns(target, &target_table).await?;
 
     let mut source_columns: Vec<String> = Vec::new();
     let index_of = |name: &str, source_columns: &mut Vec<String>| -> Result<usize, TableError> {
@@ -449,8 +433,29 @@ async fn discover(
     })
 }
 
+/// The target table's columns with their types (`format_type` names).
+pub(crate) async fn target_columns(
+    target: &Client,
+    table: &str,
+) -> Result<Vec<(String, String)>, TableError> {
+    let rows = target
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            &[&sql::quote_qualified(table)],
+        )
+        .await
+        .map_err(|error| TableError::Setup(format!("cannot read the target table: {}", describe(&error))))?;
+    if rows.is_empty() {
+        return Err(TableError::Setup(format!(
+            "target table `{table}` does not exist; create it first"
+        )));
+    }
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
 /// A connected target and its prepared upsert.
-struct Loader {
+pub(crate) struct Loader {
     endpoint: Endpoint,
     client: Option<(Client, tokio_postgres::Statement)>,
     upsert: String,
@@ -460,16 +465,17 @@ struct Loader {
     /// The target was empty when the run started: a batch's first attempt
     /// is a plain COPY (the fastest load); a conflict fails that attempt
     /// and the retry upserts.
-    first_load: bool,
+    pub(crate) first_load: bool,
 }
 
 impl Loader {
-    fn new(endpoint: Endpoint, layout: &Layout) -> Self {
-        let columns: Vec<(String, String)> = layout
-            .columns
-            .iter()
-            .map(|column| (column.target.clone(), column.target_type.clone()))
-            .collect();
+    /// A loader into `table`; `columns` are (name, type) in row order.
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        table: &str,
+        columns: &[(String, String)],
+        primary_key: &[String],
+    ) -> Self {
         let quoted: Vec<String> = columns
             .iter()
             .map(|(name, _)| sql::quote_ident(name))
@@ -477,10 +483,10 @@ impl Loader {
         Self {
             endpoint,
             client: None,
-            upsert: sql::upsert_from_arrays(&layout.target_table, &columns, &layout.primary_key),
+            upsert: sql::upsert_from_arrays(table, columns, primary_key),
             copy: format!(
                 "COPY {} ({}) FROM STDIN",
-                sql::quote_qualified(&layout.target_table),
+                sql::quote_qualified(table),
                 quoted.join(", ")
             ),
             columns: columns.len(),
@@ -505,14 +511,14 @@ impl Loader {
             .ok_or_else(|| TableError::Database("no target connection".into()))
     }
 
-    fn forget_closed(&mut self) {
+    pub(crate) fn forget_closed(&mut self) {
         self.client = self.client.take().filter(|(client, _)| !client.is_closed());
     }
 
     /// Loads rows in one transaction and returns the rows inserted or
     /// changed: a COPY on the first attempt of a first load, otherwise one
     /// upsert with a text array per column.
-    async fn load(
+    pub(crate) async fn load(
         &mut self,
         rows: &[Vec<Option<String>>],
         attempt: u32,
@@ -826,7 +832,17 @@ async fn run_inner(
     let batches_rx = tokio::sync::Mutex::new(batches_rx);
     let read_error: std::sync::Mutex<Option<TableError>> = std::sync::Mutex::new(None);
     let workers = (0..properties.parallel_loads.max(1)).map(|_| {
-        let mut loader = Loader::new(target_endpoint.clone(), &layout);
+        let columns: Vec<(String, String)> = layout
+            .columns
+            .iter()
+            .map(|column| (column.target.clone(), column.target_type.clone()))
+            .collect();
+        let mut loader = Loader::new(
+            target_endpoint.clone(),
+            &layout.target_table,
+            &columns,
+            &layout.primary_key,
+        );
         loader.first_load = first_load;
         let (batches_rx, read_error, layout) = (&batches_rx, &read_error, &layout);
         async move {
@@ -921,7 +937,7 @@ async fn run_inner(
     ))
 }
 
-async fn target_is_empty(target: &Client, table: &str) -> Result<bool, TableError> {
+pub(crate) async fn target_is_empty(target: &Client, table: &str) -> Result<bool, TableError> {
     let sql = format!(
         "SELECT NOT EXISTS (SELECT 1 FROM {})",
         sql::quote_qualified(table)

@@ -1,0 +1,508 @@
+//! Paginated HTTP API sync (`type = "http_sync"`): GET pages of JSON from
+//! an API (page/limit or cursor pagination), map each item's fields to
+//! target columns, and upsert every page into PostgreSQL as one batch with
+//! the same rules as table sync: a failed page is retried with backoff,
+//! then recorded (page number and `updated_since`) and retriable alone;
+//! bad items are skipped and recorded; the watermark (the start of the
+//! last fully successful run) advances only when a run succeeded.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::HttpSyncProperties;
+use crate::engine::context::{RunContext, TaskOutcome};
+use crate::engine::event::EngineEvent;
+use crate::engine::run::RunStatus;
+use crate::state::{ItemKind, ItemStatus};
+use crate::table::Loader;
+use crate::table::coerce::ValueType;
+
+/// Consecutive failed pages after which a run stops reading: the API is
+/// likely down, and further pages would only fail too.
+const GIVE_UP_AFTER: u32 = 3;
+/// Bad items kept per run for inspection; more are only counted.
+const BAD_ITEMS_KEPT: u64 = 100;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HttpSyncError(String);
+
+/// Which page a batch is: what a retry fetches again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageKey {
+    pub page: Option<u64>,
+    pub cursor: Option<String>,
+    pub updated_since: Option<String>,
+}
+
+/// A value at a dotted path (`profile.name`, `items.0.id`).
+fn at_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    if path.is_empty() {
+        return Some(value);
+    }
+    path.split('.')
+        .try_fold(value, |current, part| match current {
+            Value::Object(map) => map.get(part),
+            Value::Array(items) => part
+                .parse::<usize>()
+                .ok()
+                .and_then(|index| items.get(index)),
+            _ => None,
+        })
+}
+
+/// A JSON value as the text PostgreSQL reads for a column.
+fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(text) => Some(text.clone()),
+        Value::Bool(flag) => Some(flag.to_string()),
+        Value::Number(number) => Some(number.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+struct Api<'a> {
+    http: reqwest::Client,
+    properties: &'a HttpSyncProperties,
+}
+
+impl Api<'_> {
+    async fn page(&self, key: &PageKey) -> Result<Value, HttpSyncError> {
+        let properties = self.properties;
+        let url = format!(
+            "{}{}",
+            properties.base_url.trim_end_matches('/'),
+            properties.path
+        );
+        let mut query: Vec<(String, String)> = vec![(
+            properties.limit_param.clone(),
+            properties.page_size.to_string(),
+        )];
+        if let Some(page) = key.page {
+            query.push((properties.page_param.clone(), page.to_string()));
+        }
+        if let Some(cursor) = &key.cursor {
+            query.push((properties.cursor_param.clone(), cursor.clone()));
+        }
+        if let (Some(param), Some(since)) = (&properties.updated_since_param, &key.updated_since) {
+            query.push((param.clone(), since.clone()));
+        }
+        let mut request = self.http.get(&url).query(&query);
+        if let Some(token) = &properties.token {
+            request = request.bearer_auth(token.expose());
+        }
+        let response = request.send().await.map_err(|error| {
+            let mut text = error.to_string();
+            if let Some(url) = error.url() {
+                text = text
+                    .replace(url.as_str(), "")
+                    .replace("()", "")
+                    .trim()
+                    .to_string();
+            }
+            HttpSyncError(format!("GET {url}: {text}"))
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(HttpSyncError(format!(
+                "GET {url}: the API answered {status}"
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|error| HttpSyncError(format!("GET {url}: not JSON: {error}")))
+    }
+
+    /// Fetches a page, retrying with backoff; the error of the last attempt.
+    async fn page_with_retries(
+        &self,
+        key: &PageKey,
+        context: &RunContext,
+        label: &str,
+    ) -> Result<Value, (HttpSyncError, u32)> {
+        let max_attempts = self.properties.max_retries + 1;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let error = tokio::select! {
+                _ = context.cancel.cancelled() => return Err((HttpSyncError("cancelled".into()), attempt)),
+                result = self.page(key) => match result {
+                    Ok(page) => return Ok(page),
+                    Err(error) => error,
+                },
+            };
+            let retry_in = (attempt < max_attempts)
+                .then(|| self.properties.retry_backoff * 2u32.pow(attempt - 1));
+            tracing::warn!(page = label, attempt, max_attempts, error = %error, "page failed");
+            context.emit(EngineEvent::ItemFailed {
+                run_id: context.run_id,
+                task_id: context.task_id.clone(),
+                path: label.to_string(),
+                error: error.to_string(),
+                attempt,
+                max_attempts,
+                retry_in,
+            });
+            match retry_in {
+                Some(wait) => {
+                    tokio::select! {
+                        _ = context.cancel.cancelled() => return Err((HttpSyncError("cancelled".into()), attempt)),
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                None => return Err((error, attempt)),
+            }
+        }
+    }
+}
+
+/// Target columns in load order: (name, type, dotted path, check).
+struct Columns {
+    names_and_types: Vec<(String, String)>,
+    paths: Vec<String>,
+    checks: Vec<ValueType>,
+}
+
+/// Runs an HTTP API sync task.
+pub(crate) async fn run(properties: &HttpSyncProperties, context: &RunContext) -> TaskOutcome {
+    match run_inner(properties, context).await {
+        Ok(outcome) => outcome,
+        Err(_) if context.cancel.is_cancelled() => TaskOutcome::cancelled(),
+        Err(error) => TaskOutcome::failed(error.to_string()),
+    }
+}
+
+async fn run_inner(
+    properties: &HttpSyncProperties,
+    context: &RunContext,
+) -> Result<TaskOutcome, HttpSyncError> {
+    let setup = |error: crate::table::TableError| HttpSyncError(error.to_string());
+    let endpoint =
+        crate::table::Endpoint::parse(properties.target.expose(), "target", &context.task_id)
+            .map_err(setup)?;
+    let target = endpoint.connect().await.map_err(setup)?;
+    let types = crate::table::target_columns(&target, &properties.target_table)
+        .await
+        .map_err(setup)?;
+    let mut columns = Columns {
+        names_and_types: Vec::new(),
+        paths: Vec::new(),
+        checks: Vec::new(),
+    };
+    for (name, path) in &properties.columns {
+        let Some((_, type_name)) = types.iter().find(|(column, _)| column == name) else {
+            return Err(HttpSyncError(format!(
+                "target table `{}` has no column `{name}`",
+                properties.target_table
+            )));
+        };
+        columns
+            .names_and_types
+            .push((name.clone(), type_name.clone()));
+        columns.paths.push(path.clone());
+        columns.checks.push(ValueType::from_type_name(type_name));
+    }
+    let retrying = context.retry_items.is_some();
+    let mut loader = Loader::new(
+        endpoint,
+        &properties.target_table,
+        &columns.names_and_types,
+        &properties.primary_key,
+    );
+    loader.first_load = !retrying
+        && crate::table::target_is_empty(&target, &properties.target_table)
+            .await
+            .map_err(setup)?;
+    drop(target);
+
+    let http = reqwest::Client::builder()
+        .timeout(properties.request_timeout)
+        .build()
+        .map_err(|error| HttpSyncError(format!("cannot build an HTTP client: {error}")))?;
+    let api = Api { http, properties };
+    // APIs compare `updated_since` with whole seconds and `>`: an item
+    // updated later in the second the run started must not be missed, so
+    // the next run starts one second early (reading twice is harmless).
+    let run_started = (chrono::Utc::now() - chrono::TimeDelta::seconds(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let since = match (&properties.updated_since_param, retrying) {
+        (Some(_), false) => context
+            .state
+            .watermark(&context.task_id)
+            .await
+            .map_err(|error| HttpSyncError(error.to_string()))?,
+        _ => None,
+    };
+    if !retrying {
+        context
+            .resolve_pending(|item| item.kind == ItemKind::Row)
+            .await;
+    }
+
+    if let Some(items) = &context.retry_items {
+        for item in items.iter().filter(|item| item.kind == ItemKind::Batch) {
+            let key: PageKey = serde_json::from_str(&item.key).map_err(|error| {
+                HttpSyncError(format!("failed item #{} is unreadable: {error}", item.id))
+            })?;
+            if sync_page(&api, &key, &columns, &mut loader, properties, context)
+                .await
+                .is_ok()
+            {
+                let _ = context
+                    .state
+                    .set_item_status(item.id, ItemStatus::Resolved)
+                    .await;
+            }
+        }
+    } else {
+        let mut key = PageKey {
+            page: properties.cursor_path.is_none().then_some(1),
+            cursor: None,
+            updated_since: since.clone(),
+        };
+        let mut failed_in_a_row = 0;
+        loop {
+            if context.cancel.is_cancelled() {
+                return Ok(TaskOutcome::cancelled());
+            }
+            match sync_page(&api, &key, &columns, &mut loader, properties, context).await {
+                Ok(page) => {
+                    failed_in_a_row = 0;
+                    let next_cursor = properties
+                        .cursor_path
+                        .as_deref()
+                        .and_then(|path| at_path(&page.body, path))
+                        .and_then(as_text);
+                    let total = properties
+                        .total_path
+                        .as_deref()
+                        .and_then(|path| at_path(&page.body, path))
+                        .and_then(Value::as_u64);
+                    if let Some(total) = total {
+                        context.update_counters(|counters| {
+                            counters.rows_total = Some(total);
+                            counters.batches_total =
+                                Some(total.div_ceil(properties.page_size as u64));
+                            counters.totals_known = true;
+                        });
+                    }
+                    let read_so_far = key.page.unwrap_or(0) * properties.page_size as u64;
+                    let more = match (&properties.cursor_path, total) {
+                        (Some(_), _) => next_cursor.is_some() && page.items > 0,
+                        (None, Some(total)) => read_so_far < total,
+                        (None, None) => page.items == properties.page_size,
+                    };
+                    if !more {
+                        break;
+                    }
+                    key = PageKey {
+                        page: key.page.map(|page| page + 1),
+                        cursor: next_cursor,
+                        updated_since: since.clone(),
+                    };
+                }
+                Err(()) if context.cancel.is_cancelled() => return Ok(TaskOutcome::cancelled()),
+                Err(()) => {
+                    failed_in_a_row += 1;
+                    let total_pages = context.counters().batches_total;
+                    let past_the_end = matches!((key.page, total_pages), (Some(page), Some(total)) if page >= total);
+                    if properties.cursor_path.is_some()
+                        || failed_in_a_row >= GIVE_UP_AFTER
+                        || past_the_end
+                    {
+                        break;
+                    }
+                    key = PageKey {
+                        page: key.page.map(|page| page + 1),
+                        cursor: None,
+                        updated_since: since.clone(),
+                    };
+                }
+            }
+        }
+    }
+
+    let counters = context.counters();
+    if counters.batches_failed == 0 && counters.rows_skipped == 0 {
+        if !retrying && properties.updated_since_param.is_some() {
+            context
+                .state
+                .set_watermark(&context.task_id, &run_started)
+                .await
+                .map_err(|error| HttpSyncError(error.to_string()))?;
+        }
+        return Ok(TaskOutcome::new(RunStatus::Succeeded, None, None));
+    }
+    let status = if counters.batches_done == 0 {
+        RunStatus::Failed
+    } else {
+        RunStatus::Partial
+    };
+    Ok(TaskOutcome::new(
+        status,
+        Some(format!(
+            "{} page(s) failed, {} item(s) skipped; the watermark stays; see `syncdeck errors {}`",
+            counters.batches_failed, counters.rows_skipped, context.task_id
+        )),
+        None,
+    ))
+}
+
+/// A page that was fetched and loaded.
+struct Page {
+    body: Value,
+    items: usize,
+}
+
+/// Fetches one page and loads its items as one batch. A page that cannot
+/// be fetched or loaded is recorded as a failed batch (`Err`).
+async fn sync_page(
+    api: &Api<'_>,
+    key: &PageKey,
+    columns: &Columns,
+    loader: &mut Loader,
+    properties: &HttpSyncProperties,
+    context: &RunContext,
+) -> Result<Page, ()> {
+    let label = match (key.page, &key.cursor) {
+        (Some(page), _) => format!("page {page}"),
+        (None, Some(cursor)) => format!("page at cursor {cursor}"),
+        (None, None) => "first page".to_string(),
+    };
+    let record = |error: String, attempts: u32| async move {
+        context.update_counters(|counters| counters.batches_failed += 1);
+        context
+            .record_failure(
+                ItemKind::Batch,
+                &serde_json::to_string(key).unwrap_or_default(),
+                &error,
+                attempts,
+            )
+            .await;
+    };
+    let body = match api.page_with_retries(key, context, &label).await {
+        Ok(body) => body,
+        Err((error, attempts)) => {
+            if !context.cancel.is_cancelled() {
+                record(error.to_string(), attempts).await;
+            }
+            return Err(());
+        }
+    };
+    let items: Vec<Value> = at_path(&body, &properties.items_path)
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut rows = Vec::with_capacity(items.len());
+    let mut skipped = 0;
+    for item in &items {
+        let values: Vec<Option<String>> = columns
+            .paths
+            .iter()
+            .map(|path| at_path(item, path).and_then(as_text))
+            .collect();
+        let problem = values
+            .iter()
+            .zip(&columns.checks)
+            .zip(&columns.names_and_types)
+            .find_map(|((value, check), (name, _))| match value {
+                None if properties.primary_key.contains(name) => {
+                    Some(format!("key `{name}` is missing"))
+                }
+                None => None,
+                Some(text) => check
+                    .check(text)
+                    .err()
+                    .map(|reason| format!("column `{name}`: {reason}")),
+            });
+        match problem {
+            None => rows.push(values),
+            Some(reason) => {
+                skipped += 1;
+                if context.counters().rows_skipped + skipped <= BAD_ITEMS_KEPT {
+                    let key: Vec<String> = properties
+                        .primary_key
+                        .iter()
+                        .map(|key| {
+                            let path = &properties.columns[key];
+                            format!(
+                                "{key}={}",
+                                at_path(item, path)
+                                    .and_then(as_text)
+                                    .unwrap_or_else(|| "NULL".into())
+                            )
+                        })
+                        .collect();
+                    context
+                        .record_failure(ItemKind::Row, &key.join(", "), &reason, 1)
+                        .await;
+                }
+            }
+        }
+    }
+    context.update_counters(|counters| {
+        counters.rows_extracted += items.len() as u64;
+        counters.rows_skipped += skipped;
+    });
+
+    let max_attempts = properties.max_retries + 1;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = tokio::select! {
+            _ = context.cancel.cancelled() => return Err(()),
+            result = loader.load(&rows, attempt) => result,
+        };
+        match result {
+            Ok(changed) => {
+                context.update_counters(|counters| {
+                    counters.rows_upserted += changed;
+                    counters.rows_unchanged += rows.len() as u64 - changed.min(rows.len() as u64);
+                    counters.batches_done += 1;
+                });
+                return Ok(Page {
+                    body,
+                    items: items.len(),
+                });
+            }
+            Err(error) => {
+                loader.forget_closed();
+                if attempt >= max_attempts {
+                    record(error.to_string(), attempt).await;
+                    return Err(());
+                }
+                tracing::warn!(page = %label, attempt, error = %error, "loading a page failed; retrying");
+                tokio::time::sleep(properties.retry_backoff * 2u32.pow(attempt - 1)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_paths_reach_nested_values_and_array_items() {
+        let item = serde_json::json!({"id": 7, "profile": {"name": "Ada", "tags": ["x", "y"]}, "gone": null});
+        assert_eq!(
+            at_path(&item, "profile.name").and_then(as_text).as_deref(),
+            Some("Ada")
+        );
+        assert_eq!(
+            at_path(&item, "profile.tags.1")
+                .and_then(as_text)
+                .as_deref(),
+            Some("y")
+        );
+        assert_eq!(at_path(&item, "id").and_then(as_text).as_deref(), Some("7"));
+        assert_eq!(at_path(&item, "gone").and_then(as_text), None);
+        assert_eq!(
+            at_path(&item, "profile").and_then(as_text).as_deref(),
+            Some("{\"name\":\"Ada\",\"tags\":[\"x\",\"y\"]}")
+        );
+        assert!(at_path(&item, "missing.path").is_none());
+    }
+}

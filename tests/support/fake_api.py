@@ -1,0 +1,79 @@
+"""A paginated JSON API for syncdeck's http_sync tests.
+
+GET /users?page=N&limit=L[&updated_since=T]  (Authorization: Bearer required)
+    -> {"data": [user, ...], "total": count}; users ordered by id
+GET /_control?fail_page=3&fail_times=2  page 3 answers 500 the next 2 times (-1: until healed)
+GET /_control?heal=1                     stop failing
+GET /_control?touch=1,2,3&add=5          update those users now; add 5 new ones
+
+    python3 fake_api.py PORT
+"""
+import json
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+TOKEN = "api-token-for-tests-77"
+lock = threading.Lock()
+start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+users = {
+    i: {"id": i, "email": f"user{i}@example.com", "profile": {"name": f"User {i}"},
+        "updated_at": (start + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    for i in range(1, 251)
+}
+failing = {"page": None, "times": 0}
+
+
+def now():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        query = {key: values[0] for key, values in parse_qs(url.query).items()}
+        with lock:
+            if url.path == "/_control":
+                if "fail_page" in query:
+                    failing["page"] = int(query["fail_page"])
+                    failing["times"] = int(query.get("fail_times", "-1"))
+                if "heal" in query:
+                    failing["page"] = None
+                for i in filter(None, query.get("touch", "").split(",")):
+                    users[int(i)]["email"] = f"changed{i}@example.com"
+                    users[int(i)]["updated_at"] = now()
+                for _ in range(int(query.get("add", "0"))):
+                    i = max(users) + 1
+                    users[i] = {"id": i, "email": f"user{i}@example.com", "profile": {"name": f"User {i}"}, "updated_at": now()}
+                return self.reply(200, {"ok": True})
+            if url.path != "/users":
+                return self.reply(404, {"message": "not found"})
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                return self.reply(401, {"message": "unauthorized"})
+            page = int(query.get("page", "1"))
+            limit = int(query.get("limit", "100"))
+            if failing["page"] == page and failing["times"] != 0:
+                failing["times"] -= 1
+                return self.reply(500, {"message": "upstream database timeout"})
+            since = query.get("updated_since")
+            selected = [users[i] for i in sorted(users) if since is None or users[i]["updated_at"] > since]
+            chunk = selected[(page - 1) * limit: page * limit]
+            return self.reply(200, {"data": chunk, "total": len(selected)})
+
+
+if __name__ == "__main__":
+    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+    server.serve_forever()
