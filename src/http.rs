@@ -447,36 +447,24 @@ async fn sync_page(
         counters.rows_skipped += skipped;
     });
 
-    let max_attempts = properties.max_retries + 1;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result = tokio::select! {
-            _ = context.cancel.cancelled() => return Err(()),
-            result = loader.load(&rows, attempt) => result,
-        };
-        match result {
-            Ok(changed) => {
-                context.update_counters(|counters| {
-                    counters.rows_upserted += changed;
-                    counters.rows_unchanged += rows.len() as u64 - changed.min(rows.len() as u64);
-                    counters.batches_done += 1;
-                });
-                return Ok(Page {
-                    body,
-                    items: items.len(),
-                });
-            }
-            Err(error) => {
-                loader.forget_closed();
-                if attempt >= max_attempts {
-                    record(error.to_string(), attempt).await;
-                    return Err(());
-                }
-                tracing::warn!(page = %label, attempt, error = %error, "loading a page failed; retrying");
-                tokio::time::sleep(properties.retry_backoff * 2u32.pow(attempt - 1)).await;
-            }
-        }
+    let item_key = serde_json::to_string(key).unwrap_or_default();
+    if loader
+        .load_with_retries(
+            &rows,
+            properties.max_retries,
+            properties.retry_backoff,
+            context,
+            &label,
+            &item_key,
+        )
+        .await
+    {
+        Ok(Page {
+            body,
+            items: items.len(),
+        })
+    } else {
+        Err(())
     }
 }
 

@@ -511,6 +511,70 @@ impl Loader {
             .ok_or_else(|| TableError::Database("no target connection".into()))
     }
 
+    /// Loads a batch, retrying with doubling backoff; counts it done, or
+    /// after the last attempt records it as a failed batch under
+    /// `item_key` (a retried batch updates its record). Returns whether it
+    /// landed; false also when the run was cancelled.
+    pub(crate) async fn load_with_retries(
+        &mut self,
+        rows: &[Vec<Option<String>>],
+        max_retries: u32,
+        backoff: Duration,
+        context: &RunContext,
+        label: &str,
+        item_key: &str,
+    ) -> bool {
+        let max_attempts = max_retries + 1;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = tokio::select! {
+                _ = context.cancel.cancelled() => return false,
+                result = self.load(rows, attempt) => result,
+            };
+            let error = match result {
+                Ok(changed) => {
+                    context.update_counters(|counters| {
+                        counters.rows_upserted += changed;
+                        counters.rows_unchanged +=
+                            rows.len() as u64 - changed.min(rows.len() as u64);
+                        counters.batches_done += 1;
+                    });
+                    return true;
+                }
+                Err(error) => error,
+            };
+            let message = crate::config::redact(&error.to_string()).into_owned();
+            let retry_in = (attempt < max_attempts).then(|| backoff * 2u32.pow(attempt - 1));
+            tracing::warn!(batch = label, attempt, max_attempts, error = %message, "batch failed");
+            context.emit(EngineEvent::ItemFailed {
+                run_id: context.run_id,
+                task_id: context.task_id.clone(),
+                path: label.to_string(),
+                error: message.clone(),
+                attempt,
+                max_attempts,
+                retry_in,
+            });
+            self.forget_closed();
+            match retry_in {
+                Some(wait) => {
+                    tokio::select! {
+                        _ = context.cancel.cancelled() => return false,
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                }
+                None => {
+                    context.update_counters(|counters| counters.batches_failed += 1);
+                    context
+                        .record_failure(ItemKind::Batch, item_key, &message, attempt)
+                        .await;
+                    return false;
+                }
+            }
+        }
+    }
+
     pub(crate) fn forget_closed(&mut self) {
         self.client = self.client.take().filter(|(client, _)| !client.is_closed());
     }
@@ -1024,64 +1088,24 @@ async fn load_batch(
     });
 
     let label = format!("batch {} {}", batch.number, describe_bounds(&batch.bounds));
-    let max_attempts = properties.max_retries + 1;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let result = tokio::select! {
-            _ = context.cancel.cancelled() => return,
-            result = loader.load(&good, attempt) => result,
-        };
-        match result {
-            Ok(changed) => {
-                context.update_counters(|counters| {
-                    counters.rows_upserted += changed;
-                    counters.rows_unchanged += good.len() as u64 - changed.min(good.len() as u64);
-                    counters.batches_done += 1;
-                });
-                if let Some(id) = batch.item_id
-                    && let Err(error) = context
-                        .state
-                        .set_item_status(id, ItemStatus::Resolved)
-                        .await
-                {
-                    tracing::warn!(%error, "could not mark the batch resolved");
-                }
-                return;
-            }
-            Err(error) => {
-                let message = crate::config::redact(&error.to_string()).into_owned();
-                let retry_in = (attempt < max_attempts)
-                    .then(|| properties.retry_backoff * 2u32.pow(attempt - 1));
-                tracing::warn!(batch = batch.number, attempt, max_attempts, error = %message, "batch failed");
-                context.emit(EngineEvent::ItemFailed {
-                    run_id: context.run_id,
-                    task_id: context.task_id.clone(),
-                    path: label.clone(),
-                    error: message.clone(),
-                    attempt,
-                    max_attempts,
-                    retry_in,
-                });
-                loader.forget_closed();
-                match retry_in {
-                    Some(wait) => {
-                        tokio::select! {
-                            _ = context.cancel.cancelled() => return,
-                            _ = tokio::time::sleep(wait) => {}
-                        }
-                    }
-                    None => {
-                        context.update_counters(|counters| counters.batches_failed += 1);
-                        // A retried batch has the same bounds, so its record is updated.
-                        context
-                            .record_failure(ItemKind::Batch, &batch.bounds.key(), &message, attempt)
-                            .await;
-                        return;
-                    }
-                }
-            }
-        }
+    let loaded = loader
+        .load_with_retries(
+            &good,
+            properties.max_retries,
+            properties.retry_backoff,
+            context,
+            &label,
+            &batch.bounds.key(),
+        )
+        .await;
+    if loaded
+        && let Some(id) = batch.item_id
+        && let Err(error) = context
+            .state
+            .set_item_status(id, ItemStatus::Resolved)
+            .await
+    {
+        tracing::warn!(%error, "could not mark the batch resolved");
     }
 }
 

@@ -462,6 +462,31 @@ pub fn demo_copy() -> tempfile::TempDir {
     scratch
 }
 
+/// Starts `tests/support/SCRIPT PORT` on a free loopback port and waits
+/// until it accepts connections.
+fn spawn_support_server(script: &str) -> (Child, u16) {
+    let port = free_port();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/support")
+        .join(script);
+    let child = Command::new("python3")
+        .arg(path)
+        .arg(port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start {script}: {error}"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{script} did not start on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, port)
+}
+
 /// The fake Airbyte API (tests/support/fake_airbyte.py) on loopback.
 pub struct FakeAirbyte {
     child: Child,
@@ -474,23 +499,7 @@ pub const AIRBYTE_CLIENT_SECRET: &str = "s3cret-client-value";
 
 impl FakeAirbyte {
     pub fn start() -> Self {
-        let port = free_port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_airbyte.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the fake Airbyte API");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the fake Airbyte API did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (child, port) = spawn_support_server("fake_airbyte.py");
         Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -540,20 +549,7 @@ pub const API_TOKEN: &str = "api-token-for-tests-77";
 
 impl FakeApi {
     pub fn start() -> Self {
-        let port = free_port();
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake_api.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("fake API");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the fake API did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (child, port) = spawn_support_server("fake_api.py");
         Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
