@@ -206,10 +206,15 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
+    fn poll_interval(&self) -> Duration {
+        Duration::try_from_secs_f64(self.properties.wait_seconds.max(0.05))
+            .unwrap_or(Duration::from_secs(3))
+    }
+
     /// Polls every `wait_seconds` until the job ends, the timeout passes
     /// (then cancels the job) or the run is cancelled (ditto).
     pub(crate) async fn until_done(&self, context: &RunContext) -> TaskOutcome {
-        let interval = Duration::from_secs_f64(self.properties.wait_seconds.max(0.05));
+        let interval = self.poll_interval();
         let deadline = tokio::time::Instant::now() + self.properties.timeout;
         loop {
             let job = match self.api.job(self.job_id).await {
@@ -258,7 +263,7 @@ impl Watch {
 
     /// Cancels the remote job and waits for Airbyte to confirm it.
     async fn cancel_remote(&self, why: &str) -> TaskOutcome {
-        let interval = Duration::from_secs_f64(self.properties.wait_seconds.max(0.05));
+        let interval = self.poll_interval();
         if let Err(error) = self.api.cancel(self.job_id).await {
             return TaskOutcome::failed(format!(
                 "{why}; cancelling Airbyte job {} failed: {error}",

@@ -134,7 +134,7 @@ impl Api<'_> {
                 },
             };
             let retry_in = (attempt < max_attempts)
-                .then(|| self.properties.retry_backoff * 2u32.pow(attempt - 1));
+                .then(|| crate::engine::backoff(self.properties.retry_backoff, attempt));
             tracing::warn!(page = label, attempt, max_attempts, error = %error, "page failed");
             context.emit(EngineEvent::ItemFailed {
                 run_id: context.run_id,

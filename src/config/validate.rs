@@ -266,8 +266,14 @@ fn check_airbyte(
             ),
         ));
     }
-    if airbyte.wait_seconds.is_nan() || airbyte.wait_seconds <= 0.0 {
-        return Err(source.error(None, "airbyte wait_seconds must be more than 0"));
+    if airbyte.wait_seconds.is_nan()
+        || airbyte.wait_seconds <= 0.0
+        || airbyte.wait_seconds > 86_400.0
+    {
+        return Err(source.error(
+            None,
+            "airbyte wait_seconds must be more than 0 and at most 86400",
+        ));
     }
     Ok(())
 }

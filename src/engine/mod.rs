@@ -24,6 +24,16 @@ use context::{RunContext, SharedCounters, TaskOutcome};
 use event::{EngineCommand, EngineEvent};
 use run::{RunId, RunRecord, RunStatus, Trigger};
 
+/// The longest wait between two attempts, however many retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// The wait before attempt `attempt + 1`: `base`, doubling each attempt,
+/// at most [`MAX_BACKOFF`] (and never an overflow, whatever `max_retries`).
+pub(crate) fn backoff(base: Duration, attempt: u32) -> Duration {
+    base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+        .min(MAX_BACKOFF)
+}
+
 /// Events buffered per subscriber; a subscriber that falls further behind
 /// misses the oldest ones (progress snapshots make that harmless).
 const EVENT_BUFFER: usize = 4096;
@@ -655,5 +665,22 @@ impl Engine {
             }
         }
         Ok(selected)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_never_overflows() {
+        let base = Duration::from_millis(500);
+        assert_eq!(backoff(base, 1), Duration::from_millis(500));
+        assert_eq!(backoff(base, 3), Duration::from_secs(2));
+        assert_eq!(
+            backoff(base, 1000),
+            MAX_BACKOFF,
+            "huge max_retries wait at most five minutes"
+        );
     }
 }

@@ -497,7 +497,7 @@ impl Transfer<'_> {
                 return (file.relative.clone(), false);
             }
             let retry_in = (error.transient && attempt < max_attempts)
-                .then(|| RETRY_BACKOFF * 2u32.pow(attempt - 1));
+                .then(|| crate::engine::backoff(RETRY_BACKOFF, attempt));
             let message = crate::config::redact(&error.message).into_owned();
             tracing::warn!(path = %file.relative, attempt, max_attempts, error = %message, "file failed");
             context.emit(EngineEvent::ItemFailed {

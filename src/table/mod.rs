@@ -545,7 +545,8 @@ impl Loader {
                 Err(error) => error,
             };
             let message = crate::config::redact(&error.to_string()).into_owned();
-            let retry_in = (attempt < max_attempts).then(|| backoff * 2u32.pow(attempt - 1));
+            let retry_in =
+                (attempt < max_attempts).then(|| crate::engine::backoff(backoff, attempt));
             tracing::warn!(batch = label, attempt, max_attempts, error = %message, "batch failed");
             context.emit(EngineEvent::ItemFailed {
                 run_id: context.run_id,
@@ -1035,7 +1036,7 @@ async fn read_with_retries(
         match result {
             Ok(rows) => return Ok(rows),
             Err(error) if attempt <= retries => {
-                let wait = backoff * 2u32.pow(attempt - 1);
+                let wait = crate::engine::backoff(backoff, attempt);
                 tracing::warn!(attempt, error = %error, "reading a batch failed; retrying in {}", humantime::format_duration(wait));
                 reader.client = None;
                 tokio::select! {
