@@ -237,7 +237,7 @@ fn a_console_on_a_shared_store_shows_and_cancels_a_daemons_run() {
         workspace.config_path(),
         format!(
             "[engine]\nstate = \"{}\"\nlog_dir = \"logs\"\nlease_ttl = \"2s\"\n\n\
-             [[tasks]]\nid = \"slow\"\ntype = \"sync\"\nschedule = \"5s\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\nbwlimit = \"4MiB\"\ncompare = \"always\"\n",
+             [[tasks]]\nid = \"slow\"\ntype = \"sync\"\nschedule = \"10s\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\nbwlimit = \"4MiB\"\ncompare = \"always\"\n",
             state.url
         ),
     )

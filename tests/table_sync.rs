@@ -302,7 +302,7 @@ fn a_failing_batch_is_retried_recorded_and_later_loaded_alone() {
 /// Makes every load into `table` take a while, so a test can act mid-run.
 fn slow_down(database: &TestDatabase, table: &str) {
     database.execute(&format!(
-        "CREATE FUNCTION dst.slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.03); RETURN NULL; END $$;
+        "CREATE FUNCTION dst.slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END $$;
          CREATE TRIGGER slow AFTER INSERT ON {table} FOR EACH STATEMENT EXECUTE FUNCTION dst.slow();"
     ));
 }
