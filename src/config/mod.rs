@@ -448,6 +448,11 @@ pub struct StoreOptions {
     /// Azure storage account and key.
     pub account_name: Option<String>,
     pub access_key: Option<Secret>,
+    /// FTP: overrides the host in the URL.
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
 }
 
 /// A value that may hold a secret: never shown by `Debug`.

@@ -25,6 +25,12 @@ pub(crate) enum LocationSpec {
         name: String,
         prefix: String,
     },
+    /// `ftp://host[:port]/path`.
+    Ftp {
+        host: String,
+        port: Option<u16>,
+        prefix: String,
+    },
 }
 
 impl LocationSpec {
@@ -50,11 +56,24 @@ impl LocationSpec {
             "az" | "azure" => split(rest, "container")
                 .map(|(container, prefix)| Self::Azure { container, prefix }),
             "memory" => split(rest, "name").map(|(name, prefix)| Self::Memory { name, prefix }),
-            "ftp" | "ftps" | "sftp" => Err(format!(
-                "{scheme}:// locations are not available in this build yet; use a local path, s3://, gs://, az:// or memory://"
+            "ftp" => {
+                let (authority, prefix) = split(rest, "host")?;
+                let (host, port) = match authority.rsplit_once(':') {
+                    Some((host, port)) => {
+                        let port = port.parse().map_err(|_| {
+                            format!("`{text}` has a bad port; write ftp://host:21/path/")
+                        })?;
+                        (host.to_string(), Some(port))
+                    }
+                    None => (authority, None),
+                };
+                Ok(Self::Ftp { host, port, prefix })
+            }
+            "ftps" | "sftp" => Err(format!(
+                "{scheme}:// locations are not available in this build yet; use a local path, ftp://, s3://, gs://, az:// or memory://"
             )),
             other => Err(format!(
-                "unknown scheme `{other}://`; use a local path, file://, s3://, gs://, az:// or memory://"
+                "unknown scheme `{other}://`; use a local path, file://, s3://, gs://, az://, ftp:// or memory://"
             )),
         }
     }
@@ -85,7 +104,8 @@ impl LocationSpec {
             Self::S3 { prefix, .. }
             | Self::Gcs { prefix, .. }
             | Self::Azure { prefix, .. }
-            | Self::Memory { prefix, .. } => prefix.clone(),
+            | Self::Memory { prefix, .. }
+            | Self::Ftp { prefix, .. } => prefix.clone(),
         }
     }
 }
@@ -145,6 +165,19 @@ mod tests {
             LocationSpec::Local("/tmp/x".into())
         );
         assert!(LocationSpec::parse("s3:///nobucket").is_err());
+        assert_eq!(
+            LocationSpec::parse("ftp://files.example.com:2121/data/").expect("ftp"),
+            LocationSpec::Ftp {
+                host: "files.example.com".into(),
+                port: Some(2121),
+                prefix: "data/".into()
+            }
+        );
+        assert!(
+            LocationSpec::parse("sftp://host/x/")
+                .expect_err("not built")
+                .contains("not available")
+        );
         assert!(
             LocationSpec::parse("gopher://x/y")
                 .expect_err("unknown")

@@ -2,6 +2,7 @@
 //! per file (copy, skip: exists, skip: unchanged), then copy with bounded
 //! concurrency, retries and cooperative cancellation.
 
+pub(crate) mod ftp;
 pub(crate) mod local;
 pub(crate) mod location;
 pub(crate) mod pattern;

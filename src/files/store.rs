@@ -185,6 +185,12 @@ pub(crate) fn open(
                 identity: identity_of(&["az", container]),
             }))
         }
+        LocationSpec::Ftp { host, port, .. } => Ok(Arc::new(super::ftp::FtpStore::new(
+            options.host.clone().unwrap_or_else(|| host.clone()),
+            options.port.or(*port).unwrap_or(21),
+            options.username.clone(),
+            options.password.clone(),
+        ))),
         LocationSpec::Memory { name, .. } => Ok(Arc::new(ObjectStoreBackend {
             store: memory_store(name),
             name: format!("memory://{name}"),

@@ -580,3 +580,58 @@ impl Drop for FakeApi {
         let _ = self.child.wait();
     }
 }
+
+/// A real FTP server (pyftpdlib) on loopback serving `root`, with write access.
+pub struct FtpServer {
+    child: Child,
+    pub port: u16,
+    pub root: tempfile::TempDir,
+}
+
+pub const FTP_USER: &str = "syncdeck";
+pub const FTP_PASSWORD: &str = "ftp-pass-for-tests-9";
+
+impl FtpServer {
+    pub fn start() -> Self {
+        let root = tempfile::tempdir().expect("ftp root");
+        let port = free_port();
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "pyftpdlib",
+                "-i",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-u",
+                FTP_USER,
+                "-P",
+                FTP_PASSWORD,
+                "-w",
+                "-d",
+            ])
+            .arg(root.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start pyftpdlib (pip install pyftpdlib)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the FTP server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port, root }
+    }
+
+    /// The `sync_config` side for this server (inline table).
+    pub fn options(&self) -> String {
+        format!("{{ username = \"{FTP_USER}\", password = \"${{credential:ftp_password}}\" }}")
+    }
+}
+
+impl Drop for FtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

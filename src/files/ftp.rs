@@ -1,0 +1,283 @@
+//! The FTP store (`ftp://host[:port]/path/`). Each operation opens its own
+//! connection, so concurrent transfers never share a control channel.
+//! Listings use MLSD (exact sizes and times); uploads go to a hidden
+//! partial name and are renamed into place when complete, so a cancelled
+//! or failed upload never shows under the real name.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use suppaftp::tokio::AsyncFtpStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
+
+use super::local::PARTIAL_PREFIX;
+use super::store::{ByteStream, Entry, Listing, Store, StoreError};
+use crate::config::Secret;
+
+/// Bytes read from a download at a time.
+const READ_CHUNK: usize = 256 * 1024;
+
+pub(crate) struct FtpStore {
+    host: String,
+    port: u16,
+    username: String,
+    password: Option<Secret>,
+    /// `ftp://host:port`, for messages.
+    name: String,
+}
+
+impl FtpStore {
+    pub(crate) fn new(
+        host: String,
+        port: u16,
+        username: Option<String>,
+        password: Option<Secret>,
+    ) -> Self {
+        let name = format!("ftp://{host}:{port}");
+        Self {
+            host,
+            port,
+            username: username.unwrap_or_else(|| "anonymous".into()),
+            password,
+            name,
+        }
+    }
+
+    async fn connect(&self) -> Result<AsyncFtpStream, StoreError> {
+        let mut ftp = AsyncFtpStream::connect((self.host.as_str(), self.port))
+            .await
+            .map_err(|error| {
+                StoreError::transient(format!("{}: cannot connect: {error}", self.name))
+            })?;
+        let password = self.password.as_ref().map(Secret::expose).unwrap_or("");
+        ftp.login(self.username.as_str(), password)
+            .await
+            .map_err(|error| {
+                StoreError::permanent(format!(
+                    "{}: login refused for user `{}` ({}); check username and password",
+                    self.name,
+                    self.username,
+                    error.to_string().trim()
+                ))
+            })?;
+        ftp.transfer_type(suppaftp::types::FileType::Binary)
+            .await
+            .map_err(|error| StoreError::transient(format!("{}: {error}", self.name)))?;
+        Ok(ftp)
+    }
+
+    fn error(&self, key: &str, error: impl std::fmt::Display) -> StoreError {
+        StoreError::transient(format!("{}/{key}: {}", self.name, error.to_string().trim()))
+    }
+}
+
+fn path_of(key: &str) -> String {
+    format!("/{}", key.trim_end_matches('/'))
+}
+
+#[async_trait]
+impl Store for FtpStore {
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+
+    fn identity(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        ("ftp", &self.host, self.port, &self.username).hash(&mut hasher);
+        hasher.finish()
+    }
+
+    fn time_precision(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::seconds(1)
+    }
+
+    async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
+        let mut ftp = self.connect().await?;
+        let mut listing = Listing::default();
+        let mut folders = vec![path_of(prefix)];
+        while let Some(folder) = folders.pop() {
+            let lines = match ftp.mlsd(Some(folder.as_str())).await {
+                Ok(lines) => lines,
+                // A missing folder lists as empty, like the other stores.
+                Err(suppaftp::FtpError::UnexpectedResponse(response))
+                    if [501, 550].contains(&response.status.code()) =>
+                {
+                    continue;
+                }
+                Err(error) => return Err(self.error(&folder, error)),
+            };
+            for line in lines {
+                let Ok(file) = suppaftp::list::ListParser::parse_mlsd(&line) else {
+                    listing.refused.push((
+                        format!("{folder}/?"),
+                        format!("unreadable listing line: {line}"),
+                    ));
+                    continue;
+                };
+                let name = file.name();
+                if name == "." || name == ".." || name.starts_with(PARTIAL_PREFIX) {
+                    continue;
+                }
+                let path = format!("{}/{name}", folder.trim_end_matches('/'));
+                if file.is_directory() {
+                    if recursive {
+                        folders.push(path);
+                    }
+                    continue;
+                }
+                listing.entries.push(Entry {
+                    key: path.trim_start_matches('/').to_string(),
+                    size: file.size() as u64,
+                    modified: Some(DateTime::<Utc>::from(file.modified())),
+                    checksum: None,
+                });
+            }
+        }
+        let _ = ftp.quit().await;
+        Ok(listing)
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        if key.ends_with('/') || key.is_empty() {
+            return Ok(None);
+        }
+        let mut ftp = self.connect().await?;
+        let path = path_of(key);
+        let Ok(size) = ftp.size(&path).await else {
+            let _ = ftp.quit().await;
+            return Ok(None);
+        };
+        let modified = ftp.mdtm(&path).await.ok().map(|time| time.and_utc());
+        let _ = ftp.quit().await;
+        Ok(Some(Entry {
+            key: key.to_string(),
+            size: size as u64,
+            modified,
+            checksum: None,
+        }))
+    }
+
+    async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
+        let mut ftp = self.connect().await?;
+        let path = path_of(key);
+        let mut data = ftp
+            .retr_as_stream(&path)
+            .await
+            .map_err(|error| self.error(key, error))?;
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, StoreError>>(4);
+        let name = format!("{}/{key}", self.name);
+        // The connection lives in this task until the download is read
+        // and the server has confirmed the transfer.
+        tokio::spawn(async move {
+            let mut buffer = vec![0u8; READ_CHUNK];
+            loop {
+                match data.read(&mut buffer).await {
+                    Ok(0) => break,
+                    Ok(read) => {
+                        if sender
+                            .send(Ok(Bytes::copy_from_slice(&buffer[..read])))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Err(error) => {
+                        let _ = sender
+                            .send(Err(StoreError::transient(format!("{name}: {error}"))))
+                            .await;
+                        return;
+                    }
+                }
+            }
+            if let Err(error) = ftp.finalize_retr_stream(data).await {
+                let _ = sender
+                    .send(Err(StoreError::transient(format!("{name}: {error}"))))
+                    .await;
+            }
+            let _ = ftp.quit().await;
+        });
+        Ok(
+            futures::stream::unfold(receiver, |mut receiver| async move {
+                receiver.recv().await.map(|item| (item, receiver))
+            })
+            .boxed(),
+        )
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        _size: u64,
+        _modified: Option<DateTime<Utc>>,
+        mut data: ByteStream,
+        cancel: &CancellationToken,
+    ) -> Result<(), StoreError> {
+        let target = path_of(key);
+        let (folder, name) = target.rsplit_once('/').unwrap_or(("", &target));
+        let partial = format!("{folder}/{PARTIAL_PREFIX}{}-{name}", std::process::id());
+        let mut ftp = self.connect().await?;
+        // Create the folders down to the target; existing ones refuse, which is fine.
+        let mut current = String::new();
+        for part in folder.split('/').filter(|part| !part.is_empty()) {
+            current.push('/');
+            current.push_str(part);
+            let _ = ftp.mkdir(&current).await;
+        }
+        let mut upload = ftp
+            .put_with_stream(&partial)
+            .await
+            .map_err(|error| self.error(key, error))?;
+        let written: Result<(), StoreError> = async {
+            loop {
+                let chunk = tokio::select! {
+                    _ = cancel.cancelled() => return Err(StoreError::cancelled()),
+                    chunk = data.next() => chunk,
+                };
+                let Some(chunk) = chunk else { return Ok(()) };
+                upload
+                    .write_all(&chunk?)
+                    .await
+                    .map_err(|error| self.error(key, error))?;
+            }
+        }
+        .await;
+        let result = match written {
+            Ok(()) => match ftp.finalize_put_stream(upload).await {
+                Ok(()) => ftp
+                    .rename(&partial, &target)
+                    .await
+                    .map_err(|error| self.error(key, error)),
+                Err(error) => Err(self.error(key, error)),
+            },
+            Err(error) => {
+                drop(upload);
+                Err(error)
+            }
+        };
+        if result.is_err() {
+            // The control channel may be mid-transfer: clean up on a fresh one.
+            if let Ok(mut cleanup) = self.connect().await {
+                let _ = cleanup.rm(&partial).await;
+                let _ = cleanup.quit().await;
+            }
+        } else {
+            let _ = ftp.quit().await;
+        }
+        result
+    }
+
+    async fn copy(
+        &self,
+        from: &Entry,
+        to: &str,
+        cancel: &CancellationToken,
+    ) -> Result<(), StoreError> {
+        // FTP has no server-side copy: stream through syncdeck.
+        let data = self.get(&from.key).await?;
+        self.put(to, from.size, from.modified, data, cancel).await
+    }
+}

@@ -1,0 +1,125 @@
+//! FTP locations against a real FTP server (pyftpdlib) on loopback.
+
+mod common;
+
+use common::{FTP_PASSWORD, FtpServer, Workspace, counter, json_lines, run_of, stderr, stdout};
+
+fn run(workspace: &Workspace, password: &str) -> std::process::Output {
+    workspace
+        .command(&["run", "--json"])
+        .env("SYNCDECK_CREDENTIAL_FTP_PASSWORD", password)
+        .output()
+        .expect("run")
+}
+
+#[test]
+fn ftp_to_local_with_patterns_recursion_and_skips() {
+    let server = FtpServer::start();
+    for (path, body) in [
+        ("data/a.csv", &b"a,1\n"[..]),
+        ("data/b.json", b"{}"),
+        ("data/skip.txt", b"no"),
+        ("data/sub/c.csv", b"c\n"),
+    ] {
+        let file = server.root.path().join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, body).expect("write");
+    }
+    let workspace = Workspace::new();
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"pull\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"ftp://127.0.0.1:{}/data/\"\ndestination_path = \"out/\"\n\
+         pattern = \"*.{{csv,json}}\"\nrecursive = true\n[tasks.properties.sync_config]\nsource_config = {}\n",
+        server.port,
+        server.options()
+    ));
+    let output = run(&workspace, FTP_PASSWORD);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        counter(run_of(&json_lines(&output), "pull"), "files_synced"),
+        3
+    );
+    assert_eq!(workspace.tree("out"), vec!["a.csv", "b.json", "sub/c.csv"]);
+    assert_eq!(
+        std::fs::read(workspace.path().join("out/sub/c.csv")).expect("read"),
+        b"c\n"
+    );
+
+    let output = run(&workspace, FTP_PASSWORD);
+    let rerun = run_of(&json_lines(&output), "pull").clone();
+    assert_eq!(counter(&rerun, "files_synced"), 0);
+    assert_eq!(
+        counter(&rerun, "files_skipped_unchanged"),
+        3,
+        "a rerun skips what is already there"
+    );
+}
+
+#[test]
+fn local_to_ftp_uploads_completely_and_skips_on_rerun() {
+    let server = FtpServer::start();
+    let workspace = Workspace::new();
+    workspace.file("in/x.csv", b"x\n");
+    workspace.file("in/deep/y.csv", &vec![7u8; 3 * 1024 * 1024]);
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"push\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"ftp://127.0.0.1:{}/up/\"\nrecursive = true\n\
+         [tasks.properties.sync_config]\ndestination_config = {}\n",
+        server.port,
+        server.options()
+    ));
+    let output = run(&workspace, FTP_PASSWORD);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        counter(run_of(&json_lines(&output), "push"), "files_synced"),
+        2
+    );
+    let uploaded: Vec<String> = walkdir::WalkDir::new(server.root.path().join("up"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        uploaded
+            .iter()
+            .all(|name| !name.starts_with(".syncdeck-partial-")),
+        "{uploaded:?}"
+    );
+    assert_eq!(
+        std::fs::read(server.root.path().join("up/deep/y.csv"))
+            .expect("read")
+            .len(),
+        3 * 1024 * 1024
+    );
+
+    let output = run(&workspace, FTP_PASSWORD);
+    assert_eq!(
+        counter(
+            run_of(&json_lines(&output), "push"),
+            "files_skipped_unchanged"
+        ),
+        2
+    );
+}
+
+#[test]
+fn a_wrong_password_names_the_host_not_the_password() {
+    let server = FtpServer::start();
+    let workspace = Workspace::new();
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"pull\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"ftp://127.0.0.1:{}/data/\"\ndestination_path = \"out/\"\n\
+         [tasks.properties.sync_config]\nsource_config = {}\n",
+        server.port,
+        server.options()
+    ));
+    let output = run(&workspace, "wrong-ftp-password-123");
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output) + &stderr(&output);
+    assert!(
+        text.contains(&format!(
+            "ftp://127.0.0.1:{}: login refused for user `syncdeck`",
+            server.port
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-ftp-password-123"), "{text}");
+}
