@@ -164,35 +164,34 @@ pub const S3_KEY_ID: &str = "test-access-key";
 pub const S3_SECRET: &str = "test-secret-key-do-not-print";
 
 impl S3Server {
+    /// Starts on a port the server picks itself (read from its banner),
+    /// so parallel tests never race for a port.
     pub fn start() -> Self {
-        let port = free_port();
-        let child = Command::new("python3")
-            .args([
-                "-m",
-                "moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-            ])
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start moto (pip install 'moto[server]')");
-        let server = Self {
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let port: u16 = loop {
+            let line = lines
+                .next()
+                .expect("moto stopped before listening")
+                .expect("read log");
+            if let Some(rest) = line.split("Running on http://127.0.0.1:").nth(1) {
+                break rest.trim().parse().expect("port in moto's banner");
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
             port,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto S3 server did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
         }
-        server
     }
 
     /// Creates a bucket with a plain `PUT /bucket`.
@@ -462,28 +461,29 @@ pub fn demo_copy() -> tempfile::TempDir {
     scratch
 }
 
-/// Starts `tests/support/SCRIPT PORT` on a free loopback port and waits
-/// until it accepts connections.
+/// Starts `tests/support/SCRIPT 0`: the server binds a free loopback port
+/// itself and prints it, so parallel tests never race for a port.
 fn spawn_support_server(script: &str) -> (Child, u16) {
-    let port = free_port();
+    use std::io::BufRead;
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/support")
         .join(script);
-    let child = Command::new("python3")
+    let mut child = Command::new("python3")
         .arg(path)
-        .arg(port.to_string())
-        .stdout(Stdio::null())
+        .arg("0")
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|error| panic!("cannot start {script}: {error}"));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "{script} did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the port");
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{script} printed no port: {line:?}"));
     (child, port)
 }
 
@@ -592,17 +592,19 @@ pub const FTP_USER: &str = "syncdeck";
 pub const FTP_PASSWORD: &str = "ftp-pass-for-tests-9";
 
 impl FtpServer {
+    /// Starts on a port the server picks itself (reading it from its log),
+    /// so parallel tests never race for a port.
     pub fn start() -> Self {
+        use std::io::BufRead;
         let root = tempfile::tempdir().expect("ftp root");
-        let port = free_port();
-        let child = Command::new("python3")
+        let mut child = Command::new("python3")
             .args([
                 "-m",
                 "pyftpdlib",
                 "-i",
                 "127.0.0.1",
                 "-p",
-                &port.to_string(),
+                "0",
                 "-u",
                 FTP_USER,
                 "-P",
@@ -612,14 +614,26 @@ impl FtpServer {
             ])
             .arg(root.path())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start pyftpdlib (pip install pyftpdlib)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the FTP server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("pyftpdlib stopped before listening")
+                .expect("read log");
+            if let Some(rest) = line.split("starting FTP server on 127.0.0.1:").nth(1) {
+                break rest
+                    .split(',')
+                    .next()
+                    .and_then(|port| port.parse().ok())
+                    .expect("port in the log");
+            }
+        };
+        // Keep draining the log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
         Self { child, port, root }
     }
 

@@ -8,7 +8,7 @@ connection id:
   slow   pending -> running until cancelled
 GET /_calls lists the requests received, for the tests to check.
 
-    python3 fake_airbyte.py PORT
+    python3 fake_airbyte.py PORT    (0: any free port; the port is printed)
 """
 import json
 import sys
@@ -122,5 +122,5 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
-    print("ready", flush=True)
+    print(server.server_address[1], flush=True)
     server.serve_forever()

@@ -6,7 +6,7 @@ GET /_control?fail_page=3&fail_times=2  page 3 answers 500 the next 2 times (-1:
 GET /_control?heal=1                     stop failing
 GET /_control?touch=1,2,3&add=5          update those users now; add 5 new ones
 
-    python3 fake_api.py PORT
+    python3 fake_api.py PORT    (0: any free port; the port is printed)
 """
 import json
 import sys
@@ -76,4 +76,5 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+    print(server.server_address[1], flush=True)
     server.serve_forever()
