@@ -146,16 +146,33 @@ impl SqliteStateStore {
     }
 }
 
+/// Brings the schema up to date. A store that is current is only read:
+/// processes opening the store (every `syncdeck history`) must not take
+/// the write lock from a run that is writing.
 fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
-    connection
-        .execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let current = |connection: &Connection| -> rusqlite::Result<usize> {
+        let exists: bool = connection.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version')",
+            [],
+            |row| row.get(0),
+        )?;
+        if !exists {
+            return Ok(0);
+        }
+        let applied: Option<i64> =
+            connection.query_row("SELECT max(version) FROM schema_version", [], |row| {
+                row.get(0)
+            })?;
+        Ok(applied.unwrap_or(0) as usize)
+    };
+    if current(connection)? >= MIGRATIONS.len() {
+        return Ok(());
+    }
     let transaction =
         connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let applied: Option<i64> =
-        transaction.query_row("SELECT max(version) FROM schema_version", [], |row| {
-            row.get(0)
-        })?;
-    let applied = applied.unwrap_or(0) as usize;
+    transaction
+        .execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let applied = current(&transaction)?;
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
         transaction.execute_batch(migration)?;
         transaction.execute(

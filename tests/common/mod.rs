@@ -321,7 +321,7 @@ pub fn wait_for_bytes_in_flight(workspace: &Workspace, task: &str) {
             Instant::now() < deadline,
             "the run never got going: {runs:?}"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
