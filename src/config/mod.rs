@@ -453,6 +453,10 @@ pub struct StoreOptions {
     pub port: Option<u16>,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// SFTP: the server's host key, `SHA256:…` as `ssh-keygen -l` prints it.
+    pub host_key_fingerprint: Option<String>,
+    /// SFTP: a known_hosts file to check the server's host key against.
+    pub known_hosts: Option<PathBuf>,
 }
 
 /// A value that may hold a secret: never shown by `Debug`.

@@ -31,6 +31,12 @@ pub(crate) enum LocationSpec {
         port: Option<u16>,
         prefix: String,
     },
+    /// `sftp://host[:port]/path`.
+    Sftp {
+        host: String,
+        port: Option<u16>,
+        prefix: String,
+    },
 }
 
 impl LocationSpec {
@@ -56,24 +62,28 @@ impl LocationSpec {
             "az" | "azure" => split(rest, "container")
                 .map(|(container, prefix)| Self::Azure { container, prefix }),
             "memory" => split(rest, "name").map(|(name, prefix)| Self::Memory { name, prefix }),
-            "ftp" => {
+            "ftp" | "sftp" => {
                 let (authority, prefix) = split(rest, "host")?;
                 let (host, port) = match authority.rsplit_once(':') {
                     Some((host, port)) => {
                         let port = port.parse().map_err(|_| {
-                            format!("`{text}` has a bad port; write ftp://host:21/path/")
+                            format!("`{text}` has a bad port; write {scheme}://host:port/path/")
                         })?;
                         (host.to_string(), Some(port))
                     }
                     None => (authority, None),
                 };
-                Ok(Self::Ftp { host, port, prefix })
+                Ok(if scheme == "ftp" {
+                    Self::Ftp { host, port, prefix }
+                } else {
+                    Self::Sftp { host, port, prefix }
+                })
             }
-            "ftps" | "sftp" => Err(format!(
-                "{scheme}:// locations are not available in this build yet; use a local path, ftp://, s3://, gs://, az:// or memory://"
+            "ftps" => Err(format!(
+                "{scheme}:// locations are not available in this build yet; use a local path, ftp://, sftp://, s3://, gs://, az:// or memory://"
             )),
             other => Err(format!(
-                "unknown scheme `{other}://`; use a local path, file://, s3://, gs://, az://, ftp:// or memory://"
+                "unknown scheme `{other}://`; use a local path, file://, s3://, gs://, az://, ftp://, sftp:// or memory://"
             )),
         }
     }
@@ -105,7 +115,8 @@ impl LocationSpec {
             | Self::Gcs { prefix, .. }
             | Self::Azure { prefix, .. }
             | Self::Memory { prefix, .. }
-            | Self::Ftp { prefix, .. } => prefix.clone(),
+            | Self::Ftp { prefix, .. }
+            | Self::Sftp { prefix, .. } => prefix.clone(),
         }
     }
 }

@@ -6,6 +6,7 @@ pub(crate) mod ftp;
 pub(crate) mod local;
 pub(crate) mod location;
 pub(crate) mod pattern;
+pub(crate) mod sftp;
 pub mod store;
 mod throttle;
 

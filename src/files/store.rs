@@ -191,6 +191,22 @@ pub(crate) fn open(
             options.username.clone(),
             options.password.clone(),
         ))),
+        LocationSpec::Sftp { host, port, .. } => {
+            let host_key = match (&options.host_key_fingerprint, &options.known_hosts) {
+                (Some(fingerprint), _) => {
+                    Some(super::sftp::HostKeyCheck::Fingerprint(fingerprint.clone()))
+                }
+                (None, Some(path)) => Some(super::sftp::HostKeyCheck::KnownHosts(path.clone())),
+                (None, None) => None,
+            };
+            Ok(Arc::new(super::sftp::SftpStore::new(
+                options.host.clone().unwrap_or_else(|| host.clone()),
+                options.port.or(*port).unwrap_or(22),
+                options.username.clone(),
+                options.password.clone(),
+                host_key,
+            )))
+        }
         LocationSpec::Memory { name, .. } => Ok(Arc::new(ObjectStoreBackend {
             store: memory_store(name),
             name: format!("memory://{name}"),

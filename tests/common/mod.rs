@@ -649,3 +649,92 @@ impl Drop for FtpServer {
         let _ = self.child.wait();
     }
 }
+
+/// A real SFTP server (`rclone serve sftp`) on loopback serving `root`,
+/// with a throwaway host key whose fingerprint the config pins.
+pub struct SftpServer {
+    child: Child,
+    pub port: u16,
+    pub root: tempfile::TempDir,
+    pub fingerprint: String,
+    _keys: tempfile::TempDir,
+}
+
+pub const SFTP_USER: &str = "syncdeck";
+pub const SFTP_PASSWORD: &str = "sftp-pass-for-tests-5";
+
+impl SftpServer {
+    pub fn start() -> Self {
+        use std::io::BufRead;
+        let keys = tempfile::tempdir().expect("keys");
+        let key = keys.path().join("host_key");
+        let made = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen");
+        assert!(made.success(), "ssh-keygen failed");
+        let listed = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(key.with_extension("pub"))
+            .output()
+            .expect("ssh-keygen -l");
+        let fingerprint = String::from_utf8_lossy(&listed.stdout)
+            .split_whitespace()
+            .nth(1)
+            .expect("fingerprint")
+            .to_string();
+        let root = tempfile::tempdir().expect("sftp root");
+        let mut child = Command::new("rclone")
+            .args(["serve", "sftp"])
+            .arg(root.path())
+            .args([
+                "--addr",
+                "127.0.0.1:0",
+                "--user",
+                SFTP_USER,
+                "--pass",
+                SFTP_PASSWORD,
+                "--key",
+            ])
+            .arg(&key)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rclone serve sftp (apt-get install rclone)");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("rclone stopped before listening")
+                .expect("read log");
+            if let Some(rest) = line.split("SFTP server listening on 127.0.0.1:").nth(1) {
+                break rest.trim().parse().expect("port in rclone's log");
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Self {
+            child,
+            port,
+            root,
+            fingerprint,
+            _keys: keys,
+        }
+    }
+
+    /// The `sync_config` side for this server (inline table).
+    pub fn options(&self) -> String {
+        format!(
+            "{{ username = \"{SFTP_USER}\", password = \"${{credential:sftp_password}}\", host_key_fingerprint = \"{}\" }}",
+            self.fingerprint
+        )
+    }
+}
+
+impl Drop for SftpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

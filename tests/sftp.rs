@@ -1,0 +1,106 @@
+//! SFTP locations against a real SFTP server (`rclone serve sftp`) on
+//! loopback: local to SFTP, SFTP to S3, host key checking, bad passwords.
+
+mod common;
+
+use common::{
+    S3Server, SFTP_PASSWORD, SftpServer, Workspace, counter, json_lines, run_of, stderr, stdout,
+};
+
+fn run(workspace: &Workspace, password: &str) -> std::process::Output {
+    workspace
+        .command(&["run", "--json"])
+        .env("SYNCDECK_CREDENTIAL_SFTP_PASSWORD", password)
+        .output()
+        .expect("run")
+}
+
+#[test]
+fn local_to_sftp_then_sftp_to_s3_with_patterns_and_skips() {
+    let sftp = SftpServer::start();
+    let s3 = S3Server::start();
+    s3.create_bucket("archive");
+    let workspace = Workspace::new();
+    workspace.file("in/a.csv", b"a\n");
+    workspace.file("in/b.txt", b"not selected");
+    workspace.file("in/deep/c.csv", &vec![3u8; 2 * 1024 * 1024]);
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"push\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"sftp://127.0.0.1:{port}/drop/\"\n\
+         pattern = \"*.csv\"\nrecursive = true\n[tasks.properties.sync_config]\ndestination_config = {sftp}\n\n\
+         [[tasks]]\nid = \"archive\"\ntype = \"sync\"\ndependencies = [\"push\"]\n[tasks.properties]\nsource_path = \"sftp://127.0.0.1:{port}/drop/\"\n\
+         destination_path = \"s3://archive/from-sftp/\"\nrecursive = true\n[tasks.properties.sync_config]\nsource_config = {sftp}\ndestination_config = {s3}\n",
+        port = sftp.port,
+        sftp = sftp.options(),
+        s3 = s3.options()
+    ));
+    let output = run(&workspace, SFTP_PASSWORD);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let runs = json_lines(&output);
+    assert_eq!(counter(run_of(&runs, "push"), "files_synced"), 2);
+    assert_eq!(counter(run_of(&runs, "archive"), "files_synced"), 2);
+    assert_eq!(
+        std::fs::read(sftp.root.path().join("drop/deep/c.csv"))
+            .expect("read")
+            .len(),
+        2 * 1024 * 1024
+    );
+    assert!(
+        !sftp.root.path().join("drop/b.txt").exists(),
+        "the pattern selects csv only"
+    );
+    assert_eq!(
+        s3.list("archive", "from-sftp"),
+        vec![
+            ("from-sftp/a.csv".to_string(), 2),
+            ("from-sftp/deep/c.csv".to_string(), 2 * 1024 * 1024)
+        ]
+    );
+
+    let output = run(&workspace, SFTP_PASSWORD);
+    let runs = json_lines(&output);
+    assert_eq!(
+        counter(run_of(&runs, "push"), "files_skipped_unchanged"),
+        2,
+        "a rerun skips what is already there"
+    );
+    assert_eq!(
+        counter(run_of(&runs, "archive"), "files_skipped_unchanged"),
+        2
+    );
+}
+
+#[test]
+fn a_wrong_password_or_host_key_is_refused_with_the_host_named() {
+    let sftp = SftpServer::start();
+    let workspace = Workspace::new();
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"pull\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"sftp://127.0.0.1:{}/x/\"\ndestination_path = \"out/\"\n\
+         [tasks.properties.sync_config]\nsource_config = {}\n",
+        sftp.port,
+        sftp.options()
+    ));
+    let output = run(&workspace, "wrong-sftp-password-77");
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output) + &stderr(&output);
+    assert!(
+        text.contains(&format!(
+            "sftp://127.0.0.1:{}: login refused for user `syncdeck`",
+            sftp.port
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-sftp-password-77"), "{text}");
+
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"pull\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"sftp://127.0.0.1:{}/x/\"\ndestination_path = \"out/\"\n\
+         [tasks.properties.sync_config]\nsource_config = {{ username = \"syncdeck\", password = \"${{credential:sftp_password}}\", host_key_fingerprint = \"SHA256:not-this-server\" }}\n",
+        sftp.port
+    ));
+    let output = run(&workspace, SFTP_PASSWORD);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(
+        text.contains("host key does not match"),
+        "a server with another key is refused: {text}"
+    );
+}
