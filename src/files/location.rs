@@ -184,8 +184,16 @@ mod tests {
                 prefix: "data/".into()
             }
         );
+        assert_eq!(
+            LocationSpec::parse("sftp://files.example.com/data/").expect("sftp"),
+            LocationSpec::Sftp {
+                host: "files.example.com".into(),
+                port: None,
+                prefix: "data/".into()
+            }
+        );
         assert!(
-            LocationSpec::parse("sftp://host/x/")
+            LocationSpec::parse("ftps://host/x/")
                 .expect_err("not built")
                 .contains("not available")
         );
