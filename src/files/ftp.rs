@@ -5,19 +5,15 @@
 //! or failed upload never shows under the real name.
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use suppaftp::tokio::AsyncFtpStream;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::local::PARTIAL_PREFIX;
-use super::store::{ByteStream, Entry, Listing, Store, StoreError};
+use super::store::{ByteStream, Entry, Listing, Store, StoreError, read_in_background};
 use crate::config::Secret;
-
-/// Bytes read from a download at a time.
-const READ_CHUNK: usize = 256 * 1024;
 
 pub(crate) struct FtpStore {
     host: String,
@@ -162,50 +158,23 @@ impl Store for FtpStore {
 
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
         let mut ftp = self.connect().await?;
-        let path = path_of(key);
-        let mut data = ftp
-            .retr_as_stream(&path)
+        let data = ftp
+            .retr_as_stream(path_of(key))
             .await
             .map_err(|error| self.error(key, error))?;
-        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, StoreError>>(4);
-        let name = format!("{}/{key}", self.name);
-        // The connection lives in this task until the download is read
-        // and the server has confirmed the transfer.
-        tokio::spawn(async move {
-            let mut buffer = vec![0u8; READ_CHUNK];
-            loop {
-                match data.read(&mut buffer).await {
-                    Ok(0) => break,
-                    Ok(read) => {
-                        if sender
-                            .send(Ok(Bytes::copy_from_slice(&buffer[..read])))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Err(error) => {
-                        let _ = sender
-                            .send(Err(StoreError::transient(format!("{name}: {error}"))))
-                            .await;
-                        return;
-                    }
-                }
-            }
-            if let Err(error) = ftp.finalize_retr_stream(data).await {
-                let _ = sender
-                    .send(Err(StoreError::transient(format!("{name}: {error}"))))
-                    .await;
-            }
-            let _ = ftp.quit().await;
-        });
-        Ok(
-            futures::stream::unfold(receiver, |mut receiver| async move {
-                receiver.recv().await.map(|item| (item, receiver))
-            })
-            .boxed(),
-        )
+        // The connection lives until the download is read and confirmed.
+        Ok(read_in_background(
+            data,
+            format!("{}/{key}", self.name),
+            |data| async move {
+                let confirmed = ftp
+                    .finalize_retr_stream(data)
+                    .await
+                    .map_err(|error| error.to_string());
+                let _ = ftp.quit().await;
+                confirmed
+            },
+        ))
     }
 
     async fn put(

@@ -8,18 +8,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use russh_sftp::client::SftpSession;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::local::PARTIAL_PREFIX;
-use super::store::{ByteStream, Entry, Listing, Store, StoreError};
+use super::store::{ByteStream, Entry, Listing, Store, StoreError, read_in_background};
 use crate::config::Secret;
-
-const READ_CHUNK: usize = 256 * 1024;
 
 /// How the server proves who it is.
 #[derive(Clone)]
@@ -227,44 +224,20 @@ impl Store for SftpStore {
 
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
         let sftp = self.session().await?;
-        let mut file = sftp
+        let file = sftp
             .open(path_of(key))
             .await
             .map_err(|error| self.error(key, error))?;
-        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, StoreError>>(4);
-        let name = format!("{}/{key}", self.name);
-        // The session lives in this task until the file is read.
-        tokio::spawn(async move {
-            let mut buffer = vec![0u8; READ_CHUNK];
-            loop {
-                match file.read(&mut buffer).await {
-                    Ok(0) => break,
-                    Ok(read) => {
-                        if sender
-                            .send(Ok(Bytes::copy_from_slice(&buffer[..read])))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
-                    Err(error) => {
-                        let _ = sender
-                            .send(Err(StoreError::transient(format!("{name}: {error}"))))
-                            .await;
-                        break;
-                    }
-                }
-            }
-            let _ = file.shutdown().await;
-            let _ = sftp.close().await;
-        });
-        Ok(
-            futures::stream::unfold(receiver, |mut receiver| async move {
-                receiver.recv().await.map(|item| (item, receiver))
-            })
-            .boxed(),
-        )
+        // The session lives until the file is read.
+        Ok(read_in_background(
+            file,
+            format!("{}/{key}", self.name),
+            |mut file| async move {
+                let _ = file.shutdown().await;
+                let _ = sftp.close().await;
+                Ok(())
+            },
+        ))
     }
 
     async fn put(

@@ -250,6 +250,54 @@ pub fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
         .clone()
 }
 
+/// Bytes read from a remote download at a time.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Streams a download that holds a connection: a task reads `reader` in
+/// chunks into a small channel, then hands it to `finish` (to close the
+/// transfer and the connection), reporting a failure there as the last item.
+pub(crate) fn read_in_background<R, F, Fut>(mut reader: R, name: String, finish: F) -> ByteStream
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    F: FnOnce(R) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    use tokio::io::AsyncReadExt;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, StoreError>>(4);
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; READ_CHUNK];
+        loop {
+            match reader.read(&mut buffer).await {
+                Ok(0) => break,
+                Ok(read) => {
+                    if sender
+                        .send(Ok(Bytes::copy_from_slice(&buffer[..read])))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    let _ = sender
+                        .send(Err(StoreError::transient(format!("{name}: {error}"))))
+                        .await;
+                    break;
+                }
+            }
+        }
+        if let Err(error) = finish(reader).await {
+            let _ = sender
+                .send(Err(StoreError::transient(format!("{name}: {error}"))))
+                .await;
+        }
+    });
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+    .boxed()
+}
+
 /// Files up to this size are sent in one request; larger ones in parts.
 const SINGLE_PUT_LIMIT: u64 = 8 * 1024 * 1024;
 /// Multipart part size: S3 needs at least 5 MiB for all but the last part.

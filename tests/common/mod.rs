@@ -153,6 +153,32 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Reads a server's log (stderr) until `marker` and returns the port that
+/// follows it; the rest of the log is drained so the server never blocks.
+fn announced_port(child: &mut Child, marker: &str, what: &str) -> u16 {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .unwrap_or_else(|| panic!("{what} stopped before listening"))
+            .expect("read log");
+        if let Some(rest) = line.split(marker).nth(1) {
+            let digits: String = rest
+                .trim()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            break digits
+                .parse()
+                .unwrap_or_else(|_| panic!("no port in {what}'s log line: {line}"));
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    port
+}
+
 /// A moto S3 server on loopback, stopped when dropped.
 pub struct S3Server {
     child: Child,
@@ -167,26 +193,13 @@ impl S3Server {
     /// Starts on a port the server picks itself (read from its banner),
     /// so parallel tests never race for a port.
     pub fn start() -> Self {
-        use std::io::BufRead;
         let mut child = Command::new("python3")
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start moto (pip install 'moto[server]')");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        let port: u16 = loop {
-            let line = lines
-                .next()
-                .expect("moto stopped before listening")
-                .expect("read log");
-            if let Some(rest) = line.split("Running on http://127.0.0.1:").nth(1) {
-                break rest.trim().parse().expect("port in moto's banner");
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let port = announced_port(&mut child, "Running on http://127.0.0.1:", "moto");
         Self {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -595,7 +608,6 @@ impl FtpServer {
     /// Starts on a port the server picks itself (reading it from its log),
     /// so parallel tests never race for a port.
     pub fn start() -> Self {
-        use std::io::BufRead;
         let root = tempfile::tempdir().expect("ftp root");
         let mut child = Command::new("python3")
             .args([
@@ -617,23 +629,7 @@ impl FtpServer {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start pyftpdlib (pip install pyftpdlib)");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        let port = loop {
-            let line = lines
-                .next()
-                .expect("pyftpdlib stopped before listening")
-                .expect("read log");
-            if let Some(rest) = line.split("starting FTP server on 127.0.0.1:").nth(1) {
-                break rest
-                    .split(',')
-                    .next()
-                    .and_then(|port| port.parse().ok())
-                    .expect("port in the log");
-            }
-        };
-        // Keep draining the log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let port = announced_port(&mut child, "starting FTP server on 127.0.0.1:", "pyftpdlib");
         Self { child, port, root }
     }
 
@@ -665,7 +661,6 @@ pub const SFTP_PASSWORD: &str = "sftp-pass-for-tests-5";
 
 impl SftpServer {
     pub fn start() -> Self {
-        use std::io::BufRead;
         let keys = tempfile::tempdir().expect("keys");
         let key = keys.path().join("host_key");
         let made = Command::new("ssh-keygen")
@@ -702,18 +697,11 @@ impl SftpServer {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start rclone serve sftp (apt-get install rclone)");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        let port = loop {
-            let line = lines
-                .next()
-                .expect("rclone stopped before listening")
-                .expect("read log");
-            if let Some(rest) = line.split("SFTP server listening on 127.0.0.1:").nth(1) {
-                break rest.trim().parse().expect("port in rclone's log");
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+        let port = announced_port(
+            &mut child,
+            "SFTP server listening on 127.0.0.1:",
+            "rclone serve sftp",
+        );
         Self {
             child,
             port,
