@@ -14,8 +14,8 @@ use crate::engine::context::{RunContext, TaskOutcome};
 use crate::engine::event::EngineEvent;
 use crate::engine::run::RunStatus;
 use crate::state::{ItemKind, ItemStatus};
-use crate::table::Loader;
 use crate::table::coerce::ValueType;
+use crate::table::{Loader, Rows};
 
 /// Consecutive failed pages after which a run stops reading: the API is
 /// likely down, and further pages would only fail too.
@@ -324,6 +324,12 @@ async fn run_inner(
         }
     }
 
+    loader
+        .finish(properties.max_retries, properties.retry_backoff, context)
+        .await;
+    if context.cancel.is_cancelled() {
+        return Ok(TaskOutcome::cancelled());
+    }
     let counters = context.counters();
     if counters.batches_failed == 0 && counters.rows_skipped == 0 {
         if !retrying && properties.updated_since_param.is_some() {
@@ -395,7 +401,7 @@ async fn sync_page(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let mut rows = Vec::with_capacity(items.len());
+    let mut rows = Rows::with_capacity(columns.paths.len(), items.len());
     let mut skipped = 0;
     for item in &items {
         let values: Vec<Option<String>> = columns
@@ -418,7 +424,7 @@ async fn sync_page(
                     .map(|reason| format!("column `{name}`: {reason}")),
             });
         match problem {
-            None => rows.push(values),
+            None => rows.push_row(values.iter().map(Option::as_deref)),
             Some(reason) => {
                 skipped += 1;
                 if context.counters().rows_skipped + skipped <= BAD_ITEMS_KEPT {
@@ -450,7 +456,7 @@ async fn sync_page(
     let item_key = serde_json::to_string(key).unwrap_or_default();
     if loader
         .load_with_retries(
-            &rows,
+            rows,
             properties.max_retries,
             properties.retry_backoff,
             context,

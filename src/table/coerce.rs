@@ -1,8 +1,5 @@
 //! Checks a source value (as text) against the target column's type before
-//! loading, so one bad value skips its row instead of failing its batch;
-//! and encodes rows for `COPY … FROM STDIN` (text format).
-
-use std::fmt::Write as _;
+//! loading, so one bad value skips its row instead of failing its batch.
 
 /// What a target column accepts, from its `format_type` name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,32 +181,6 @@ fn is_timestamp(text: &str) -> bool {
         || chrono::NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").is_ok()
 }
 
-/// Appends one row in COPY text format: tab-separated, `\N` for NULL.
-pub(crate) fn copy_row(out: &mut String, values: &[Option<String>]) {
-    for (index, value) in values.iter().enumerate() {
-        if index > 0 {
-            out.push('\t');
-        }
-        match value {
-            None => out.push_str("\\N"),
-            Some(text) => {
-                for c in text.chars() {
-                    match c {
-                        '\\' => out.push_str("\\\\"),
-                        '\t' => out.push_str("\\t"),
-                        '\n' => out.push_str("\\n"),
-                        '\r' => out.push_str("\\r"),
-                        other => {
-                            let _ = out.write_char(other);
-                        }
-                    }
-                }
-            }
-        }
-    }
-    out.push('\n');
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,19 +241,5 @@ mod tests {
         assert!(ValueType::Json.check("{oops").is_err());
         assert!(ValueType::Characters(3).check("abcd").is_err());
         assert!(ValueType::Characters(3).check("äöü").is_ok());
-    }
-
-    #[test]
-    fn copy_rows_escape_and_mark_nulls() {
-        let mut out = String::new();
-        copy_row(
-            &mut out,
-            &[
-                Some("a\tb".into()),
-                None,
-                Some("line\nbreak \\ back".into()),
-            ],
-        );
-        assert_eq!(out, "a\\tb\t\\N\tline\\nbreak \\\\ back\n");
     }
 }

@@ -154,11 +154,53 @@ impl Query {
     }
 }
 
+/// How a source column's values reach syncdeck as text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// `CAST(column AS TEXT)`: the server writes the text.
+    Cast,
+    /// The column as it is, in binary: integers and strings cost the
+    /// server nothing to send, and syncdeck writes them as PostgreSQL does.
+    Int2,
+    Int4,
+    Int8,
+    Text,
+    /// `character(n)`: trailing blanks are dropped, as the cast to text does.
+    Char,
+    Bool,
+}
+
+impl Read {
+    /// The read for a source column of type `type_name` (as the driver
+    /// names it). Redshift always casts: its text is what it sends best.
+    pub(crate) fn for_type(dialect: Dialect, type_name: &str) -> Self {
+        if dialect == Dialect::Redshift {
+            return Self::Cast;
+        }
+        match type_name {
+            "int2" => Self::Int2,
+            "int4" => Self::Int4,
+            "int8" => Self::Int8,
+            "text" | "varchar" => Self::Text,
+            "bpchar" => Self::Char,
+            "bool" => Self::Bool,
+            _ => Self::Cast,
+        }
+    }
+}
+
+/// A column read from the source.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceColumn {
+    pub name: String,
+    pub read: Read,
+}
+
 /// `SELECT CAST(c AS TEXT) … FROM source WHERE … ORDER BY keys LIMIT n`.
 pub(crate) fn select_batch(
     dialect: Dialect,
     relation: &SourceRelation,
-    columns: &[String],
+    columns: &[SourceColumn],
     keys: &[KeyColumn],
     conditions: Vec<String>,
     params: Vec<Option<String>>,
@@ -169,12 +211,13 @@ pub(crate) fn select_batch(
     let select: Vec<String> = columns
         .iter()
         .enumerate()
-        .map(|(index, column)| {
-            format!(
+        .map(|(index, column)| match column.read {
+            Read::Cast => format!(
                 "CAST({} AS {}) AS syncdeck_{index}",
-                quote_ident(column),
+                quote_ident(&column.name),
                 dialect.text_type()
-            )
+            ),
+            _ => format!("{} AS syncdeck_{index}", quote_ident(&column.name)),
         })
         .collect();
     let order: Vec<String> = keys.iter().map(|key| quote_ident(&key.name)).collect();
@@ -313,7 +356,10 @@ mod tests {
         let query = select_batch(
             Dialect::Redshift,
             &SourceRelation::Table("s.t".into()),
-            &["id".into()],
+            &[SourceColumn {
+                name: "id".into(),
+                read: Read::for_type(Dialect::Redshift, "int8"),
+            }],
             &keys,
             vec![],
             vec![],
