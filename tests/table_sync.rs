@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestDatabase, Workspace, counter, json_lines, run_of, stderr};
+use common::{PrivateCluster, TestDatabase, Workspace, counter, json_lines, run_of, stderr};
 
 fn table_task(database: &TestDatabase, source: &str, target: &str, extra: &str) -> String {
     format!(
@@ -411,5 +411,95 @@ fn kill_9_mid_run_then_a_rerun_converges_without_duplicates() {
         history.last().map(|run| run["status"].clone()),
         Some("interrupted".into()),
         "the killed run is recorded as interrupted"
+    );
+}
+
+/// Batches commit without waiting for the target's disk. A target that
+/// crashes loses the commits still in its WAL buffers; the run must load
+/// those batches again, not end with them missing.
+#[test]
+fn a_target_crash_loses_no_committed_batch() {
+    // A target of the test's own, which writes its WAL out as late as it
+    // can: only the WAL writer's 10 s timer or full pages push it out.
+    let cluster = PrivateCluster::start(&[
+        "wal_writer_delay = '10s'",
+        "wal_writer_flush_after = '1GB'",
+        "bgwriter_lru_maxpages = 0",
+        "autovacuum = off",
+        "checkpoint_timeout = '1h'",
+    ]);
+    cluster.execute(
+        "postgres",
+        "CREATE SCHEMA dst; CREATE TABLE dst.numbers (id int PRIMARY KEY, label text);",
+    );
+    let database = TestDatabase::create("crash");
+    seed_numbers(&database, 5_000);
+    let workspace = Workspace::new();
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"t\"\ntype = \"table_sync\"\n[tasks.properties]\nsource = \"{}\"\ntarget = \"{}\"\n\
+         source_table = \"src.numbers\"\ntarget_table = \"dst.numbers\"\nprimary_key = [\"id\"]\n\
+         batch_size = 100\nparallel_loads = 1\nmax_retries = 8\nretry_backoff = \"200ms\"\n",
+        database.url,
+        cluster.url("postgres")
+    ));
+    let target_rows = || -> u64 {
+        cluster
+            .scalar("postgres", "SELECT count(*) FROM dst.numbers")
+            .parse()
+            .expect("a count")
+    };
+
+    // The source is locked mid-run, so the loader goes idle right after a
+    // commit the target has not flushed.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let lock = runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&database.url, tokio_postgres::NoTls)
+            .await
+            .expect("connect to the source");
+        tokio::spawn(connection);
+        client
+    });
+    let child = workspace
+        .command(&["run", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start syncdeck");
+    wait_until("some batches to load", || target_rows() >= 500);
+    runtime
+        .block_on(lock.batch_execute("BEGIN; LOCK TABLE src.numbers IN ACCESS EXCLUSIVE MODE"))
+        .expect("lock the source");
+    let mut committed = target_rows();
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = target_rows();
+        if now == committed {
+            break;
+        }
+        committed = now;
+    }
+    assert!(committed < 5_000, "the run is stopped mid-way");
+
+    cluster.crash();
+    cluster.restart();
+    let after_crash = target_rows();
+    eprintln!("{committed} rows committed before the crash, {after_crash} after recovery");
+    runtime
+        .block_on(lock.batch_execute("COMMIT"))
+        .expect("unlock the source");
+
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(run_of(&json_lines(&output), "t")["status"], "succeeded");
+    assert!(
+        workspace.logs().contains("loading those batches again"),
+        "batches committed before the crash were loaded again"
+    );
+    let fingerprint =
+        "SELECT count(*) || ' ' || md5(string_agg(id || ':' || label, ',' ORDER BY id)) FROM ";
+    assert_eq!(
+        cluster.scalar("postgres", &format!("{fingerprint} dst.numbers")),
+        database.scalar(&format!("{fingerprint} src.numbers")),
+        "the target holds exactly the source's rows"
     );
 }

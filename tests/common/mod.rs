@@ -370,6 +370,37 @@ async fn connect(url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// Runs SQL on the database at `url`.
+pub fn execute_at(url: &str, sql: &str) {
+    block_on(async {
+        let client = connect(url).await;
+        client
+            .batch_execute(sql)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error:?}"));
+    });
+}
+
+/// The first column of the first row of `sql` on the database at `url`, as text.
+pub fn scalar_at(url: &str, sql: &str) -> String {
+    block_on(async {
+        let client = connect(url).await;
+        let messages = client
+            .simple_query(sql)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error:?}"));
+        messages
+            .iter()
+            .find_map(|message| match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => {
+                    Some(row.get(0).unwrap_or("NULL").to_string())
+                }
+                _ => None,
+            })
+            .unwrap_or_default()
+    })
+}
+
 /// A database of its own for one test, dropped afterwards.
 pub struct TestDatabase {
     pub name: String,
@@ -400,33 +431,12 @@ impl TestDatabase {
     }
 
     pub fn execute(&self, sql: &str) {
-        block_on(async {
-            let client = connect(&self.url).await;
-            client
-                .batch_execute(sql)
-                .await
-                .unwrap_or_else(|error| panic!("{sql}: {error:?}"));
-        });
+        execute_at(&self.url, sql);
     }
 
     /// The first column of the first row, as text.
     pub fn scalar(&self, sql: &str) -> String {
-        block_on(async {
-            let client = connect(&self.url).await;
-            let messages = client
-                .simple_query(sql)
-                .await
-                .unwrap_or_else(|error| panic!("{sql}: {error:?}"));
-            messages
-                .iter()
-                .find_map(|message| match message {
-                    tokio_postgres::SimpleQueryMessage::Row(row) => {
-                        Some(row.get(0).unwrap_or("NULL").to_string())
-                    }
-                    _ => None,
-                })
-                .unwrap_or_default()
-        })
+        scalar_at(&self.url, sql)
     }
 
     pub fn count(&self, sql: &str) -> u64 {
@@ -724,5 +734,143 @@ impl Drop for SftpServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A PostgreSQL server of a test's own, made with `initdb` and run with
+/// `pg_ctl` on a free loopback port, for tests that crash and restart it.
+/// As root, the server runs as the `postgres` user (PostgreSQL refuses
+/// root). Stopped on drop.
+pub struct PrivateCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    port: u16,
+}
+
+impl PrivateCluster {
+    /// A new cluster with `settings` (`name=value`) added to its configuration.
+    pub fn start(settings: &[&str]) -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
+            .filter(|bin| bin.join("initdb").exists())
+            .max()
+            .expect("PostgreSQL's server binaries (initdb, pg_ctl) are installed; .ci/run installs them");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cluster = Self {
+            port: free_port(),
+            dir,
+            bin,
+        };
+        if Self::as_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(cluster.dir.path())
+                .status()
+                .expect("chown");
+            assert!(
+                status.success(),
+                "chown the cluster's directory to postgres"
+            );
+        }
+        let data = cluster.data();
+        cluster.pg(
+            &["initdb", "-U", "postgres", "--auth=trust", "-D"],
+            &[&data],
+        );
+        let mut conf = std::fs::OpenOptions::new()
+            .append(true)
+            .open(cluster.dir.path().join("data/postgresql.conf"))
+            .expect("postgresql.conf");
+        writeln!(
+            conf,
+            "port = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'",
+            cluster.port,
+            cluster.dir.path().display()
+        )
+        .expect("write postgresql.conf");
+        for setting in settings {
+            writeln!(conf, "{setting}").expect("write postgresql.conf");
+        }
+        cluster.restart();
+        cluster
+    }
+
+    fn as_root() -> bool {
+        nix::unistd::Uid::effective().is_root()
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    /// One of the server's programs, run as `postgres` when root.
+    fn program(&self, name: &str) -> Command {
+        let program = self.bin.join(name);
+        let mut command = if Self::as_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        };
+        command.current_dir(self.dir.path());
+        command
+    }
+
+    fn pg(&self, program_and_args: &[&str], more: &[&str]) {
+        let (name, args) = program_and_args.split_first().expect("a program");
+        let output = self
+            .program(name)
+            .args(args)
+            .args(more)
+            .output()
+            .expect("run a PostgreSQL program");
+        assert!(
+            output.status.success(),
+            "{name} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{database}?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// Stops the server the way a crash does: no shutdown checkpoint, and
+    /// whatever WAL is still in its buffers is gone.
+    pub fn crash(&self) {
+        let data = self.data();
+        self.pg(&["pg_ctl", "stop", "-m", "immediate", "-D"], &[&data]);
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn restart(&self) {
+        let data = self.data();
+        let log = self.dir.path().join("log").display().to_string();
+        self.pg(&["pg_ctl", "start", "-w", "-l"], &[&log, "-D", &data]);
+    }
+
+    pub fn execute(&self, database: &str, sql: &str) {
+        execute_at(&self.url(database), sql);
+    }
+
+    pub fn scalar(&self, database: &str, sql: &str) -> String {
+        scalar_at(&self.url(database), sql)
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = self
+            .program("pg_ctl")
+            .args(["stop", "-m", "immediate", "-D", &data])
+            .output();
     }
 }
