@@ -315,6 +315,16 @@ fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// `syncdeck run --json` in the background, its output captured.
+fn start_run(workspace: &Workspace) -> std::process::Child {
+    workspace
+        .command(&["run", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start syncdeck")
+}
+
 fn seed_numbers(database: &TestDatabase, rows: u32) {
     database.execute(&format!(
         "CREATE SCHEMA src; CREATE SCHEMA dst;
@@ -336,12 +346,7 @@ fn a_connection_killed_mid_run_is_retried_and_the_run_completes() {
         "dst.numbers",
         "batch_size = 250\nretry_backoff = \"50ms\"",
     ));
-    let child = workspace
-        .command(&["run", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start syncdeck");
+    let child = start_run(&workspace);
     wait_until("some batches to load", || {
         database.count("SELECT count(*) FROM dst.numbers") >= 1000
     });
@@ -459,12 +464,7 @@ fn a_target_crash_loses_no_committed_batch() {
         tokio::spawn(connection);
         client
     });
-    let child = workspace
-        .command(&["run", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start syncdeck");
+    let child = start_run(&workspace);
     wait_until("some batches to load", || target_rows() >= 500);
     runtime
         .block_on(lock.batch_execute("BEGIN; LOCK TABLE src.numbers IN ACCESS EXCLUSIVE MODE"))
