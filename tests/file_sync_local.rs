@@ -344,3 +344,63 @@ fn unknown_task_on_the_command_line_is_a_usage_error() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_run_removes_partial_files_left_by_a_dead_process_and_nothing_else() {
+    let workspace = Workspace::new();
+    seed_inbox(&workspace);
+    workspace.write_config(&sync_task("t", "pattern = \"*.csv\""));
+    // A process that has ended: its pid names partial files it "left".
+    let mut ended = std::process::Command::new("true").spawn().expect("spawn");
+    ended.wait().expect("wait");
+    let dead = ended.id();
+    let alive = std::process::id();
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let partial = |name: &str, pid: u32, old: bool| {
+        let name = format!(".syncdeck-partial-{pid}-1f-{name}");
+        let path = workspace.file(&format!("out/{name}"), b"trunc");
+        if old {
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|file| file.set_modified(an_hour_ago))
+                .expect("age the file");
+        }
+        name
+    };
+    let left_over = partial("a.csv", dead, true);
+    let still_written = partial("b.csv", alive, true);
+    let just_written = partial("c.csv", dead, false);
+    let present = |name: &str| workspace.path().join("out").join(name).exists();
+
+    let plan = workspace.run(&["plan", "t"]);
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    assert!(present(&left_over), "plan changes nothing");
+
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(run_of(&runs, "t")["status"], "succeeded");
+    assert!(
+        !present(&left_over),
+        "a dead process's old partial file is removed"
+    );
+    assert!(
+        present(&still_written),
+        "a running process's partial file stays"
+    );
+    assert!(
+        present(&just_written),
+        "a partial file written within the minute stays"
+    );
+    assert!(
+        workspace
+            .logs()
+            .contains("removed a partial file left by a run whose process died"),
+        "the removal is logged"
+    );
+    assert_eq!(
+        std::fs::read(workspace.path().join("out/a.csv")).expect("read"),
+        b"id,name\n1,alpha\n",
+        "the real file is synced beside it"
+    );
+}

@@ -69,6 +69,31 @@ fn rand_suffix() -> u64 {
     nanos ^ (COUNTER.fetch_add(1, Ordering::Relaxed) << 32)
 }
 
+/// A partial file is left over when the process that wrote it (its pid is
+/// in the name) no longer runs here and it has not been written for a
+/// minute: a writer on another machine sharing the folder keeps its file
+/// fresh, and a mistaken removal would only fail that copy, to be retried.
+fn is_leftover(name: &str, metadata: Option<&std::fs::Metadata>) -> bool {
+    let Some(pid) = name
+        .strip_prefix(PARTIAL_PREFIX)
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+    else {
+        return false;
+    };
+    if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+        return false;
+    }
+    metadata
+        .and_then(|metadata| metadata.modified().ok())
+        .and_then(|modified| modified.elapsed().ok())
+        .is_some_and(|age| age >= LEFTOVER_AGE)
+}
+
+/// How long a dead writer's partial file must be untouched before a run
+/// removes it.
+const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Removes a partial file, ignoring one that is already gone.
 async fn discard(path: &Path) {
     if let Err(error) = tokio::fs::remove_file(path).await
@@ -239,6 +264,9 @@ fn list_blocking(root: &Path, recursive: bool) -> Result<Listing, StoreError> {
         }
         let name = item.file_name().to_string_lossy();
         if name.starts_with(PARTIAL_PREFIX) {
+            if is_leftover(&name, item.metadata().ok().as_ref()) {
+                listing.leftovers.push(item.path().to_path_buf());
+            }
             continue;
         }
         let Some(path) = item.path().to_str() else {

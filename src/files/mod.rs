@@ -92,6 +92,8 @@ pub struct FilePlan {
     pub refused: Vec<(String, String)>,
     /// Set when nothing matched, saying what was looked for where.
     pub nothing_matched: Option<String>,
+    /// Partial files of dead earlier runs at the destination.
+    leftovers: Vec<std::path::PathBuf>,
     same_store: bool,
     source_store: Arc<dyn Store>,
     destination_store: Arc<dyn Store>,
@@ -293,6 +295,7 @@ pub async fn plan(
         files,
         refused,
         nothing_matched,
+        leftovers: destination_listing.leftovers,
         source_store: source.store,
         destination_store: destination.store,
     })
@@ -341,6 +344,17 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
         Err(error) => return TaskOutcome::failed(error.to_string()),
     };
     tracing::info!(source = %plan.source, destination = %plan.destination, listed = plan.files_listed, matched = plan.files.len(), "planned");
+    for leftover in &plan.leftovers {
+        match tokio::fs::remove_file(leftover).await {
+            Ok(()) => {
+                tracing::info!(path = %leftover.display(), "removed a partial file left by a run whose process died")
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                tracing::warn!(path = %leftover.display(), %error, "could not remove a partial file left by an earlier run")
+            }
+        }
+    }
 
     context.update_counters(|counters| {
         counters.files_listed = plan.files_listed;

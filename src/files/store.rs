@@ -39,6 +39,9 @@ pub(crate) struct Entry {
 pub(crate) struct Listing {
     pub entries: Vec<Entry>,
     pub refused: Vec<(String, String)>,
+    /// Partial files an earlier run left behind when its process died
+    /// (local paths): a run removes them, a plan only reads.
+    pub leftovers: Vec<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
