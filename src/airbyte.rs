@@ -176,6 +176,7 @@ async fn run_inner(
 ) -> Result<TaskOutcome, AirbyteError> {
     let api = Api::login(properties).await?;
     let job = api.submit(&properties.connection_id).await?;
+    context.update_counters(|counters| counters.remote_job_id = Some(job.job_id));
     tracing::info!(job_id = job.job_id, connection_id = %properties.connection_id, "Airbyte sync submitted");
     if properties.asynchronous {
         let watch = Watch {
@@ -196,6 +197,18 @@ async fn run_inner(
         properties: properties.clone(),
     };
     Ok(watch.until_done(context).await)
+}
+
+/// A watch on a job submitted earlier, by a process that has ended.
+pub(crate) async fn resume(
+    properties: &AirbyteProperties,
+    job_id: i64,
+) -> Result<Watch, AirbyteError> {
+    Ok(Watch {
+        api: Api::login(properties).await?,
+        job_id,
+        properties: properties.clone(),
+    })
 }
 
 /// Watches one Airbyte job to its end.

@@ -203,3 +203,68 @@ async fn cancelling_the_run_cancels_the_remote_job_and_waits_for_it() {
     );
     assert!(airbyte.calls().contains(&"DELETE /jobs/100".to_string()));
 }
+
+#[tokio::test]
+async fn a_job_a_headless_run_submitted_is_watched_to_its_end_by_the_next_engine() {
+    let airbyte = FakeAirbyte::start();
+    let directory = tempfile::tempdir().expect("temp dir");
+    let tasks = airbyte.task("customers", "ok", "asynchronous = true");
+    let config = directory.path().join("syncdeck.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[engine]\nstate = \"sqlite:state.db\"\nlog_dir = \"logs\"\nlease_ttl = \"1s\"\n\n{tasks}"
+        ),
+    )
+    .expect("write config");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_syncdeck"))
+        .arg("-c")
+        .arg(&config)
+        .args(["run", "--json", "customers"])
+        .env("SYNCDECK_CREDENTIAL_AIRBYTE_SECRET", AIRBYTE_CLIENT_SECRET)
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let runs = common::json_lines(&output);
+    let submitted = run_of(&runs, "customers");
+    assert_eq!(
+        submitted["status"], "submitted",
+        "the headless run returns at once"
+    );
+    let run_id = submitted["run_id"].as_i64().expect("run id");
+
+    // The headless process has ended; once its hold on the run expires, the
+    // next long-lived engine takes the job over.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let engine = engine(directory.path(), &tasks).await;
+    let mut events = engine.subscribe();
+    assert_eq!(engine.adopt_submitted_runs().await, 1, "the run is adopted");
+    let finished = loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(20), events.recv())
+            .await
+            .expect("the job ends")
+            .expect("event")
+        {
+            EngineEvent::RunFinished { record } => break record,
+            _ => continue,
+        }
+    };
+    assert_eq!(
+        finished.run_id, run_id,
+        "the same run gets the final status"
+    );
+    assert_eq!(finished.status, RunStatus::Succeeded);
+    assert_eq!(finished.counters.rows_upserted, 1234, "the job's rows");
+    assert_eq!(
+        engine.adopt_submitted_runs().await,
+        0,
+        "nothing is left to adopt"
+    );
+    let stored = engine
+        .state()
+        .runs(Some("customers"), 5)
+        .await
+        .expect("history");
+    assert_eq!(stored.len(), 1, "no new run was started");
+    assert_eq!(stored[0].status, RunStatus::Succeeded);
+}

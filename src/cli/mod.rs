@@ -299,6 +299,7 @@ async fn daemon(config_path: Option<&Path>) -> Result<u8, Failure> {
         StderrLogs::Warnings,
     );
     let engine = open_engine(config).await?;
+    engine.spawn_adoption();
     tracing::info!("daemon started");
     let stop = tokio_util::sync::CancellationToken::new();
     // Nothing sends schedule commands to a daemon yet; the channel stays open.
@@ -368,6 +369,9 @@ async fn console(config_path: Option<&Path>, read_only: bool) -> Result<u8, Fail
         StderrLogs::Buffer(buffer.clone()),
     );
     let engine = open_engine(config).await?;
+    if !read_only {
+        engine.spawn_adoption();
+    }
     crate::console::run(engine, buffer, read_only)
         .await
         .context("console")?;

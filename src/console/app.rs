@@ -636,7 +636,7 @@ impl App {
                 counters,
             } => {
                 if let Some(active) = self.active_run_mut(&task_id, run_id) {
-                    active.counters = counters;
+                    active.counters = *counters;
                     active.sample(now);
                 }
                 Vec::new()

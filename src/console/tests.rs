@@ -177,17 +177,17 @@ fn fixture_with(read_only: bool, keys: &str) -> App {
     app.update(Msg::Engine(EngineEvent::RunProgress {
         run_id: 46,
         task_id: "orders_to_s3".into(),
-        counters: counters(800_000_000, 700),
+        counters: Box::new(counters(800_000_000, 700)),
     }));
     for step in 1..=10 {
         app.set_now(now() - TimeDelta::seconds(10 - step));
         app.update(Msg::Engine(EngineEvent::RunProgress {
             run_id: 46,
             task_id: "orders_to_s3".into(),
-            counters: counters(
+            counters: Box::new(counters(
                 800_000_000 + step as u64 * 50_331_648,
                 700 + step as u64 * 50,
-            ),
+            )),
         }));
         app.update(Msg::Tick);
     }
@@ -887,7 +887,7 @@ fn table_progress(app: &mut App, seconds_ago: i64, rows: u64, total: Option<u64>
     app.update(Msg::Engine(EngineEvent::RunProgress {
         run_id: 7,
         task_id: "orders_table".into(),
-        counters: RunCounters {
+        counters: Box::new(RunCounters {
             rows_extracted: rows,
             rows_upserted: rows - rows / 100,
             rows_unchanged: rows / 100,
@@ -896,7 +896,7 @@ fn table_progress(app: &mut App, seconds_ago: i64, rows: u64, total: Option<u64>
             batches_total: total.map(|total| total / 1000),
             totals_known: total.is_some(),
             ..Default::default()
-        },
+        }),
     }));
 }
 

@@ -49,7 +49,7 @@ pub enum EngineEvent {
     RunProgress {
         run_id: RunId,
         task_id: String,
-        counters: RunCounters,
+        counters: Box<RunCounters>,
     },
     ItemSynced {
         run_id: RunId,

@@ -115,6 +115,9 @@ pub struct RunCounters {
     pub batches_done: u64,
     pub batches_failed: u64,
     pub batches_total: Option<u64>,
+    /// The remote job a run started (Airbyte), so whoever outlives the
+    /// process that submitted it can keep watching it.
+    pub remote_job_id: Option<i64>,
 }
 
 impl RunCounters {
