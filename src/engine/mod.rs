@@ -688,7 +688,10 @@ impl Engine {
         if let Err(error) = self.state.finish_run(&record).await {
             tracing::error!(%error, "could not record the run's end");
         }
-        self.lock_active().remove(&context.run_id);
+        if record.status != RunStatus::Submitted {
+            // A submitted run stays active: its watch takes it over.
+            self.lock_active().remove(&context.run_id);
+        }
         match record.status {
             RunStatus::Succeeded => tracing::info!(status = %record.status, "run finished"),
             _ => {
