@@ -6,7 +6,8 @@
 //! - [`engine`]: runs, their statuses and counters, commands in and events
 //!   out, cancellation, dependency order and concurrency limits.
 //! - [`files`]: file sync (`type = "sync"`) and the stores it uses: local
-//!   files, and S3, GCS, Azure and memory through `object_store`.
+//!   files, FTP/FTPS, SFTP, and S3, GCS, Azure and memory through
+//!   `object_store`.
 //! - [`table`]: table sync (`type = "table_sync"`), PostgreSQL or
 //!   Redshift into PostgreSQL in retriable batches.
 //! - [`airbyte`]: Airbyte job tasks (`type = "airbyte"`) over its API.
@@ -29,3 +30,4 @@ pub mod http;
 pub mod logging;
 pub mod state;
 pub mod table;
+mod tls;

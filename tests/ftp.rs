@@ -2,7 +2,10 @@
 
 mod common;
 
-use common::{FTP_PASSWORD, FtpServer, Workspace, counter, json_lines, run_of, stderr, stdout};
+use common::{
+    FTP_PASSWORD, FtpServer, TestCertificates, Workspace, counter, json_lines, run_of, stderr,
+    stdout,
+};
 
 fn run(workspace: &Workspace, password: &str) -> std::process::Output {
     workspace
@@ -122,4 +125,81 @@ fn a_wrong_password_names_the_host_not_the_password() {
         "{text}"
     );
     assert!(!text.contains("wrong-ftp-password-123"), "{text}");
+}
+
+/// Push `in/` to the FTPS server, then pull it back into `back/`; the
+/// server's certificate is checked against `ca` when given.
+fn ftps_tasks(server: &FtpServer, ca: Option<&std::path::Path>) -> String {
+    let options = match ca {
+        Some(ca) => format!(
+            "{{ username = \"{}\", password = \"${{credential:ftp_password}}\", tls_ca_file = \"{}\" }}",
+            common::FTP_USER,
+            ca.display()
+        ),
+        None => server.options(),
+    };
+    format!(
+        "[[tasks]]\nid = \"push\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"ftps://127.0.0.1:{port}/up/\"\nrecursive = true\n\
+         [tasks.properties.sync_config]\ndestination_config = {options}\n\n\
+         [[tasks]]\nid = \"pull\"\ntype = \"sync\"\ndependencies = [\"push\"]\n[tasks.properties]\nsource_path = \"ftps://127.0.0.1:{port}/up/\"\ndestination_path = \"back/\"\nrecursive = true\n\
+         [tasks.properties.sync_config]\nsource_config = {options}\n",
+        port = server.port
+    )
+}
+
+#[test]
+fn ftps_moves_files_both_ways_with_the_certificate_checked() {
+    let certificates = TestCertificates::new();
+    let server = FtpServer::start_tls(&certificates);
+    let workspace = Workspace::new();
+    workspace.file("in/x.csv", b"x\n");
+    workspace.file("in/deep/y.bin", &vec![9u8; 2 * 1024 * 1024]);
+    workspace.write_config(&ftps_tasks(&server, Some(&certificates.ca_certificate)));
+
+    let output = run(&workspace, FTP_PASSWORD);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let runs = json_lines(&output);
+    assert_eq!(counter(run_of(&runs, "push"), "files_synced"), 2);
+    assert_eq!(counter(run_of(&runs, "pull"), "files_synced"), 2);
+    let uploaded = std::fs::read(server.root.path().join("up/deep/y.bin")).expect("uploaded");
+    assert!(
+        uploaded == vec![9u8; 2 * 1024 * 1024],
+        "the upload is whole: {} bytes",
+        uploaded.len()
+    );
+    assert_eq!(workspace.tree("back"), vec!["deep/y.bin", "x.csv"]);
+    assert_eq!(
+        std::fs::read(workspace.path().join("back/x.csv")).expect("downloaded"),
+        b"x\n"
+    );
+
+    let output = run(&workspace, FTP_PASSWORD);
+    let runs = json_lines(&output);
+    assert_eq!(
+        counter(run_of(&runs, "push"), "files_skipped_unchanged"),
+        2,
+        "a rerun skips what is already there"
+    );
+}
+
+#[test]
+fn ftps_refuses_a_server_whose_certificate_it_cannot_check() {
+    let certificates = TestCertificates::new();
+    let server = FtpServer::start_tls(&certificates);
+    let workspace = Workspace::new();
+    workspace.file("in/x.csv", b"x\n");
+    workspace.write_config(&ftps_tasks(&server, None));
+
+    let output = run(&workspace, FTP_PASSWORD);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output) + &stderr(&output);
+    assert!(
+        text.contains(&format!("ftps://127.0.0.1:{}: TLS refused", server.port)),
+        "{text}"
+    );
+    assert!(!text.contains(FTP_PASSWORD), "{text}");
+    assert!(
+        !server.root.path().join("up/x.csv").exists(),
+        "nothing was sent"
+    );
 }

@@ -457,6 +457,9 @@ pub struct StoreOptions {
     pub host_key_fingerprint: Option<String>,
     /// SFTP: a known_hosts file to check the server's host key against.
     pub known_hosts: Option<PathBuf>,
+    /// FTPS: a PEM file of certificates to trust besides the system's
+    /// roots (a private CA, or the server's own certificate's issuer).
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// A value that may hold a secret: never shown by `Debug`.

@@ -1,5 +1,8 @@
-//! The FTP store (`ftp://host[:port]/path/`). Each operation opens its own
-//! connection, so concurrent transfers never share a control channel.
+//! The FTP store (`ftp://host[:port]/path/`, and `ftps://…` for explicit
+//! TLS: `AUTH TLS`, then both the control and the data connections
+//! encrypted, the server's certificate checked against the system's roots
+//! and `tls_ca_file`). Each operation opens its own connection, so
+//! concurrent transfers never share a control channel.
 //! Listings use MLSD (exact sizes and times); uploads go to a hidden
 //! partial name and are renamed into place when complete, so a cancelled
 //! or failed upload never shows under the real name.
@@ -7,7 +10,9 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use suppaftp::tokio::AsyncFtpStream;
+use std::sync::Arc;
+
+use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +25,8 @@ pub(crate) struct FtpStore {
     port: u16,
     username: String,
     password: Option<Secret>,
+    /// Set for `ftps://`: how the server's certificate is checked.
+    tls: Option<Arc<rustls::ClientConfig>>,
     /// `ftp://host:port`, for messages.
     name: String,
 }
@@ -30,23 +37,40 @@ impl FtpStore {
         port: u16,
         username: Option<String>,
         password: Option<Secret>,
+        tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Self {
-        let name = format!("ftp://{host}:{port}");
+        let scheme = if tls.is_some() { "ftps" } else { "ftp" };
+        let name = format!("{scheme}://{host}:{port}");
         Self {
             host,
             port,
             username: username.unwrap_or_else(|| "anonymous".into()),
             password,
+            tls,
             name,
         }
     }
 
-    async fn connect(&self) -> Result<AsyncFtpStream, StoreError> {
-        let mut ftp = AsyncFtpStream::connect((self.host.as_str(), self.port))
+    async fn connect(&self) -> Result<AsyncRustlsFtpStream, StoreError> {
+        let mut ftp = AsyncRustlsFtpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(|error| {
                 StoreError::transient(format!("{}: cannot connect: {error}", self.name))
             })?;
+        if let Some(config) = &self.tls {
+            let connector =
+                AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(Arc::clone(config)));
+            ftp = ftp
+                .into_secure(connector, &self.host)
+                .await
+                .map_err(|error| {
+                    StoreError::permanent(format!(
+                        "{}: TLS refused: {}; check the server's certificate (tls_ca_file) and that it offers AUTH TLS",
+                        self.name,
+                        error.to_string().trim()
+                    ))
+                })?;
+        }
         let password = self.password.as_ref().map(Secret::expose).unwrap_or("");
         ftp.login(self.username.as_str(), password)
             .await
@@ -82,7 +106,7 @@ impl Store for FtpStore {
     fn identity(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        ("ftp", &self.host, self.port, &self.username).hash(&mut hasher);
+        (&self.name, &self.username).hash(&mut hasher);
         hasher.finish()
     }
 
@@ -180,7 +204,7 @@ impl Store for FtpStore {
     async fn put(
         &self,
         key: &str,
-        _size: u64,
+        size: u64,
         _modified: Option<DateTime<Utc>>,
         mut data: ByteStream,
         cancel: &CancellationToken,
@@ -206,7 +230,23 @@ impl Store for FtpStore {
                     _ = cancel.cancelled() => return Err(StoreError::cancelled()),
                     chunk = data.next() => chunk,
                 };
-                let Some(chunk) = chunk else { return Ok(()) };
+                let Some(chunk) = chunk else {
+                    // Everything written: close the TLS session and wait
+                    // for the server to close its side, so it has read
+                    // every byte (dropping the stream can lose the last
+                    // ones).
+                    upload
+                        .shutdown()
+                        .await
+                        .map_err(|error| self.error(key, error))?;
+                    let mut rest = Vec::new();
+                    let _ = tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        tokio::io::AsyncReadExt::read_to_end(&mut upload, &mut rest),
+                    )
+                    .await;
+                    return Ok(());
+                };
                 upload
                     .write_all(&chunk?)
                     .await
@@ -216,10 +256,20 @@ impl Store for FtpStore {
         .await;
         let result = match written {
             Ok(()) => match ftp.finalize_put_stream(upload).await {
-                Ok(()) => ftp
-                    .rename(&partial, &target)
-                    .await
-                    .map_err(|error| self.error(key, error)),
+                // The server's own count, before the file takes its name
+                // (a server without SIZE is taken at its word).
+                Ok(()) => match ftp.size(&partial).await {
+                    Ok(stored) if stored as u64 != size => Err(self.error(
+                        key,
+                        format!(
+                            "the server stored {stored} of {size} bytes; the upload is retried"
+                        ),
+                    )),
+                    _ => ftp
+                        .rename(&partial, &target)
+                        .await
+                        .map_err(|error| self.error(key, error)),
+                },
                 Err(error) => Err(self.error(key, error)),
             },
             Err(error) => {

@@ -25,11 +25,13 @@ pub(crate) enum LocationSpec {
         name: String,
         prefix: String,
     },
-    /// `ftp://host[:port]/path`.
+    /// `ftp://host[:port]/path`, or `ftps://…`: FTP with explicit TLS
+    /// (`AUTH TLS`) on the control and data connections.
     Ftp {
         host: String,
         port: Option<u16>,
         prefix: String,
+        tls: bool,
     },
     /// `sftp://host[:port]/path`.
     Sftp {
@@ -62,7 +64,7 @@ impl LocationSpec {
             "az" | "azure" => split(rest, "container")
                 .map(|(container, prefix)| Self::Azure { container, prefix }),
             "memory" => split(rest, "name").map(|(name, prefix)| Self::Memory { name, prefix }),
-            "ftp" | "sftp" => {
+            "ftp" | "ftps" | "sftp" => {
                 let (authority, prefix) = split(rest, "host")?;
                 let (host, port) = match authority.rsplit_once(':') {
                     Some((host, port)) => {
@@ -73,17 +75,18 @@ impl LocationSpec {
                     }
                     None => (authority, None),
                 };
-                Ok(if scheme == "ftp" {
-                    Self::Ftp { host, port, prefix }
-                } else {
-                    Self::Sftp { host, port, prefix }
+                Ok(match scheme {
+                    "sftp" => Self::Sftp { host, port, prefix },
+                    _ => Self::Ftp {
+                        host,
+                        port,
+                        prefix,
+                        tls: scheme == "ftps",
+                    },
                 })
             }
-            "ftps" => Err(format!(
-                "{scheme}:// locations are not available in this build yet; use a local path, ftp://, sftp://, s3://, gs://, az:// or memory://"
-            )),
             other => Err(format!(
-                "unknown scheme `{other}://`; use a local path, file://, s3://, gs://, az://, ftp://, sftp:// or memory://"
+                "unknown scheme `{other}://`; use a local path, file://, s3://, gs://, az://, ftp://, ftps://, sftp:// or memory://"
             )),
         }
     }
@@ -181,7 +184,8 @@ mod tests {
             LocationSpec::Ftp {
                 host: "files.example.com".into(),
                 port: Some(2121),
-                prefix: "data/".into()
+                prefix: "data/".into(),
+                tls: false,
             }
         );
         assert_eq!(
@@ -192,10 +196,14 @@ mod tests {
                 prefix: "data/".into()
             }
         );
-        assert!(
-            LocationSpec::parse("ftps://host/x/")
-                .expect_err("not built")
-                .contains("not available")
+        assert_eq!(
+            LocationSpec::parse("ftps://host/x/").expect("ftps"),
+            LocationSpec::Ftp {
+                host: "host".into(),
+                port: None,
+                prefix: "x/".into(),
+                tls: true,
+            }
         );
         assert!(
             LocationSpec::parse("gopher://x/y")

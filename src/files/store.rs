@@ -188,12 +188,28 @@ pub(crate) fn open(
                 identity: identity_of(&["az", container]),
             }))
         }
-        LocationSpec::Ftp { host, port, .. } => Ok(Arc::new(super::ftp::FtpStore::new(
-            options.host.clone().unwrap_or_else(|| host.clone()),
-            options.port.or(*port).unwrap_or(21),
-            options.username.clone(),
-            options.password.clone(),
-        ))),
+        LocationSpec::Ftp {
+            host, port, tls, ..
+        } => {
+            let tls = match tls {
+                false => None,
+                true => {
+                    let config = crate::tls::roots(options.tls_ca_file.as_deref())
+                        .and_then(crate::tls::verifying_client)
+                        .map_err(|error| {
+                            StoreError::permanent(format!("ftps://{host}: tls_ca_file {error}"))
+                        })?;
+                    Some(Arc::new(config))
+                }
+            };
+            Ok(Arc::new(super::ftp::FtpStore::new(
+                options.host.clone().unwrap_or_else(|| host.clone()),
+                options.port.or(*port).unwrap_or(21),
+                options.username.clone(),
+                options.password.clone(),
+                tls,
+            )))
+        }
         LocationSpec::Sftp { host, port, .. } => {
             let host_key = match (&options.host_key_fingerprint, &options.known_hosts) {
                 (Some(fingerprint), _) => {

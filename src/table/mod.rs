@@ -193,22 +193,8 @@ fn split_tls_options(url: &str) -> Result<(String, Option<TlsVerify>), TableErro
     if !verify {
         return Ok((url, None));
     }
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(certificate);
-    }
-    if let Some(path) = root_file {
-        use rustls_pki_types::pem::PemObject;
-        let pem = std::fs::read(&path)
-            .map_err(|error| TableError::Setup(format!("sslrootcert {path}: {error}")))?;
-        for certificate in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {
-            let certificate = certificate
-                .map_err(|error| TableError::Setup(format!("sslrootcert {path}: {error}")))?;
-            roots
-                .add(certificate)
-                .map_err(|error| TableError::Setup(format!("sslrootcert {path}: {error}")))?;
-        }
-    }
+    let roots = crate::tls::roots(root_file.as_deref().map(std::path::Path::new))
+        .map_err(|error| TableError::Setup(format!("sslrootcert {error}")))?;
     Ok((url, Some(TlsVerify { roots })))
 }
 

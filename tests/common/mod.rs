@@ -158,25 +158,37 @@ pub fn free_port() -> u16 {
 fn announced_port(child: &mut Child, marker: &str, what: &str) -> u16 {
     use std::io::BufRead;
     let stderr = child.stderr.take().expect("stderr");
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .unwrap_or_else(|| panic!("{what} stopped before listening"))
-            .expect("read log");
-        if let Some(rest) = line.split(marker).nth(1) {
-            let digits: String = rest
-                .trim()
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            break digits
-                .parse()
-                .unwrap_or_else(|_| panic!("no port in {what}'s log line: {line}"));
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let marker = marker.to_string();
+    // The reader keeps draining the log after the port, so the server
+    // never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut sender = Some(sender);
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split(marker.as_str()).nth(1)
+                && let Some(sender) = sender.take()
+            {
+                let digits: String = rest
+                    .trim()
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                let _ = sender.send(digits.parse::<u16>().map_err(|_| line.clone()));
+            }
         }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    port
+    });
+    match receiver.recv_timeout(Duration::from_secs(30)) {
+        Ok(Ok(port)) => port,
+        Ok(Err(line)) => panic!("no port in {what}'s log line: {line}"),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            let _ = child.kill();
+            panic!("{what} did not say it was listening within 30 s")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("{what} stopped before listening")
+        }
+    }
 }
 
 /// A moto S3 server on loopback, stopped when dropped.
@@ -618,6 +630,28 @@ impl FtpServer {
     /// Starts on a port the server picks itself (reading it from its log),
     /// so parallel tests never race for a port.
     pub fn start() -> Self {
+        Self::launch(&[])
+    }
+
+    /// An FTPS server (explicit TLS required on control and data
+    /// connections) with the certificate of `certificates`.
+    pub fn start_tls(certificates: &TestCertificates) -> Self {
+        let (key, certificate) = (
+            certificates.server_key.display().to_string(),
+            certificates.server_certificate.display().to_string(),
+        );
+        Self::launch(&[
+            "--tls",
+            "--keyfile",
+            &key,
+            "--certfile",
+            &certificate,
+            "--tls-control-required",
+            "--tls-data-required",
+        ])
+    }
+
+    fn launch(extra: &[&str]) -> Self {
         let root = tempfile::tempdir().expect("ftp root");
         let mut child = Command::new("python3")
             .args([
@@ -632,14 +666,15 @@ impl FtpServer {
                 "-P",
                 FTP_PASSWORD,
                 "-w",
-                "-d",
             ])
+            .args(extra)
+            .arg("-d")
             .arg(root.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start pyftpdlib (pip install pyftpdlib)");
-        let port = announced_port(&mut child, "starting FTP server on 127.0.0.1:", "pyftpdlib");
+            .expect("start pyftpdlib (pip install pyftpdlib pyopenssl)");
+        let port = announced_port(&mut child, "server on 127.0.0.1:", "pyftpdlib");
         Self { child, port, root }
     }
 
@@ -872,5 +907,88 @@ impl Drop for PrivateCluster {
             .program("pg_ctl")
             .args(["stop", "-m", "immediate", "-D", &data])
             .output();
+    }
+}
+
+/// A throwaway certificate authority and a server certificate it signed
+/// for 127.0.0.1, made with the `openssl` command.
+pub struct TestCertificates {
+    _dir: tempfile::TempDir,
+    pub ca_certificate: PathBuf,
+    pub server_certificate: PathBuf,
+    pub server_key: PathBuf,
+}
+
+impl TestCertificates {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let at = |name: &str| dir.path().join(name);
+        std::fs::write(
+            at("server.ext"),
+            "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n",
+        )
+        .expect("write extensions");
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("run openssl");
+            assert!(
+                output.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=syncdeck test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        Self {
+            ca_certificate: at("ca.pem"),
+            server_certificate: at("server.pem"),
+            server_key: at("server.key"),
+            _dir: dir,
+        }
     }
 }
