@@ -2,9 +2,11 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{
     FTP_PASSWORD, FtpServer, TestCertificates, Workspace, counter, json_lines, run_of, stderr,
-    stdout,
+    stdout, write_aged,
 };
 
 fn run(workspace: &Workspace, password: &str) -> std::process::Output {
@@ -202,4 +204,37 @@ fn ftps_refuses_a_server_whose_certificate_it_cannot_check() {
         !server.root.path().join("up/x.csv").exists(),
         "nothing was sent"
     );
+}
+
+#[test]
+fn a_run_removes_partial_files_on_the_server_untouched_for_an_hour() {
+    let server = FtpServer::start();
+    let old = server.root.path().join("up/.syncdeck-partial-4242-old.csv");
+    let fresh = server
+        .root
+        .path()
+        .join("up/.syncdeck-partial-4243-fresh.csv");
+    write_aged(&old, b"trunc", Duration::from_secs(2 * 3600));
+    write_aged(&fresh, b"being written", Duration::from_secs(60));
+    let workspace = Workspace::new();
+    workspace.file("in/x.csv", b"x\n");
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"push\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"ftp://127.0.0.1:{}/up/\"\n\
+         [tasks.properties.sync_config]\ndestination_config = {}\n",
+        server.port,
+        server.options()
+    ));
+    let plan = workspace
+        .command(&["plan", "push"])
+        .env("SYNCDECK_CREDENTIAL_FTP_PASSWORD", FTP_PASSWORD)
+        .output()
+        .expect("plan");
+    assert!(plan.status.success(), "{}", stderr(&plan));
+    assert!(old.exists(), "plan changes nothing");
+
+    let output = run(&workspace, FTP_PASSWORD);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!old.exists(), "an hour-old partial file is removed");
+    assert!(fresh.exists(), "a partial file written a minute ago stays");
+    assert!(server.root.path().join("up/x.csv").exists());
 }

@@ -3,8 +3,11 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{
     S3Server, SFTP_PASSWORD, SftpServer, Workspace, counter, json_lines, run_of, stderr, stdout,
+    write_aged,
 };
 
 fn run(workspace: &Workspace, password: &str) -> std::process::Output {
@@ -103,4 +106,29 @@ fn a_wrong_password_or_host_key_is_refused_with_the_host_named() {
         text.contains("host key does not match"),
         "a server with another key is refused: {text}"
     );
+}
+
+#[test]
+fn a_run_removes_partial_files_on_the_server_untouched_for_an_hour() {
+    let sftp = SftpServer::start();
+    let old = sftp.root.path().join("drop/.syncdeck-partial-4242-old.csv");
+    let fresh = sftp
+        .root
+        .path()
+        .join("drop/.syncdeck-partial-4243-fresh.csv");
+    write_aged(&old, b"trunc", Duration::from_secs(2 * 3600));
+    write_aged(&fresh, b"being written", Duration::from_secs(60));
+    let workspace = Workspace::new();
+    workspace.file("in/x.csv", b"x\n");
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"push\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"sftp://127.0.0.1:{}/drop/\"\n\
+         [tasks.properties.sync_config]\ndestination_config = {}\n",
+        sftp.port,
+        sftp.options()
+    ));
+    let output = run(&workspace, SFTP_PASSWORD);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!old.exists(), "an hour-old partial file is removed");
+    assert!(fresh.exists(), "a partial file written a minute ago stays");
+    assert!(sftp.root.path().join("drop/x.csv").exists());
 }

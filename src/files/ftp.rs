@@ -17,7 +17,9 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::local::PARTIAL_PREFIX;
-use super::store::{ByteStream, Entry, Listing, Store, StoreError, read_in_background};
+use super::store::{
+    ByteStream, Entry, Listing, Store, StoreError, read_in_background, stale_on_server,
+};
 use crate::config::Secret;
 
 pub(crate) struct FtpStore {
@@ -138,10 +140,17 @@ impl Store for FtpStore {
                     continue;
                 };
                 let name = file.name();
+                let path = format!("{}/{name}", folder.trim_end_matches('/'));
+                if name.starts_with(PARTIAL_PREFIX)
+                    && stale_on_server(Some(DateTime::<Utc>::from(file.modified())))
+                {
+                    listing
+                        .leftovers
+                        .push(path.trim_start_matches('/').to_string());
+                }
                 if name == "." || name == ".." || name.starts_with(PARTIAL_PREFIX) {
                     continue;
                 }
-                let path = format!("{}/{name}", folder.trim_end_matches('/'));
                 if file.is_directory() {
                     if recursive {
                         folders.push(path);
@@ -298,5 +307,21 @@ impl Store for FtpStore {
         // FTP has no server-side copy: stream through syncdeck.
         let data = self.get(&from.key).await?;
         self.put(to, from.size, from.modified, data, cancel).await
+    }
+
+    async fn remove(&self, key: &str) -> Result<(), StoreError> {
+        let mut ftp = self.connect().await?;
+        let removed = ftp.rm(&path_of(key)).await;
+        let _ = ftp.quit().await;
+        match removed {
+            Ok(()) => Ok(()),
+            // Already gone.
+            Err(suppaftp::FtpError::UnexpectedResponse(response))
+                if response.status.code() == 550 =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(self.error(key, error)),
+        }
     }
 }

@@ -231,6 +231,15 @@ impl Store for LocalStore {
         }
         result
     }
+
+    async fn remove(&self, key: &str) -> Result<(), StoreError> {
+        let path = absolute(key);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(io_error(&path, error)),
+        }
+    }
 }
 
 fn list_blocking(root: &Path, recursive: bool) -> Result<Listing, StoreError> {
@@ -264,8 +273,12 @@ fn list_blocking(root: &Path, recursive: bool) -> Result<Listing, StoreError> {
         }
         let name = item.file_name().to_string_lossy();
         if name.starts_with(PARTIAL_PREFIX) {
-            if is_leftover(&name, item.metadata().ok().as_ref()) {
-                listing.leftovers.push(item.path().to_path_buf());
+            if is_leftover(&name, item.metadata().ok().as_ref())
+                && let Some(path) = item.path().to_str()
+            {
+                listing
+                    .leftovers
+                    .push(path.trim_start_matches('/').to_string());
             }
             continue;
         }

@@ -92,8 +92,8 @@ pub struct FilePlan {
     pub refused: Vec<(String, String)>,
     /// Set when nothing matched, saying what was looked for where.
     pub nothing_matched: Option<String>,
-    /// Partial files of dead earlier runs at the destination.
-    leftovers: Vec<std::path::PathBuf>,
+    /// Partial files of dead earlier runs at the destination (keys).
+    leftovers: Vec<String>,
     same_store: bool,
     source_store: Arc<dyn Store>,
     destination_store: Arc<dyn Store>,
@@ -345,14 +345,16 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
     };
     tracing::info!(source = %plan.source, destination = %plan.destination, listed = plan.files_listed, matched = plan.files.len(), "planned");
     for leftover in &plan.leftovers {
-        match tokio::fs::remove_file(leftover).await {
-            Ok(()) => {
-                tracing::info!(path = %leftover.display(), "removed a partial file left by a run whose process died")
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => {
-                tracing::warn!(path = %leftover.display(), %error, "could not remove a partial file left by an earlier run")
-            }
+        match plan.destination_store.remove(leftover).await {
+            Ok(()) => tracing::info!(
+                key = %leftover,
+                "removed a partial file left by a run whose process died"
+            ),
+            Err(error) => tracing::warn!(
+                key = %leftover,
+                %error,
+                "could not remove a partial file left by an earlier run"
+            ),
         }
     }
 

@@ -15,7 +15,9 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::local::PARTIAL_PREFIX;
-use super::store::{ByteStream, Entry, Listing, Store, StoreError, read_in_background};
+use super::store::{
+    ByteStream, Entry, Listing, Store, StoreError, read_in_background, stale_on_server,
+};
 use crate::config::Secret;
 
 /// How the server proves who it is.
@@ -180,11 +182,16 @@ impl Store for SftpStore {
             };
             for entry in entries {
                 let name = entry.file_name();
+                let path = format!("{}/{name}", folder.trim_end_matches('/'));
+                let metadata = entry.metadata();
+                if name.starts_with(PARTIAL_PREFIX) && stale_on_server(modified(metadata.mtime)) {
+                    listing
+                        .leftovers
+                        .push(path.trim_start_matches('/').to_string());
+                }
                 if name == "." || name == ".." || name.starts_with(PARTIAL_PREFIX) {
                     continue;
                 }
-                let path = format!("{}/{name}", folder.trim_end_matches('/'));
-                let metadata = entry.metadata();
                 if metadata.is_dir() {
                     if recursive {
                         folders.push(path);
@@ -302,5 +309,17 @@ impl Store for SftpStore {
         // SFTP has no copy: stream through syncdeck.
         let data = self.get(&from.key).await?;
         self.put(to, from.size, from.modified, data, cancel).await
+    }
+
+    async fn remove(&self, key: &str) -> Result<(), StoreError> {
+        let sftp = self.session().await?;
+        let path = path_of(key);
+        let removed = match sftp.remove_file(path.clone()).await {
+            Ok(()) => Ok(()),
+            Err(_) if !sftp.try_exists(path).await.unwrap_or(true) => Ok(()),
+            Err(error) => Err(self.error(key, error)),
+        };
+        let _ = sftp.close().await;
+        removed
     }
 }

@@ -39,9 +39,9 @@ pub(crate) struct Entry {
 pub(crate) struct Listing {
     pub entries: Vec<Entry>,
     pub refused: Vec<(String, String)>,
-    /// Partial files an earlier run left behind when its process died
-    /// (local paths): a run removes them, a plan only reads.
-    pub leftovers: Vec<std::path::PathBuf>,
+    /// Keys of partial files an earlier run left behind when it died: a
+    /// run removes them, a plan only reads.
+    pub leftovers: Vec<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -100,6 +100,19 @@ pub(crate) trait Store: Send + Sync {
         to: &str,
         cancel: &CancellationToken,
     ) -> Result<(), StoreError>;
+    /// Deletes `key` (a partial file left by a dead run); one already gone is fine.
+    async fn remove(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// How long a partial file on a server must sit untouched before a run
+/// removes it: a server cannot tell whether its writer still runs, and
+/// FTP and SFTP servers drop idle transfers long before this.
+pub(crate) const REMOTE_LEFTOVER_AGE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// Whether a partial file last written at `modified` is old enough to be
+/// a dead run's leftover on a server.
+pub(crate) fn stale_on_server(modified: Option<DateTime<Utc>>) -> bool {
+    modified.is_some_and(|modified| Utc::now() - modified >= REMOTE_LEFTOVER_AGE)
 }
 
 /// Opens the store a location lives in.
@@ -527,6 +540,13 @@ impl Store for ObjectStoreBackend {
         tokio::select! {
             _ = cancel.cancelled() => Err(StoreError::cancelled()),
             done = self.store.copy(&source, &target) => done.map_err(|error| self.error(to, error)),
+        }
+    }
+
+    async fn remove(&self, key: &str) -> Result<(), StoreError> {
+        match self.store.delete(&self.path(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(error) => Err(self.error(key, error)),
         }
     }
 }

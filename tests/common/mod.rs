@@ -992,3 +992,14 @@ impl TestCertificates {
         }
     }
 }
+
+/// Writes a file and sets its modification time `age` in the past.
+pub fn write_aged(path: &Path, contents: &[u8], age: Duration) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, contents).expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|file| file.set_modified(std::time::SystemTime::now() - age))
+        .expect("age the file");
+}
