@@ -17,9 +17,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::local::PARTIAL_PREFIX;
-use super::store::{
-    ByteStream, Entry, Listing, Store, StoreError, read_in_background, stale_on_server,
-};
+use super::store::{ByteStream, Entry, Listed, Listing, Store, StoreError, read_in_background};
 use crate::config::Secret;
 
 pub(crate) struct FtpStore {
@@ -139,30 +137,14 @@ impl Store for FtpStore {
                     ));
                     continue;
                 };
-                let name = file.name();
-                let path = format!("{}/{name}", folder.trim_end_matches('/'));
-                if name.starts_with(PARTIAL_PREFIX)
-                    && stale_on_server(Some(DateTime::<Utc>::from(file.modified())))
-                {
-                    listing
-                        .leftovers
-                        .push(path.trim_start_matches('/').to_string());
-                }
-                if name == "." || name == ".." || name.starts_with(PARTIAL_PREFIX) {
-                    continue;
-                }
-                if file.is_directory() {
-                    if recursive {
-                        folders.push(path);
-                    }
-                    continue;
-                }
-                listing.entries.push(Entry {
-                    key: path.trim_start_matches('/').to_string(),
+                let listed = Listed {
+                    folder: &folder,
+                    name: file.name(),
+                    is_folder: file.is_directory(),
                     size: file.size() as u64,
                     modified: Some(DateTime::<Utc>::from(file.modified())),
-                    checksum: None,
-                });
+                };
+                listing.add_listed(listed, recursive, &mut folders);
             }
         }
         let _ = ftp.quit().await;
@@ -296,17 +278,6 @@ impl Store for FtpStore {
             let _ = ftp.quit().await;
         }
         result
-    }
-
-    async fn copy(
-        &self,
-        from: &Entry,
-        to: &str,
-        cancel: &CancellationToken,
-    ) -> Result<(), StoreError> {
-        // FTP has no server-side copy: stream through syncdeck.
-        let data = self.get(&from.key).await?;
-        self.put(to, from.size, from.modified, data, cancel).await
     }
 
     async fn remove(&self, key: &str) -> Result<(), StoreError> {

@@ -15,9 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::local::PARTIAL_PREFIX;
-use super::store::{
-    ByteStream, Entry, Listing, Store, StoreError, read_in_background, stale_on_server,
-};
+use super::store::{ByteStream, Entry, Listed, Listing, Store, StoreError, read_in_background};
 use crate::config::Secret;
 
 /// How the server proves who it is.
@@ -182,28 +180,15 @@ impl Store for SftpStore {
             };
             for entry in entries {
                 let name = entry.file_name();
-                let path = format!("{}/{name}", folder.trim_end_matches('/'));
                 let metadata = entry.metadata();
-                if name.starts_with(PARTIAL_PREFIX) && stale_on_server(modified(metadata.mtime)) {
-                    listing
-                        .leftovers
-                        .push(path.trim_start_matches('/').to_string());
-                }
-                if name == "." || name == ".." || name.starts_with(PARTIAL_PREFIX) {
-                    continue;
-                }
-                if metadata.is_dir() {
-                    if recursive {
-                        folders.push(path);
-                    }
-                    continue;
-                }
-                listing.entries.push(Entry {
-                    key: path.trim_start_matches('/').to_string(),
+                let listed = Listed {
+                    folder: &folder,
+                    name: &name,
+                    is_folder: metadata.is_dir(),
                     size: metadata.size.unwrap_or(0),
                     modified: modified(metadata.mtime),
-                    checksum: None,
-                });
+                };
+                listing.add_listed(listed, recursive, &mut folders);
             }
         }
         let _ = sftp.close().await;
@@ -298,17 +283,6 @@ impl Store for SftpStore {
         }
         let _ = sftp.close().await;
         result
-    }
-
-    async fn copy(
-        &self,
-        from: &Entry,
-        to: &str,
-        cancel: &CancellationToken,
-    ) -> Result<(), StoreError> {
-        // SFTP has no copy: stream through syncdeck.
-        let data = self.get(&from.key).await?;
-        self.put(to, from.size, from.modified, data, cancel).await
     }
 
     async fn remove(&self, key: &str) -> Result<(), StoreError> {

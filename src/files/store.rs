@@ -44,6 +44,52 @@ pub(crate) struct Listing {
     pub leftovers: Vec<String>,
 }
 
+/// One name a server listed in a folder (FTP, SFTP).
+pub(crate) struct Listed<'a> {
+    pub folder: &'a str,
+    pub name: &'a str,
+    pub is_folder: bool,
+    pub size: u64,
+    pub modified: Option<DateTime<Utc>>,
+}
+
+impl Listing {
+    /// Files a server listed: a file becomes an entry, a folder is queued
+    /// in `folders` when `recursive`, and our own partial files are left
+    /// out (kept as leftovers once stale).
+    pub(crate) fn add_listed(
+        &mut self,
+        listed: Listed<'_>,
+        recursive: bool,
+        folders: &mut Vec<String>,
+    ) {
+        let name = listed.name;
+        if name == "." || name == ".." {
+            return;
+        }
+        let path = format!("{}/{name}", listed.folder.trim_end_matches('/'));
+        if name.starts_with(super::local::PARTIAL_PREFIX) {
+            if stale_on_server(listed.modified) {
+                self.leftovers
+                    .push(path.trim_start_matches('/').to_string());
+            }
+            return;
+        }
+        if listed.is_folder {
+            if recursive {
+                folders.push(path);
+            }
+            return;
+        }
+        self.entries.push(Entry {
+            key: path.trim_start_matches('/').to_string(),
+            size: listed.size,
+            modified: listed.modified,
+            checksum: None,
+        });
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct StoreError {
@@ -93,13 +139,17 @@ pub(crate) trait Store: Send + Sync {
         data: ByteStream,
         cancel: &CancellationToken,
     ) -> Result<(), StoreError>;
-    /// Copies within this store without moving the bytes through syncdeck.
+    /// Copies within this store, without moving the bytes through syncdeck
+    /// where the store can; by default the bytes stream through.
     async fn copy(
         &self,
         from: &Entry,
         to: &str,
         cancel: &CancellationToken,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let data = self.get(&from.key).await?;
+        self.put(to, from.size, from.modified, data, cancel).await
+    }
     /// Deletes `key` (a partial file left by a dead run); one already gone is fine.
     async fn remove(&self, key: &str) -> Result<(), StoreError>;
 }
