@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use crate::config::HttpSyncProperties;
 use crate::engine::context::{RunContext, TaskOutcome};
-use crate::engine::event::EngineEvent;
 use crate::engine::run::RunStatus;
 use crate::state::{ItemKind, ItemStatus};
 use crate::table::coerce::ValueType;
@@ -136,15 +135,7 @@ impl Api<'_> {
             let retry_in = (attempt < max_attempts)
                 .then(|| crate::engine::backoff(self.properties.retry_backoff, attempt));
             tracing::warn!(page = label, attempt, max_attempts, error = %error, "page failed");
-            context.emit(EngineEvent::ItemFailed {
-                run_id: context.run_id,
-                task_id: context.task_id.clone(),
-                path: label.to_string(),
-                error: error.to_string(),
-                attempt,
-                max_attempts,
-                retry_in,
-            });
+            context.emit_item_failed(label, &error.to_string(), attempt, max_attempts, retry_in);
             match retry_in {
                 Some(wait) => {
                     tokio::select! {
@@ -167,11 +158,7 @@ struct Columns {
 
 /// Runs an HTTP API sync task.
 pub(crate) async fn run(properties: &HttpSyncProperties, context: &RunContext) -> TaskOutcome {
-    match run_inner(properties, context).await {
-        Ok(outcome) => outcome,
-        Err(_) if context.cancel.is_cancelled() => TaskOutcome::cancelled(),
-        Err(error) => TaskOutcome::failed(error.to_string()),
-    }
+    TaskOutcome::of(run_inner(properties, context).await, &context.cancel)
 }
 
 async fn run_inner(

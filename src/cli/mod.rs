@@ -165,10 +165,14 @@ fn load(cli_config: Option<&Path>, resolve: Resolve) -> Result<Config, Failure> 
     Ok(config::load(&path, resolve)?)
 }
 
-async fn open_engine(config: Config) -> Result<Arc<Engine>, Failure> {
-    let state = crate::state::open(&config.engine.state, &config.base_dir)
+async fn open_state(config: &Config) -> Result<Arc<dyn crate::state::StateStore>, Failure> {
+    Ok(crate::state::open(&config.engine.state, &config.base_dir)
         .await
-        .context("cannot open the state store")?;
+        .context("cannot open the state store")?)
+}
+
+async fn open_engine(config: Config) -> Result<Arc<Engine>, Failure> {
+    let state = open_state(&config).await?;
     let engine = Engine::new(Arc::new(config), state)
         .await
         .context("cannot start the engine")?;
@@ -203,9 +207,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 &config.resolve_path(&config.engine.log_dir),
                 StderrLogs::Warnings,
             );
-            let state = crate::state::open(&config.engine.state, &config.base_dir)
-                .await
-                .context("cannot open the state store")?;
+            let state = open_state(&config).await?;
             state
                 .mark_interrupted()
                 .await
@@ -223,9 +225,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 &config.resolve_path(&config.engine.log_dir),
                 StderrLogs::Warnings,
             );
-            let state = crate::state::open(&config.engine.state, &config.base_dir)
-                .await
-                .context("cannot open the state store")?;
+            let state = open_state(&config).await?;
             let items = state
                 .failed_items(task.as_deref(), !all)
                 .await
@@ -516,9 +516,7 @@ async fn plan_with(
             return Ok(0);
         }
         TaskProperties::TableSync(properties) => {
-            let state = crate::state::open(&config.engine.state, &config.base_dir)
-                .await
-                .context("cannot open the state store")?;
+            let state = open_state(config).await?;
             let watermark = state
                 .watermark(task_id)
                 .await

@@ -55,6 +55,27 @@ impl RunContext {
         let _ = self.events.send(event);
     }
 
+    /// Tells watchers that attempt `attempt` of `max_attempts` at `path`
+    /// (a file, page or batch) failed, and when the next one starts.
+    pub(crate) fn emit_item_failed(
+        &self,
+        path: &str,
+        error: &str,
+        attempt: u32,
+        max_attempts: u32,
+        retry_in: Option<std::time::Duration>,
+    ) {
+        self.emit(EngineEvent::ItemFailed {
+            run_id: self.run_id,
+            task_id: self.task_id.clone(),
+            path: path.to_string(),
+            error: error.to_string(),
+            attempt,
+            max_attempts,
+            retry_in,
+        });
+    }
+
     pub(crate) fn update_counters(&self, change: impl FnOnce(&mut RunCounters)) {
         self.counters.update(change);
     }
@@ -138,6 +159,19 @@ impl TaskOutcome {
 
     pub(crate) fn failed(error: String) -> Self {
         Self::new(RunStatus::Failed, Some(error), None)
+    }
+
+    /// The outcome of a task body that stops at its first error: an error
+    /// after a cancel is the cancel.
+    pub(crate) fn of<E: std::fmt::Display>(
+        result: Result<TaskOutcome, E>,
+        cancel: &CancellationToken,
+    ) -> Self {
+        match result {
+            Ok(outcome) => outcome,
+            Err(_) if cancel.is_cancelled() => Self::cancelled(),
+            Err(error) => Self::failed(error.to_string()),
+        }
     }
 
     pub(crate) fn with_follow_up(mut self, watch: Arc<crate::airbyte::Watch>) -> Self {

@@ -390,15 +390,7 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
     for (relative, reason) in &plan.refused {
         tracing::warn!(path = %relative, %reason, "file refused");
         context.update_counters(|counters| counters.files_failed += 1);
-        context.emit(EngineEvent::ItemFailed {
-            run_id: context.run_id,
-            task_id: context.task_id.clone(),
-            path: relative.clone(),
-            error: reason.clone(),
-            attempt: 1,
-            max_attempts: 1,
-            retry_in: None,
-        });
+        context.emit_item_failed(relative, reason, 1, 1, None);
         context
             .record_failure(ItemKind::File, relative, reason, 1)
             .await;
@@ -518,15 +510,7 @@ impl Transfer<'_> {
                 .then(|| crate::engine::backoff(RETRY_BACKOFF, attempt));
             let message = crate::config::redact(&error.message).into_owned();
             tracing::warn!(path = %file.relative, attempt, max_attempts, error = %message, "file failed");
-            context.emit(EngineEvent::ItemFailed {
-                run_id: context.run_id,
-                task_id: context.task_id.clone(),
-                path: file.relative.clone(),
-                error: message.clone(),
-                attempt,
-                max_attempts,
-                retry_in,
-            });
+            context.emit_item_failed(&file.relative, &message, attempt, max_attempts, retry_in);
             match retry_in {
                 Some(wait) => {
                     tokio::select! {

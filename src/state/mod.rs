@@ -176,6 +176,18 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
+/// How the stores write times: RFC 3339 in UTC, to the millisecond.
+pub(crate) fn timestamp(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A time written by [`timestamp`].
+pub(crate) fn parse_time(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
 /// Opens the store named by `[engine] state`, creating it if needed.
 pub async fn open(url: &str, base_dir: &Path) -> Result<Arc<dyn StateStore>, StateError> {
     if let Some(path) = url.strip_prefix("sqlite:") {

@@ -11,7 +11,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 
-use super::{FailedItem, ItemKind, ItemStatus, NewFailedItem, StateError, StateStore, owner};
+use super::{
+    FailedItem, ItemKind, ItemStatus, NewFailedItem, StateError, StateStore, owner, parse_time,
+    timestamp,
+};
 use crate::config::redact;
 use crate::engine::run::{RunCounters, RunId, RunRecord, RunStatus, Trigger};
 
@@ -62,16 +65,6 @@ pub struct PostgresStateStore {
     name: String,
     /// One connection, reopened when it breaks; calls take turns on it.
     client: Mutex<Option<Client>>,
-}
-
-fn timestamp(time: &DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn parse_time(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|time| time.with_timezone(&Utc))
-        .unwrap_or_default()
 }
 
 impl PostgresStateStore {

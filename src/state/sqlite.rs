@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     FailedItem, ItemKind, ItemStatus, NewFailedItem, StateError, StateStore, hostname, owner,
+    parse_time, timestamp,
 };
 use crate::config::redact;
 use crate::engine::run::{RunCounters, RunId, RunRecord, RunStatus, Trigger};
@@ -83,16 +84,6 @@ pub struct SqliteStateStore {
     path: PathBuf,
     /// The one connection; calls hold it only on the blocking pool.
     connection: Arc<Mutex<Connection>>,
-}
-
-fn timestamp(time: &DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn parse_time(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|time| time.with_timezone(&Utc))
-        .unwrap_or_default()
 }
 
 impl SqliteStateStore {

@@ -27,7 +27,6 @@ use tokio_postgres::Client;
 
 use crate::config::{TableMode, TableSyncProperties};
 use crate::engine::context::{RunContext, TaskOutcome};
-use crate::engine::event::EngineEvent;
 use crate::engine::run::RunStatus;
 use crate::state::{FailedItem, ItemKind, ItemStatus};
 use coerce::ValueType;
@@ -595,15 +594,7 @@ impl Loader {
             let retry_in =
                 (attempt < max_attempts).then(|| crate::engine::backoff(backoff, attempt));
             tracing::warn!(batch = label, attempt, max_attempts, error = %message, "batch failed");
-            context.emit(EngineEvent::ItemFailed {
-                run_id: context.run_id,
-                task_id: context.task_id.clone(),
-                path: label.to_string(),
-                error: message.clone(),
-                attempt,
-                max_attempts,
-                retry_in,
-            });
+            context.emit_item_failed(label, &message, attempt, max_attempts, retry_in);
             self.forget_closed();
             match retry_in {
                 Some(wait) => {
@@ -1017,11 +1008,7 @@ struct Batch {
 
 /// Runs a table sync task.
 pub(crate) async fn run(properties: &TableSyncProperties, context: &RunContext) -> TaskOutcome {
-    match run_inner(properties, context).await {
-        Ok(outcome) => outcome,
-        Err(_) if context.cancel.is_cancelled() => TaskOutcome::cancelled(),
-        Err(error) => TaskOutcome::failed(error.to_string()),
-    }
+    TaskOutcome::of(run_inner(properties, context).await, &context.cancel)
 }
 
 async fn run_inner(
