@@ -193,7 +193,7 @@ fn announced_port(child: &mut Child, marker: &str, what: &str) -> u16 {
 
 /// A moto S3 server on loopback, stopped when dropped.
 pub struct S3Server {
-    child: Child,
+    _process: Process,
     pub endpoint: String,
     pub port: u16,
 }
@@ -213,7 +213,7 @@ impl S3Server {
             .expect("start moto (pip install 'moto[server]')");
         let port = announced_port(&mut child, "Running on http://127.0.0.1:", "moto");
         Self {
-            child,
+            _process: Process(child),
             endpoint: format!("http://127.0.0.1:{port}"),
             port,
         }
@@ -300,13 +300,6 @@ impl S3Server {
             let result = store.get(&ObjectPath::from(key)).await.expect("get object");
             result.bytes().await.expect("read object").to_vec()
         })
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -524,7 +517,7 @@ fn spawn_support_server(script: &str) -> (Child, u16) {
 
 /// The fake Airbyte API (tests/support/fake_airbyte.py) on loopback.
 pub struct FakeAirbyte {
-    child: Child,
+    _process: Process,
     pub url: String,
     port: u16,
 }
@@ -536,7 +529,7 @@ impl FakeAirbyte {
     pub fn start() -> Self {
         let (child, port) = spawn_support_server("fake_airbyte.py");
         Self {
-            child,
+            _process: Process(child),
             url: format!("http://127.0.0.1:{port}"),
             port,
         }
@@ -566,16 +559,9 @@ impl FakeAirbyte {
     }
 }
 
-impl Drop for FakeAirbyte {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The fake paginated API (tests/support/fake_api.py) on loopback.
 pub struct FakeApi {
-    child: Child,
+    _process: Process,
     pub url: String,
     port: u16,
 }
@@ -586,7 +572,7 @@ impl FakeApi {
     pub fn start() -> Self {
         let (child, port) = spawn_support_server("fake_api.py");
         Self {
-            child,
+            _process: Process(child),
             url: format!("http://127.0.0.1:{port}"),
             port,
         }
@@ -609,16 +595,9 @@ impl FakeApi {
     }
 }
 
-impl Drop for FakeApi {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A real FTP server (pyftpdlib) on loopback serving `root`, with write access.
 pub struct FtpServer {
-    child: Child,
+    _process: Process,
     pub port: u16,
     pub root: tempfile::TempDir,
 }
@@ -675,7 +654,11 @@ impl FtpServer {
             .spawn()
             .expect("start pyftpdlib (pip install pyftpdlib pyopenssl)");
         let port = announced_port(&mut child, "server on 127.0.0.1:", "pyftpdlib");
-        Self { child, port, root }
+        Self {
+            _process: Process(child),
+            port,
+            root,
+        }
     }
 
     /// The `sync_config` side for this server (inline table).
@@ -684,17 +667,10 @@ impl FtpServer {
     }
 }
 
-impl Drop for FtpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A real SFTP server (`rclone serve sftp`) on loopback serving `root`,
 /// with a throwaway host key whose fingerprint the config pins.
 pub struct SftpServer {
-    child: Child,
+    _process: Process,
     pub port: u16,
     pub root: tempfile::TempDir,
     pub fingerprint: String,
@@ -748,7 +724,7 @@ impl SftpServer {
             "rclone serve sftp",
         );
         Self {
-            child,
+            _process: Process(child),
             port,
             root,
             fingerprint,
@@ -762,13 +738,6 @@ impl SftpServer {
             "{{ username = \"{SFTP_USER}\", password = \"${{credential:sftp_password}}\", host_key_fingerprint = \"{}\" }}",
             self.fingerprint
         )
-    }
-}
-
-impl Drop for SftpServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -907,6 +876,16 @@ impl Drop for PrivateCluster {
             .program("pg_ctl")
             .args(["stop", "-m", "immediate", "-D", &data])
             .output();
+    }
+}
+
+/// A test server's process, killed and reaped when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
