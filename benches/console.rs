@@ -20,8 +20,8 @@ use syncdeck::console::app::{App, Msg};
 use syncdeck::console::keymap::Keymap;
 use syncdeck::console::theme::Theme;
 use syncdeck::console::views::Screen;
-use syncdeck::engine::event::EngineEvent;
-use syncdeck::engine::run::{RunCounters, RunRecord, RunStatus, Trigger};
+use syncdeck::run::event::EngineEvent;
+use syncdeck::run::{RunCounters, RunRecord, RunStatus, Trigger};
 use syncdeck::logging::{LogBuffer, LogLine};
 use tracing_subscriber::layer::SubscriberExt;
 

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::AirbyteProperties;
-use crate::engine::context::{RunContext, TaskOutcome};
-use crate::engine::run::RunStatus;
+use crate::task::{PlanRequest, RemoteJob, RunContext, TaskBody, TaskOutcome, TaskPlan};
+use crate::run::RunStatus;
 
 /// How long a cancel waits for Airbyte to confirm it.
 const CANCEL_CONFIRM: Duration = Duration::from_secs(30);
@@ -162,11 +162,52 @@ fn without_url(error: &reqwest::Error) -> String {
     error_text
 }
 
-/// Runs an Airbyte task.
-pub(crate) async fn run(properties: &AirbyteProperties, context: &RunContext) -> TaskOutcome {
-    match run_inner(properties, context).await {
-        Ok(outcome) => outcome,
-        Err(error) => TaskOutcome::failed(error.to_string()),
+/// An Airbyte task: submits a sync of its connection and watches the job.
+pub(crate) struct AirbyteBody(pub(crate) Arc<AirbyteProperties>);
+
+#[async_trait::async_trait]
+impl TaskBody for AirbyteBody {
+    async fn run(&self, context: &RunContext) -> TaskOutcome {
+        match run_inner(&self.0, context).await {
+            Ok(outcome) => outcome,
+            Err(error) => TaskOutcome::failed(error.to_string()),
+        }
+    }
+
+    async fn plan(&self, request: &PlanRequest) -> Result<TaskPlan, String> {
+        let properties = &self.0;
+        let line = format!(
+            "{}: would start a sync of Airbyte connection {} at {} and {}",
+            request.task_id,
+            properties.connection_id,
+            properties.api_url,
+            if properties.asynchronous {
+                "return at once (asynchronous)"
+            } else {
+                "wait for the job to end"
+            }
+        );
+        let json = json!({
+            "task_id": request.task_id,
+            "connection_id": properties.connection_id,
+            "api_url": properties.api_url,
+            "asynchronous": properties.asynchronous,
+        });
+        Ok(TaskPlan {
+            lines: vec![line],
+            json,
+        })
+    }
+
+    async fn resume(&self, remote_job_id: i64) -> Option<Result<Arc<dyn RemoteJob>, String>> {
+        Some(match Api::login(&self.0).await {
+            Ok(api) => Ok(Arc::new(Watch {
+                api,
+                job_id: remote_job_id,
+                properties: (*self.0).clone(),
+            })),
+            Err(error) => Err(error.to_string()),
+        })
     }
 }
 
@@ -196,19 +237,7 @@ async fn run_inner(
         job_id: job.job_id,
         properties: properties.clone(),
     };
-    Ok(watch.until_done(context).await)
-}
-
-/// A watch on a job submitted earlier, by a process that has ended.
-pub(crate) async fn resume(
-    properties: &AirbyteProperties,
-    job_id: i64,
-) -> Result<Watch, AirbyteError> {
-    Ok(Watch {
-        api: Api::login(properties).await?,
-        job_id,
-        properties: properties.clone(),
-    })
+    Ok(watch.poll_until_done(context).await)
 }
 
 /// Watches one Airbyte job to its end.
@@ -216,6 +245,13 @@ pub(crate) struct Watch {
     api: Api,
     job_id: i64,
     properties: AirbyteProperties,
+}
+
+#[async_trait::async_trait]
+impl RemoteJob for Watch {
+    async fn until_done(&self, context: &RunContext) -> TaskOutcome {
+        self.poll_until_done(context).await
+    }
 }
 
 impl Watch {
@@ -226,7 +262,7 @@ impl Watch {
 
     /// Polls every `wait_seconds` until the job ends, the timeout passes
     /// (then cancels the job) or the run is cancelled (ditto).
-    pub(crate) async fn until_done(&self, context: &RunContext) -> TaskOutcome {
+    async fn poll_until_done(&self, context: &RunContext) -> TaskOutcome {
         let interval = self.poll_interval();
         let deadline = tokio::time::Instant::now() + self.properties.timeout;
         loop {

@@ -10,21 +10,32 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::HttpSyncProperties;
-use crate::engine::context::{RunContext, TaskOutcome};
-use crate::engine::run::RunStatus;
-use crate::state::{ItemKind, ItemStatus};
-use crate::table::coerce::ValueType;
-use crate::table::{Loader, Rows};
+use crate::postgres::coerce::ValueType;
+use crate::postgres::{Endpoint, Loader, PgError, Rows, catalog};
+use crate::state::{ItemKind, ItemStatus, StateError};
+use crate::task::retry::{Next, Retry};
+use crate::task::{PlanRequest, RunContext, TaskBody, TaskOutcome, TaskPlan, final_status};
 
 /// Consecutive failed pages after which a run stops reading: the API is
 /// likely down, and further pages would only fail too.
 const GIVE_UP_AFTER: u32 = 3;
-/// Bad items kept per run for inspection; more are only counted.
-const BAD_ITEMS_KEPT: u64 = 100;
 
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct HttpSyncError(String);
+pub enum HttpSyncError {
+    /// The API could not be reached or answered something unusable.
+    #[error("{0}")]
+    Api(String),
+    #[error(transparent)]
+    Postgres(#[from] PgError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("cancelled by the operator")]
+    Cancelled,
+}
+
+/// A page that could not be loaded; its failure is already recorded (or
+/// the run was cancelled).
+struct PageFailed;
 
 /// Which page a batch is: what a retry fetches again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,50 +111,47 @@ impl Api<'_> {
                     .trim()
                     .to_string();
             }
-            HttpSyncError(format!("GET {url}: {text}"))
+            HttpSyncError::Api(format!("GET {url}: {text}"))
         })?;
         let status = response.status();
         if !status.is_success() {
-            return Err(HttpSyncError(format!(
+            return Err(HttpSyncError::Api(format!(
                 "GET {url}: the API answered {status}"
             )));
         }
         response
             .json()
             .await
-            .map_err(|error| HttpSyncError(format!("GET {url}: not JSON: {error}")))
+            .map_err(|error| HttpSyncError::Api(format!("GET {url}: not JSON: {error}")))
     }
 
-    /// Fetches a page, retrying with backoff; the error of the last attempt.
+    /// Fetches a page, retrying with backoff; the error of the last
+    /// attempt and how many were made.
     async fn page_with_retries(
         &self,
         key: &PageKey,
         context: &RunContext,
         label: &str,
     ) -> Result<Value, (HttpSyncError, u32)> {
-        let max_attempts = self.properties.max_retries + 1;
-        let mut attempt = 0;
+        let mut retry = Retry::new(
+            context,
+            label,
+            self.properties.max_retries,
+            self.properties.retry_backoff,
+        );
         loop {
-            attempt += 1;
+            let attempt = retry.begin();
             let error = tokio::select! {
-                _ = context.cancel.cancelled() => return Err((HttpSyncError("cancelled".into()), attempt)),
+                _ = context.cancel.cancelled() => return Err((HttpSyncError::Cancelled, attempt)),
                 result = self.page(key) => match result {
                     Ok(page) => return Ok(page),
                     Err(error) => error,
                 },
             };
-            let retry_in = (attempt < max_attempts)
-                .then(|| crate::engine::backoff(self.properties.retry_backoff, attempt));
-            tracing::warn!(page = label, attempt, max_attempts, error = %error, "page failed");
-            context.emit_item_failed(label, &error.to_string(), attempt, max_attempts, retry_in);
-            match retry_in {
-                Some(wait) => {
-                    tokio::select! {
-                        _ = context.cancel.cancelled() => return Err((HttpSyncError("cancelled".into()), attempt)),
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                }
-                None => return Err((error, attempt)),
+            match retry.failed(&error.to_string(), true).await {
+                Next::Again => {}
+                Next::Cancelled => return Err((HttpSyncError::Cancelled, attempt)),
+                Next::GiveUp { attempts } => return Err((error, attempts)),
             }
         }
     }
@@ -156,23 +164,45 @@ struct Columns {
     checks: Vec<ValueType>,
 }
 
-/// Runs an HTTP API sync task.
-pub(crate) async fn run(properties: &HttpSyncProperties, context: &RunContext) -> TaskOutcome {
-    TaskOutcome::of(run_inner(properties, context).await, &context.cancel)
+/// An HTTP API sync task.
+pub(crate) struct HttpSyncBody(pub(crate) std::sync::Arc<HttpSyncProperties>);
+
+#[async_trait::async_trait]
+impl TaskBody for HttpSyncBody {
+    async fn run(&self, context: &RunContext) -> TaskOutcome {
+        TaskOutcome::of(run_inner(&self.0, context).await, &context.cancel)
+    }
+
+    async fn plan(&self, request: &PlanRequest) -> Result<TaskPlan, String> {
+        let properties = &self.0;
+        let line = format!(
+            "{}: would read {}{} in pages of {} into {}",
+            request.task_id,
+            properties.base_url,
+            properties.path,
+            properties.page_size,
+            properties.target_table
+        );
+        let json = serde_json::json!({
+            "task_id": request.task_id,
+            "url": format!("{}{}", properties.base_url, properties.path),
+            "page_size": properties.page_size,
+            "target_table": properties.target_table,
+        });
+        Ok(TaskPlan {
+            lines: vec![line],
+            json,
+        })
+    }
 }
 
 async fn run_inner(
     properties: &HttpSyncProperties,
     context: &RunContext,
 ) -> Result<TaskOutcome, HttpSyncError> {
-    let setup = |error: crate::table::TableError| HttpSyncError(error.to_string());
-    let endpoint =
-        crate::table::Endpoint::parse(properties.target.expose(), "target", &context.task_id)
-            .map_err(setup)?;
-    let target = endpoint.connect().await.map_err(setup)?;
-    let types = crate::table::target_columns(&target, &properties.target_table)
-        .await
-        .map_err(setup)?;
+    let endpoint = Endpoint::parse(properties.target.expose(), "target", &context.task_id)?;
+    let target = endpoint.connect().await?;
+    let types = catalog::target_columns(&target, &properties.target_table).await?;
     let mut columns = Columns {
         names_and_types: Vec::new(),
         paths: Vec::new(),
@@ -180,7 +210,7 @@ async fn run_inner(
     };
     for (name, path) in &properties.columns {
         let Some((_, type_name)) = types.iter().find(|(column, _)| column == name) else {
-            return Err(HttpSyncError(format!(
+            return Err(HttpSyncError::Api(format!(
                 "target table `{}` has no column `{name}`",
                 properties.target_table
             )));
@@ -199,15 +229,13 @@ async fn run_inner(
         &properties.primary_key,
     );
     loader.first_load = !retrying
-        && crate::table::target_is_empty(&target, &properties.target_table)
-            .await
-            .map_err(setup)?;
+        && catalog::target_is_empty(&target, &properties.target_table).await?;
     drop(target);
 
     let http = reqwest::Client::builder()
         .timeout(properties.request_timeout)
         .build()
-        .map_err(|error| HttpSyncError(format!("cannot build an HTTP client: {error}")))?;
+        .map_err(|error| HttpSyncError::Api(format!("cannot build an HTTP client: {error}")))?;
     let api = Api { http, properties };
     // APIs compare `updated_since` with whole seconds and `>`: an item
     // updated later in the second the run started must not be missed, so
@@ -218,8 +246,7 @@ async fn run_inner(
         (Some(_), false) => context
             .state
             .watermark(&context.task_id)
-            .await
-            .map_err(|error| HttpSyncError(error.to_string()))?,
+            .await?,
         _ => None,
     };
     if !retrying {
@@ -231,7 +258,7 @@ async fn run_inner(
     if let Some(items) = &context.retry_items {
         for item in items.iter().filter(|item| item.kind == ItemKind::Batch) {
             let key: PageKey = serde_json::from_str(&item.key).map_err(|error| {
-                HttpSyncError(format!("failed item #{} is unreadable: {error}", item.id))
+                HttpSyncError::Api(format!("failed item #{} is unreadable: {error}", item.id))
             })?;
             if sync_page(&api, &key, &columns, &mut loader, properties, context)
                 .await
@@ -290,8 +317,8 @@ async fn run_inner(
                         updated_since: since.clone(),
                     };
                 }
-                Err(()) if context.cancel.is_cancelled() => return Ok(TaskOutcome::cancelled()),
-                Err(()) => {
+                Err(PageFailed) if context.cancel.is_cancelled() => return Ok(TaskOutcome::cancelled()),
+                Err(PageFailed) => {
                     failed_in_a_row += 1;
                     let total_pages = context.counters().batches_total;
                     let past_the_end = matches!((key.page, total_pages), (Some(page), Some(total)) if page >= total);
@@ -311,28 +338,30 @@ async fn run_inner(
         }
     }
 
-    loader
-        .finish(properties.max_retries, properties.retry_backoff, context)
-        .await;
+    crate::batch::confirm_flushed(
+        &mut loader,
+        properties.max_retries,
+        properties.retry_backoff,
+        context,
+    )
+    .await;
     if context.cancel.is_cancelled() {
         return Ok(TaskOutcome::cancelled());
     }
     let counters = context.counters();
-    if counters.batches_failed == 0 && counters.rows_skipped == 0 {
+    let status = final_status(
+        counters.batches_done,
+        counters.batches_failed + counters.rows_skipped,
+    );
+    if status.is_success() {
         if !retrying && properties.updated_since_param.is_some() {
             context
                 .state
                 .set_watermark(&context.task_id, &run_started)
-                .await
-                .map_err(|error| HttpSyncError(error.to_string()))?;
+                .await?;
         }
-        return Ok(TaskOutcome::new(RunStatus::Succeeded, None, None));
+        return Ok(TaskOutcome::new(status, None, None));
     }
-    let status = if counters.batches_done == 0 {
-        RunStatus::Failed
-    } else {
-        RunStatus::Partial
-    };
     Ok(TaskOutcome::new(
         status,
         Some(format!(
@@ -358,7 +387,7 @@ async fn sync_page(
     loader: &mut Loader,
     properties: &HttpSyncProperties,
     context: &RunContext,
-) -> Result<Page, ()> {
+) -> Result<Page, PageFailed> {
     let label = match (key.page, &key.cursor) {
         (Some(page), _) => format!("page {page}"),
         (None, Some(cursor)) => format!("page at cursor {cursor}"),
@@ -381,7 +410,7 @@ async fn sync_page(
             if !context.cancel.is_cancelled() {
                 record(error.to_string(), attempts).await;
             }
-            return Err(());
+            return Err(PageFailed);
         }
     };
     let items: Vec<Value> = at_path(&body, &properties.items_path)
@@ -414,7 +443,7 @@ async fn sync_page(
             None => rows.push_row(values.iter().map(Option::as_deref)),
             Some(reason) => {
                 skipped += 1;
-                if context.counters().rows_skipped + skipped <= BAD_ITEMS_KEPT {
+                {
                     let key: Vec<String> = properties
                         .primary_key
                         .iter()
@@ -428,9 +457,7 @@ async fn sync_page(
                             )
                         })
                         .collect();
-                    context
-                        .record_failure(ItemKind::Row, &key.join(", "), &reason, 1)
-                        .await;
+                    crate::batch::record_bad_row(context, skipped, &key.join(", "), &reason).await;
                 }
             }
         }
@@ -441,23 +468,23 @@ async fn sync_page(
     });
 
     let item_key = serde_json::to_string(key).unwrap_or_default();
-    if loader
-        .load_with_retries(
-            rows,
-            properties.max_retries,
-            properties.retry_backoff,
-            context,
-            &label,
-            &item_key,
-        )
-        .await
+    if crate::batch::load_with_retries(
+        loader,
+        rows,
+        properties.max_retries,
+        properties.retry_backoff,
+        context,
+        &label,
+        &item_key,
+    )
+    .await
     {
         Ok(Page {
             body,
             items: items.len(),
         })
     } else {
-        Err(())
+        Err(PageFailed)
     }
 }
 

@@ -14,7 +14,7 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, Config, ConfigError, Resolve, TaskProperties};
+use crate::config::{self, Config, ConfigError, Resolve};
 use crate::engine::{Engine, EngineError, RunOptions, TaskResult};
 use crate::logging::{self, StderrLogs};
 
@@ -173,7 +173,7 @@ async fn open_state(config: &Config) -> Result<Arc<dyn crate::state::StateStore>
 
 async fn open_engine(config: Config) -> Result<Arc<Engine>, Failure> {
     let state = open_state(&config).await?;
-    let engine = Engine::new(Arc::new(config), state)
+    let engine = Engine::new(Arc::new(config), state, crate::kinds::all())
         .await
         .context("cannot start the engine")?;
     Ok(engine)
@@ -383,7 +383,7 @@ async fn console(config_path: Option<&Path>, read_only: bool) -> Result<u8, Fail
 fn exit_code(results: &[TaskResult]) -> u8 {
     let fine = |result: &TaskResult| {
         result.is_success()
-            || matches!(result, TaskResult::Ran(record) if record.status == crate::engine::run::RunStatus::Submitted)
+            || matches!(result, TaskResult::Ran(record) if record.status == crate::run::RunStatus::Submitted)
     };
     if results.iter().all(fine) { 0 } else { 1 }
 }
@@ -493,50 +493,17 @@ async fn plan_with(
             config.file.display()
         )));
     };
-    let properties = match &task.properties {
-        TaskProperties::Sync(properties) => properties,
-        TaskProperties::HttpSync(properties) => {
-            println!(
-                "{task_id}: would read {}{} in pages of {} into {}",
-                properties.base_url, properties.path, properties.page_size, properties.target_table
-            );
-            return Ok(0);
-        }
-        TaskProperties::Airbyte(properties) => {
-            println!(
-                "{task_id}: would start a sync of Airbyte connection {} at {} and {}",
-                properties.connection_id,
-                properties.api_url,
-                if properties.asynchronous {
-                    "return at once (asynchronous)"
-                } else {
-                    "wait for the job to end"
-                }
-            );
-            return Ok(0);
-        }
-        TaskProperties::TableSync(properties) => {
-            let state = open_state(config).await?;
-            let watermark = state
-                .watermark(task_id)
-                .await
-                .context("cannot read the watermark")?;
-            let plan = crate::table::plan(properties, task_id, watermark)
-                .await
-                .map_err(|error| anyhow::anyhow!("task `{task_id}`: {error}"))?;
-            report::table_plan(task_id, &plan, json);
-            return Ok(0);
-        }
-    };
-    let date = execution_date.unwrap_or_else(|| chrono::Utc::now().date_naive());
-    let templates = config::template::TemplateContext {
-        execution_date: date.format("%Y-%m-%d").to_string(),
-        run_id: "next".into(),
+    let request = crate::task::PlanRequest {
         task_id: task.id.clone(),
+        execution_date: execution_date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
+        base_dir: config.base_dir.clone(),
+        state: open_state(config).await?,
     };
-    let plan = crate::files::plan(properties, &config.base_dir, &templates, None)
+    let body = crate::kinds::all().body(task);
+    let plan = body
+        .plan(&request)
         .await
         .map_err(|error| anyhow::anyhow!("task `{task_id}`: {error}"))?;
-    report::plan(task_id, &plan, json);
+    report::plan(&plan, json);
     Ok(0)
 }

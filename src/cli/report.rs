@@ -5,8 +5,7 @@ use bytesize::ByteSize;
 use serde_json::json;
 
 use crate::engine::TaskResult;
-use crate::engine::run::RunRecord;
-use crate::files::FilePlan;
+use crate::run::RunRecord;
 use crate::state::FailedItem;
 
 fn size(bytes: u64) -> String {
@@ -90,88 +89,14 @@ pub(super) fn summary_line(record: &RunRecord) -> String {
     line
 }
 
-pub(super) fn plan(task_id: &str, plan: &FilePlan, json: bool) {
+pub(super) fn plan(plan: &crate::task::TaskPlan, json: bool) {
     if json {
-        let files: Vec<_> = plan
-            .files
-            .iter()
-            .map(|file| json!({ "path": file.relative, "size": file.size, "decision": file.decision.describe() }))
-            .collect();
-        let refused: Vec<_> = plan
-            .refused
-            .iter()
-            .map(|(path, reason)| json!({ "path": path, "reason": reason }))
-            .collect();
-        print_json(&json!({
-            "task_id": task_id,
-            "source": plan.source,
-            "destination": plan.destination,
-            "files_listed": plan.files_listed,
-            "files": files,
-            "refused": refused,
-            "warning": plan.nothing_matched,
-        }));
+        print_json(&plan.json);
         return;
     }
-    println!(
-        "{task_id}: {} -> {}  ({} listed, {} matched)",
-        plan.source,
-        plan.destination,
-        plan.files_listed,
-        plan.files.len() + plan.refused.len()
-    );
-    for file in &plan.files {
-        println!(
-            "  {:<24} {:>10}  {}",
-            file.decision.describe(),
-            size(file.size),
-            file.relative
-        );
+    for line in &plan.lines {
+        println!("{}", crate::config::redact(line));
     }
-    for (path, reason) in &plan.refused {
-        println!("  {:<24} {:>10}  {path}  ({reason})", "fail", "");
-    }
-    let copies: Vec<_> = plan
-        .files
-        .iter()
-        .filter(|file| file.decision.is_copy())
-        .collect();
-    let bytes: u64 = copies.iter().map(|file| file.size).sum();
-    println!(
-        "{} to copy ({}), {} skipped, {} refused",
-        copies.len(),
-        size(bytes),
-        plan.files.len() - copies.len(),
-        plan.refused.len()
-    );
-    if let Some(warning) = &plan.nothing_matched {
-        println!("warning: {warning}");
-    }
-}
-
-pub(super) fn table_plan(task_id: &str, plan: &crate::table::TablePlan, json: bool) {
-    if json {
-        print_json(&json!({
-            "task_id": task_id,
-            "source": plan.source,
-            "target": plan.target,
-            "rows": plan.rows,
-            "batches": plan.batches,
-            "watermark": plan.watermark,
-            "columns": plan.columns,
-        }));
-        return;
-    }
-    println!("{task_id}: {} -> {}", plan.source, plan.target);
-    match &plan.watermark {
-        Some(watermark) => println!("  rows with watermark above {watermark}: {}", plan.rows),
-        None => println!("  rows to read: {}", plan.rows),
-    }
-    println!(
-        "  {} batch(es); columns: {}",
-        plan.batches,
-        plan.columns.join(", ")
-    );
 }
 
 pub(super) fn history(runs: &[RunRecord], json: bool) {

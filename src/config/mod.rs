@@ -9,6 +9,8 @@
 
 mod credentials;
 mod error;
+pub mod location;
+pub mod pattern;
 pub mod keys;
 pub mod template;
 mod validate;
@@ -172,10 +174,10 @@ impl TaskConfig {
 
 #[derive(Debug, Clone)]
 pub enum TaskProperties {
-    Sync(Box<SyncProperties>),
-    TableSync(Box<TableSyncProperties>),
-    Airbyte(Box<AirbyteProperties>),
-    HttpSync(Box<HttpSyncProperties>),
+    Sync(std::sync::Arc<SyncProperties>),
+    TableSync(std::sync::Arc<TableSyncProperties>),
+    Airbyte(std::sync::Arc<AirbyteProperties>),
+    HttpSync(std::sync::Arc<HttpSyncProperties>),
 }
 
 /// Properties of `type = "http_sync"` tasks.
@@ -697,16 +699,16 @@ fn parse_task(
     }
     let properties = match kind {
         TaskKind::Sync => {
-            TaskProperties::Sync(Box::new(deserialize(source, properties, &section)?))
+            TaskProperties::Sync(std::sync::Arc::new(deserialize(source, properties, &section)?))
         }
         TaskKind::TableSync => {
-            TaskProperties::TableSync(deserialize(source, properties, &section)?)
+            TaskProperties::TableSync(std::sync::Arc::new(deserialize(source, properties, &section)?))
         }
         TaskKind::Airbyte => {
-            TaskProperties::Airbyte(Box::new(deserialize(source, properties, &section)?))
+            TaskProperties::Airbyte(std::sync::Arc::new(deserialize(source, properties, &section)?))
         }
         TaskKind::HttpSync => {
-            TaskProperties::HttpSync(Box::new(deserialize(source, properties, &section)?))
+            TaskProperties::HttpSync(std::sync::Arc::new(deserialize(source, properties, &section)?))
         }
     };
 

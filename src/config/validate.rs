@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::error::{ConfigError, SourceText, did_you_mean};
 use super::{Config, TaskProperties, TaskSpans, template};
-use crate::files::location::LocationSpec;
-use crate::files::pattern::Pattern;
+use crate::config::location::LocationSpec;
+use crate::config::pattern::Pattern;
 
 pub(super) fn validate(
     source: &SourceText<'_>,

@@ -10,8 +10,8 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::keymap::{Action, Keymap};
 use crate::config::{Config, TaskKind};
-use crate::engine::event::{CopyMethod, EngineCommand, EngineEvent, SkipReason};
-use crate::engine::run::{RunCounters, RunId, RunRecord, RunStatus, Trigger};
+use crate::run::event::{CopyMethod, EngineCommand, EngineEvent, SkipReason};
+use crate::run::{RunCounters, RunId, RunRecord, RunStatus, Trigger};
 use crate::logging::{LogBuffer, LogLine};
 use crate::state::{FailedItem, ItemStatus};
 

@@ -15,8 +15,8 @@ use super::keymap::Keymap;
 use super::theme::Theme;
 use super::views::Screen;
 use crate::config::{self, Resolve};
-use crate::engine::event::{CopyMethod, EngineCommand, EngineEvent, SkipReason};
-use crate::engine::run::{RunCounters, RunRecord, RunStatus, Trigger};
+use crate::run::event::{CopyMethod, EngineCommand, EngineEvent, SkipReason};
+use crate::run::{RunCounters, RunRecord, RunStatus, Trigger};
 use crate::logging::{LogBuffer, LogLine};
 use crate::state::{FailedItem, ItemKind, ItemStatus};
 

@@ -3,7 +3,7 @@
 
 use ratatui::style::{Color, Modifier, Style};
 
-use crate::engine::run::RunStatus;
+use crate::run::RunStatus;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Theme {

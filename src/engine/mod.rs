@@ -2,9 +2,7 @@
 //! commands (start, cancel, retry) and watch its events; it never knows
 //! whether a console, the CLI or nobody is watching.
 
-pub(crate) mod context;
-pub mod event;
-pub mod run;
+mod remote;
 pub mod scheduler;
 
 use std::collections::{HashMap, HashSet};
@@ -17,22 +15,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::config::Config;
 use crate::config::template::TemplateContext;
-use crate::config::{Config, TaskProperties};
+use crate::run::event::{EngineCommand, EngineEvent};
+use crate::run::{RunId, RunRecord, RunStatus, Trigger};
 use crate::state::{FailedItem, StateError, StateStore};
-use context::{RunContext, SharedCounters, TaskOutcome};
-use event::{EngineCommand, EngineEvent};
-use run::{RunId, RunRecord, RunStatus, Trigger};
-
-/// The longest wait between two attempts, however many retries.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
-
-/// The wait before attempt `attempt + 1`: `base`, doubling each attempt,
-/// at most [`MAX_BACKOFF`] (and never an overflow, whatever `max_retries`).
-pub(crate) fn backoff(base: Duration, attempt: u32) -> Duration {
-    base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
-        .min(MAX_BACKOFF)
-}
+use crate::task::{RunContext, SharedCounters, TaskBodies, TaskOutcome};
 
 /// Events buffered per subscriber; a subscriber that falls further behind
 /// misses the oldest ones (progress snapshots make that harmless).
@@ -85,7 +73,7 @@ impl TaskResult {
     }
 }
 
-struct ActiveRun {
+pub(super) struct ActiveRun {
     task_id: String,
     cancel: CancellationToken,
 }
@@ -93,6 +81,9 @@ struct ActiveRun {
 pub struct Engine {
     config: Arc<Config>,
     state: Arc<dyn StateStore>,
+    /// Turns a task's config into the body the engine runs; the engine
+    /// knows no sync kind itself.
+    bodies: Arc<dyn TaskBodies>,
     /// Events to every watcher. A broadcast channel, so a slow watcher
     /// loses old events instead of slowing the runs down.
     events: broadcast::Sender<EngineEvent>,
@@ -123,15 +114,6 @@ impl Drop for BusyGuard<'_> {
     }
 }
 
-/// How many recent runs are searched for unwatched submitted ones.
-const ADOPT_LOOKBACK: usize = 500;
-/// How often a long-lived engine looks for unwatched submitted runs.
-const ADOPT_EVERY: Duration = Duration::from_secs(30);
-
-/// The lease a watcher of a submitted run holds.
-fn watch_lease(run_id: RunId) -> String {
-    format!("watch:run:{run_id}")
-}
 
 impl Engine {
     /// Creates the engine over an opened state store. Runs left `running`
@@ -139,6 +121,7 @@ impl Engine {
     pub async fn new(
         config: Arc<Config>,
         state: Arc<dyn StateStore>,
+        bodies: Arc<dyn TaskBodies>,
     ) -> Result<Arc<Self>, EngineError> {
         let interrupted = state.mark_interrupted().await?;
         if interrupted > 0 {
@@ -152,6 +135,7 @@ impl Engine {
             slots: Arc::new(Semaphore::new(config.engine.max_concurrent_tasks.max(1))),
             config,
             state,
+            bodies,
             events,
             active: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
@@ -269,7 +253,7 @@ impl Engine {
         })
     }
 
-    fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, ActiveRun>> {
+    pub(super) fn lock_active(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, ActiveRun>> {
         match self.active.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
@@ -391,18 +375,7 @@ impl Engine {
                 started_at,
             });
             let ticker = self.spawn_progress_ticker(run_id, &task.id, context.counters.clone());
-            let outcome = match &task.properties {
-                TaskProperties::Sync(properties) => crate::files::run(properties, &context).await,
-                TaskProperties::TableSync(properties) => {
-                    crate::table::run(properties, &context).await
-                }
-                TaskProperties::Airbyte(properties) => {
-                    crate::airbyte::run(properties, &context).await
-                }
-                TaskProperties::HttpSync(properties) => {
-                    crate::http::run(properties, &context).await
-                }
-            };
+            let outcome = self.bodies.body(&task).run(&context).await;
             ticker.abort();
             renewal.abort();
             let follow_up = outcome.follow_up.clone();
@@ -421,170 +394,12 @@ impl Engine {
         .await
     }
 
-    /// Watches a submitted run's remote job until it ends and records the
-    /// end on the run. The watcher holds a lease on the run (not on its
-    /// task, which may run again meanwhile), so no other process adopts
-    /// it. A cancel by id or through the state store cancels the job; the
-    /// engine shutting down only stops the watching (the job goes on, and
-    /// the next console or daemon adopts the run).
-    fn watch_in_background(
-        self: &Arc<Self>,
-        mut context: RunContext,
-        trigger: Trigger,
-        started_at: chrono::DateTime<Utc>,
-        watch: Arc<crate::airbyte::Watch>,
-    ) {
-        context.cancel = CancellationToken::new();
-        self.lock_active().insert(
-            context.run_id,
-            ActiveRun {
-                task_id: context.task_id.clone(),
-                cancel: context.cancel.clone(),
-            },
-        );
-        let engine = Arc::clone(self);
-        tokio::spawn(
-            async move {
-                let owner = crate::state::owner();
-                let key = watch_lease(context.run_id);
-                let ttl = engine.config.engine.lease_ttl;
-                if !matches!(engine.state.acquire_lease(&key, &owner, ttl).await, Ok(true)) {
-                    tracing::info!("another process watches this submitted run");
-                    engine.lock_active().remove(&context.run_id);
-                    return;
-                }
-                let lost = CancellationToken::new();
-                let renewal = engine.spawn_lease_renewal(
-                    &key,
-                    context.run_id,
-                    &owner,
-                    context.cancel.clone(),
-                    lost.clone(),
-                );
-                let outcome = tokio::select! {
-                    outcome = watch.until_done(&context) => Some(outcome),
-                    _ = lost.cancelled() => None,
-                    _ = engine.shutdown.cancelled() => {
-                        tracing::info!("stopped watching the submitted job; the next console or daemon takes it over");
-                        None
-                    }
-                };
-                renewal.abort();
-                match outcome {
-                    Some(outcome) => {
-                        engine.finish(&context, trigger, started_at, outcome).await;
-                    }
-                    None => {
-                        engine.lock_active().remove(&context.run_id);
-                    }
-                }
-                let _ = engine.state.release_lease(&key, &owner).await;
-            }
-            .instrument(tracing::Span::current()),
-        );
-    }
-
-    /// Takes over `submitted` runs that nobody watches any more (the
-    /// process that submitted them has ended, as a headless `syncdeck run`
-    /// does) and watches their jobs to the end. Returns how many it took.
-    pub async fn adopt_submitted_runs(self: &Arc<Self>) -> usize {
-        let runs = match self.state.runs(None, ADOPT_LOOKBACK).await {
-            Ok(runs) => runs,
-            Err(error) => {
-                tracing::warn!(%error, "could not look for submitted runs");
-                return 0;
-            }
-        };
-        let owner = crate::state::owner();
-        let ttl = self.config.engine.lease_ttl;
-        let mut adopted = 0;
-        for record in runs
-            .into_iter()
-            .filter(|run| run.status == RunStatus::Submitted)
-        {
-            if self.lock_active().contains_key(&record.run_id) {
-                continue;
-            }
-            let Some(TaskProperties::Airbyte(properties)) = self
-                .config
-                .task(&record.task_id)
-                .map(|task| &task.properties)
-            else {
-                continue;
-            };
-            let Some(job_id) = record.counters.remote_job_id else {
-                continue;
-            };
-            let key = watch_lease(record.run_id);
-            if !matches!(self.state.acquire_lease(&key, &owner, ttl).await, Ok(true)) {
-                continue;
-            }
-            let span =
-                tracing::info_span!("run", task_id = %record.task_id, run_id = record.run_id);
-            let watch = match crate::airbyte::resume(properties, job_id)
-                .instrument(span.clone())
-                .await
-            {
-                Ok(watch) => Arc::new(watch),
-                Err(error) => {
-                    span.in_scope(|| tracing::warn!(%error, "cannot watch the submitted job yet; trying again later"));
-                    let _ = self.state.release_lease(&key, &owner).await;
-                    continue;
-                }
-            };
-            span.in_scope(|| {
-                tracing::info!(
-                    job_id,
-                    "watching a job submitted by a process that has ended"
-                )
-            });
-            let counters = SharedCounters::default();
-            let previous = record.counters.clone();
-            counters.update(|counters| *counters = previous);
-            let context = RunContext {
-                run_id: record.run_id,
-                task_id: record.task_id.clone(),
-                cancel: self.shutdown.child_token(),
-                events: self.events.clone(),
-                state: Arc::clone(&self.state),
-                templates: TemplateContext {
-                    execution_date: record.started_at.format("%Y-%m-%d").to_string(),
-                    run_id: record.run_id.to_string(),
-                    task_id: record.task_id.clone(),
-                },
-                base_dir: self.config.base_dir.clone(),
-                retry_items: None,
-                counters,
-            };
-            span.in_scope(|| {
-                self.watch_in_background(context, record.trigger, record.started_at, watch)
-            });
-            adopted += 1;
-        }
-        adopted
-    }
-
-    /// Adopts unwatched submitted runs now and every half minute, until
-    /// the engine shuts down (the console and the daemon run this).
-    pub fn spawn_adoption(self: &Arc<Self>) {
-        let engine = Arc::clone(self);
-        tokio::spawn(async move {
-            loop {
-                engine.adopt_submitted_runs().await;
-                tokio::select! {
-                    _ = engine.shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(ADOPT_EVERY) => {}
-                }
-            }
-        });
-    }
-
     /// Keeps a run's lease alive (renewed every third of its time to live)
     /// and, each second, looks for a cancel asked through the state store by
     /// another process (then cancels `cancel`). A lease found lost (another
     /// worker took it over) cancels `lost`: for a run, the same token, so
     /// the task never runs twice.
-    fn spawn_lease_renewal(
+    pub(super) fn spawn_lease_renewal(
         &self,
         task_id: &str,
         run_id: RunId,
@@ -661,7 +476,7 @@ impl Engine {
         })
     }
 
-    async fn finish(
+    pub(super) async fn finish(
         &self,
         context: &RunContext,
         trigger: Trigger,
@@ -821,22 +636,5 @@ impl Engine {
             }
         }
         Ok(selected)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_never_overflows() {
-        let base = Duration::from_millis(500);
-        assert_eq!(backoff(base, 1), Duration::from_millis(500));
-        assert_eq!(backoff(base, 3), Duration::from_secs(2));
-        assert_eq!(
-            backoff(base, 1000),
-            MAX_BACKOFF,
-            "huge max_retries wait at most five minutes"
-        );
     }
 }

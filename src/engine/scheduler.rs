@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::event::EngineEvent;
-use super::run::{RunStatus, Trigger};
+use crate::run::event::EngineEvent;
+use crate::run::{RunStatus, Trigger};
 use super::{Engine, RunOptions};
 use crate::config::Config;
 

@@ -2,10 +2,9 @@
 //! per file (copy, skip: exists, skip: unchanged), then copy with bounded
 //! concurrency, retries and cooperative cancellation.
 
+mod body;
 pub(crate) mod ftp;
 pub(crate) mod local;
-pub(crate) mod location;
-pub(crate) mod pattern;
 pub(crate) mod sftp;
 pub mod store;
 mod throttle;
@@ -17,16 +16,17 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::Serialize;
 
+pub(crate) use body::FileSyncBody;
 pub use store::memory_store;
 
 use crate::config::template::{self, TemplateContext};
 use crate::config::{Compare, SyncProperties};
-use crate::engine::context::{RunContext, TaskOutcome};
-use crate::engine::event::{CopyMethod, EngineEvent, SkipReason};
-use crate::engine::run::RunStatus;
+use crate::task::retry::{Next, Retry};
+use crate::task::{RunContext, TaskOutcome, final_status};
+use crate::run::event::{CopyMethod, EngineEvent, SkipReason};
 use crate::state::ItemKind;
-use location::{LocationSpec, unsafe_relative_path};
-use pattern::Pattern;
+use crate::config::location::{LocationSpec, unsafe_relative_path};
+use crate::config::pattern::Pattern;
 use store::{Entry, Store, StoreError};
 use throttle::Throttle;
 
@@ -437,14 +437,13 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
     if let Some(warning) = &warning {
         tracing::warn!("{warning}");
     }
-    if counters.files_failed == 0 {
-        return TaskOutcome::new(RunStatus::Succeeded, None, warning);
+    let status = final_status(
+        counters.files_synced + counters.files_skipped(),
+        counters.files_failed,
+    );
+    if status.is_success() {
+        return TaskOutcome::new(status, None, warning);
     }
-    let status = if counters.files_synced + counters.files_skipped() == 0 {
-        RunStatus::Failed
-    } else {
-        RunStatus::Partial
-    };
     let error = format!(
         "{} of {} files failed; see `syncdeck errors {}`",
         counters.files_failed, counters.files_matched, context.task_id
@@ -479,13 +478,17 @@ impl Transfer<'_> {
     /// Copies one file, retrying transient failures; returns whether it landed.
     async fn copy_with_retries(&self, file: &PlannedFile) -> (String, bool) {
         let context = self.context;
-        let max_attempts = self.properties.max_retries + 1;
-        let mut attempt = 0;
+        let mut retry = Retry::new(
+            context,
+            &file.relative,
+            self.properties.max_retries,
+            RETRY_BACKOFF,
+        );
         loop {
             if context.cancel.is_cancelled() {
                 return (file.relative.clone(), false);
             }
-            attempt += 1;
+            retry.begin();
             context.update_counters(|counters| counters.files_active += 1);
             let result = self.copy_once(file).await;
             context.update_counters(|counters| counters.files_active -= 1);
@@ -503,25 +506,14 @@ impl Transfer<'_> {
                 }
                 Err(error) => error,
             };
-            if context.cancel.is_cancelled() {
-                return (file.relative.clone(), false);
-            }
-            let retry_in = (error.transient && attempt < max_attempts)
-                .then(|| crate::engine::backoff(RETRY_BACKOFF, attempt));
             let message = crate::config::redact(&error.message).into_owned();
-            tracing::warn!(path = %file.relative, attempt, max_attempts, error = %message, "file failed");
-            context.emit_item_failed(&file.relative, &message, attempt, max_attempts, retry_in);
-            match retry_in {
-                Some(wait) => {
-                    tokio::select! {
-                        _ = context.cancel.cancelled() => return (file.relative.clone(), false),
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                }
-                None => {
+            match retry.failed(&message, error.transient).await {
+                Next::Again => {}
+                Next::Cancelled => return (file.relative.clone(), false),
+                Next::GiveUp { attempts } => {
                     context.update_counters(|counters| counters.files_failed += 1);
                     context
-                        .record_failure(ItemKind::File, &file.relative, &message, attempt)
+                        .record_failure(ItemKind::File, &file.relative, &message, attempts)
                         .await;
                     return (file.relative.clone(), false);
                 }

@@ -17,7 +17,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload, WriteMultipart};
 use tokio_util::sync::CancellationToken;
 
-use super::location::LocationSpec;
+use crate::config::location::LocationSpec;
 use crate::config::StoreOptions;
 
 /// A stream of file contents.

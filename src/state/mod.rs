@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::run::{RunCounters, RunId, RunRecord, Trigger};
+use crate::run::{RunCounters, RunId, RunRecord, Trigger};
 
 pub use postgres::PostgresStateStore;
 pub use sqlite::SqliteStateStore;

@@ -16,7 +16,7 @@ use super::{
     timestamp,
 };
 use crate::config::redact;
-use crate::engine::run::{RunCounters, RunId, RunRecord, RunStatus, Trigger};
+use crate::run::{RunCounters, RunId, RunRecord, RunStatus, Trigger};
 
 const MIGRATIONS: &[&str] = &["
 CREATE TABLE syncdeck.sync_logs (
@@ -85,7 +85,7 @@ impl PostgresStateStore {
     }
 
     async fn connect(&self) -> Result<(Client, String), StateError> {
-        crate::table::connect(&self.url, "state")
+        crate::postgres::connect(&self.url, "state")
             .await
             .map_err(|error| StateError::Store {
                 location: "postgres state store".into(),

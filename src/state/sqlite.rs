@@ -17,7 +17,7 @@ use super::{
     parse_time, timestamp,
 };
 use crate::config::redact;
-use crate::engine::run::{RunCounters, RunId, RunRecord, RunStatus, Trigger};
+use crate::run::{RunCounters, RunId, RunRecord, RunStatus, Trigger};
 
 /// Schema changes in order; `schema_version` holds how many were applied.
 const MIGRATIONS: &[&str] = &[

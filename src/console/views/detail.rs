@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Paragraph, Sparkline, Widget, Wrap};
 use crate::console::app::{ActiveRun, App, ItemOutcome, RecentItem, TaskState};
 use crate::console::format;
 use crate::console::theme::Theme;
-use crate::engine::event::CopyMethod;
+use crate::run::event::CopyMethod;
 
 /// The right-hand panel of the task list.
 pub struct SummaryView<'a> {
@@ -66,7 +66,7 @@ fn header(task: &TaskState, app: &App, theme: Theme) -> Line<'static> {
 }
 
 /// Counts of a table run: rows and batches.
-fn row_lines(counters: &crate::engine::run::RunCounters, theme: Theme) -> Vec<Line<'static>> {
+fn row_lines(counters: &crate::run::RunCounters, theme: Theme) -> Vec<Line<'static>> {
     let total = counters
         .rows_total
         .map(format::count)

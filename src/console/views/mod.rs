@@ -228,7 +228,7 @@ pub(crate) fn bar(fraction: f64, width: usize) -> String {
 }
 
 /// `synced 1,204  skipped 388  failed 2`
-pub(crate) fn file_counts(counters: &crate::engine::run::RunCounters) -> String {
+pub(crate) fn file_counts(counters: &crate::run::RunCounters) -> String {
     format!(
         "synced {} skipped {} failed {}",
         format::count(counters.files_synced),

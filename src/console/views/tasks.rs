@@ -10,7 +10,7 @@ use crate::config::TaskKind;
 use crate::console::app::{App, Focus, TaskState};
 use crate::console::format;
 use crate::console::theme::{Theme, glyph};
-use crate::engine::run::RunStatus;
+use crate::run::RunStatus;
 
 pub struct TaskListView<'a> {
     pub app: &'a App,

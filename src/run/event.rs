@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::run::{RunCounters, RunId, RunRecord, Trigger};
+use super::{RunCounters, RunId, RunRecord, Trigger};
 
 /// Why a file was not copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -1,4 +1,8 @@
-//! What a run is: its identity, trigger, status and counters.
+//! What a run is: its identity, trigger, status and counters; and the
+//! events and commands about runs ([`event`]). Depends on nothing else of
+//! syncdeck, so the state store, the engine and the console share it.
+
+pub mod event;
 
 use std::fmt;
 use std::str::FromStr;

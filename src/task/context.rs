@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::event::EngineEvent;
-use super::run::{RunCounters, RunId, RunStatus};
+use crate::run::event::EngineEvent;
+use crate::run::{RunCounters, RunId};
 use crate::config::template::TemplateContext;
 use crate::state::{FailedItem, ItemKind, ItemStatus, NewFailedItem, StateStore};
 
@@ -35,7 +35,7 @@ impl SharedCounters {
 }
 
 #[derive(Clone)]
-pub(crate) struct RunContext {
+pub struct RunContext {
     pub(crate) run_id: RunId,
     pub(crate) task_id: String,
     /// Fires when the run is cancelled; task bodies stop at the next safe point.
@@ -125,57 +125,5 @@ impl RunContext {
     /// A cheap handle for code that outlives a borrow of the context.
     pub(crate) fn clone_for_progress(&self) -> SharedCounters {
         self.counters.clone()
-    }
-}
-
-/// How a task body ended; the engine adds counters and times.
-#[derive(Clone)]
-pub(crate) struct TaskOutcome {
-    pub(crate) status: RunStatus,
-    pub(crate) error: Option<String>,
-    pub(crate) warning: Option<String>,
-    /// Work that goes on after the run is recorded `submitted`; its outcome
-    /// becomes the run's final status.
-    pub(crate) follow_up: Option<Arc<crate::airbyte::Watch>>,
-}
-
-impl TaskOutcome {
-    pub(crate) fn new(status: RunStatus, error: Option<String>, warning: Option<String>) -> Self {
-        Self {
-            status,
-            error,
-            warning,
-            follow_up: None,
-        }
-    }
-
-    pub(crate) fn cancelled() -> Self {
-        Self::new(
-            RunStatus::Cancelled,
-            Some("cancelled by the operator".into()),
-            None,
-        )
-    }
-
-    pub(crate) fn failed(error: String) -> Self {
-        Self::new(RunStatus::Failed, Some(error), None)
-    }
-
-    /// The outcome of a task body that stops at its first error: an error
-    /// after a cancel is the cancel.
-    pub(crate) fn of<E: std::fmt::Display>(
-        result: Result<TaskOutcome, E>,
-        cancel: &CancellationToken,
-    ) -> Self {
-        match result {
-            Ok(outcome) => outcome,
-            Err(_) if cancel.is_cancelled() => Self::cancelled(),
-            Err(error) => Self::failed(error.to_string()),
-        }
-    }
-
-    pub(crate) fn with_follow_up(mut self, watch: Arc<crate::airbyte::Watch>) -> Self {
-        self.follow_up = Some(watch);
-        self
     }
 }

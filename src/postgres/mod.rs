@@ -1,0 +1,133 @@
+//! PostgreSQL as syncdeck uses it everywhere: connection URLs with TLS as
+//! libpq reads them, the catalog queries, batch loading with WAL-flush
+//! tracking, row buffers and type coercion. Table sync, HTTP sync and the
+//! state store build on it; it depends on none of them (only on `config`
+//! for secret registration and `tls` for the system's roots).
+
+pub(crate) mod catalog;
+pub(crate) mod coerce;
+pub(crate) mod loader;
+pub(crate) mod rows;
+pub(crate) mod sql;
+mod tls;
+
+use std::time::Duration;
+
+use tokio_postgres::Client;
+
+pub(crate) use loader::Loader;
+pub(crate) use rows::Rows;
+pub(crate) use sql::Dialect;
+use tls::{TlsVerify, split_tls_options, tls_connector};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// The config or the tables do not allow the work (fix, then rerun).
+    #[error("{0}")]
+    Setup(String),
+    /// The server or the connection failed (often worth a retry).
+    #[error("{0}")]
+    Database(String),
+    #[error("cancelled by the operator")]
+    Cancelled,
+}
+
+/// Describes a driver error with the server's message and detail.
+pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => {
+            let mut text = format!("{}: {}", db.code().code(), db.message());
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!(" ({detail})"));
+            }
+            text
+        }
+        None => {
+            let mut text = error.to_string();
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                text.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            text
+        }
+    }
+}
+
+
+/// A connection target: the driver config, the dialect, and a name for
+/// messages (host, port and database; never the password).
+#[derive(Clone)]
+pub(crate) struct Endpoint {
+    config: tokio_postgres::Config,
+    pub(crate) dialect: Dialect,
+    pub(crate) name: String,
+    verify: Option<TlsVerify>,
+}
+
+impl Endpoint {
+    pub(crate) fn parse(url: &str, role: &str, task_id: &str) -> Result<Self, PgError> {
+        let (dialect, url) = match url.strip_prefix("redshift://") {
+            Some(rest) => (Dialect::Redshift, format!("postgres://{rest}")),
+            None => (Dialect::Postgres, url.to_string()),
+        };
+        let (url, verify) = split_tls_options(&url)?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(|error| {
+            PgError::Setup(format!("{role} connection string is not valid: {error}"))
+        })?;
+        if let Some(password) = config.get_password() {
+            crate::config::register_secret(&String::from_utf8_lossy(password));
+        }
+        config.application_name(format!("syncdeck:{task_id}:{role}"));
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(Duration::from_secs(10));
+        }
+        let host = config
+            .get_hosts()
+            .first()
+            .map(|host| match host {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .unwrap_or_else(|| "localhost".into());
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let database = config.get_dbname().unwrap_or("").to_string();
+        Ok(Self {
+            config,
+            dialect,
+            name: format!("{role} {host}:{port}/{database}"),
+            verify,
+        })
+    }
+
+    pub(crate) async fn connect(&self) -> Result<Client, PgError> {
+        let tls = tls_connector(self.verify.as_ref());
+        let (client, connection) = self.config.connect(tls).await.map_err(|error| {
+            PgError::Database(format!(
+                "cannot connect to {}: {}",
+                self.name,
+                describe(&error)
+            ))
+        })?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(error = %error, "database connection ended");
+            }
+        });
+        client
+            .batch_execute("SET TimeZone TO 'UTC'")
+            .await
+            .map_err(|error| {
+                PgError::Database(format!("{}: {}", self.name, describe(&error)))
+            })?;
+        Ok(client)
+    }
+}
+
+/// Connects to a PostgreSQL URL the way table sync does (TLS as the URL's
+/// `sslmode` asks, session in UTC), for other parts of syncdeck.
+pub(crate) async fn connect(url: &str, role: &str) -> Result<(Client, String), PgError> {
+    let endpoint = Endpoint::parse(url, role, "syncdeck")?;
+    let client = endpoint.connect().await?;
+    Ok((client, endpoint.name))
+}

@@ -1,0 +1,95 @@
+//! Table sync as a task body, and what `syncdeck plan` shows for it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::json;
+
+use super::layout::discover;
+use super::count_rows;
+use crate::config::{TableMode, TableSyncProperties};
+use crate::postgres::{Endpoint, PgError};
+use crate::task::{PlanRequest, RunContext, TaskBody, TaskOutcome, TaskPlan};
+
+pub(crate) struct TableSyncBody(pub(crate) Arc<TableSyncProperties>);
+
+#[async_trait]
+impl TaskBody for TableSyncBody {
+    async fn run(&self, context: &RunContext) -> TaskOutcome {
+        super::run(&self.0, context).await
+    }
+
+    async fn plan(&self, request: &PlanRequest) -> Result<TaskPlan, String> {
+        let watermark = request
+            .state
+            .watermark(&request.task_id)
+            .await
+            .map_err(|error| format!("cannot read the watermark: {error}"))?;
+        let plan = plan(&self.0, &request.task_id, watermark)
+            .await
+            .map_err(|error| error.to_string())?;
+        let mut lines = vec![format!("{}: {} -> {}", request.task_id, plan.source, plan.target)];
+        lines.push(match &plan.watermark {
+            Some(watermark) => format!("  rows with watermark above {watermark}: {}", plan.rows),
+            None => format!("  rows to read: {}", plan.rows),
+        });
+        lines.push(format!(
+            "  {} batch(es); columns: {}",
+            plan.batches,
+            plan.columns.join(", ")
+        ));
+        let json = json!({
+            "task_id": request.task_id,
+            "source": plan.source,
+            "target": plan.target,
+            "rows": plan.rows,
+            "batches": plan.batches,
+            "watermark": plan.watermark,
+            "columns": plan.columns,
+        });
+        Ok(TaskPlan { lines, json })
+    }
+}
+
+/// What `syncdeck plan` shows for a table task.
+pub struct TablePlan {
+    pub source: String,
+    pub target: String,
+    pub rows: u64,
+    pub batches: u64,
+    pub watermark: Option<String>,
+    pub columns: Vec<String>,
+}
+
+/// Connects, checks both tables and counts what a run would read.
+pub async fn plan(
+    properties: &TableSyncProperties,
+    task_id: &str,
+    watermark: Option<String>,
+) -> Result<TablePlan, PgError> {
+    let source_endpoint = Endpoint::parse(properties.source.expose(), "source", task_id)?;
+    let target_endpoint = Endpoint::parse(properties.target.expose(), "target", task_id)?;
+    let source = source_endpoint.connect().await?;
+    let target = target_endpoint.connect().await?;
+    let layout = discover(properties, source_endpoint.dialect, &source, &target).await?;
+    let watermark = watermark.filter(|_| *properties.mode.get_ref() == TableMode::Incremental);
+    let rows = count_rows(
+        &source,
+        source_endpoint.dialect,
+        &layout,
+        watermark.as_deref(),
+    )
+    .await?;
+    Ok(TablePlan {
+        source: source_endpoint.name,
+        target: format!("{} table {}", target_endpoint.name, layout.target_table),
+        rows,
+        batches: rows.div_ceil(*properties.batch_size.get_ref() as u64),
+        watermark,
+        columns: layout
+            .columns
+            .iter()
+            .map(|column| column.target.clone())
+            .collect(),
+    })
+}

@@ -1,0 +1,186 @@
+//! What a table sync run knows about both tables: the columns it reads
+//! and writes, their types, and the ordering key; and a batch's bounds.
+
+use serde::{Deserialize, Serialize};
+use tokio_postgres::Client;
+
+use super::sql::{KeyColumn, Read, SourceColumn, SourceRelation};
+use crate::config::{TableMode, TableSyncProperties};
+use crate::postgres::coerce::ValueType;
+use crate::postgres::catalog::target_columns;
+use crate::postgres::{Dialect, PgError, describe};
+
+/// One target column and how it is filled.
+#[derive(Debug, Clone)]
+pub(crate) struct ColumnPlan {
+    pub(crate) target: String,
+    /// The target column's type, as `format_type` names it.
+    pub(crate) target_type: String,
+    /// Position of its source column in the extracted row.
+    pub(crate) source_index: usize,
+    pub(crate) value_type: ValueType,
+    pub(crate) required: bool,
+    pub(crate) null_if: Vec<String>,
+}
+
+/// Everything a run needs to know about both tables.
+pub(crate) struct Layout {
+    pub(crate) relation: SourceRelation,
+    /// Source columns read, in order (mapped ones, then ordering-only ones).
+    pub(crate) source_columns: Vec<SourceColumn>,
+    pub(crate) columns: Vec<ColumnPlan>,
+    /// The ordering key: (watermark,) primary key, with source types.
+    pub(crate) keys: Vec<KeyColumn>,
+    /// Positions of the key columns in the extracted row.
+    pub(crate) key_indexes: Vec<usize>,
+    /// Positions of the primary key's target columns in `columns`.
+    pub(crate) primary_key: Vec<String>,
+    /// Target columns compared as text in the upsert (json, xml).
+    pub(crate) target_table: String,
+}
+
+/// Where a batch starts and ends in the ordering key: `after` (exclusive,
+/// none for the first batch) to `through` (inclusive), plus the watermark
+/// floor of its run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchBounds {
+    pub after: Option<Vec<Option<String>>>,
+    pub through: Vec<Option<String>>,
+    pub watermark_above: Option<String>,
+}
+
+impl BatchBounds {
+    pub(crate) fn key(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+pub(crate) async fn discover(
+    properties: &TableSyncProperties,
+    dialect: Dialect,
+    source: &Client,
+    target: &Client,
+) -> Result<Layout, PgError> {
+    let relation = match (&properties.source_table, &properties.source_query) {
+        (Some(table), _) => SourceRelation::Table(table.get_ref().clone()),
+        (None, Some(query)) => SourceRelation::Query(query.get_ref().clone()),
+        (None, None) => return Err(PgError::Setup("no source_table or source_query".into())),
+    };
+    let probe = source
+        .prepare(&format!(
+            "SELECT * FROM {} LIMIT 0",
+            relation.relation_sql()
+        ))
+        .await
+        .map_err(|error| {
+            PgError::Setup(format!("cannot read the source: {}", describe(&error)))
+        })?;
+    let source_types: Vec<(String, String)> = probe
+        .columns()
+        .iter()
+        .map(|column| (column.name().to_string(), column.type_().name().to_string()))
+        .collect();
+
+    let target_table = properties.target_table.get_ref().clone();
+    let target_types = target_columns(target, &target_table).await?;
+
+    let mut source_columns: Vec<SourceColumn> = Vec::new();
+    let index_of = |name: &str,
+                    source_columns: &mut Vec<SourceColumn>|
+     -> Result<usize, PgError> {
+        let Some((_, type_name)) = source_types.iter().find(|(column, _)| column == name) else {
+            return Err(PgError::Setup(format!("source has no column `{name}`")));
+        };
+        Ok(
+            match source_columns.iter().position(|column| column.name == name) {
+                Some(index) => index,
+                None => {
+                    source_columns.push(SourceColumn {
+                        name: name.to_string(),
+                        read: Read::for_type(dialect, type_name),
+                    });
+                    source_columns.len() - 1
+                }
+            },
+        )
+    };
+
+    let mut columns = Vec::new();
+    if properties.columns.is_empty() {
+        for (name, _) in &source_types {
+            if let Some((_, type_name)) = target_types.iter().find(|(target, _)| target == name) {
+                columns.push(ColumnPlan {
+                    target: name.clone(),
+                    target_type: type_name.clone(),
+                    source_index: index_of(name, &mut source_columns)?,
+                    value_type: ValueType::from_type_name(type_name),
+                    required: false,
+                    null_if: Vec::new(),
+                });
+            }
+        }
+    } else {
+        for (target_name, column) in &properties.columns {
+            let Some((_, type_name)) = target_types
+                .iter()
+                .find(|(target, _)| target == target_name)
+            else {
+                return Err(PgError::Setup(format!(
+                    "target table `{target_table}` has no column `{target_name}`"
+                )));
+            };
+            let source_name = column.source.as_deref().unwrap_or(target_name);
+            columns.push(ColumnPlan {
+                target: target_name.clone(),
+                target_type: type_name.clone(),
+                source_index: index_of(source_name, &mut source_columns)?,
+                value_type: ValueType::from_type_name(
+                    column.type_name.as_deref().unwrap_or(type_name),
+                ),
+                required: column.required,
+                null_if: column.null_if.clone(),
+            });
+        }
+    }
+    if columns.is_empty() {
+        return Err(PgError::Setup(format!(
+            "no column of the source is in `{target_table}`; map them in [columns]"
+        )));
+    }
+
+    let primary_key: Vec<String> = properties.primary_key.get_ref().clone();
+    let mut key_sources: Vec<String> = Vec::new();
+    if properties.mode.get_ref() == &TableMode::Incremental
+        && let Some(watermark) = &properties.watermark_column
+    {
+        key_sources.push(watermark.clone());
+    }
+    for key in &primary_key {
+        let Some(column) = columns.iter().find(|column| &column.target == key) else {
+            return Err(PgError::Setup(format!(
+                "primary key column `{key}` is not among the synced columns"
+            )));
+        };
+        key_sources.push(source_columns[column.source_index].name.clone());
+    }
+    let mut keys = Vec::new();
+    let mut key_indexes = Vec::new();
+    for name in key_sources {
+        let type_name = source_types
+            .iter()
+            .find(|(column, _)| *column == name)
+            .map(|(_, type_name)| type_name.clone())
+            .ok_or_else(|| PgError::Setup(format!("source has no column `{name}`")))?;
+        key_indexes.push(index_of(&name, &mut source_columns)?);
+        keys.push(KeyColumn { name, type_name });
+    }
+    Ok(Layout {
+        relation,
+        source_columns,
+        columns,
+        keys,
+        key_indexes,
+        primary_key,
+        target_table,
+    })
+}

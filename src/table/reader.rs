@@ -1,0 +1,153 @@
+//! Reading batches from the source with keyset queries.
+
+use std::time::Duration;
+
+use tokio_postgres::Client;
+
+use super::layout::{BatchBounds, Layout};
+use super::sql::{self, Read};
+use crate::postgres::{Endpoint, PgError, Rows, describe};
+
+/// Reads batches from the source.
+pub(crate) struct Reader {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) client: Option<Client>,
+    /// Batch queries prepared on `client`, by SQL text: every batch after
+    /// the first runs the same statement, planned once.
+    pub(crate) prepared: std::collections::HashMap<String, tokio_postgres::Statement>,
+}
+
+impl Reader {
+    async fn read(
+        &mut self,
+        layout: &Layout,
+        after: Option<&[Option<String>]>,
+        through: Option<&[Option<String>]>,
+        watermark_above: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Rows, PgError> {
+        if self.client.as_ref().is_none_or(Client::is_closed) {
+            self.client = Some(self.endpoint.connect().await?);
+            self.prepared.clear();
+        }
+        let client = self
+            .client
+            .as_ref()
+            .ok_or_else(|| PgError::Database("no source connection".into()))?;
+        let mut query = sql::Query::new(self.endpoint.dialect);
+        let mut conditions = Vec::new();
+        if let (Some(watermark), Some(key)) = (watermark_above, layout.keys.first()) {
+            conditions.push(query.greater(key, watermark));
+        }
+        if let Some(after) = after {
+            conditions.push(query.after(&layout.keys, after));
+        }
+        if let Some(through) = through {
+            conditions.push(query.through(&layout.keys, through));
+        }
+        let built = sql::select_batch(
+            self.endpoint.dialect,
+            &layout.relation,
+            &layout.source_columns,
+            &layout.keys,
+            conditions,
+            query.params,
+            limit,
+        );
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = built
+            .params
+            .iter()
+            .map(|param| param as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        let statement = match self.prepared.get(&built.sql) {
+            Some(statement) => statement.clone(),
+            None => {
+                let statement = client.prepare(&built.sql).await.map_err(|error| {
+                    PgError::Database(format!(
+                        "reading {}: {}",
+                        self.endpoint.name,
+                        describe(&error)
+                    ))
+                })?;
+                self.prepared.insert(built.sql.clone(), statement.clone());
+                statement
+            }
+        };
+        let failed = |error: tokio_postgres::Error| {
+            PgError::Database(format!(
+                "reading {}: {}",
+                self.endpoint.name,
+                describe(&error)
+            ))
+        };
+        let stream = client.query_raw(&statement, params).await.map_err(failed)?;
+        futures::pin_mut!(stream);
+        let width = layout.source_columns.len();
+        let mut rows = Rows::with_capacity(width, limit.unwrap_or(0).min(10_000));
+        while let Some(row) = futures::TryStreamExt::try_next(&mut stream)
+            .await
+            .map_err(failed)?
+        {
+            for (index, column) in layout.source_columns.iter().enumerate() {
+                match column.read {
+                    Read::Cast | Read::Text => rows.push(row.try_get(index).map_err(failed)?),
+                    Read::Char => rows.push(
+                        row.try_get::<_, Option<&str>>(index)
+                            .map_err(failed)?
+                            .map(|text| text.trim_end_matches(' ')),
+                    ),
+                    Read::Int2 => rows.push_integer(
+                        row.try_get::<_, Option<i16>>(index)
+                            .map_err(failed)?
+                            .map(i64::from),
+                    ),
+                    Read::Int4 => rows.push_integer(
+                        row.try_get::<_, Option<i32>>(index)
+                            .map_err(failed)?
+                            .map(i64::from),
+                    ),
+                    Read::Int8 => rows.push_integer(row.try_get(index).map_err(failed)?),
+                    Read::Bool => rows.push(
+                        row.try_get::<_, Option<bool>>(index)
+                            .map_err(failed)?
+                            .map(|value| if value { "true" } else { "false" }),
+                    ),
+                }
+            }
+        }
+        Ok(rows)
+    }
+}
+
+pub(super) async fn read_with_retries(
+    reader: &mut Reader,
+    layout: &Layout,
+    bounds: &BatchBounds,
+    limit: Option<usize>,
+    retries: u32,
+    backoff: Duration,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<Rows, PgError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let through = (!bounds.through.is_empty()).then_some(bounds.through.as_slice());
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return Err(PgError::Cancelled),
+            result = reader.read(layout, bounds.after.as_deref(), through, bounds.watermark_above.as_deref(), limit) => result,
+        };
+        match result {
+            Ok(rows) => return Ok(rows),
+            Err(error) if attempt <= retries => {
+                let wait = crate::task::retry::backoff(backoff, attempt);
+                tracing::warn!(attempt, error = %error, "reading a batch failed; retrying in {}", humantime::format_duration(wait));
+                reader.client = None;
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(PgError::Cancelled),
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
