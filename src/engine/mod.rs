@@ -4,6 +4,8 @@
 
 mod remote;
 pub mod scheduler;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -113,7 +115,6 @@ impl Drop for BusyGuard<'_> {
         busy.remove(&self.task_id);
     }
 }
-
 
 impl Engine {
     /// Creates the engine over an opened state store. Runs left `running`

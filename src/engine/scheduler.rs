@@ -12,10 +12,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::run::event::EngineEvent;
-use crate::run::{RunStatus, Trigger};
 use super::{Engine, RunOptions};
 use crate::config::Config;
+use crate::run::event::EngineEvent;
+use crate::run::{RunStatus, Trigger};
 
 /// How late a run may start before it is skipped, when not configured.
 pub const DEFAULT_MISFIRE_GRACE: Duration = Duration::from_secs(60);
@@ -203,15 +203,17 @@ pub enum ScheduleCommand {
 pub async fn run(
     engine: Arc<Engine>,
     mut schedules: Schedules,
-    mut commands: mpsc::Receiver<ScheduleCommand>,
+    commands: mpsc::Receiver<ScheduleCommand>,
     shutdown: CancellationToken,
 ) {
+    // `None` once every sender is gone: the schedules then only run.
+    let mut commands = Some(commands);
     publish(&engine, &schedules);
     loop {
         let wake = schedules.next_wake();
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            command = commands.recv() => match command {
+            command = next_command(&mut commands) => match command {
                 Some(ScheduleCommand::Pause(task_id)) => {
                     schedules.set_paused(&task_id, true, Instant::now());
                     tracing::info!(task_id, "schedule paused");
@@ -220,7 +222,7 @@ pub async fn run(
                     schedules.set_paused(&task_id, false, Instant::now());
                     tracing::info!(task_id, "schedule resumed");
                 }
-                None => commands = mpsc::channel(1).1,
+                None => commands = None,
             },
             _ = sleep_until(wake) => {
                 let mut statuses = BTreeMap::new();
@@ -238,6 +240,17 @@ pub async fn run(
             }
         }
         publish(&engine, &schedules);
+    }
+}
+
+/// The next command, or never once the channel is closed (a closed
+/// channel answers `None` at once, forever: polling it would spin).
+async fn next_command(
+    commands: &mut Option<mpsc::Receiver<ScheduleCommand>>,
+) -> Option<ScheduleCommand> {
+    match commands {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }
 
