@@ -46,7 +46,7 @@ pub(crate) async fn load_with_retries(
     label: &str,
     item_key: &str,
 ) -> bool {
-    let mut retry = Retry::new(context, label, max_retries, base);
+    let mut retry = Retry::new(context, "batch", label, max_retries, base);
     loop {
         let attempt = retry.begin();
         let result = tokio::select! {

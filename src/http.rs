@@ -135,6 +135,7 @@ impl Api<'_> {
     ) -> Result<Value, (HttpSyncError, u32)> {
         let mut retry = Retry::new(
             context,
+            "page",
             label,
             self.properties.max_retries,
             self.properties.retry_backoff,

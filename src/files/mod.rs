@@ -480,6 +480,7 @@ impl Transfer<'_> {
         let context = self.context;
         let mut retry = Retry::new(
             context,
+            "file",
             &file.relative,
             self.properties.max_retries,
             RETRY_BACKOFF,

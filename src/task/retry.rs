@@ -34,6 +34,8 @@ pub(crate) enum Next {
 /// whatever it needs mutably.
 pub(crate) struct Retry<'a> {
     context: &'a RunContext,
+    /// What is retried (`file`, `batch`, `page`), for the log line.
+    what: &'static str,
     /// What the failure events and log lines call the item.
     label: &'a str,
     max_attempts: u32,
@@ -44,12 +46,14 @@ pub(crate) struct Retry<'a> {
 impl<'a> Retry<'a> {
     pub(crate) fn new(
         context: &'a RunContext,
+        what: &'static str,
         label: &'a str,
         max_retries: u32,
         base: Duration,
     ) -> Self {
         Self {
             context,
+            what,
             label,
             max_attempts: max_retries.saturating_add(1),
             base,
@@ -79,7 +83,8 @@ impl<'a> Retry<'a> {
             attempt,
             max_attempts = self.max_attempts,
             error = %message,
-            "attempt failed"
+            "{} failed",
+            self.what
         );
         context.emit_item_failed(self.label, message, attempt, self.max_attempts, retry_in);
         match retry_in {
