@@ -3,24 +3,17 @@
 //! the [`Command`]s for the event loop to carry out. The clock is set from
 //! outside ([`App::set_now`]) so tests control time.
 
-use std::collections::{HashMap, VecDeque};
-
 use chrono::{DateTime, TimeDelta, Utc};
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyEvent;
 
-use super::keymap::{Action, Keymap};
+use super::keymap::Keymap;
+pub use super::run_state::{ActiveRun, ItemOutcome, RecentItem};
 use crate::config::{Config, TaskKind};
 use crate::logging::{LogBuffer, LogLine};
-use crate::run::event::{CopyMethod, EngineCommand, EngineEvent, SkipReason};
-use crate::run::{RunCounters, RunId, RunRecord, RunStatus, Trigger};
+use crate::run::event::{EngineCommand, EngineEvent};
+use crate::run::{RunId, RunRecord, RunStatus};
 use crate::state::{FailedItem, ItemStatus};
 
-/// Recent items kept per run for the detail view.
-const RECENT_ITEMS: usize = 200;
-/// Seconds of throughput history for the sparkline.
-const THROUGHPUT_SECONDS: usize = 60;
-/// The window the rate and ETA are computed over.
-const RATE_WINDOW: TimeDelta = TimeDelta::seconds(10);
 /// Ticks between polls of the state store for other processes' runs.
 const POLL_EVERY_TICKS: u32 = 4;
 /// How long a status message stays in the footer.
@@ -104,174 +97,6 @@ pub enum Confirm {
 pub enum Input {
     TaskFilter(String),
     LogSearch(String),
-}
-
-/// What happened to a file or batch in a run, newest last.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ItemOutcome {
-    Synced {
-        bytes: u64,
-        method: CopyMethod,
-    },
-    Skipped(SkipReason),
-    Failed {
-        error: String,
-        attempt: u32,
-        max_attempts: u32,
-        retry_at: Option<DateTime<Utc>>,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecentItem {
-    pub path: String,
-    pub outcome: ItemOutcome,
-}
-
-/// A run in progress, as the console follows it.
-#[derive(Debug, Clone)]
-pub struct ActiveRun {
-    pub run_id: RunId,
-    pub trigger: Trigger,
-    pub started_at: DateTime<Utc>,
-    pub counters: RunCounters,
-    pub recent: VecDeque<RecentItem>,
-    /// Items failing right now, by path: the newest attempt.
-    pub retrying: HashMap<String, RecentItem>,
-    /// (time, bytes done, rows read) samples over the last [`RATE_WINDOW`].
-    samples: VecDeque<(DateTime<Utc>, u64, u64)>,
-    /// Bytes per second, one value per second, newest last.
-    pub throughput: VecDeque<u64>,
-    last_second: Option<(DateTime<Utc>, u64)>,
-    pub cancel_requested: bool,
-    /// Started by another process (a daemon, another console); followed
-    /// by polling the state store instead of through engine events.
-    pub remote: bool,
-}
-
-impl ActiveRun {
-    fn new(run_id: RunId, trigger: Trigger, started_at: DateTime<Utc>) -> Self {
-        Self {
-            run_id,
-            trigger,
-            started_at,
-            counters: RunCounters::default(),
-            recent: VecDeque::new(),
-            retrying: HashMap::new(),
-            samples: VecDeque::new(),
-            throughput: VecDeque::new(),
-            last_second: None,
-            cancel_requested: false,
-            remote: false,
-        }
-    }
-
-    /// Whether this run moves rows (table sync) rather than files.
-    pub fn is_rows(&self) -> bool {
-        self.counters.rows_total.is_some()
-            || self.counters.rows_extracted > 0
-            || self.counters.batches_done > 0
-    }
-
-    /// Bytes (or, for table runs, rows) per second over the rolling window,
-    /// once it spans a second.
-    pub fn rate(&self) -> Option<f64> {
-        let (first_time, first_bytes, first_rows) = self.samples.front()?;
-        let (last_time, last_bytes, last_rows) = self.samples.back()?;
-        let seconds = (*last_time - *first_time).num_milliseconds() as f64 / 1000.0;
-        let done = if self.is_rows() {
-            last_rows.saturating_sub(*first_rows)
-        } else {
-            last_bytes.saturating_sub(*first_bytes)
-        };
-        (seconds >= 1.0).then(|| done as f64 / seconds)
-    }
-
-    /// Time left at the current rate, when totals and a rate are known.
-    pub fn eta(&self) -> Option<TimeDelta> {
-        if !self.counters.totals_known {
-            return None;
-        }
-        let remaining = match self.counters.rows_total {
-            Some(total) => total.saturating_sub(self.counters.rows_extracted),
-            None => self
-                .counters
-                .bytes_total
-                .saturating_sub(self.counters.bytes_done),
-        };
-        if remaining == 0 {
-            return Some(TimeDelta::zero());
-        }
-        let rate = self.rate().filter(|rate| *rate > 0.0)?;
-        Some(TimeDelta::milliseconds(
-            (remaining as f64 / rate * 1000.0) as i64,
-        ))
-    }
-
-    /// Share of the work done, weighted by bytes (files) or rows (tables);
-    /// `None` while counting.
-    pub fn fraction(&self) -> Option<f64> {
-        let counters = &self.counters;
-        if !counters.totals_known {
-            return None;
-        }
-        if let Some(total) = counters.rows_total {
-            return Some(if total == 0 {
-                1.0
-            } else {
-                (counters.rows_extracted as f64 / total as f64).min(1.0)
-            });
-        }
-        if counters.bytes_total > 0 {
-            Some((counters.bytes_done as f64 / counters.bytes_total as f64).min(1.0))
-        } else if counters.files_to_copy > 0 {
-            Some(
-                (counters.files_synced + counters.files_failed) as f64
-                    / counters.files_to_copy as f64,
-            )
-        } else {
-            Some(1.0)
-        }
-    }
-
-    fn sample(&mut self, now: DateTime<Utc>) {
-        self.samples
-            .push_back((now, self.counters.bytes_done, self.counters.rows_extracted));
-        while self
-            .samples
-            .front()
-            .is_some_and(|(time, _, _)| now - *time > RATE_WINDOW)
-        {
-            self.samples.pop_front();
-        }
-    }
-
-    fn tick(&mut self, now: DateTime<Utc>) {
-        let bytes = if self.is_rows() {
-            self.counters.rows_extracted
-        } else {
-            self.counters.bytes_done
-        };
-        match self.last_second {
-            None => self.last_second = Some((now, bytes)),
-            Some((time, before)) if now - time >= TimeDelta::seconds(1) => {
-                self.throughput.push_back(bytes.saturating_sub(before));
-                if self.throughput.len() > THROUGHPUT_SECONDS {
-                    self.throughput.pop_front();
-                }
-                self.last_second = Some((now, bytes));
-            }
-            Some(_) => {}
-        }
-        self.sample(now);
-    }
-
-    fn push_recent(&mut self, item: RecentItem) {
-        self.recent.push_back(item);
-        if self.recent.len() > RECENT_ITEMS {
-            self.recent.pop_front();
-        }
-    }
 }
 
 /// A task as the console shows it.
@@ -436,11 +261,11 @@ impl App {
         self.visible_tasks().get(self.selected).copied()
     }
 
-    fn selected_task_id(&self) -> Option<String> {
+    pub(super) fn selected_task_id(&self) -> Option<String> {
         self.selected_task().map(|task| task.id.clone())
     }
 
-    fn task_mut(&mut self, task_id: &str) -> Option<&mut TaskState> {
+    pub(super) fn task_mut(&mut self, task_id: &str) -> Option<&mut TaskState> {
         self.tasks.iter_mut().find(|task| task.id == task_id)
     }
 
@@ -475,7 +300,7 @@ impl App {
             .collect()
     }
 
-    fn set_status(&mut self, message: impl Into<String>) {
+    pub(super) fn set_status(&mut self, message: impl Into<String>) {
         self.status = Some((message.into(), self.now));
     }
 
@@ -523,7 +348,7 @@ impl App {
         commands
     }
 
-    fn on_tick(&mut self) {
+    pub(super) fn on_tick(&mut self) {
         let now = self.now;
         let mut changed = false;
         for task in &mut self.tasks {
@@ -549,7 +374,7 @@ impl App {
 
     /// Takes each task's newest finished run, and follows runs in progress
     /// that another process started. Returns whether anything changed.
-    fn on_runs_loaded(&mut self, runs: Vec<RunRecord>) -> bool {
+    pub(super) fn on_runs_loaded(&mut self, runs: Vec<RunRecord>) -> bool {
         let now = self.now;
         let mut changed = false;
         for task in &mut self.tasks {
@@ -598,7 +423,7 @@ impl App {
         changed
     }
 
-    fn on_failed_items(&mut self, items: Vec<FailedItem>) {
+    pub(super) fn on_failed_items(&mut self, items: Vec<FailedItem>) {
         for task in &mut self.tasks {
             task.pending_failures = items
                 .iter()
@@ -611,7 +436,7 @@ impl App {
             .min(self.pending_items().len().saturating_sub(1));
     }
 
-    fn on_engine(&mut self, event: EngineEvent) -> Vec<Command> {
+    pub(super) fn on_engine(&mut self, event: EngineEvent) -> Vec<Command> {
         let now = self.now;
         match event {
             EngineEvent::RunStarted {
@@ -743,391 +568,14 @@ impl App {
         }
     }
 
-    fn active_run_mut(&mut self, task_id: &str, run_id: RunId) -> Option<&mut ActiveRun> {
+    pub(super) fn active_run_mut(
+        &mut self,
+        task_id: &str,
+        run_id: RunId,
+    ) -> Option<&mut ActiveRun> {
         self.task_mut(task_id)?
             .active
             .as_mut()
             .filter(|active| active.run_id == run_id)
-    }
-
-    fn on_key(&mut self, key: KeyEvent) -> Vec<Command> {
-        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
-            return self.request_quit();
-        }
-        if let Some(overlay) = self.overlay.clone() {
-            return self.on_overlay_key(overlay, key);
-        }
-        if self.input.is_some() {
-            return self.on_input_key(key);
-        }
-        let Some(action) = self.keymap.action(&key) else {
-            return Vec::new();
-        };
-        if self.read_only && action.is_mutating() {
-            self.set_status("read-only console: start, retry, cancel and pause are disabled");
-            return Vec::new();
-        }
-        self.on_action(action)
-    }
-
-    fn on_overlay_key(&mut self, overlay: Overlay, key: KeyEvent) -> Vec<Command> {
-        match overlay {
-            Overlay::Help => {
-                self.overlay = None;
-                Vec::new()
-            }
-            Overlay::Confirm(confirm) => match key.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
-                    self.overlay = None;
-                    self.confirmed(confirm)
-                }
-                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {
-                    self.overlay = None;
-                    Vec::new()
-                }
-                _ => Vec::new(),
-            },
-        }
-    }
-
-    fn confirmed(&mut self, confirm: Confirm) -> Vec<Command> {
-        match confirm {
-            Confirm::CancelRun { task_id, run_id } => {
-                if let Some(active) = self.active_run_mut(&task_id, run_id) {
-                    active.cancel_requested = true;
-                }
-                self.set_status(format!("cancelling {task_id} run {run_id}…"));
-                vec![Command::Engine(EngineCommand::CancelRun { run_id })]
-            }
-            Confirm::Quit { .. } => vec![Command::Quit],
-            Confirm::Retry { task_id, items } => {
-                self.set_status(format!("retrying {} item(s) of {task_id}", items.len()));
-                let item_ids = Some(items.into_iter().map(|(id, _)| id).collect());
-                vec![Command::Engine(EngineCommand::RetryItems {
-                    task_id,
-                    item_ids,
-                })]
-            }
-        }
-    }
-
-    fn on_input_key(&mut self, key: KeyEvent) -> Vec<Command> {
-        let Some(input) = &mut self.input else {
-            return Vec::new();
-        };
-        let text = match input {
-            Input::TaskFilter(text) | Input::LogSearch(text) => text,
-        };
-        match key.code {
-            KeyCode::Char(c) => text.push(c),
-            KeyCode::Backspace => {
-                text.pop();
-            }
-            KeyCode::Esc => {
-                if matches!(input, Input::TaskFilter(_)) {
-                    self.task_filter.clear();
-                } else {
-                    self.log_view.search = None;
-                    self.log_view.current_match = None;
-                }
-                self.input = None;
-                return Vec::new();
-            }
-            KeyCode::Enter => {
-                self.input = None;
-                return Vec::new();
-            }
-            _ => return Vec::new(),
-        }
-        // Apply as the operator types.
-        match input.clone() {
-            Input::TaskFilter(text) => {
-                self.task_filter = text;
-                self.selected = 0;
-            }
-            Input::LogSearch(text) => {
-                self.log_view.search = (!text.is_empty()).then_some(text);
-                self.log_view.current_match = None;
-                self.jump_to_match(true);
-            }
-        }
-        Vec::new()
-    }
-
-    fn request_quit(&mut self) -> Vec<Command> {
-        let active = self.active_runs();
-        if active > 0 {
-            self.overlay = Some(Overlay::Confirm(Confirm::Quit { active }));
-            Vec::new()
-        } else {
-            vec![Command::Quit]
-        }
-    }
-
-    fn on_action(&mut self, action: Action) -> Vec<Command> {
-        match action {
-            Action::Quit => return self.request_quit(),
-            Action::Help => self.overlay = Some(Overlay::Help),
-            Action::Tasks => self.view = View::Tasks,
-            Action::Errors => {
-                self.view = View::Errors;
-                return vec![Command::LoadFailedItems];
-            }
-            Action::History => return self.open_history(),
-            Action::Logs => self.view = View::Logs,
-            Action::Open => match self.view {
-                View::Tasks if self.focus == Focus::Tasks && self.selected_task().is_some() => {
-                    self.view = View::Detail
-                }
-                View::Errors => return self.retry_selected_item(),
-                View::History => {}
-                _ => {}
-            },
-            Action::Back => {
-                if self.view == View::Tasks && !self.task_filter.is_empty() {
-                    self.task_filter.clear();
-                } else {
-                    self.view = View::Tasks;
-                }
-            }
-            Action::Focus => {
-                self.focus = match (self.view, self.focus) {
-                    (View::Tasks, Focus::Tasks) => Focus::Logs,
-                    _ => Focus::Tasks,
-                };
-            }
-            Action::Down => self.move_by(1),
-            Action::Up => self.move_by(-1),
-            Action::PageDown => self.move_by(10),
-            Action::PageUp => self.move_by(-10),
-            Action::Top => self.move_to(false),
-            Action::Bottom => self.move_to(true),
-            Action::Filter => {
-                self.input = Some(if self.logs_focused() {
-                    Input::LogSearch(self.log_view.search.clone().unwrap_or_default())
-                } else {
-                    self.view = View::Tasks;
-                    self.focus = Focus::Tasks;
-                    Input::TaskFilter(self.task_filter.clone())
-                });
-            }
-            Action::Follow => {
-                self.log_view.follow = !self.log_view.follow;
-                if self.log_view.follow {
-                    self.log_view.offset = 0;
-                }
-            }
-            Action::Level => {
-                use tracing::Level;
-                self.log_view.min_level = match self.log_view.min_level {
-                    None => Some(Level::INFO),
-                    Some(Level::INFO) => Some(Level::WARN),
-                    Some(Level::WARN) => Some(Level::ERROR),
-                    _ => None,
-                };
-                self.log_view.current_match = None;
-            }
-            Action::TaskLogs => {
-                self.log_view.task = match self.log_view.task {
-                    Some(_) => None,
-                    None => self.selected_task_id(),
-                };
-                self.log_view.current_match = None;
-            }
-            Action::NextMatch => self.jump_to_match(true),
-            Action::PreviousMatch => self.jump_to_match(false),
-            Action::Start => return self.start_selected(),
-            Action::Cancel => self.ask_cancel(),
-            Action::Retry => {
-                if self.view == View::Errors {
-                    return self.retry_selected_item();
-                }
-                self.retry_selected_task();
-            }
-            Action::Pause => {
-                let Some(task) = self.selected_task() else {
-                    return Vec::new();
-                };
-                if !task.has_schedule {
-                    let message = format!("{} has no schedule", task.id);
-                    self.set_status(message);
-                    return Vec::new();
-                }
-                let (task_id, paused) = (task.id.clone(), !task.paused);
-                self.set_status(format!(
-                    "{} {task_id}'s schedule",
-                    if paused { "pausing" } else { "resuming" }
-                ));
-                return vec![Command::PauseSchedule { task_id, paused }];
-            }
-        }
-        Vec::new()
-    }
-
-    fn logs_focused(&self) -> bool {
-        self.view == View::Logs || (self.view == View::Tasks && self.focus == Focus::Logs)
-    }
-
-    fn open_history(&mut self) -> Vec<Command> {
-        self.view = View::History;
-        self.history_selected = 0;
-        match self.selected_task_id() {
-            Some(task_id) => {
-                if self.history_task.as_deref() != Some(task_id.as_str()) {
-                    self.history.clear();
-                }
-                self.history_task = Some(task_id.clone());
-                vec![Command::LoadHistory { task_id }]
-            }
-            None => Vec::new(),
-        }
-    }
-
-    fn move_by(&mut self, delta: i64) {
-        if self.logs_focused() {
-            let offset = self.log_view.offset as i64 - delta;
-            self.log_view.offset = offset.max(0) as usize;
-            self.log_view.follow = self.log_view.offset == 0;
-            return;
-        }
-        let (cursor, len) = match self.view {
-            View::Errors => (
-                &mut self.errors_selected,
-                self.failed_items
-                    .iter()
-                    .filter(|i| i.status == ItemStatus::Pending)
-                    .count(),
-            ),
-            View::History => (&mut self.history_selected, self.history.len()),
-            _ => {
-                let len = self.visible_tasks().len();
-                (&mut self.selected, len)
-            }
-        };
-        if len == 0 {
-            *cursor = 0;
-            return;
-        }
-        *cursor = (*cursor as i64 + delta).clamp(0, len as i64 - 1) as usize;
-    }
-
-    fn move_to(&mut self, end: bool) {
-        if self.logs_focused() {
-            self.log_view.offset = if end { 0 } else { self.logs.len() };
-            self.log_view.follow = end;
-            return;
-        }
-        self.move_by(if end { i64::MAX / 4 } else { -(i64::MAX / 4) });
-    }
-
-    /// Moves to the next (or previous) line matching the search.
-    fn jump_to_match(&mut self, forward: bool) {
-        let Some(search) = self.log_view.search.clone() else {
-            return;
-        };
-        let needle = search.to_lowercase();
-        let matches: Vec<usize> = {
-            let ring = self.logs.lock();
-            ring.lines
-                .iter()
-                .filter(|line| self.log_view.shows(line))
-                .enumerate()
-                .filter(|(_, line)| line.message.to_lowercase().contains(&needle))
-                .map(|(index, _)| index)
-                .collect()
-        };
-        if matches.is_empty() {
-            self.log_view.current_match = None;
-            return;
-        }
-        let next = match self.log_view.current_match {
-            None => matches.last().copied(),
-            Some(current) if forward => matches
-                .iter()
-                .copied()
-                .find(|index| *index > current)
-                .or(matches.first().copied()),
-            Some(current) => matches
-                .iter()
-                .rev()
-                .copied()
-                .find(|index| *index < current)
-                .or(matches.last().copied()),
-        };
-        self.log_view.current_match = next;
-        self.log_view.follow = false;
-    }
-
-    fn start_selected(&mut self) -> Vec<Command> {
-        let Some(task) = self.selected_task() else {
-            return Vec::new();
-        };
-        if task.active.is_some() {
-            let message = format!("{} is already running", task.id);
-            self.set_status(message);
-            return Vec::new();
-        }
-        let task_id = task.id.clone();
-        self.set_status(format!("starting {task_id}"));
-        vec![Command::Engine(EngineCommand::StartTask { task_id })]
-    }
-
-    fn ask_cancel(&mut self) {
-        let Some(task) = self.selected_task() else {
-            return;
-        };
-        match &task.active {
-            Some(active) => {
-                self.overlay = Some(Overlay::Confirm(Confirm::CancelRun {
-                    task_id: task.id.clone(),
-                    run_id: active.run_id,
-                }));
-            }
-            None => {
-                let message = format!("{} is not running", task.id);
-                self.set_status(message);
-            }
-        }
-    }
-
-    fn retry_selected_task(&mut self) {
-        let Some(task_id) = self.selected_task_id() else {
-            return;
-        };
-        let items: Vec<(i64, String)> = self
-            .pending_items()
-            .into_iter()
-            .filter(|item| item.task_id == task_id)
-            .map(|item| (item.id, item.key.clone()))
-            .collect();
-        self.ask_retry(task_id, items);
-    }
-
-    fn retry_selected_item(&mut self) -> Vec<Command> {
-        let Some(item) = self.pending_items().get(self.errors_selected).copied() else {
-            self.set_status("nothing to retry");
-            return Vec::new();
-        };
-        let (task_id, items) = (item.task_id.clone(), vec![(item.id, item.key.clone())]);
-        if self.read_only {
-            self.set_status("read-only console: start, retry, cancel and pause are disabled");
-            return Vec::new();
-        }
-        self.ask_retry(task_id, items);
-        Vec::new()
-    }
-
-    fn ask_retry(&mut self, task_id: String, items: Vec<(i64, String)>) {
-        if items.is_empty() {
-            self.set_status(format!("{task_id} has no failed items to retry"));
-        } else if self
-            .tasks
-            .iter()
-            .any(|task| task.id == task_id && task.active.is_some())
-        {
-            self.set_status(format!("{task_id} is running; retry when it has finished"));
-        } else {
-            self.overlay = Some(Overlay::Confirm(Confirm::Retry { task_id, items }));
-        }
     }
 }

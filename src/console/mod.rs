@@ -8,7 +8,9 @@
 
 pub mod app;
 mod format;
+mod input;
 pub mod keymap;
+mod run_state;
 pub mod theme;
 pub mod views;
 

@@ -1,0 +1,332 @@
+//! Reading a config file: finding it, parsing the TOML with positions,
+//! checking keys ("did you mean"), building each task and resolving its
+//! credential references.
+
+use super::*;
+
+/// How much of the config to resolve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolve {
+    /// Resolve credential references (needed to run tasks).
+    Everything,
+    /// Leave references as written (enough to read the state store).
+    WithoutCredentials,
+}
+
+/// Finds the config file: `-c`, then `$SYNCDECK_CONFIG`, then `./syncdeck.toml`.
+pub fn find_config(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    if let Some(path) = std::env::var_os(CONFIG_ENV) {
+        return Ok(PathBuf::from(path));
+    }
+    let default = PathBuf::from(DEFAULT_CONFIG_FILE);
+    if default.exists() {
+        return Ok(default);
+    }
+    Err(ConfigError {
+        file: default,
+        position: None,
+        message: format!(
+            "no config found; pass -c FILE, set ${CONFIG_ENV}, or create ./{DEFAULT_CONFIG_FILE} (see config.example.toml)"
+        ),
+    })
+}
+
+/// Reads, parses and validates a config file.
+pub fn load(path: &Path, resolve: Resolve) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError {
+        file: path.to_path_buf(),
+        position: None,
+        message: format!("cannot read the config: {error}; check the path given with -c"),
+    })?;
+    parse(path, &text, resolve)
+}
+
+/// Parses and validates config text; `path` is used in messages and as the
+/// base for relative paths.
+pub fn parse(path: &Path, text: &str, resolve: Resolve) -> Result<Config, ConfigError> {
+    let source = SourceText { file: path, text };
+    let mut document =
+        DeTable::parse(text).map_err(|error| source.toml_error(&error, error::SYNTAX))?;
+
+    let base_dir = path
+        .parent()
+        .map(|parent| {
+            if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            }
+        })
+        .unwrap_or(Path::new("."));
+    let base_dir = std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
+
+    let tasks_value = document.get_mut().remove("tasks");
+    let top_span = document.span();
+    let top: TopLevel = deserialize(
+        &source,
+        Spanned::new(top_span, DeValue::Table(document.into_inner())),
+        "the top level",
+    )?;
+
+    let credentials_file = top
+        .credentials
+        .file
+        .as_ref()
+        .map(|file| resolve_relative(&base_dir, file));
+    let mut resolver = credentials::CredentialResolver::new(credentials_file);
+
+    let mut tasks = Vec::new();
+    let mut spans = Vec::new();
+    if let Some(tasks_value) = tasks_value {
+        let span = tasks_value.span();
+        let DeValue::Array(array) = tasks_value.into_inner() else {
+            return Err(source.error(
+                Some(span),
+                "`tasks` must be an array of tables; write each task as [[tasks]]",
+            ));
+        };
+        for task_value in array.iter() {
+            let (task, task_spans) =
+                parse_task(&source, task_value.clone(), resolve, &mut resolver)?;
+            tasks.push(task);
+            spans.push(task_spans);
+        }
+    }
+
+    let config = Config {
+        file: path.to_path_buf(),
+        base_dir,
+        engine: top.engine,
+        credentials: top.credentials,
+        keys: check_keys(&source, &top.keys)?,
+        tasks,
+    };
+    validate::validate(&source, &config, &spans)?;
+    Ok(config)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopLevel {
+    #[serde(default)]
+    engine: EngineConfig,
+    #[serde(default)]
+    credentials: CredentialsConfig,
+    #[serde(default)]
+    keys: BTreeMap<Spanned<String>, Spanned<String>>,
+}
+
+/// Checks `[keys]`: known actions, valid keys, no key bound twice.
+fn check_keys(
+    source: &SourceText<'_>,
+    keys: &BTreeMap<Spanned<String>, Spanned<String>>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let names = keys::action_names();
+    let mut bound: BTreeMap<String, String> = keys::ACTIONS
+        .iter()
+        .map(|(name, key, _)| (name.to_string(), key.to_string()))
+        .collect();
+    for (action, key) in keys {
+        if !names.contains(&action.get_ref().as_str()) {
+            let hint = error::did_you_mean(action.get_ref(), &names)
+                .map(|best| format!("did you mean `{best}`?"))
+                .unwrap_or_else(|| format!("actions are {}", names.join(", ")));
+            return Err(source.error(
+                Some(action.span()),
+                format!("[keys] has unknown action `{}`; {hint}", action.get_ref()),
+            ));
+        }
+        keys::parse_key(key.get_ref()).map_err(|message| {
+            source.error(
+                Some(key.span()),
+                format!("[keys] {}: {message}", action.get_ref()),
+            )
+        })?;
+        bound.insert(action.get_ref().clone(), key.get_ref().clone());
+    }
+    let mut by_key: std::collections::HashMap<keys::KeySpec, &str> =
+        std::collections::HashMap::new();
+    for (action, key) in &bound {
+        let Ok(spec) = keys::parse_key(key) else {
+            continue;
+        };
+        if let Some(other) = by_key.insert(spec, action) {
+            let span = keys
+                .iter()
+                .find(|(name, _)| name.get_ref() == action || name.get_ref() == other)
+                .map(|(_, key)| key.span());
+            return Err(source.error(span, format!("[keys] `{key}` is bound to both `{other}` and `{action}`; give one of them another key")));
+        }
+    }
+    Ok(bound)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskHeader {
+    id: Spanned<String>,
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    name: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    dependencies: Vec<Spanned<String>>,
+    schedule: Option<Spanned<ScheduleSpec>>,
+}
+
+/// Where a task's parts are in the file, for validation messages.
+pub(crate) struct TaskSpans {
+    pub(crate) task: Range<usize>,
+    pub(crate) id: Range<usize>,
+    pub(crate) dependencies: Vec<Range<usize>>,
+}
+
+fn parse_task(
+    source: &SourceText<'_>,
+    value: Spanned<DeValue<'_>>,
+    resolve: Resolve,
+    resolver: &mut credentials::CredentialResolver,
+) -> Result<(TaskConfig, TaskSpans), ConfigError> {
+    let task_span = value.span();
+    let DeValue::Table(mut table) = value.into_inner() else {
+        return Err(source.error(Some(task_span), "each entry of `tasks` must be a table"));
+    };
+    let properties = table.remove("properties");
+    let header: TaskHeader = deserialize(
+        source,
+        Spanned::new(task_span.clone(), DeValue::Table(table)),
+        "[[tasks]]",
+    )?;
+
+    let id = header.id.get_ref().clone();
+    let Some(kind) = TaskKind::parse(header.kind.get_ref()) else {
+        let given = header.kind.get_ref();
+        let hint = error::did_you_mean(given, &TaskKind::NAMES)
+            .map(|best| format!("did you mean `{best}`?"))
+            .unwrap_or_else(|| format!("use one of {}", TaskKind::NAMES.join(", ")));
+        return Err(source.error(
+            Some(header.kind.span()),
+            format!("task `{id}` has unknown type `{given}`; {hint}"),
+        ));
+    };
+
+    let section = format!("[tasks.properties] of task `{id}`");
+    let Some(mut properties) = properties else {
+        return Err(source.error(Some(task_span), format!("task `{id}` has no [tasks.properties]; add one with source_path and destination_path")));
+    };
+    if resolve == Resolve::Everything {
+        resolve_references(source, &mut properties, resolver)?;
+    }
+    let properties = match kind {
+        TaskKind::Sync => TaskProperties::Sync(std::sync::Arc::new(deserialize(
+            source, properties, &section,
+        )?)),
+        TaskKind::TableSync => TaskProperties::TableSync(std::sync::Arc::new(deserialize(
+            source, properties, &section,
+        )?)),
+        TaskKind::Airbyte => TaskProperties::Airbyte(std::sync::Arc::new(deserialize(
+            source, properties, &section,
+        )?)),
+        TaskKind::HttpSync => TaskProperties::HttpSync(std::sync::Arc::new(deserialize(
+            source, properties, &section,
+        )?)),
+    };
+
+    let schedule = match header.schedule {
+        None => None,
+        Some(spec) => {
+            let span = spec.span();
+            Some(
+                parse_schedule(spec.into_inner())
+                    .map_err(|message| source.error(Some(span), message))?,
+            )
+        }
+    };
+
+    let spans = TaskSpans {
+        task: task_span,
+        id: header.id.span(),
+        dependencies: header.dependencies.iter().map(Spanned::span).collect(),
+    };
+    let task = TaskConfig {
+        id,
+        kind,
+        name: header.name,
+        description: header.description,
+        dependencies: header
+            .dependencies
+            .into_iter()
+            .map(Spanned::into_inner)
+            .collect(),
+        schedule,
+        properties,
+    };
+    Ok((task, spans))
+}
+
+fn parse_schedule(spec: ScheduleSpec) -> Result<Schedule, String> {
+    let duration = |text: &str, what: &str| {
+        humantime::parse_duration(text).map_err(|error| {
+            format!("invalid {what} `{text}`: {error}; write a duration like \"5m\" or \"300s\"")
+        })
+    };
+    let schedule = match spec {
+        ScheduleSpec::Every(every) => Schedule {
+            every: duration(&every, "schedule")?,
+            misfire_grace: None,
+        },
+        ScheduleSpec::Table(table) => Schedule {
+            every: duration(&table.every, "schedule `every`")?,
+            misfire_grace: table
+                .misfire_grace
+                .as_deref()
+                .map(|grace| duration(grace, "misfire_grace"))
+                .transpose()?,
+        },
+    };
+    if schedule.every.is_zero() {
+        return Err("schedule must be longer than zero".into());
+    }
+    Ok(schedule)
+}
+
+fn deserialize<'de, T: Deserialize<'de>>(
+    source: &SourceText<'_>,
+    value: Spanned<DeValue<'de>>,
+    section: &str,
+) -> Result<T, ConfigError> {
+    T::deserialize(ValueDeserializer::from(value))
+        .map_err(|error| source.toml_error(&error, section))
+}
+
+/// Replaces credential and environment references in every string of `value`.
+fn resolve_references(
+    source: &SourceText<'_>,
+    value: &mut Spanned<DeValue<'_>>,
+    resolver: &mut credentials::CredentialResolver,
+) -> Result<(), ConfigError> {
+    let span = value.span();
+    match value.get_mut() {
+        DeValue::String(text) if text.contains("${") => {
+            let resolved = resolver
+                .resolve(text)
+                .map_err(|error| source.error(Some(span), error.0))?;
+            *text = resolved.into();
+        }
+        DeValue::Array(items) => {
+            for item in items.iter_mut() {
+                resolve_references(source, item, resolver)?;
+            }
+        }
+        DeValue::Table(table) => {
+            for (_, item) in table.iter_mut() {
+                resolve_references(source, item, resolver)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}

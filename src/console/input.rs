@@ -1,0 +1,392 @@
+//! What the operator's keys do to the console's model: key bindings,
+//! confirmations, typed input, selection and paging.
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::app::*;
+use super::keymap::Action;
+use crate::run::event::EngineCommand;
+use crate::state::ItemStatus;
+
+impl App {
+    pub(super) fn on_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+            return self.request_quit();
+        }
+        if let Some(overlay) = self.overlay.clone() {
+            return self.on_overlay_key(overlay, key);
+        }
+        if self.input.is_some() {
+            return self.on_input_key(key);
+        }
+        let Some(action) = self.keymap.action(&key) else {
+            return Vec::new();
+        };
+        if self.read_only && action.is_mutating() {
+            self.set_status("read-only console: start, retry, cancel and pause are disabled");
+            return Vec::new();
+        }
+        self.on_action(action)
+    }
+
+    pub(super) fn on_overlay_key(&mut self, overlay: Overlay, key: KeyEvent) -> Vec<Command> {
+        match overlay {
+            Overlay::Help => {
+                self.overlay = None;
+                Vec::new()
+            }
+            Overlay::Confirm(confirm) => match key.code {
+                KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
+                    self.overlay = None;
+                    self.confirmed(confirm)
+                }
+                KeyCode::Char('n') | KeyCode::Char('N') | KeyCode::Esc | KeyCode::Char('q') => {
+                    self.overlay = None;
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    pub(super) fn confirmed(&mut self, confirm: Confirm) -> Vec<Command> {
+        match confirm {
+            Confirm::CancelRun { task_id, run_id } => {
+                if let Some(active) = self.active_run_mut(&task_id, run_id) {
+                    active.cancel_requested = true;
+                }
+                self.set_status(format!("cancelling {task_id} run {run_id}…"));
+                vec![Command::Engine(EngineCommand::CancelRun { run_id })]
+            }
+            Confirm::Quit { .. } => vec![Command::Quit],
+            Confirm::Retry { task_id, items } => {
+                self.set_status(format!("retrying {} item(s) of {task_id}", items.len()));
+                let item_ids = Some(items.into_iter().map(|(id, _)| id).collect());
+                vec![Command::Engine(EngineCommand::RetryItems {
+                    task_id,
+                    item_ids,
+                })]
+            }
+        }
+    }
+
+    pub(super) fn on_input_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        let Some(input) = &mut self.input else {
+            return Vec::new();
+        };
+        let text = match input {
+            Input::TaskFilter(text) | Input::LogSearch(text) => text,
+        };
+        match key.code {
+            KeyCode::Char(c) => text.push(c),
+            KeyCode::Backspace => {
+                text.pop();
+            }
+            KeyCode::Esc => {
+                if matches!(input, Input::TaskFilter(_)) {
+                    self.task_filter.clear();
+                } else {
+                    self.log_view.search = None;
+                    self.log_view.current_match = None;
+                }
+                self.input = None;
+                return Vec::new();
+            }
+            KeyCode::Enter => {
+                self.input = None;
+                return Vec::new();
+            }
+            _ => return Vec::new(),
+        }
+        // Apply as the operator types.
+        match input.clone() {
+            Input::TaskFilter(text) => {
+                self.task_filter = text;
+                self.selected = 0;
+            }
+            Input::LogSearch(text) => {
+                self.log_view.search = (!text.is_empty()).then_some(text);
+                self.log_view.current_match = None;
+                self.jump_to_match(true);
+            }
+        }
+        Vec::new()
+    }
+
+    pub(super) fn request_quit(&mut self) -> Vec<Command> {
+        let active = self.active_runs();
+        if active > 0 {
+            self.overlay = Some(Overlay::Confirm(Confirm::Quit { active }));
+            Vec::new()
+        } else {
+            vec![Command::Quit]
+        }
+    }
+
+    pub(super) fn on_action(&mut self, action: Action) -> Vec<Command> {
+        match action {
+            Action::Quit => return self.request_quit(),
+            Action::Help => self.overlay = Some(Overlay::Help),
+            Action::Tasks => self.view = View::Tasks,
+            Action::Errors => {
+                self.view = View::Errors;
+                return vec![Command::LoadFailedItems];
+            }
+            Action::History => return self.open_history(),
+            Action::Logs => self.view = View::Logs,
+            Action::Open => match self.view {
+                View::Tasks if self.focus == Focus::Tasks && self.selected_task().is_some() => {
+                    self.view = View::Detail
+                }
+                View::Errors => return self.retry_selected_item(),
+                View::History => {}
+                _ => {}
+            },
+            Action::Back => {
+                if self.view == View::Tasks && !self.task_filter.is_empty() {
+                    self.task_filter.clear();
+                } else {
+                    self.view = View::Tasks;
+                }
+            }
+            Action::Focus => {
+                self.focus = match (self.view, self.focus) {
+                    (View::Tasks, Focus::Tasks) => Focus::Logs,
+                    _ => Focus::Tasks,
+                };
+            }
+            Action::Down => self.move_by(1),
+            Action::Up => self.move_by(-1),
+            Action::PageDown => self.move_by(10),
+            Action::PageUp => self.move_by(-10),
+            Action::Top => self.move_to(false),
+            Action::Bottom => self.move_to(true),
+            Action::Filter => {
+                self.input = Some(if self.logs_focused() {
+                    Input::LogSearch(self.log_view.search.clone().unwrap_or_default())
+                } else {
+                    self.view = View::Tasks;
+                    self.focus = Focus::Tasks;
+                    Input::TaskFilter(self.task_filter.clone())
+                });
+            }
+            Action::Follow => {
+                self.log_view.follow = !self.log_view.follow;
+                if self.log_view.follow {
+                    self.log_view.offset = 0;
+                }
+            }
+            Action::Level => {
+                use tracing::Level;
+                self.log_view.min_level = match self.log_view.min_level {
+                    None => Some(Level::INFO),
+                    Some(Level::INFO) => Some(Level::WARN),
+                    Some(Level::WARN) => Some(Level::ERROR),
+                    _ => None,
+                };
+                self.log_view.current_match = None;
+            }
+            Action::TaskLogs => {
+                self.log_view.task = match self.log_view.task {
+                    Some(_) => None,
+                    None => self.selected_task_id(),
+                };
+                self.log_view.current_match = None;
+            }
+            Action::NextMatch => self.jump_to_match(true),
+            Action::PreviousMatch => self.jump_to_match(false),
+            Action::Start => return self.start_selected(),
+            Action::Cancel => self.ask_cancel(),
+            Action::Retry => {
+                if self.view == View::Errors {
+                    return self.retry_selected_item();
+                }
+                self.retry_selected_task();
+            }
+            Action::Pause => {
+                let Some(task) = self.selected_task() else {
+                    return Vec::new();
+                };
+                if !task.has_schedule {
+                    let message = format!("{} has no schedule", task.id);
+                    self.set_status(message);
+                    return Vec::new();
+                }
+                let (task_id, paused) = (task.id.clone(), !task.paused);
+                self.set_status(format!(
+                    "{} {task_id}'s schedule",
+                    if paused { "pausing" } else { "resuming" }
+                ));
+                return vec![Command::PauseSchedule { task_id, paused }];
+            }
+        }
+        Vec::new()
+    }
+
+    pub(super) fn logs_focused(&self) -> bool {
+        self.view == View::Logs || (self.view == View::Tasks && self.focus == Focus::Logs)
+    }
+
+    pub(super) fn open_history(&mut self) -> Vec<Command> {
+        self.view = View::History;
+        self.history_selected = 0;
+        match self.selected_task_id() {
+            Some(task_id) => {
+                if self.history_task.as_deref() != Some(task_id.as_str()) {
+                    self.history.clear();
+                }
+                self.history_task = Some(task_id.clone());
+                vec![Command::LoadHistory { task_id }]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    pub(super) fn move_by(&mut self, delta: i64) {
+        if self.logs_focused() {
+            let offset = self.log_view.offset as i64 - delta;
+            self.log_view.offset = offset.max(0) as usize;
+            self.log_view.follow = self.log_view.offset == 0;
+            return;
+        }
+        let (cursor, len) = match self.view {
+            View::Errors => (
+                &mut self.errors_selected,
+                self.failed_items
+                    .iter()
+                    .filter(|i| i.status == ItemStatus::Pending)
+                    .count(),
+            ),
+            View::History => (&mut self.history_selected, self.history.len()),
+            _ => {
+                let len = self.visible_tasks().len();
+                (&mut self.selected, len)
+            }
+        };
+        if len == 0 {
+            *cursor = 0;
+            return;
+        }
+        *cursor = (*cursor as i64 + delta).clamp(0, len as i64 - 1) as usize;
+    }
+
+    pub(super) fn move_to(&mut self, end: bool) {
+        if self.logs_focused() {
+            self.log_view.offset = if end { 0 } else { self.logs.len() };
+            self.log_view.follow = end;
+            return;
+        }
+        self.move_by(if end { i64::MAX / 4 } else { -(i64::MAX / 4) });
+    }
+
+    /// Moves to the next (or previous) line matching the search.
+    pub(super) fn jump_to_match(&mut self, forward: bool) {
+        let Some(search) = self.log_view.search.clone() else {
+            return;
+        };
+        let needle = search.to_lowercase();
+        let matches: Vec<usize> = {
+            let ring = self.logs.lock();
+            ring.lines
+                .iter()
+                .filter(|line| self.log_view.shows(line))
+                .enumerate()
+                .filter(|(_, line)| line.message.to_lowercase().contains(&needle))
+                .map(|(index, _)| index)
+                .collect()
+        };
+        if matches.is_empty() {
+            self.log_view.current_match = None;
+            return;
+        }
+        let next = match self.log_view.current_match {
+            None => matches.last().copied(),
+            Some(current) if forward => matches
+                .iter()
+                .copied()
+                .find(|index| *index > current)
+                .or(matches.first().copied()),
+            Some(current) => matches
+                .iter()
+                .rev()
+                .copied()
+                .find(|index| *index < current)
+                .or(matches.last().copied()),
+        };
+        self.log_view.current_match = next;
+        self.log_view.follow = false;
+    }
+
+    pub(super) fn start_selected(&mut self) -> Vec<Command> {
+        let Some(task) = self.selected_task() else {
+            return Vec::new();
+        };
+        if task.active.is_some() {
+            let message = format!("{} is already running", task.id);
+            self.set_status(message);
+            return Vec::new();
+        }
+        let task_id = task.id.clone();
+        self.set_status(format!("starting {task_id}"));
+        vec![Command::Engine(EngineCommand::StartTask { task_id })]
+    }
+
+    pub(super) fn ask_cancel(&mut self) {
+        let Some(task) = self.selected_task() else {
+            return;
+        };
+        match &task.active {
+            Some(active) => {
+                self.overlay = Some(Overlay::Confirm(Confirm::CancelRun {
+                    task_id: task.id.clone(),
+                    run_id: active.run_id,
+                }));
+            }
+            None => {
+                let message = format!("{} is not running", task.id);
+                self.set_status(message);
+            }
+        }
+    }
+
+    pub(super) fn retry_selected_task(&mut self) {
+        let Some(task_id) = self.selected_task_id() else {
+            return;
+        };
+        let items: Vec<(i64, String)> = self
+            .pending_items()
+            .into_iter()
+            .filter(|item| item.task_id == task_id)
+            .map(|item| (item.id, item.key.clone()))
+            .collect();
+        self.ask_retry(task_id, items);
+    }
+
+    pub(super) fn retry_selected_item(&mut self) -> Vec<Command> {
+        let Some(item) = self.pending_items().get(self.errors_selected).copied() else {
+            self.set_status("nothing to retry");
+            return Vec::new();
+        };
+        let (task_id, items) = (item.task_id.clone(), vec![(item.id, item.key.clone())]);
+        if self.read_only {
+            self.set_status("read-only console: start, retry, cancel and pause are disabled");
+            return Vec::new();
+        }
+        self.ask_retry(task_id, items);
+        Vec::new()
+    }
+
+    pub(super) fn ask_retry(&mut self, task_id: String, items: Vec<(i64, String)>) {
+        if items.is_empty() {
+            self.set_status(format!("{task_id} has no failed items to retry"));
+        } else if self
+            .tasks
+            .iter()
+            .any(|task| task.id == task_id && task.active.is_some())
+        {
+            self.set_status(format!("{task_id} is running; retry when it has finished"));
+        } else {
+            self.overlay = Some(Overlay::Confirm(Confirm::Retry { task_id, items }));
+        }
+    }
+}

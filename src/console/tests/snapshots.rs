@@ -1,0 +1,376 @@
+//! Whole screens at 80x24 and 160x48, drawn from the fixture.
+
+use super::*;
+
+fn screen(app: &App, width: u16, height: u16) -> String {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
+    terminal
+        .draw(|frame| {
+            frame.render_widget(
+                Screen {
+                    app,
+                    theme: Theme { color: false },
+                },
+                frame.area(),
+            )
+        })
+        .expect("draw");
+    terminal.backend().to_string()
+}
+
+fn snapshot_views(name: &str, app: &mut App, keys: &[Msg]) {
+    for message in keys {
+        app.update(message.clone());
+    }
+    for (width, height) in [(80, 24), (160, 48)] {
+        insta::assert_snapshot!(
+            format!("{name}_{width}x{height}"),
+            screen(app, width, height)
+        );
+    }
+}
+
+#[test]
+fn snapshot_task_list() {
+    snapshot_views("tasks", &mut fixture(), &[]);
+}
+
+#[test]
+fn snapshot_task_list_with_a_partial_run_selected() {
+    snapshot_views(
+        "tasks_partial",
+        &mut fixture(),
+        &[char_key('j'), char_key('j')],
+    );
+}
+
+#[test]
+fn snapshot_run_detail_running() {
+    snapshot_views("detail_running", &mut fixture(), &[key(KeyCode::Enter)]);
+}
+
+#[test]
+fn snapshot_run_detail_failed() {
+    snapshot_views(
+        "detail_failed",
+        &mut fixture(),
+        &[
+            char_key('j'),
+            char_key('j'),
+            char_key('j'),
+            key(KeyCode::Enter),
+        ],
+    );
+}
+
+#[test]
+fn snapshot_errors() {
+    snapshot_views("errors", &mut fixture(), &[char_key('2')]);
+}
+
+#[test]
+fn snapshot_history() {
+    let mut app = fixture();
+    app.update(char_key('j'));
+    app.update(char_key('j'));
+    app.update(char_key('3'));
+    app.update(Msg::HistoryLoaded(vec![
+        record(
+            44,
+            "vendor_feed",
+            RunStatus::Partial,
+            20,
+            30,
+            2,
+            Some("2 of 37 files failed"),
+        ),
+        record(41, "vendor_feed", RunStatus::Succeeded, 80, 35, 0, None),
+        record(
+            39,
+            "vendor_feed",
+            RunStatus::Cancelled,
+            140,
+            12,
+            0,
+            Some("cancelled by the operator"),
+        ),
+        record(
+            37,
+            "vendor_feed",
+            RunStatus::Failed,
+            200,
+            0,
+            0,
+            Some("s3://vendor: 403 Forbidden"),
+        ),
+        record(35, "vendor_feed", RunStatus::Succeeded, 260, 36, 0, None),
+    ]));
+    snapshot_views("history", &mut app, &[]);
+}
+
+#[test]
+fn snapshot_logs_with_search() {
+    let mut app = fixture();
+    let mut keys = vec![char_key('4'), char_key('/')];
+    keys.extend("failed".chars().map(char_key));
+    keys.push(key(KeyCode::Enter));
+    snapshot_views("logs_search", &mut app, &keys);
+}
+
+#[test]
+fn snapshot_help() {
+    snapshot_views("help", &mut fixture(), &[char_key('?')]);
+}
+
+#[test]
+fn snapshot_cancel_confirmation() {
+    snapshot_views("confirm_cancel", &mut fixture(), &[char_key('c')]);
+}
+
+#[test]
+fn snapshot_retry_preview() {
+    snapshot_views(
+        "retry_preview",
+        &mut fixture(),
+        &[char_key('j'), char_key('j'), char_key('r')],
+    );
+}
+
+#[test]
+fn snapshot_read_only() {
+    snapshot_views("read_only", &mut fixture_with(true, ""), &[]);
+}
+
+fn table_fixture() -> App {
+    let text = "[[tasks]]\nid = \"orders_table\"\ntype = \"table_sync\"\n[tasks.properties]\nsource = \"redshift://etl@warehouse:5439/prod\"\n\
+                target = \"postgres://app@db:5432/app\"\nsource_table = \"sales.orders\"\ntarget_table = \"public.orders\"\nprimary_key = [\"id\"]\n";
+    let config = config::parse(
+        Path::new("/etc/syncdeck/syncdeck.toml"),
+        text,
+        Resolve::Everything,
+    )
+    .expect("config");
+    let mut app = App::new(
+        &config,
+        Keymap::new(&config.keys),
+        LogBuffer::new(10),
+        "sqlite",
+        false,
+    );
+    app.set_now(now() - TimeDelta::seconds(20));
+    app.update(Msg::Engine(EngineEvent::RunStarted {
+        run_id: 7,
+        task_id: "orders_table".into(),
+        trigger: Trigger::Manual,
+        started_at: now() - TimeDelta::seconds(20),
+    }));
+    app
+}
+
+fn table_progress(app: &mut App, seconds_ago: i64, rows: u64, total: Option<u64>) {
+    app.set_now(now() - TimeDelta::seconds(seconds_ago));
+    app.update(Msg::Engine(EngineEvent::RunProgress {
+        run_id: 7,
+        task_id: "orders_table".into(),
+        counters: Box::new(RunCounters {
+            rows_extracted: rows,
+            rows_upserted: rows - rows / 100,
+            rows_unchanged: rows / 100,
+            batches_done: rows / 1000,
+            rows_total: total,
+            batches_total: total.map(|total| total / 1000),
+            totals_known: total.is_some(),
+            ..Default::default()
+        }),
+    }));
+}
+
+#[test]
+fn table_progress_counts_until_the_total_is_known_then_weighs_rows() {
+    let mut app = table_fixture();
+    table_progress(&mut app, 15, 5000, None);
+    let active = app.tasks[0].active.as_ref().expect("running");
+    assert_eq!(active.fraction(), None, "counting…");
+    for step in 0..=10 {
+        table_progress(
+            &mut app,
+            10 - step,
+            10_000 + step as u64 * 20_000,
+            Some(1_000_000),
+        );
+    }
+    let active = app.tasks[0].active.as_ref().expect("running");
+    assert!((active.fraction().expect("known") - 0.21).abs() < 1e-9);
+    let rate = active.rate().expect("rate");
+    assert!((rate - 20_000.0).abs() < 1.0, "rows per second, got {rate}");
+    assert_eq!(active.eta(), Some(TimeDelta::milliseconds(39_500)));
+}
+
+#[test]
+fn snapshot_table_run_detail() {
+    let mut app = table_fixture();
+    for step in 0..=10 {
+        table_progress(
+            &mut app,
+            10 - step,
+            10_000 + step as u64 * 20_000,
+            Some(1_000_000),
+        );
+    }
+    app.update(Msg::Engine(EngineEvent::ItemFailed {
+        run_id: 7,
+        task_id: "orders_table".into(),
+        path: "batch 17 (16000]..(17000]".into(),
+        error: "P0001: order 16042 is locked".into(),
+        attempt: 2,
+        max_attempts: 4,
+        retry_in: Some(Duration::from_secs(2)),
+    }));
+    app.set_now(now());
+    snapshot_views("detail_table_running", &mut app, &[key(KeyCode::Enter)]);
+}
+
+fn scheduled_fixture() -> App {
+    let text = "[[tasks]]\nid = \"hourly\"\ntype = \"sync\"\nschedule = \"1h\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\n";
+    let config = config::parse(
+        Path::new("/etc/syncdeck/syncdeck.toml"),
+        text,
+        Resolve::Everything,
+    )
+    .expect("config");
+    let mut app = App::new(
+        &config,
+        Keymap::new(&config.keys),
+        LogBuffer::new(10),
+        "sqlite",
+        false,
+    );
+    app.set_now(now());
+    app.update(Msg::Engine(EngineEvent::ScheduleChanged {
+        task_id: "hourly".into(),
+        next_run: Some(now() + TimeDelta::minutes(42)),
+        paused: false,
+    }));
+    app
+}
+
+#[test]
+fn p_pauses_and_resumes_a_schedule() {
+    let mut app = scheduled_fixture();
+    assert_eq!(
+        press(&mut app, "p"),
+        vec![Command::PauseSchedule {
+            task_id: "hourly".into(),
+            paused: true
+        }]
+    );
+    app.update(Msg::Engine(EngineEvent::ScheduleChanged {
+        task_id: "hourly".into(),
+        next_run: None,
+        paused: true,
+    }));
+    assert!(app.tasks[0].paused);
+    assert_eq!(
+        press(&mut app, "p"),
+        vec![Command::PauseSchedule {
+            task_id: "hourly".into(),
+            paused: false
+        }]
+    );
+}
+
+#[test]
+fn the_next_run_and_a_paused_schedule_show() {
+    let mut app = scheduled_fixture();
+    let screen_text = screen(&app, 80, 24);
+    assert!(
+        screen_text.contains("◌ hourly") && screen_text.contains("next in 42m"),
+        "{screen_text}"
+    );
+    assert!(
+        screen_text.contains("every 1h · next run in 42:00"),
+        "{screen_text}"
+    );
+    app.update(Msg::Engine(EngineEvent::ScheduleChanged {
+        task_id: "hourly".into(),
+        next_run: None,
+        paused: true,
+    }));
+    let screen_text = screen(&app, 80, 24);
+    assert!(
+        screen_text
+            .lines()
+            .any(|line| line.contains("◌ hourly") && line.contains("paused")),
+        "{screen_text}"
+    );
+    assert!(
+        screen_text.contains("every 1h · paused (p resumes)"),
+        "{screen_text}"
+    );
+}
+
+#[test]
+fn runs_of_other_processes_are_followed_through_the_store_and_cancelled_there() {
+    let mut app = scheduled_fixture();
+    let ticks: Vec<Vec<Command>> = (0..4).map(|_| app.update(Msg::Tick)).collect();
+    assert_eq!(
+        ticks.last(),
+        Some(&vec![Command::PollRuns]),
+        "the store is polled each second"
+    );
+
+    let mut running = record(90, "hourly", RunStatus::Running, 0, 5, 0, None);
+    running.completed_at = None;
+    running.trigger = Trigger::Schedule;
+    app.update(Msg::RunsLoaded(vec![running.clone()]));
+    let active = app.tasks[0]
+        .active
+        .as_ref()
+        .expect("a daemon's run is followed");
+    assert!(active.remote);
+    assert_eq!(active.counters.files_synced, 5);
+
+    press(&mut app, "c");
+    assert_eq!(
+        app.overlay,
+        Some(Overlay::Confirm(Confirm::CancelRun {
+            task_id: "hourly".into(),
+            run_id: 90
+        }))
+    );
+    assert_eq!(
+        press(&mut app, "y"),
+        vec![Command::Engine(EngineCommand::CancelRun { run_id: 90 })]
+    );
+
+    let mut cancelled = running;
+    cancelled.status = RunStatus::Cancelled;
+    cancelled.completed_at = Some(now());
+    app.update(Msg::RunsLoaded(vec![cancelled]));
+    assert!(app.tasks[0].active.is_none());
+    assert_eq!(
+        app.tasks[0].last.as_ref().map(|run| run.status),
+        Some(RunStatus::Cancelled)
+    );
+}
+
+#[test]
+fn a_blocked_task_says_by_what_until_it_runs_again() {
+    let mut app = scheduled_fixture();
+    app.update(Msg::Engine(EngineEvent::TaskBlocked {
+        task_id: "hourly".into(),
+        dependency: "load".into(),
+    }));
+    assert!(
+        screen(&app, 80, 24)
+            .lines()
+            .any(|line| line.contains("hourly") && line.contains("blocked by load"))
+    );
+    app.update(Msg::Engine(EngineEvent::RunStarted {
+        run_id: 3,
+        task_id: "hourly".into(),
+        trigger: Trigger::Schedule,
+        started_at: now(),
+    }));
+    assert_eq!(app.tasks[0].blocked_by, None);
+}
