@@ -8,6 +8,8 @@
 //!
 //!   cargo bench --bench console
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

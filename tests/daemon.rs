@@ -1,6 +1,8 @@
 //! `syncdeck daemon`: runs tasks on their schedules, never two runs of a
 //! task at once, and stops cleanly on SIGTERM.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,6 +1,8 @@
 //! Local to local file sync through the binary: selection, decisions,
 //! names, failures and retries, history across processes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{Workspace, counter, json_lines, run_of, stderr, stdout};

@@ -2,6 +2,8 @@
 //! local to S3, S3 to local, S3 to S3 within a bucket (server-side copy)
 //! and across buckets.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{S3Server, Workspace, counter, run_of, stderr};

@@ -1,5 +1,7 @@
 //! FTP locations against a real FTP server (pyftpdlib) on loopback.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! `type = "http_sync"`: a paginated JSON API (served locally by the test)
 //! into a real PostgreSQL table.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{API_TOKEN, FakeApi, TestDatabase, Workspace, counter, json_lines, run_of, stderr};

@@ -2,6 +2,8 @@
 //! under 150 MiB: the upload streams in parts instead of loading the file.
 //! (Its own test binary, so the children measured are only this one run.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{S3Server, Workspace, counter, run_of, sparse_file, stderr};

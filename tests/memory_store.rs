@@ -2,6 +2,8 @@
 //! within one memory store, streamed copies to local disk, and the events a
 //! console would see.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 use std::sync::Arc;
 

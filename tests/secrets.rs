@@ -1,6 +1,8 @@
 //! Secrets from `${credential:…}` never appear in output, logs, state rows
 //! or errors, even when a library error would echo them.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{Workspace, free_port, stderr, stdout};

@@ -1,6 +1,8 @@
 //! SFTP locations against a real SFTP server (`rclone serve sftp`) on
 //! loopback: local to SFTP, SFTP to S3, host key checking, bad passwords.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;

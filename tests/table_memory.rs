@@ -2,6 +2,8 @@
 //! batches stream through; nothing holds the table. (Its own test binary,
 //! so the children measured are only this run.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use common::{TestDatabase, Workspace, counter, run_of, stderr};

@@ -2,6 +2,8 @@
 //! rows, failing batches retried by their recorded bounds, connections
 //! killed mid-run, and a process killed mid-run.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::time::{Duration, Instant};

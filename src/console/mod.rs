@@ -256,6 +256,9 @@ fn carry_out(
 fn inject_panic_for_tests() {
     #[cfg(debug_assertions)]
     if std::env::var_os("SYNCDECK_DEBUG_PANIC").is_some() {
-        panic!("injected panic (SYNCDECK_DEBUG_PANIC is set)");
+        #[allow(clippy::panic, reason = "the test hook exists to panic")]
+        {
+            panic!("injected panic (SYNCDECK_DEBUG_PANIC is set)");
+        }
     }
 }
