@@ -7,6 +7,9 @@
 //!
 //! Endpoints used: `POST /applications/token`, `POST /jobs`,
 //! `GET /jobs/{id}`, `DELETE /jobs/{id}`.
+//!
+//! Depends on `task` (the contract: a body and a `RemoteJob` the engine
+//! keeps watching), `config` and `run`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +25,19 @@ use crate::task::{PlanRequest, RemoteJob, RunContext, TaskBody, TaskOutcome, Tas
 const CANCEL_CONFIRM: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct AirbyteError(String);
+pub enum AirbyteError {
+    /// Airbyte could not be reached (network, timeout, TLS).
+    #[error("{0}")]
+    Unreachable(String),
+    /// Airbyte refused the client credentials.
+    #[error(
+        "Airbyte at {0} refused the client credentials ({1}); check client_id and client_secret"
+    )]
+    Refused(String, reqwest::StatusCode),
+    /// Airbyte answered with an error status or something unreadable.
+    #[error("{0}")]
+    Answer(String),
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -63,7 +77,9 @@ impl Api {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|error| AirbyteError(format!("cannot build an HTTP client: {error}")))?;
+            .map_err(|error| {
+                AirbyteError::Unreachable(format!("cannot build an HTTP client: {error}"))
+            })?;
         let response = http
             .post(format!("{base}/applications/token"))
             .json(&json!({
@@ -74,23 +90,20 @@ impl Api {
             .send()
             .await
             .map_err(|error| {
-                AirbyteError(format!(
+                AirbyteError::Unreachable(format!(
                     "cannot reach Airbyte at {base}: {}",
                     without_url(&error)
                 ))
             })?;
         if !response.status().is_success() {
-            return Err(AirbyteError(format!(
-                "Airbyte at {base} refused the client credentials ({}); check client_id and client_secret",
-                response.status()
-            )));
+            return Err(AirbyteError::Refused(base, response.status()));
         }
         #[derive(Deserialize)]
         struct Token {
             access_token: String,
         }
         let token: Token = response.json().await.map_err(|error| {
-            AirbyteError(format!("unexpected token answer from {base}: {error}"))
+            AirbyteError::Answer(format!("unexpected token answer from {base}: {error}"))
         })?;
         crate::config::register_secret(&token.access_token);
         Ok(Self {
@@ -109,11 +122,13 @@ impl Api {
             .bearer_auth(&self.token)
             .send()
             .await
-            .map_err(|error| AirbyteError(format!("{what}: {}", without_url(&error))))?;
+            .map_err(|error| {
+                AirbyteError::Unreachable(format!("{what}: {}", without_url(&error)))
+            })?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
-            return Err(AirbyteError(format!(
+            return Err(AirbyteError::Answer(format!(
                 "{what}: Airbyte answered {status}: {}",
                 body.chars().take(200).collect::<String>()
             )));
@@ -121,7 +136,7 @@ impl Api {
         response
             .json()
             .await
-            .map_err(|error| AirbyteError(format!("{what}: unexpected answer: {error}")))
+            .map_err(|error| AirbyteError::Answer(format!("{what}: unexpected answer: {error}")))
     }
 
     async fn submit(&self, connection_id: &str) -> Result<Job, AirbyteError> {

@@ -5,6 +5,9 @@
 //! then recorded (page number and `updated_since`) and retriable alone;
 //! bad items are skipped and recorded; the watermark (the start of the
 //! last fully successful run) advances only when a run succeeded.
+//!
+//! Depends on `postgres` (target catalog, loader, rows), `batch` (loading
+//! with retries), `task` (the contract and run context) and `state`.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

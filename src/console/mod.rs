@@ -5,6 +5,9 @@
 //! updates the model and draws at most one frame. Nothing is drawn while
 //! nothing changes, so an idle console costs almost no CPU. The terminal
 //! is restored on every exit, a panic included.
+//!
+//! Depends on `engine` (commands, events, scheduler), `run`, `state`,
+//! `config` and `logging`; the model in `app` does no I/O.
 
 pub mod app;
 mod format;

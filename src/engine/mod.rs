@@ -1,6 +1,12 @@
 //! The engine: owns tasks, runs and the state store. Callers send it
 //! commands (start, cancel, retry) and watch its events; it never knows
 //! whether a console, the CLI or nobody is watching.
+//!
+//! Depends on `run` (records, events), `state` (runs, leases, cancel
+//! requests), `config` and `task`: every task runs through a `TaskBody`
+//! built by the `TaskBodies` it is given, so the engine names no sync kind.
+//! `remote` watches and adopts submitted runs; `scheduler` starts
+//! scheduled runs.
 
 mod remote;
 pub mod scheduler;

@@ -1,6 +1,11 @@
 //! File sync (`type = "sync"`): list the source, select by pattern, decide
 //! per file (copy, skip: exists, skip: unchanged), then copy with bounded
 //! concurrency, retries and cooperative cancellation.
+//!
+//! Depends on `config` (properties, locations, patterns), `task` (the run
+//! context, retries, final status), `run` (events) and `state` (failed
+//! items). `body` plugs it into the engine's contract; the stores live in
+//! `store`, `local`, `ftp` and `sftp`.
 
 mod body;
 pub(crate) mod ftp;

@@ -1,6 +1,9 @@
 //! The state store: run history (`sync_logs`), failed items, watermarks.
 //! One trait, with an embedded SQLite implementation and a shared
 //! PostgreSQL one; the engine and the CLI only see the trait.
+//!
+//! Depends on `run` (the records it keeps), `config` (redaction) and
+//! `postgres` (connections for the shared store).
 
 mod postgres;
 mod sqlite;
