@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need when missing (Debian or
-# Ubuntu, as root or with sudo-less apt), starts PostgreSQL, runs cargo test.
+# Ubuntu; installing needs root), starts PostgreSQL, runs cargo test.
 # Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
