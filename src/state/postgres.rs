@@ -231,7 +231,11 @@ fn column<'a, T: FromSql<'a>>(
 ) -> Result<T, BadRow> {
     row.try_get(index).map_err(|error| {
         let name = row.columns().get(index).map_or("?", |column| column.name());
-        stored.bad(format!("{name}: {error}"))
+        // The cause says what is wrong with the value ("value too large").
+        match std::error::Error::source(&error) {
+            Some(cause) => stored.bad(format!("{name} cannot be read: {cause}")),
+            None => stored.bad(format!("{name} cannot be read: {error}")),
+        }
     })
 }
 
