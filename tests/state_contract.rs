@@ -118,6 +118,7 @@ macro_rules! contract {
 
 contract!(
     a_run_is_begun_updated_and_finished,
+    times_come_back_to_the_millisecond,
     runs_are_listed_newest_first_and_per_task,
     a_pending_failure_is_updated_not_duplicated,
     failed_items_keep_their_kind_and_filter_by_task,
@@ -187,6 +188,25 @@ async fn a_run_is_begun_updated_and_finished(store: Store) {
     state.update_run(run_id, &progress).await.expect("update");
     let runs = state.runs(Some("copy"), 10).await.expect("runs");
     assert_eq!(runs, vec![finished]);
+}
+
+/// Both stores give back the same times, so `history` reads the same
+/// whichever store a workspace uses.
+async fn times_come_back_to_the_millisecond(store: Store) {
+    let state = &store.state;
+    let fine = chrono::Duration::nanoseconds(123_456_789);
+    let run_id = state
+        .begin_run("copy", Trigger::Manual, at(12, 0) + fine)
+        .await
+        .expect("begin");
+    let mut record = state.runs(None, 1).await.expect("runs")[0].clone();
+    assert_eq!(record.started_at, at(12, 123));
+    record.status = RunStatus::Succeeded;
+    record.completed_at = Some(at(13, 0) + fine);
+    state.finish_run(&record).await.expect("finish");
+    let stored = &state.runs(None, 1).await.expect("runs")[0];
+    assert_eq!(stored.run_id, run_id);
+    assert_eq!(stored.completed_at, Some(at(13, 123)));
 }
 
 async fn runs_are_listed_newest_first_and_per_task(store: Store) {

@@ -190,9 +190,15 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// How the stores write times: RFC 3339 in UTC, to the millisecond.
+/// How the SQLite store writes times: RFC 3339 in UTC, to the millisecond.
 pub(crate) fn timestamp(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// A time as the stores keep it: to the millisecond, so that both stores
+/// give back the same times (and `history --json` the same text).
+pub(crate) fn to_millis(time: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(time, 3)
 }
 
 /// Which stored row is being read, so that a value it holds that cannot

@@ -17,7 +17,7 @@ use tokio_postgres::types::FromSql;
 
 use super::{
     BadRow, FailedItem, ItemKind, ItemStatus, NewFailedItem, StateError, StateStore, StoredRow,
-    owner,
+    owner, to_millis,
 };
 use crate::config::redact;
 use crate::run::{RunCounters, RunId, RunRecord, Trigger};
@@ -305,7 +305,7 @@ impl StateStore for PostgresStateStore {
         let rows = self
             .query(
                 "INSERT INTO syncdeck.sync_logs (task_id, trigger, status, started_at, owner) VALUES ($1, $2, 'running', $3, $4) RETURNING run_id",
-                &[&task_id, &trigger.as_str(), &started_at, &owner()],
+                &[&task_id, &trigger.as_str(), &to_millis(started_at), &owner()],
             )
             .await?;
         returned_id(&rows, "sync_logs").map_err(|bad| bad.at(&self.name))
@@ -330,7 +330,7 @@ impl StateStore for PostgresStateStore {
             &[
                 &record.run_id,
                 &record.status.as_str(),
-                &record.completed_at,
+                &record.completed_at.map(to_millis),
                 &record.duration_ms,
                 &(counters.rows_extracted as i64),
                 &(counters.rows_upserted as i64),
@@ -368,7 +368,7 @@ impl StateStore for PostgresStateStore {
     }
 
     async fn record_failed_item(&self, item: &NewFailedItem) -> Result<i64, StateError> {
-        let now = Utc::now();
+        let now = to_millis(Utc::now());
         let error = redact(&item.error).into_owned();
         let attempts = i32::try_from(item.attempts).unwrap_or(i32::MAX);
         let updated = self
@@ -411,7 +411,7 @@ impl StateStore for PostgresStateStore {
     async fn set_item_status(&self, id: i64, status: ItemStatus) -> Result<(), StateError> {
         self.execute(
             "UPDATE syncdeck.failed_items SET status = $2, updated_at = $3 WHERE id = $1",
-            &[&id, &status.as_str(), &Utc::now()],
+            &[&id, &status.as_str(), &to_millis(Utc::now())],
         )
         .await
         .map(|_| ())
@@ -435,7 +435,7 @@ impl StateStore for PostgresStateStore {
         self.execute(
             "INSERT INTO syncdeck.watermarks (task_id, value, updated_at) VALUES ($1, $2, $3)
              ON CONFLICT (task_id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            &[&task_id, &value, &Utc::now()],
+            &[&task_id, &value, &to_millis(Utc::now())],
         )
         .await
         .map(|_| ())
@@ -449,7 +449,7 @@ impl StateStore for PostgresStateStore {
              error = 'the worker running it stopped before the run finished (its lease expired)'
              WHERE s.status = 'running' AND NOT EXISTS (
                  SELECT 1 FROM syncdeck.leases l WHERE l.task_id = s.task_id AND l.owner = s.owner AND l.expires_at > now())",
-            &[&Utc::now()],
+            &[&to_millis(Utc::now())],
         )
         .await
     }
