@@ -86,7 +86,9 @@ text_enum!(RunStatus {
 
 /// Counters of a run. File tasks fill the `files_*` and `bytes_*` fields,
 /// table tasks the `rows_*` and `batches_*` ones.
+// Missing fields read as zero: runs stored before a counter existed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunCounters {
     /// Files seen at the source (before the pattern).
     pub files_listed: u64,

@@ -25,6 +25,18 @@ pub use sqlite::SqliteStateStore;
 pub enum StateError {
     #[error("state store {location}: {message}")]
     Store { location: String, message: String },
+    /// A stored value this version cannot read (a status it does not
+    /// know, a time that is not one): reading on with a guess would show
+    /// the operator a made-up history.
+    #[error(
+        "state store {location}: {table} {row}: {problem}; correct or delete that row, then retry"
+    )]
+    BadRow {
+        location: String,
+        table: &'static str,
+        row: String,
+        problem: String,
+    },
     #[error(
         "unsupported state store `{0}`; use sqlite:PATH (postgres:// comes with the shared store)"
     )]
@@ -49,11 +61,12 @@ impl ItemKind {
         }
     }
 
-    pub(crate) fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text {
-            "batch" => Self::Batch,
-            "row" => Self::Row,
-            _ => Self::File,
+            "file" => Some(Self::File),
+            "batch" => Some(Self::Batch),
+            "row" => Some(Self::Row),
+            _ => None,
         }
     }
 }
@@ -75,11 +88,12 @@ impl ItemStatus {
         }
     }
 
-    pub(crate) fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Option<Self> {
         match text {
-            "resolved" => Self::Resolved,
-            "abandoned" => Self::Abandoned,
-            _ => Self::Pending,
+            "pending" => Some(Self::Pending),
+            "resolved" => Some(Self::Resolved),
+            "abandoned" => Some(Self::Abandoned),
+            _ => None,
         }
     }
 }
@@ -179,16 +193,98 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_else(|_| "localhost".into())
 }
 
-/// How the stores write times: RFC 3339 in UTC, to the millisecond.
+/// How the SQLite store writes times: RFC 3339 in UTC, to the millisecond.
 pub(crate) fn timestamp(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// A time written by [`timestamp`].
-pub(crate) fn parse_time(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|time| time.with_timezone(&Utc))
-        .unwrap_or_default()
+/// A time as the stores keep it: to the millisecond, so that both stores
+/// give back the same times (and `history --json` the same text).
+pub(crate) fn to_millis(time: DateTime<Utc>) -> DateTime<Utc> {
+    chrono::SubsecRound::trunc_subsecs(time, 3)
+}
+
+/// Which stored row is being read, so that a value it holds that cannot
+/// be read is reported with the table and the row it is in.
+pub(crate) struct StoredRow {
+    table: &'static str,
+    row: String,
+}
+
+/// What is wrong with one stored row; the store adds where it is.
+#[derive(Debug)]
+pub(crate) struct BadRow {
+    table: &'static str,
+    row: String,
+    problem: String,
+}
+
+impl BadRow {
+    pub(crate) fn at(self, location: &str) -> StateError {
+        StateError::BadRow {
+            location: location.to_string(),
+            table: self.table,
+            row: self.row,
+            problem: self.problem,
+        }
+    }
+}
+
+impl StoredRow {
+    pub(crate) fn new(table: &'static str, row: impl Into<String>) -> Self {
+        Self {
+            table,
+            row: row.into(),
+        }
+    }
+
+    pub(crate) fn run(run_id: RunId) -> Self {
+        Self::new("sync_logs", format!("run {run_id}"))
+    }
+
+    pub(crate) fn item(id: i64) -> Self {
+        Self::new("failed_items", format!("item {id}"))
+    }
+
+    pub(crate) fn bad(&self, problem: impl std::fmt::Display) -> BadRow {
+        BadRow {
+            table: self.table,
+            row: self.row.clone(),
+            problem: problem.to_string(),
+        }
+    }
+
+    /// A text column holding one of a fixed set of words.
+    pub(crate) fn word<T>(
+        &self,
+        column: &str,
+        text: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, BadRow> {
+        parse(text).ok_or_else(|| self.bad(format!("unknown {column} {text:?}")))
+    }
+
+    /// A time written by [`timestamp`].
+    pub(crate) fn time(&self, column: &str, text: &str) -> Result<DateTime<Utc>, BadRow> {
+        DateTime::parse_from_rfc3339(text)
+            .map(|time| time.with_timezone(&Utc))
+            .map_err(|error| {
+                self.bad(format!(
+                    "{column} {text:?} is not a time (expected RFC 3339, like 2024-05-01T12:00:00.000Z): {error}"
+                ))
+            })
+    }
+
+    /// The counters of a run, stored as JSON.
+    pub(crate) fn counters(&self, text: &str) -> Result<RunCounters, BadRow> {
+        serde_json::from_str(text)
+            .map_err(|error| self.bad(format!("counters are not valid run counters JSON: {error}")))
+    }
+
+    /// A count that cannot be negative.
+    pub(crate) fn count(&self, column: &str, value: i64) -> Result<u32, BadRow> {
+        u32::try_from(value).map_err(|_| self.bad(format!("{column} {value} is out of range")))
+    }
 }
 
 /// Opens the store named by `[engine] state`, creating it if needed.

@@ -3,6 +3,9 @@
 //! consoles share one view. Leases (`leases`, expiring rows) keep a task
 //! from running twice across workers; `slots` lets exactly one worker take
 //! each scheduled slot.
+//!
+//! Times are `timestamptz`, so operators can query the history in SQL
+//! (`WHERE started_at > now() - interval '1 day'`).
 
 use std::time::Duration;
 
@@ -10,13 +13,14 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
+use tokio_postgres::types::FromSql;
 
 use super::{
-    FailedItem, ItemKind, ItemStatus, NewFailedItem, StateError, StateStore, owner, parse_time,
-    timestamp,
+    BadRow, FailedItem, ItemKind, ItemStatus, NewFailedItem, StateError, StateStore, StoredRow,
+    owner, to_millis,
 };
 use crate::config::redact;
-use crate::run::{RunCounters, RunId, RunRecord, RunStatus, Trigger};
+use crate::run::{RunCounters, RunId, RunRecord, Trigger};
 
 const MIGRATIONS: &[&str] = &["
 CREATE TABLE syncdeck.sync_logs (
@@ -58,6 +62,16 @@ CREATE TABLE syncdeck.leases (task_id TEXT PRIMARY KEY, owner TEXT NOT NULL, exp
 CREATE TABLE syncdeck.slots (task_id TEXT NOT NULL, slot BIGINT NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (task_id, slot));
 ", "
 CREATE TABLE syncdeck.cancel_requests (run_id BIGINT PRIMARY KEY, requested_at TIMESTAMPTZ NOT NULL DEFAULT now());
+", "
+ALTER TABLE syncdeck.sync_logs RENAME COLUMN sync_job_id TO task_id;
+ALTER TABLE syncdeck.sync_logs
+    ALTER COLUMN started_at TYPE TIMESTAMPTZ USING started_at::timestamptz,
+    ALTER COLUMN completed_at TYPE TIMESTAMPTZ USING completed_at::timestamptz;
+ALTER TABLE syncdeck.failed_items
+    ALTER COLUMN created_at TYPE TIMESTAMPTZ USING created_at::timestamptz,
+    ALTER COLUMN updated_at TYPE TIMESTAMPTZ USING updated_at::timestamptz;
+ALTER TABLE syncdeck.watermarks
+    ALTER COLUMN updated_at TYPE TIMESTAMPTZ USING updated_at::timestamptz;
 "];
 
 pub struct PostgresStateStore {
@@ -94,13 +108,9 @@ impl PostgresStateStore {
     }
 
     fn error(&self, error: tokio_postgres::Error) -> StateError {
-        let message = match error.as_db_error() {
-            Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => error.to_string(),
-        };
         StateError::Store {
             location: self.name.clone(),
-            message,
+            message: describe(&error),
         }
     }
 
@@ -133,17 +143,31 @@ impl PostgresStateStore {
         let applied: Option<i32> = transaction
             .query_one("SELECT max(version) FROM syncdeck.schema_version", &[])
             .await
-            .map_err(|error| self.error(error))?
-            .get(0);
-        for (index, migration) in MIGRATIONS
-            .iter()
-            .enumerate()
-            .skip(applied.unwrap_or(0) as usize)
-        {
+            .and_then(|row| row.try_get(0))
+            .map_err(|error| self.error(error))?;
+        let applied = usize::try_from(applied.unwrap_or(0)).unwrap_or(0);
+        if applied > MIGRATIONS.len() {
+            return Err(StateError::Store {
+                location: self.name.clone(),
+                message: format!(
+                    "the schema is at version {applied}, newer than this syncdeck knows ({}); upgrade syncdeck",
+                    MIGRATIONS.len()
+                ),
+            });
+        }
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
             transaction
                 .batch_execute(migration)
                 .await
-                .map_err(|error| self.error(error))?;
+                .map_err(|error| StateError::Store {
+                    location: self.name.clone(),
+                    message: format!(
+                        "upgrading the schema to version {} failed, so the store was left as it was: {}; \
+                         correct or delete the row holding that value, then retry",
+                        index + 1,
+                        describe(&error)
+                    ),
+                })?;
             transaction
                 .execute(
                     "INSERT INTO syncdeck.schema_version (version) VALUES ($1)",
@@ -189,44 +213,81 @@ impl PostgresStateStore {
     }
 }
 
-fn run_from_row(row: &tokio_postgres::Row) -> RunRecord {
-    let trigger: String = row.get(2);
-    let status: String = row.get(3);
-    let started: String = row.get(4);
-    let completed: Option<String> = row.get(5);
-    let counters: String = row.get(7);
-    RunRecord {
-        run_id: row.get(0),
-        task_id: row.get(1),
-        trigger: trigger.parse().unwrap_or(Trigger::Manual),
-        status: status.parse().unwrap_or(RunStatus::Failed),
-        started_at: parse_time(&started),
-        completed_at: completed.as_deref().map(parse_time),
-        duration_ms: row.get(6),
-        counters: serde_json::from_str(&counters).unwrap_or_default(),
-        error: row.get(8),
-        warning: row.get(9),
+/// A PostgreSQL error as the operator reads it: the server's code and
+/// message when it sent one.
+fn describe(error: &tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => error.to_string(),
     }
 }
 
-fn item_from_row(row: &tokio_postgres::Row) -> FailedItem {
-    let kind: String = row.get(3);
-    let status: String = row.get(7);
-    let created: String = row.get(8);
-    let updated: String = row.get(9);
-    let attempts: i32 = row.get(6);
-    FailedItem {
-        id: row.get(0),
-        run_id: row.get(1),
-        task_id: row.get(2),
-        kind: ItemKind::parse(&kind),
-        key: row.get(4),
-        error: row.get(5),
-        attempts: attempts.max(0) as u32,
-        status: ItemStatus::parse(&status),
-        created_at: parse_time(&created),
-        updated_at: parse_time(&updated),
+/// Column `index` of a row, an error naming the row if it cannot be read
+/// as a `T` (another type, or a time beyond what syncdeck can hold).
+fn column<'a, T: FromSql<'a>>(
+    stored: &StoredRow,
+    row: &'a tokio_postgres::Row,
+    index: usize,
+) -> Result<T, BadRow> {
+    row.try_get(index).map_err(|error| {
+        let name = row.columns().get(index).map_or("?", |column| column.name());
+        // The cause says what is wrong with the value ("value too large").
+        match std::error::Error::source(&error) {
+            Some(cause) => stored.bad(format!("{name} cannot be read: {cause}")),
+            None => stored.bad(format!("{name} cannot be read: {error}")),
+        }
+    })
+}
+
+/// The first column of the one row a statement returned.
+fn returned_id(rows: &[tokio_postgres::Row], table: &'static str) -> Result<i64, BadRow> {
+    let stored = StoredRow::new(table, "just written");
+    match rows.first() {
+        Some(row) => column(&stored, row, 0),
+        None => Err(stored.bad("the insert returned no id")),
     }
+}
+
+const RUN_COLUMNS: &str = "run_id, task_id, trigger, status, started_at, completed_at, duration_ms, counters, error, warning";
+
+fn run_from_row(row: &tokio_postgres::Row) -> Result<RunRecord, BadRow> {
+    let run_id: RunId = column(&StoredRow::new("sync_logs", "a row"), row, 0)?;
+    let stored = StoredRow::run(run_id);
+    let trigger: String = column(&stored, row, 2)?;
+    let status: String = column(&stored, row, 3)?;
+    let counters: String = column(&stored, row, 7)?;
+    Ok(RunRecord {
+        run_id,
+        task_id: column(&stored, row, 1)?,
+        trigger: stored.word("trigger", &trigger, |text| text.parse().ok())?,
+        status: stored.word("status", &status, |text| text.parse().ok())?,
+        started_at: column(&stored, row, 4)?,
+        completed_at: column(&stored, row, 5)?,
+        duration_ms: column(&stored, row, 6)?,
+        counters: stored.counters(&counters)?,
+        error: column(&stored, row, 8)?,
+        warning: column(&stored, row, 9)?,
+    })
+}
+
+fn item_from_row(row: &tokio_postgres::Row) -> Result<FailedItem, BadRow> {
+    let id: i64 = column(&StoredRow::new("failed_items", "a row"), row, 0)?;
+    let stored = StoredRow::item(id);
+    let kind: String = column(&stored, row, 3)?;
+    let status: String = column(&stored, row, 7)?;
+    let attempts: i32 = column(&stored, row, 6)?;
+    Ok(FailedItem {
+        id,
+        run_id: column(&stored, row, 1)?,
+        task_id: column(&stored, row, 2)?,
+        kind: stored.word("kind", &kind, ItemKind::parse)?,
+        key: column(&stored, row, 4)?,
+        error: column(&stored, row, 5)?,
+        attempts: stored.count("attempts", i64::from(attempts))?,
+        status: stored.word("status", &status, ItemStatus::parse)?,
+        created_at: column(&stored, row, 8)?,
+        updated_at: column(&stored, row, 9)?,
+    })
 }
 
 #[async_trait]
@@ -243,11 +304,11 @@ impl StateStore for PostgresStateStore {
     ) -> Result<RunId, StateError> {
         let rows = self
             .query(
-                "INSERT INTO syncdeck.sync_logs (sync_job_id, trigger, status, started_at, owner) VALUES ($1, $2, 'running', $3, $4) RETURNING run_id",
-                &[&task_id, &trigger.as_str(), &timestamp(&started_at), &owner()],
+                "INSERT INTO syncdeck.sync_logs (task_id, trigger, status, started_at, owner) VALUES ($1, $2, 'running', $3, $4) RETURNING run_id",
+                &[&task_id, &trigger.as_str(), &to_millis(started_at), &owner()],
             )
             .await?;
-        Ok(rows.first().map(|row| row.get(0)).unwrap_or_default())
+        returned_id(&rows, "sync_logs").map_err(|bad| bad.at(&self.name))
     }
 
     async fn update_run(&self, run_id: RunId, counters: &RunCounters) -> Result<(), StateError> {
@@ -269,7 +330,7 @@ impl StateStore for PostgresStateStore {
             &[
                 &record.run_id,
                 &record.status.as_str(),
-                &record.completed_at.as_ref().map(timestamp),
+                &record.completed_at.map(to_millis),
                 &record.duration_ms,
                 &(counters.rows_extracted as i64),
                 &(counters.rows_upserted as i64),
@@ -294,18 +355,22 @@ impl StateStore for PostgresStateStore {
     ) -> Result<Vec<RunRecord>, StateError> {
         let rows = self
             .query(
-                "SELECT run_id, sync_job_id, trigger, status, started_at, completed_at, duration_ms, counters, error, warning
-                 FROM syncdeck.sync_logs WHERE ($1::text IS NULL OR sync_job_id = $1) ORDER BY run_id DESC LIMIT $2",
+                &format!(
+                    "SELECT {RUN_COLUMNS} FROM syncdeck.sync_logs
+                     WHERE ($1::text IS NULL OR task_id = $1) ORDER BY run_id DESC LIMIT $2"
+                ),
                 &[&task_id, &(limit as i64)],
             )
             .await?;
-        Ok(rows.iter().map(run_from_row).collect())
+        rows.iter()
+            .map(|row| run_from_row(row).map_err(|bad| bad.at(&self.name)))
+            .collect()
     }
 
     async fn record_failed_item(&self, item: &NewFailedItem) -> Result<i64, StateError> {
-        let now = timestamp(&Utc::now());
+        let now = to_millis(Utc::now());
         let error = redact(&item.error).into_owned();
-        let attempts = item.attempts as i32;
+        let attempts = i32::try_from(item.attempts).unwrap_or(i32::MAX);
         let updated = self
             .query(
                 "UPDATE syncdeck.failed_items SET run_id = $4, error = $5, attempts = attempts + $6, updated_at = $7
@@ -313,8 +378,8 @@ impl StateStore for PostgresStateStore {
                 &[&item.task_id, &item.kind.as_str(), &item.key, &item.run_id, &error, &attempts, &now],
             )
             .await?;
-        if let Some(row) = updated.first() {
-            return Ok(row.get(0));
+        if !updated.is_empty() {
+            return returned_id(&updated, "failed_items").map_err(|bad| bad.at(&self.name));
         }
         let inserted = self
             .query(
@@ -323,7 +388,7 @@ impl StateStore for PostgresStateStore {
                 &[&item.run_id, &item.task_id, &item.kind.as_str(), &item.key, &error, &attempts, &now],
             )
             .await?;
-        Ok(inserted.first().map(|row| row.get(0)).unwrap_or_default())
+        returned_id(&inserted, "failed_items").map_err(|bad| bad.at(&self.name))
     }
 
     async fn failed_items(
@@ -338,13 +403,15 @@ impl StateStore for PostgresStateStore {
                 &[&task_id, &pending_only],
             )
             .await?;
-        Ok(rows.iter().map(item_from_row).collect())
+        rows.iter()
+            .map(|row| item_from_row(row).map_err(|bad| bad.at(&self.name)))
+            .collect()
     }
 
     async fn set_item_status(&self, id: i64, status: ItemStatus) -> Result<(), StateError> {
         self.execute(
             "UPDATE syncdeck.failed_items SET status = $2, updated_at = $3 WHERE id = $1",
-            &[&id, &status.as_str(), &timestamp(&Utc::now())],
+            &[&id, &status.as_str(), &to_millis(Utc::now())],
         )
         .await
         .map(|_| ())
@@ -357,14 +424,18 @@ impl StateStore for PostgresStateStore {
                 &[&task_id],
             )
             .await?;
-        Ok(rows.first().map(|row| row.get(0)))
+        let stored = StoredRow::new("watermarks", format!("task {task_id:?}"));
+        rows.first()
+            .map(|row| column(&stored, row, 0))
+            .transpose()
+            .map_err(|bad| bad.at(&self.name))
     }
 
     async fn set_watermark(&self, task_id: &str, value: &str) -> Result<(), StateError> {
         self.execute(
             "INSERT INTO syncdeck.watermarks (task_id, value, updated_at) VALUES ($1, $2, $3)
              ON CONFLICT (task_id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            &[&task_id, &value, &timestamp(&Utc::now())],
+            &[&task_id, &value, &to_millis(Utc::now())],
         )
         .await
         .map(|_| ())
@@ -377,8 +448,8 @@ impl StateStore for PostgresStateStore {
             "UPDATE syncdeck.sync_logs s SET status = 'interrupted', completed_at = $1,
              error = 'the worker running it stopped before the run finished (its lease expired)'
              WHERE s.status = 'running' AND NOT EXISTS (
-                 SELECT 1 FROM syncdeck.leases l WHERE l.task_id = s.sync_job_id AND l.owner = s.owner AND l.expires_at > now())",
-            &[&timestamp(&Utc::now())],
+                 SELECT 1 FROM syncdeck.leases l WHERE l.task_id = s.task_id AND l.owner = s.owner AND l.expires_at > now())",
+            &[&to_millis(Utc::now())],
         )
         .await
     }

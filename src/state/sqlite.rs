@@ -13,11 +13,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    FailedItem, ItemKind, ItemStatus, NewFailedItem, StateError, StateStore, hostname, owner,
-    parse_time, timestamp,
+    BadRow, FailedItem, ItemKind, ItemStatus, NewFailedItem, StateError, StateStore, StoredRow,
+    hostname, owner, timestamp,
 };
 use crate::config::redact;
-use crate::run::{RunCounters, RunId, RunRecord, RunStatus, Trigger};
+use crate::run::{RunCounters, RunId, RunRecord, Trigger};
 
 /// Schema changes in order; `schema_version` holds how many were applied.
 const MIGRATIONS: &[&str] = &[
@@ -78,6 +78,10 @@ CREATE TABLE slots (
     r"
 CREATE TABLE cancel_requests (run_id INTEGER PRIMARY KEY, requested_at REAL NOT NULL);
 ",
+    // The same column name as in every other table and the shared store.
+    r"
+ALTER TABLE sync_logs RENAME COLUMN sync_job_id TO task_id;
+",
 ];
 
 pub struct SqliteStateStore {
@@ -119,7 +123,7 @@ impl SqliteStateStore {
 
     async fn call<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+        work: impl FnOnce(&mut Connection) -> Result<T, Failure> + Send + 'static,
     ) -> Result<T, StateError> {
         let connection = Arc::clone(&self.connection);
         let location = self.path.display().to_string();
@@ -128,12 +132,40 @@ impl SqliteStateStore {
                 Ok(guard) => guard,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            work(&mut connection).map_err(|e| e.to_string())
+            work(&mut connection)
         })
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|result| result);
-        result.map_err(|message| StateError::Store { location, message })
+        .await;
+        match result {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(Failure::Row(bad))) => Err(bad.at(&location)),
+            Ok(Err(Failure::Sql(error))) => Err(StateError::Store {
+                location,
+                message: error.to_string(),
+            }),
+            Err(error) => Err(StateError::Store {
+                location,
+                message: error.to_string(),
+            }),
+        }
+    }
+}
+
+/// Why a call on the connection failed: SQLite refused, or a row holds a
+/// value this version cannot read.
+enum Failure {
+    Sql(rusqlite::Error),
+    Row(BadRow),
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(error: rusqlite::Error) -> Self {
+        Self::Sql(error)
+    }
+}
+
+impl From<BadRow> for Failure {
+    fn from(bad: BadRow) -> Self {
+        Self::Row(bad)
     }
 }
 
@@ -174,44 +206,72 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     transaction.commit()
 }
 
-const RUN_COLUMNS: &str = "run_id, sync_job_id, trigger, status, started_at, completed_at, duration_ms, counters, error, warning";
+const RUN_COLUMNS: &str = "run_id, task_id, trigger, status, started_at, completed_at, duration_ms, counters, error, warning";
 
-fn run_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
-    let trigger: String = row.get(2)?;
-    let status: String = row.get(3)?;
-    let started_at: String = row.get(4)?;
-    let completed_at: Option<String> = row.get(5)?;
-    let counters: String = row.get(7)?;
+/// Column `index` of a row, an error naming the row if it has another type.
+fn get<T: rusqlite::types::FromSql>(
+    stored: &StoredRow,
+    row: &rusqlite::Row<'_>,
+    index: usize,
+) -> Result<T, BadRow> {
+    row.get(index).map_err(|error| stored.bad(error))
+}
+
+/// Every row of a query, each read by `read`.
+fn collect<T>(
+    mut rows: rusqlite::Rows<'_>,
+    read: impl Fn(&rusqlite::Row<'_>) -> Result<T, BadRow>,
+) -> Result<Vec<T>, Failure> {
+    let mut values = Vec::new();
+    while let Some(row) = rows.next()? {
+        values.push(read(row)?);
+    }
+    Ok(values)
+}
+
+fn run_from_row(row: &rusqlite::Row<'_>) -> Result<RunRecord, BadRow> {
+    let run_id: RunId = get(&StoredRow::new("sync_logs", "a row"), row, 0)?;
+    let stored = StoredRow::run(run_id);
+    let trigger: String = get(&stored, row, 2)?;
+    let status: String = get(&stored, row, 3)?;
+    let started_at: String = get(&stored, row, 4)?;
+    let completed_at: Option<String> = get(&stored, row, 5)?;
+    let counters: String = get(&stored, row, 7)?;
     Ok(RunRecord {
-        run_id: row.get(0)?,
-        task_id: row.get(1)?,
-        trigger: trigger.parse().unwrap_or(Trigger::Manual),
-        status: status.parse().unwrap_or(RunStatus::Failed),
-        started_at: parse_time(&started_at),
-        completed_at: completed_at.as_deref().map(parse_time),
-        duration_ms: row.get(6)?,
-        counters: serde_json::from_str(&counters).unwrap_or_default(),
-        error: row.get(8)?,
-        warning: row.get(9)?,
+        run_id,
+        task_id: get(&stored, row, 1)?,
+        trigger: stored.word("trigger", &trigger, |text| text.parse().ok())?,
+        status: stored.word("status", &status, |text| text.parse().ok())?,
+        started_at: stored.time("started_at", &started_at)?,
+        completed_at: completed_at
+            .map(|text| stored.time("completed_at", &text))
+            .transpose()?,
+        duration_ms: get(&stored, row, 6)?,
+        counters: stored.counters(&counters)?,
+        error: get(&stored, row, 8)?,
+        warning: get(&stored, row, 9)?,
     })
 }
 
-fn item_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FailedItem> {
-    let kind: String = row.get(3)?;
-    let status: String = row.get(7)?;
-    let created: String = row.get(8)?;
-    let updated: String = row.get(9)?;
+fn item_from_row(row: &rusqlite::Row<'_>) -> Result<FailedItem, BadRow> {
+    let id: i64 = get(&StoredRow::new("failed_items", "a row"), row, 0)?;
+    let stored = StoredRow::item(id);
+    let kind: String = get(&stored, row, 3)?;
+    let status: String = get(&stored, row, 7)?;
+    let created: String = get(&stored, row, 8)?;
+    let updated: String = get(&stored, row, 9)?;
+    let attempts: i64 = get(&stored, row, 6)?;
     Ok(FailedItem {
-        id: row.get(0)?,
-        run_id: row.get(1)?,
-        task_id: row.get(2)?,
-        kind: ItemKind::parse(&kind),
-        key: row.get(4)?,
-        error: row.get(5)?,
-        attempts: row.get(6)?,
-        status: ItemStatus::parse(&status),
-        created_at: parse_time(&created),
-        updated_at: parse_time(&updated),
+        id,
+        run_id: get(&stored, row, 1)?,
+        task_id: get(&stored, row, 2)?,
+        kind: stored.word("kind", &kind, ItemKind::parse)?,
+        key: get(&stored, row, 4)?,
+        error: get(&stored, row, 5)?,
+        attempts: stored.count("attempts", attempts)?,
+        status: stored.word("status", &status, ItemStatus::parse)?,
+        created_at: stored.time("created_at", &created)?,
+        updated_at: stored.time("updated_at", &updated)?,
     })
 }
 
@@ -249,7 +309,7 @@ impl StateStore for SqliteStateStore {
         let started = timestamp(&started_at);
         self.call(move |connection| {
             connection.execute(
-                "INSERT INTO sync_logs (sync_job_id, trigger, status, started_at, owner) VALUES (?1, ?2, 'running', ?3, ?4)",
+                "INSERT INTO sync_logs (task_id, trigger, status, started_at, owner) VALUES (?1, ?2, 'running', ?3, ?4)",
                 params![task_id, trigger.as_str(), started, owner()],
             )?;
             Ok(connection.last_insert_rowid())
@@ -307,11 +367,10 @@ impl StateStore for SqliteStateStore {
         let task_id = task_id.map(str::to_string);
         self.call(move |connection| {
             let sql = format!(
-                "SELECT {RUN_COLUMNS} FROM sync_logs WHERE (?1 IS NULL OR sync_job_id = ?1) ORDER BY run_id DESC LIMIT ?2"
+                "SELECT {RUN_COLUMNS} FROM sync_logs WHERE (?1 IS NULL OR task_id = ?1) ORDER BY run_id DESC LIMIT ?2"
             );
             let mut statement = connection.prepare(&sql)?;
-            let rows = statement.query_map(params![task_id, limit as i64], run_from_row)?;
-            rows.collect()
+            collect(statement.query(params![task_id, limit as i64])?, run_from_row)
         })
         .await
     }
@@ -363,8 +422,7 @@ impl StateStore for SqliteStateStore {
                 "SELECT id, run_id, task_id, kind, item_key, error, attempts, status, created_at, updated_at FROM failed_items
                  WHERE (?1 IS NULL OR task_id = ?1) AND (?2 = 0 OR status = 'pending') ORDER BY id",
             )?;
-            let rows = statement.query_map(params![task_id, pending_only], item_from_row)?;
-            rows.collect()
+            collect(statement.query(params![task_id, pending_only])?, item_from_row)
         })
         .await
     }
@@ -384,13 +442,13 @@ impl StateStore for SqliteStateStore {
     async fn watermark(&self, task_id: &str) -> Result<Option<String>, StateError> {
         let task_id = task_id.to_string();
         self.call(move |connection| {
-            connection
+            Ok(connection
                 .query_row(
                     "SELECT value FROM watermarks WHERE task_id = ?1",
                     params![task_id],
                     |row| row.get(0),
                 )
-                .optional()
+                .optional()?)
         })
         .await
     }
@@ -500,14 +558,14 @@ impl StateStore for SqliteStateStore {
 
     async fn cancel_requested(&self, run_id: RunId) -> Result<bool, StateError> {
         self.call(move |connection| {
-            connection
+            Ok(connection
                 .query_row(
                     "SELECT 1 FROM cancel_requests WHERE run_id = ?1",
                     params![run_id],
                     |_| Ok(()),
                 )
-                .optional()
-                .map(|found| found.is_some())
+                .optional()?
+                .is_some())
         })
         .await
     }
