@@ -3,6 +3,8 @@
 //! and on the shared PostgreSQL one (a fresh database per test), so the two
 //! cannot drift apart.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::future::Future;

@@ -2,6 +2,8 @@
 //! failed items and watermarks they hold come back, with typed times that
 //! operators can query in SQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use chrono::{TimeZone, Utc};

@@ -227,10 +227,15 @@ pub async fn run(
             _ = sleep_until(wake) => {
                 let mut statuses = BTreeMap::new();
                 for task in &engine.config().tasks {
-                    if let Ok(runs) = engine.state().runs(Some(&task.id), 1).await
-                        && let Some(run) = runs.first().filter(|run| run.status.is_finished())
-                    {
-                        statuses.insert(task.id.clone(), run.status);
+                    match engine.state().runs(Some(&task.id), 1).await {
+                        Ok(runs) => {
+                            if let Some(run) = runs.first().filter(|run| run.status.is_finished()) {
+                                statuses.insert(task.id.clone(), run.status);
+                            }
+                        }
+                        Err(error) => {
+                            tracing::error!(task_id = %task.id, %error, "cannot read the task's last run; its dependents' checks treat it as never run");
+                        }
                     }
                 }
                 let decisions = schedules.due(Instant::now(), |task| engine.is_busy(task), |task| statuses.get(task).copied());

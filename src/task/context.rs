@@ -108,8 +108,12 @@ impl RunContext {
 
     /// Marks this task's pending failed items that `settled` picks as resolved.
     pub(crate) async fn resolve_pending(&self, settled: impl Fn(&FailedItem) -> bool) {
-        let Ok(items) = self.state.failed_items(Some(&self.task_id), true).await else {
-            return;
+        let items = match self.state.failed_items(Some(&self.task_id), true).await {
+            Ok(items) => items,
+            Err(error) => {
+                tracing::error!(%error, "cannot read pending failed items to resolve them");
+                return;
+            }
         };
         for item in items.into_iter().filter(|item| settled(item)) {
             if let Err(error) = self
