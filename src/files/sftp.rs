@@ -45,8 +45,12 @@ impl russh::client::Handler for Client {
 
     async fn check_server_key(
         &mut self,
-        key: &russh::keys::PublicKey,
+        presented: &russh::keys::PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
+        // Host certificates are not trusted: only a pinned or known key is.
+        let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = presented else {
+            return Ok(false);
+        };
         Ok(match &self.check {
             Some(HostKeyCheck::Fingerprint(expected)) => {
                 key.fingerprint(russh::keys::HashAlg::Sha256).to_string() == expected.trim()
