@@ -135,7 +135,7 @@ fn a_password_with_an_at_sign_reaches_the_server_whole_and_shows_nowhere() {
         .unwrap_or_default()
         .to_string();
     assert!(
-        error.contains("127.0.0.1:1/db"),
+        error.contains("source 127.0.0.1:1/db"),
         "the error names the host as written, not a piece of the password: {error}"
     );
     let history = command(&["history", "--json"]);

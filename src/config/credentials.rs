@@ -37,7 +37,7 @@ pub fn register_secret(value: &str) {
     if let Ok(mut secrets) = registry().write() {
         for form in forms {
             if form.chars().count() >= MIN_REDACTED_LEN
-                && !secrets.iter().any(|known| *known == form)
+                && !secrets.contains(&form)
             {
                 secrets.push(form);
             }
