@@ -36,9 +36,7 @@ pub fn register_secret(value: &str) {
     let forms = secret_forms(value);
     if let Ok(mut secrets) = registry().write() {
         for form in forms {
-            if form.chars().count() >= MIN_REDACTED_LEN
-                && !secrets.contains(&form)
-            {
+            if form.chars().count() >= MIN_REDACTED_LEN && !secrets.contains(&form) {
                 secrets.push(form);
             }
         }
@@ -61,7 +59,7 @@ fn secret_forms(value: &str) -> Vec<String> {
     let mut forms = vec![
         value.to_string(),
         percent_encode(value),
-        percent_encode(value).to_lowercase(),
+        encode(value, |byte| format!("%{byte:02x}")),
         format!("{value:?}").trim_matches('"').to_string(),
     ];
     if let Some(decoded) = percent_decode(value) {
@@ -92,12 +90,16 @@ fn url_password(value: &str) -> Option<String> {
 /// Percent-encodes every byte but the unreserved ones (`A-Z a-z 0-9 - . _ ~`),
 /// so the value is read back whole from any part of a URL.
 pub(crate) fn percent_encode(value: &str) -> String {
+    encode(value, |byte| format!("%{byte:02X}"))
+}
+
+fn encode(value: &str, escape: impl Fn(u8) -> String) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(byte));
         } else {
-            out.push_str(&format!("%{byte:02X}"));
+            out.push_str(&escape(byte));
         }
     }
     out
@@ -453,6 +455,7 @@ mod tests {
             "host hunter-pass:x%41yy@127.0.0.1",
             "user Zq7@hunter-pass",
             "Zq7%40hunter-pass%3Ax%2541yy",
+            "Zq7%40hunter-pass%3ax%2541yy",
             "decoded Zq7@hunter-pass:xAyy",
         ] {
             let masked = redact(printed);
