@@ -5,6 +5,10 @@
 //! it; the log writers, the CLI's error printer and the state store pass
 //! their text through [`redact`], so a secret that leaks into a library's
 //! error message is still masked.
+//!
+//! A value substituted into the user name or password of a URL is
+//! percent-encoded there, so the URL parser reads back exactly the secret:
+//! never a host name made of its tail, never a `%41` decoded.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
