@@ -56,13 +56,13 @@ impl<'a> MakeWriter<'a> for RedactedStderr {
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides the file's level
-/// (default `info`). A log folder that cannot be created is reported on
-/// stderr and file logging is skipped, rather than failing the run.
+/// (default `info`). A log folder that cannot be created or written is
+/// reported in one line on stderr and file logging is skipped, rather than
+/// failing the command: warnings then still reach stderr.
 pub fn init(log_dir: &Path, stderr: StderrLogs) -> LoggingGuard {
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (file_layer, guard) = match std::fs::create_dir_all(log_dir) {
-        Ok(()) => {
-            let appender = tracing_appender::rolling::daily(log_dir, "syncdeck.log");
+    let (file_layer, guard) = match open_log_file(log_dir) {
+        Ok(appender) => {
             let (writer, guard) = tracing_appender::non_blocking(RedactingWriter(appender));
             let layer = tracing_subscriber::fmt::layer()
                 .with_ansi(false)
@@ -70,13 +70,28 @@ pub fn init(log_dir: &Path, stderr: StderrLogs) -> LoggingGuard {
                 .with_filter_boxed(filter());
             (Some(layer), Some(guard))
         }
-        Err(error) => {
-            eprintln!(
-                "syncdeck: cannot create log folder {}: {error}; logging to the file is off",
+        Err(problem) => {
+            let warning = format!(
+                "cannot write logs in {}: {problem}; logging to stderr only (set [engine] log_dir to a writable folder)",
                 log_dir.display()
             );
+            eprintln!("syncdeck: {}", redact(&warning));
+            if let StderrLogs::Buffer(buffer) = &stderr {
+                buffer.push(LogLine {
+                    time: chrono::Utc::now(),
+                    level: tracing::Level::WARN,
+                    task_id: None,
+                    run_id: None,
+                    message: redact(&warning).into_owned(),
+                });
+            }
             (None, None)
         }
+    };
+    // Without the file, warnings are the only record: never drop them.
+    let stderr = match (stderr, file_layer.is_some()) {
+        (StderrLogs::Off, false) => StderrLogs::Warnings,
+        (stderr, _) => stderr,
     };
     let buffer_layer = match &stderr {
         StderrLogs::Buffer(buffer) => Some(
@@ -112,6 +127,17 @@ pub fn init(log_dir: &Path, stderr: StderrLogs) -> LoggingGuard {
         .with(buffer_layer)
         .try_init();
     LoggingGuard { _file: guard }
+}
+
+/// The daily log file in `log_dir`, created (with the folder) now, so a
+/// folder that cannot be written is found before anything is logged.
+fn open_log_file(log_dir: &Path) -> Result<tracing_appender::rolling::RollingFileAppender, String> {
+    std::fs::create_dir_all(log_dir).map_err(|error| error.to_string())?;
+    tracing_appender::rolling::RollingFileAppender::builder()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("syncdeck.log")
+        .build(log_dir)
+        .map_err(|error| error.to_string())
 }
 
 /// Boxes a layer with its filter, so optional layers have one type.

@@ -218,3 +218,41 @@ source_config = {
         .expect("run");
     assert!(output.status.success(), "{}", common::stderr(&output));
 }
+
+#[test]
+fn an_unsupported_state_store_names_the_supported_ones() {
+    assert_error(
+        "unsupported_state.toml",
+        "2:9",
+        &[
+            "[engine] state: `mysql:` is not a supported state store",
+            "sqlite:PATH",
+        ],
+    );
+}
+
+#[test]
+fn an_unencoded_at_in_a_password_says_to_encode_it() {
+    let line = validate_error("unencoded_password.toml");
+    assert!(
+        line.contains("unencoded_password.toml:5:10: source:"),
+        "{line}"
+    );
+    assert!(line.contains("`@` as %40"), "{line}");
+    assert!(
+        !line.contains("ssw0rd"),
+        "the message never quotes the URL: {line}"
+    );
+}
+
+#[test]
+fn credentials_in_a_file_location_point_to_sync_config() {
+    assert_error(
+        "credentials_in_location.toml",
+        "5:15",
+        &[
+            "source_path: a user name or password in the URL is not supported",
+            "sync_config",
+        ],
+    );
+}

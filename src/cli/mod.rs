@@ -166,9 +166,51 @@ fn load(cli_config: Option<&Path>, resolve: Resolve) -> Result<Config, Failure> 
 }
 
 async fn open_state(config: &Config) -> Result<Arc<dyn crate::state::StateStore>, Failure> {
-    Ok(crate::state::open(&config.engine.state, &config.base_dir)
-        .await
-        .context("cannot open the state store")?)
+    match crate::state::open(&config.engine.state, &config.base_dir).await {
+        Ok(store) => Ok(store),
+        Err(error @ crate::state::StateError::Unsupported(_)) => {
+            Err(usage(format!("{}: {error}", config.file.display())))
+        }
+        Err(error) => Err(anyhow::Error::from(error)
+            .context("cannot open the state store")
+            .into()),
+    }
+}
+
+/// Opens the state store for `history` and `errors`. An SQLite store this
+/// user cannot write (a read-only file, folder or mount, another user's
+/// store) is opened read-only instead: reading needs no write access.
+async fn open_state_for_reading(
+    config: &Config,
+) -> Result<(Arc<dyn crate::state::StateStore>, bool), Failure> {
+    let opened = open_state(config).await;
+    let Some(path) = sqlite_path(config) else {
+        return opened.map(|store| (store, true));
+    };
+    match opened {
+        Ok(store) => Ok((store, true)),
+        Err(failure) if failure.code == 2 || !path.exists() => Err(failure),
+        Err(failure) => match crate::state::SqliteStateStore::open_read_only(&path).await {
+            Ok(store) => Ok((Arc::new(store), false)),
+            Err(_) => Err(failure),
+        },
+    }
+}
+
+/// The file of an SQLite state store (`sqlite:PATH`, relative to the config).
+fn sqlite_path(config: &Config) -> Option<PathBuf> {
+    let path = Path::new(
+        config
+            .engine
+            .state
+            .strip_prefix("sqlite:")?
+            .trim_start_matches("//"),
+    );
+    Some(if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        config.base_dir.join(path)
+    })
 }
 
 async fn open_engine(config: Config) -> Result<Arc<Engine>, Failure> {
@@ -207,11 +249,12 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 &config.resolve_path(&config.engine.log_dir),
                 StderrLogs::Warnings,
             );
-            let state = open_state(&config).await?;
-            state
-                .mark_interrupted()
-                .await
-                .context("cannot read the state store")?;
+            let (state, writable) = open_state_for_reading(&config).await?;
+            // A store opened read-only, or one SQLite opened read-only because
+            // the file is write-protected, shows runs as they were recorded.
+            if writable && let Err(error) = state.mark_interrupted().await {
+                tracing::warn!(%error, "runs of stopped processes could not be marked interrupted; they may still show as running");
+            }
             let runs = state
                 .runs(task.as_deref(), limit)
                 .await
@@ -225,7 +268,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 &config.resolve_path(&config.engine.log_dir),
                 StderrLogs::Warnings,
             );
-            let state = open_state(&config).await?;
+            let (state, _) = open_state_for_reading(&config).await?;
             let items = state
                 .failed_items(task.as_deref(), !all)
                 .await

@@ -14,6 +14,7 @@ pub mod location;
 mod parse;
 pub mod pattern;
 pub mod template;
+mod urls;
 mod validate;
 
 use std::collections::BTreeMap;

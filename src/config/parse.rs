@@ -63,6 +63,7 @@ pub fn parse(path: &Path, text: &str, resolve: Resolve) -> Result<Config, Config
         .unwrap_or(Path::new("."));
     let base_dir = std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
 
+    urls::check_state(&source, &document)?;
     let tasks_value = document.get_mut().remove("tasks");
     let top_span = document.span();
     let top: TopLevel = deserialize(
@@ -218,7 +219,8 @@ fn parse_task(
         return Err(source.error(Some(task_span), format!("task `{id}` has no [tasks.properties]; add one with source_path and destination_path")));
     };
     if resolve == Resolve::Everything {
-        resolve_references(source, &mut properties, resolver)?;
+        credentials::resolve_references(source, &mut properties, resolver)?;
+        urls::check_values(source, &properties, "")?;
     }
     let properties = match kind {
         TaskKind::Sync => TaskProperties::Sync(std::sync::Arc::new(deserialize(
@@ -300,33 +302,4 @@ fn deserialize<'de, T: Deserialize<'de>>(
 ) -> Result<T, ConfigError> {
     T::deserialize(ValueDeserializer::from(value))
         .map_err(|error| source.toml_error(&error, section))
-}
-
-/// Replaces credential and environment references in every string of `value`.
-fn resolve_references(
-    source: &SourceText<'_>,
-    value: &mut Spanned<DeValue<'_>>,
-    resolver: &mut credentials::CredentialResolver,
-) -> Result<(), ConfigError> {
-    let span = value.span();
-    match value.get_mut() {
-        DeValue::String(text) if text.contains("${") => {
-            let resolved = resolver
-                .resolve(text)
-                .map_err(|error| source.error(Some(span), error.0))?;
-            *text = resolved.into();
-        }
-        DeValue::Array(items) => {
-            for item in items.iter_mut() {
-                resolve_references(source, item, resolver)?;
-            }
-        }
-        DeValue::Table(table) => {
-            for (_, item) in table.iter_mut() {
-                resolve_references(source, item, resolver)?;
-            }
-        }
-        _ => {}
-    }
-    Ok(())
 }

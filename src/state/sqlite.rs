@@ -121,6 +121,50 @@ impl SqliteStateStore {
         })
     }
 
+    /// Opens an existing store for reading only (`history`, `errors`), for
+    /// a user who cannot write the file or its folder: nothing is migrated
+    /// or written. When SQLite cannot set up its WAL index there (it needs
+    /// to create `-shm` next to the file), the file is read as immutable.
+    pub async fn open_read_only(path: &Path) -> Result<Self, StateError> {
+        use rusqlite::OpenFlags;
+        let path = path.to_path_buf();
+        let location = path.display().to_string();
+        let opened = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || -> Result<Connection, String> {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI;
+                let readable = |connection: &Connection| {
+                    connection.query_row("SELECT count(*) FROM sqlite_master", [], |row| {
+                        row.get::<_, i64>(0)
+                    })
+                };
+                let connection =
+                    Connection::open_with_flags(&path, flags).map_err(|e| e.to_string())?;
+                if readable(&connection).is_ok() {
+                    return Ok(connection);
+                }
+                let uri = format!("file:{}?immutable=1", uri_path(&path));
+                let connection =
+                    Connection::open_with_flags(uri, flags).map_err(|e| e.to_string())?;
+                readable(&connection).map_err(|e| e.to_string())?;
+                Ok(connection)
+            }
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|result| result)
+        .map_err(|message| StateError::Store {
+            location,
+            message: format!("cannot read the store: {message}"),
+        })?;
+        Ok(Self {
+            path,
+            connection: Arc::new(Mutex::new(opened)),
+        })
+    }
+
     async fn call<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, Failure> + Send + 'static,
@@ -167,6 +211,18 @@ impl From<BadRow> for Failure {
     fn from(bad: BadRow) -> Self {
         Self::Row(bad)
     }
+}
+
+/// A path as the path of a `file:` URI: the characters URIs give a meaning escaped.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Brings the schema up to date. A store that is current is only read:
