@@ -9,9 +9,9 @@
 
 mod credentials;
 mod error;
+pub mod keys;
 pub mod location;
 pub mod pattern;
-pub mod keys;
 pub mod template;
 mod validate;
 
@@ -698,18 +698,18 @@ fn parse_task(
         resolve_references(source, &mut properties, resolver)?;
     }
     let properties = match kind {
-        TaskKind::Sync => {
-            TaskProperties::Sync(std::sync::Arc::new(deserialize(source, properties, &section)?))
-        }
-        TaskKind::TableSync => {
-            TaskProperties::TableSync(std::sync::Arc::new(deserialize(source, properties, &section)?))
-        }
-        TaskKind::Airbyte => {
-            TaskProperties::Airbyte(std::sync::Arc::new(deserialize(source, properties, &section)?))
-        }
-        TaskKind::HttpSync => {
-            TaskProperties::HttpSync(std::sync::Arc::new(deserialize(source, properties, &section)?))
-        }
+        TaskKind::Sync => TaskProperties::Sync(std::sync::Arc::new(deserialize(
+            source, properties, &section,
+        )?)),
+        TaskKind::TableSync => TaskProperties::TableSync(std::sync::Arc::new(deserialize(
+            source, properties, &section,
+        )?)),
+        TaskKind::Airbyte => TaskProperties::Airbyte(std::sync::Arc::new(deserialize(
+            source, properties, &section,
+        )?)),
+        TaskKind::HttpSync => TaskProperties::HttpSync(std::sync::Arc::new(deserialize(
+            source, properties, &section,
+        )?)),
     };
 
     let schedule = match header.schedule {

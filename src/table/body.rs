@@ -5,8 +5,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::layout::discover;
 use super::count_rows;
+use super::layout::discover;
 use crate::config::{TableMode, TableSyncProperties};
 use crate::postgres::{Endpoint, PgError};
 use crate::task::{PlanRequest, RunContext, TaskBody, TaskOutcome, TaskPlan};
@@ -28,7 +28,10 @@ impl TaskBody for TableSyncBody {
         let plan = plan(&self.0, &request.task_id, watermark)
             .await
             .map_err(|error| error.to_string())?;
-        let mut lines = vec![format!("{}: {} -> {}", request.task_id, plan.source, plan.target)];
+        let mut lines = vec![format!(
+            "{}: {} -> {}",
+            request.task_id, plan.source, plan.target
+        )];
         lines.push(match &plan.watermark {
             Some(watermark) => format!("  rows with watermark above {watermark}: {}", plan.rows),
             None => format!("  rows to read: {}", plan.rows),

@@ -6,8 +6,8 @@ use tokio_postgres::Client;
 
 use super::sql::{KeyColumn, Read, SourceColumn, SourceRelation};
 use crate::config::{TableMode, TableSyncProperties};
-use crate::postgres::coerce::ValueType;
 use crate::postgres::catalog::target_columns;
+use crate::postgres::coerce::ValueType;
 use crate::postgres::{Dialect, PgError, describe};
 
 /// One target column and how it is filled.
@@ -72,9 +72,7 @@ pub(crate) async fn discover(
             relation.relation_sql()
         ))
         .await
-        .map_err(|error| {
-            PgError::Setup(format!("cannot read the source: {}", describe(&error)))
-        })?;
+        .map_err(|error| PgError::Setup(format!("cannot read the source: {}", describe(&error))))?;
     let source_types: Vec<(String, String)> = probe
         .columns()
         .iter()
@@ -85,9 +83,7 @@ pub(crate) async fn discover(
     let target_types = target_columns(target, &target_table).await?;
 
     let mut source_columns: Vec<SourceColumn> = Vec::new();
-    let index_of = |name: &str,
-                    source_columns: &mut Vec<SourceColumn>|
-     -> Result<usize, PgError> {
+    let index_of = |name: &str, source_columns: &mut Vec<SourceColumn>| -> Result<usize, PgError> {
         let Some((_, type_name)) = source_types.iter().find(|(column, _)| column == name) else {
             return Err(PgError::Setup(format!("source has no column `{name}`")));
         };

@@ -28,15 +28,15 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::config::{TableMode, TableSyncProperties};
+use crate::postgres::Dialect;
 use crate::postgres::catalog::target_is_empty;
 use crate::postgres::{Endpoint, Loader, PgError, Rows, describe};
 use crate::state::{FailedItem, ItemKind, ItemStatus};
 use crate::task::{RunContext, TaskOutcome, final_status};
 pub(crate) use body::TableSyncBody;
+use layout::ColumnPlan;
 use layout::{BatchBounds, Layout, discover};
 use reader::{Reader, read_with_retries};
-use crate::postgres::Dialect;
-use layout::ColumnPlan;
 use tokio_postgres::Client;
 
 /// Batches read ahead of the one being loaded.
