@@ -241,6 +241,17 @@ fn check_table_sync(
             "mode = \"incremental\" needs watermark_column (e.g. \"updated_at\")",
         ));
     }
+    if let Some(lookback) = &table.watermark_lookback_text {
+        let span = Some(lookback.span());
+        if *table.mode.get_ref() != TableMode::Incremental {
+            return Err(source.error(
+                span,
+                "watermark_lookback only applies to mode = \"incremental\"; remove it or set the mode",
+            ));
+        }
+        super::table::parse_lookback(lookback.get_ref())
+            .map_err(|message| source.error(span, message))?;
+    }
     if *table.batch_size.get_ref() == 0 {
         return Err(source.error(
             Some(table.batch_size.span()),
