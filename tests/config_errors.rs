@@ -191,6 +191,27 @@ fn folders_side_by_side_or_one_level_into_a_subfolder_are_accepted() {
 }
 
 #[test]
+fn a_lookback_outside_incremental_mode_is_refused() {
+    assert_error(
+        "lookback_without_incremental.toml",
+        "10:22",
+        &["watermark_lookback only applies to mode = \"incremental\""],
+    );
+}
+
+#[test]
+fn a_lookback_that_is_not_a_duration_says_how_to_write_one() {
+    assert_error(
+        "bad_lookback.toml",
+        "12:22",
+        &[
+            "invalid watermark_lookback `five minutes`",
+            "write a duration like \"5m\"",
+        ],
+    );
+}
+
+#[test]
 fn missing_config_file_says_how_to_give_one() {
     let output = Command::new(env!("CARGO_BIN_EXE_syncdeck"))
         .args(["-c", "/nonexistent/syncdeck.toml", "run"])
