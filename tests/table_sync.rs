@@ -286,6 +286,137 @@ fn a_row_committed_late_below_the_watermark_arrives_within_the_lookback() {
 }
 
 #[test]
+fn a_failed_batch_of_rows_without_a_watermark_is_retried_by_its_key_bounds() {
+    let database = TestDatabase::create("nullretry");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.people (id int PRIMARY KEY, name text, updated_at timestamptz);
+         INSERT INTO src.people SELECT g, 'person ' || g,
+             CASE WHEN g <= 50 THEN NULL ELSE timestamptz '2026-01-01 00:00:00+00' + g * interval '1 hour' END
+         FROM generate_series(1, 100) g;
+         CREATE TABLE dst.people (LIKE src.people INCLUDING ALL);
+         CREATE FUNCTION dst.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.id BETWEEN 10 AND 20 THEN RAISE EXCEPTION 'person % is locked', NEW.id; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON dst.people FOR EACH ROW EXECUTE FUNCTION dst.refuse();",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.people",
+        "dst.people",
+        "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nbatch_size = 25\nmax_retries = 0",
+    ));
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "partial");
+    assert_eq!(counter(run, "batches_done"), 3);
+    assert_eq!(counter(run, "batches_failed"), 1);
+    assert_eq!(database.count("SELECT count(*) FROM dst.people"), 75);
+
+    let errors = json_lines(&workspace.run(&["errors", "--json"]));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let bounds: serde_json::Value =
+        serde_json::from_str(errors[0]["key"].as_str().unwrap_or("{}")).expect("bounds are JSON");
+    assert_eq!(bounds["null_watermark"], true, "{bounds}");
+    assert_eq!(
+        bounds["through"],
+        serde_json::json!(["25"]),
+        "bounds by the key alone"
+    );
+
+    database.execute("DROP TRIGGER refuse ON dst.people");
+    let id = errors[0]["id"].as_i64().expect("id").to_string();
+    let output = workspace.run(&["retry", "t", "--batch", &id, "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let retry = &json_lines(&output)[0];
+    assert_eq!(
+        counter(retry, "rows_extracted"),
+        25,
+        "exactly the failed batch is read again"
+    );
+    assert_eq!(counter(retry, "rows_upserted"), 25);
+    assert_eq!(
+        except_both_ways(&database, "src.people", "dst.people"),
+        (0, 0)
+    );
+}
+
+#[test]
+fn a_whole_source_run_that_cannot_reach_every_row_says_so() {
+    let database = TestDatabase::create("nullkey");
+    // No primary key in the source: two rows have a NULL id, which keyset
+    // paging by id cannot reach past the first batch.
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.loose (id int, label text);
+         INSERT INTO src.loose VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (NULL, 'x'), (NULL, 'y');
+         CREATE TABLE dst.loose (id int PRIMARY KEY, label text);",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.loose",
+        "dst.loose",
+        "batch_size = 2",
+    ));
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(counter(run, "rows_extracted"), 4);
+    assert!(
+        run["warning"]
+            .as_str()
+            .is_some_and(|warning| warning.contains("read 4 row(s) but the source counted 6")),
+        "the shortfall is not silent: {run}"
+    );
+}
+
+#[test]
+fn a_lookback_on_a_watermark_that_is_not_a_time_is_refused_when_the_run_starts() {
+    let database = TestDatabase::create("intwm");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.items (id int PRIMARY KEY, version bigint NOT NULL);
+         INSERT INTO src.items SELECT g, g FROM generate_series(1, 10) g;
+         CREATE TABLE dst.items (LIKE src.items INCLUDING ALL);",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.items",
+        "dst.items",
+        "mode = \"incremental\"\nwatermark_column = \"version\"\nwatermark_lookback = \"1m\"",
+    ));
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "failed");
+    assert!(
+        run["error"].as_str().is_some_and(|error| error.contains(
+            "watermark_lookback needs a date or timestamp watermark column, but `version` is int8"
+        )),
+        "{run}"
+    );
+    assert_eq!(database.count("SELECT count(*) FROM dst.items"), 0);
+
+    // Without the setting, the run goes on with no look-back and says so.
+    workspace.write_config(&table_task(
+        &database,
+        "src.items",
+        "dst.items",
+        "mode = \"incremental\"\nwatermark_column = \"version\"",
+    ));
+    let (output, _) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(database.count("SELECT count(*) FROM dst.items"), 10);
+    assert!(
+        workspace.logs().contains("no look-back applies"),
+        "the log says late commits are not covered"
+    );
+}
+
+#[test]
 fn bad_rows_are_skipped_counted_and_explained_while_their_batch_loads() {
     let database = TestDatabase::create("badrows");
     database.execute(
