@@ -451,9 +451,14 @@ fn describe_bounds(bounds: &BatchBounds) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    match &bounds.after {
+    let range = match &bounds.after {
         Some(after) => format!("({}]..({}]", show(after), show(&bounds.through)),
         None => format!("(start..{}]", show(&bounds.through)),
+    };
+    if bounds.null_watermark {
+        format!("{range} of the rows without a watermark")
+    } else {
+        range
     }
 }
 

@@ -1,6 +1,6 @@
 //! SQL text for table sync. Identifiers from the config are quoted; values
 //! are always bound as parameters (`$n`), never written into the SQL (the
-//! one literal is the watermark look-back, a number of microseconds that
+//! one literal is the watermark look-back, a number of seconds that
 //! syncdeck writes itself).
 //! Extraction uses only what Redshift also accepts: plain `SELECT` with
 //! `CAST`, `ORDER BY` and `LIMIT`, and keyset conditions spelled out with
@@ -112,10 +112,13 @@ impl Query {
     ) -> String {
         let param = self.param(Some(value.to_string()), &column.type_name);
         match lookback {
+            // Seconds with a fraction: the one spelling of an interval
+            // PostgreSQL and Redshift both accept.
             Some(lookback) => format!(
-                "{} > {param} - INTERVAL '{} microseconds'",
+                "{} > {param} - INTERVAL '{}.{:06} seconds'",
                 quote_ident(&column.name),
-                lookback.as_micros()
+                lookback.as_secs(),
+                lookback.subsec_micros()
             ),
             None => format!("{} > {param}", quote_ident(&column.name)),
         }
