@@ -20,9 +20,9 @@ use syncdeck::console::app::{App, Msg};
 use syncdeck::console::keymap::Keymap;
 use syncdeck::console::theme::Theme;
 use syncdeck::console::views::Screen;
-use syncdeck::logging::{LogBuffer, LogLine};
 use syncdeck::run::event::EngineEvent;
 use syncdeck::run::{RunCounters, RunRecord, RunStatus, Trigger};
+use syncdeck::logging::{LogBuffer, LogLine};
 use tracing_subscriber::layer::SubscriberExt;
 
 fn app_with(tasks: usize, log_lines: usize) -> App {

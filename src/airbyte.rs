@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::config::AirbyteProperties;
-use crate::run::RunStatus;
 use crate::task::{PlanRequest, RemoteJob, RunContext, TaskBody, TaskOutcome, TaskPlan};
+use crate::run::RunStatus;
 
 /// How long a cancel waits for Airbyte to confirm it.
 const CANCEL_CONFIRM: Duration = Duration::from_secs(30);

@@ -228,8 +228,8 @@ async fn run_inner(
         &columns.names_and_types,
         &properties.primary_key,
     );
-    loader.first_load =
-        !retrying && catalog::target_is_empty(&target, &properties.target_table).await?;
+    loader.first_load = !retrying
+        && catalog::target_is_empty(&target, &properties.target_table).await?;
     drop(target);
 
     let http = reqwest::Client::builder()
@@ -243,7 +243,10 @@ async fn run_inner(
     let run_started = (chrono::Utc::now() - chrono::TimeDelta::seconds(1))
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let since = match (&properties.updated_since_param, retrying) {
-        (Some(_), false) => context.state.watermark(&context.task_id).await?,
+        (Some(_), false) => context
+            .state
+            .watermark(&context.task_id)
+            .await?,
         _ => None,
     };
     if !retrying {
@@ -314,9 +317,7 @@ async fn run_inner(
                         updated_since: since.clone(),
                     };
                 }
-                Err(PageFailed) if context.cancel.is_cancelled() => {
-                    return Ok(TaskOutcome::cancelled());
-                }
+                Err(PageFailed) if context.cancel.is_cancelled() => return Ok(TaskOutcome::cancelled()),
                 Err(PageFailed) => {
                     failed_in_a_row += 1;
                     let total_pages = context.counters().batches_total;

@@ -12,18 +12,10 @@ pub struct AllKinds;
 impl TaskBodies for AllKinds {
     fn body(&self, task: &TaskConfig) -> Box<dyn TaskBody> {
         match &task.properties {
-            TaskProperties::Sync(properties) => {
-                Box::new(crate::files::FileSyncBody(Arc::clone(properties)))
-            }
-            TaskProperties::TableSync(properties) => {
-                Box::new(crate::table::TableSyncBody(Arc::clone(properties)))
-            }
-            TaskProperties::Airbyte(properties) => {
-                Box::new(crate::airbyte::AirbyteBody(Arc::clone(properties)))
-            }
-            TaskProperties::HttpSync(properties) => {
-                Box::new(crate::http::HttpSyncBody(Arc::clone(properties)))
-            }
+            TaskProperties::Sync(properties) => Box::new(crate::files::FileSyncBody(Arc::clone(properties))),
+            TaskProperties::TableSync(properties) => Box::new(crate::table::TableSyncBody(Arc::clone(properties))),
+            TaskProperties::Airbyte(properties) => Box::new(crate::airbyte::AirbyteBody(Arc::clone(properties))),
+            TaskProperties::HttpSync(properties) => Box::new(crate::http::HttpSyncBody(Arc::clone(properties))),
         }
     }
 }

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use common::{AIRBYTE_CLIENT_SECRET, FakeAirbyte, Workspace, counter, run_of, stderr, stdout};
-use syncdeck::engine::{Engine, RunOptions};
 use syncdeck::run::event::EngineEvent;
 use syncdeck::run::{RunStatus, Trigger};
+use syncdeck::engine::{Engine, RunOptions};
 
 fn run_task(workspace: &Workspace, task: &str) -> (std::process::Output, serde_json::Value) {
     let output = workspace
@@ -115,9 +115,7 @@ async fn engine(directory: &Path, tasks: &str) -> Arc<Engine> {
     let state = syncdeck::state::open(&config.engine.state, &config.base_dir)
         .await
         .expect("state");
-    Engine::new(Arc::new(config), state, syncdeck::kinds::all())
-        .await
-        .expect("engine")
+    Engine::new(Arc::new(config), state, syncdeck::kinds::all()).await.expect("engine")
 }
 
 #[tokio::test]

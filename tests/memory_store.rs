@@ -8,9 +8,9 @@ use std::sync::Arc;
 use object_store::ObjectStore;
 use object_store::path::Path as ObjectPath;
 use syncdeck::config::{self, Resolve};
-use syncdeck::engine::{Engine, RunOptions};
 use syncdeck::run::event::{EngineEvent, SkipReason};
 use syncdeck::run::{RunStatus, Trigger};
+use syncdeck::engine::{Engine, RunOptions};
 
 async fn engine_for(dir: &Path, tasks: &str) -> Arc<Engine> {
     let text = format!("[engine]\nstate = \"sqlite:state.db\"\nlog_dir = \"logs\"\n\n{tasks}");
@@ -19,9 +19,7 @@ async fn engine_for(dir: &Path, tasks: &str) -> Arc<Engine> {
     let state = syncdeck::state::open(&config.engine.state, &config.base_dir)
         .await
         .expect("state store");
-    Engine::new(Arc::new(config), state, syncdeck::kinds::all())
-        .await
-        .expect("engine")
+    Engine::new(Arc::new(config), state, syncdeck::kinds::all()).await.expect("engine")
 }
 
 #[tokio::test]

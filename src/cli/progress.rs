@@ -11,8 +11,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::Engine;
-use crate::run::RunId;
 use crate::run::event::EngineEvent;
+use crate::run::RunId;
 
 pub(super) struct Watcher {
     stop: CancellationToken,

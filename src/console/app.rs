@@ -10,9 +10,9 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::keymap::{Action, Keymap};
 use crate::config::{Config, TaskKind};
-use crate::logging::{LogBuffer, LogLine};
 use crate::run::event::{CopyMethod, EngineCommand, EngineEvent, SkipReason};
 use crate::run::{RunCounters, RunId, RunRecord, RunStatus, Trigger};
+use crate::logging::{LogBuffer, LogLine};
 use crate::state::{FailedItem, ItemStatus};
 
 /// Recent items kept per run for the detail view.

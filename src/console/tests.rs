@@ -15,9 +15,9 @@ use super::keymap::Keymap;
 use super::theme::Theme;
 use super::views::Screen;
 use crate::config::{self, Resolve};
-use crate::logging::{LogBuffer, LogLine};
 use crate::run::event::{CopyMethod, EngineCommand, EngineEvent, SkipReason};
 use crate::run::{RunCounters, RunRecord, RunStatus, Trigger};
+use crate::logging::{LogBuffer, LogLine};
 use crate::state::{FailedItem, ItemKind, ItemStatus};
 
 const TASKS: [&str; 6] = [

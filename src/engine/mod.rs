@@ -114,6 +114,7 @@ impl Drop for BusyGuard<'_> {
     }
 }
 
+
 impl Engine {
     /// Creates the engine over an opened state store. Runs left `running`
     /// by a process that is gone are marked `interrupted`.

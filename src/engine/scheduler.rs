@@ -12,10 +12,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::{Engine, RunOptions};
-use crate::config::Config;
 use crate::run::event::EngineEvent;
 use crate::run::{RunStatus, Trigger};
+use super::{Engine, RunOptions};
+use crate::config::Config;
 
 /// How late a run may start before it is skipped, when not configured.
 pub const DEFAULT_MISFIRE_GRACE: Duration = Duration::from_secs(60);

@@ -19,14 +19,14 @@ use serde::Serialize;
 pub(crate) use body::FileSyncBody;
 pub use store::memory_store;
 
-use crate::config::location::{LocationSpec, unsafe_relative_path};
-use crate::config::pattern::Pattern;
 use crate::config::template::{self, TemplateContext};
 use crate::config::{Compare, SyncProperties};
-use crate::run::event::{CopyMethod, EngineEvent, SkipReason};
-use crate::state::ItemKind;
 use crate::task::retry::{Next, Retry};
 use crate::task::{RunContext, TaskOutcome, final_status};
+use crate::run::event::{CopyMethod, EngineEvent, SkipReason};
+use crate::state::ItemKind;
+use crate::config::location::{LocationSpec, unsafe_relative_path};
+use crate::config::pattern::Pattern;
 use store::{Entry, Store, StoreError};
 use throttle::Throttle;
 

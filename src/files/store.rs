@@ -17,8 +17,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutPayload, WriteMultipart};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::StoreOptions;
 use crate::config::location::LocationSpec;
+use crate::config::StoreOptions;
 
 /// A stream of file contents.
 pub(crate) type ByteStream = BoxStream<'static, Result<Bytes, StoreError>>;

@@ -54,6 +54,7 @@ pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
     }
 }
 
+
 /// A connection target: the driver config, the dialect, and a name for
 /// messages (host, port and database; never the password).
 #[derive(Clone)]
@@ -116,7 +117,9 @@ impl Endpoint {
         client
             .batch_execute("SET TimeZone TO 'UTC'")
             .await
-            .map_err(|error| PgError::Database(format!("{}: {}", self.name, describe(&error))))?;
+            .map_err(|error| {
+                PgError::Database(format!("{}: {}", self.name, describe(&error)))
+            })?;
         Ok(client)
     }
 }

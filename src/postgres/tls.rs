@@ -8,9 +8,7 @@ use super::PgError;
 /// TLS as libpq does it: `sslmode=prefer` (the default) and `require`
 /// encrypt without checking the certificate; `verify-ca` and `verify-full`
 /// check it against the system's roots and `sslrootcert` when given.
-pub(crate) fn tls_connector(
-    verify: Option<&TlsVerify>,
-) -> tokio_postgres_rustls::MakeRustlsConnect {
+pub(crate) fn tls_connector(verify: Option<&TlsVerify>) -> tokio_postgres_rustls::MakeRustlsConnect {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions();

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::template::TemplateContext;
 use crate::run::event::EngineEvent;
 use crate::run::{RunCounters, RunId};
+use crate::config::template::TemplateContext;
 use crate::state::{FailedItem, ItemKind, ItemStatus, NewFailedItem, StateStore};
 
 /// A run's live counters, shared between its transfers and the progress
