@@ -161,6 +161,59 @@ fn unknown_scheme_lists_the_supported_ones() {
 }
 
 #[test]
+fn a_destination_inside_a_recursive_source_is_refused() {
+    assert_error(
+        "destination_inside_source.toml",
+        "6:20",
+        &[
+            "destination_path `./src/copy/` is inside source_path `src/`",
+            "choose folders that do not contain each other",
+        ],
+    );
+}
+
+#[test]
+fn a_source_inside_the_destination_is_refused() {
+    assert_error(
+        "source_inside_destination.toml",
+        "7:20",
+        &["source_path `/data/in/2026/` is inside destination_path `/data/in/../in`"],
+    );
+}
+
+#[test]
+fn folders_side_by_side_or_one_level_into_a_subfolder_are_accepted() {
+    let workspace = common::Workspace::new();
+    workspace.write_config(
+        "[[tasks]]\nid = \"a\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"src/\"\ndestination_path = \"src-copy/\"\nrecursive = true\n\
+         [[tasks]]\nid = \"b\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"in/archive/\"\n",
+    );
+    let output = workspace.command(&["validate"]).output().expect("run");
+    assert!(output.status.success(), "{}", common::stderr(&output));
+}
+
+#[test]
+fn a_lookback_outside_incremental_mode_is_refused() {
+    assert_error(
+        "lookback_without_incremental.toml",
+        "10:22",
+        &["watermark_lookback only applies to mode = \"incremental\""],
+    );
+}
+
+#[test]
+fn a_lookback_that_is_not_a_duration_says_how_to_write_one() {
+    assert_error(
+        "bad_lookback.toml",
+        "12:22",
+        &[
+            "invalid watermark_lookback `five minutes`",
+            "write a duration like \"5m\"",
+        ],
+    );
+}
+
+#[test]
 fn missing_config_file_says_how_to_give_one() {
     let output = Command::new(env!("CARGO_BIN_EXE_syncdeck"))
         .args(["-c", "/nonexistent/syncdeck.toml", "run"])

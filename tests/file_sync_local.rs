@@ -406,3 +406,30 @@ fn a_run_removes_partial_files_left_by_a_dead_process_and_nothing_else() {
         "the real file is synced beside it"
     );
 }
+
+#[test]
+fn a_file_with_a_250_byte_name_syncs_and_leaves_no_partial_file() {
+    let workspace = Workspace::new();
+    // 250 bytes, within the 255-byte limit, but too long to carry the
+    // partial-file prefix in front of it.
+    let name = format!("{}-日本.csv", "n".repeat(250 - "-日本.csv".len()));
+    assert_eq!(name.len(), 250);
+    workspace.file(&format!("in/{name}"), b"long name\n");
+    workspace.file("in/short.csv", b"short\n");
+    workspace.write_config(&sync_task("t", ""));
+
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(counter(run, "files_synced"), 2);
+    assert_eq!(
+        std::fs::read(workspace.path().join("out").join(&name)).expect("read"),
+        b"long name\n"
+    );
+    assert_eq!(
+        workspace.tree("out"),
+        vec![name, "short.csv".to_string()],
+        "no partial file is left beside them"
+    );
+}

@@ -111,11 +111,13 @@ fn an_incremental_run_reads_only_changed_rows_and_moves_the_watermark() {
          CREATE TABLE dst.events (LIKE src.events INCLUDING ALL);",
     );
     let workspace = Workspace::new();
+    // No look-back, so exactly the changed rows are read (the look-back
+    // has a test of its own).
     workspace.write_config(&table_task(
         &database,
         "src.events",
         "dst.events",
-        "mode = \"incremental\"\nwatermark_column = \"updated_at\"",
+        "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nwatermark_lookback = \"0s\"",
     ));
     let (output, runs) = workspace.run_json(&[]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -155,6 +157,264 @@ fn an_incremental_run_reads_only_changed_rows_and_moves_the_watermark() {
         counter(run_of(&runs, "t"), "rows_extracted"),
         0,
         "nothing new, nothing read"
+    );
+}
+
+#[test]
+fn rows_with_a_null_watermark_are_read_on_every_run_and_counted_apart() {
+    let database = TestDatabase::create("nullwm");
+    // 3,500 rows, 2,500 of them never stamped; stamps an hour apart.
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.people (id int PRIMARY KEY, name text, updated_at timestamptz);
+         INSERT INTO src.people SELECT g, 'person ' || g,
+             CASE WHEN g % 7 < 5 THEN NULL ELSE timestamptz '2026-01-01 00:00:00+00' + g * interval '1 hour' END
+         FROM generate_series(1, 3500) g;
+         CREATE TABLE dst.people (LIKE src.people INCLUDING ALL);",
+    );
+    assert_eq!(
+        database.count("SELECT count(*) FROM src.people WHERE updated_at IS NULL"),
+        2500
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.people",
+        "dst.people",
+        "mode = \"incremental\"\nwatermark_column = \"updated_at\"",
+    ));
+
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(counter(run, "rows_extracted"), 3500, "every row is read");
+    assert_eq!(run["counters"]["rows_total"], 3500, "and counted");
+    assert_eq!(
+        except_both_ways(&database, "src.people", "dst.people"),
+        (0, 0),
+        "source and target hold the same rows"
+    );
+    let warning = run["warning"].as_str().unwrap_or("");
+    assert!(
+        warning.contains("2500 row(s) have no `updated_at` (NULL)"),
+        "the unstamped rows are counted apart: {run}"
+    );
+    let newest = "SET TimeZone = 'UTC'; SELECT max(updated_at)::text FROM src.people";
+    assert_eq!(
+        watermark(&workspace).as_deref(),
+        Some(database.scalar(newest).as_str()),
+        "the watermark is the newest stamp, not a NULL"
+    );
+
+    // A change to an unstamped row has no stamp to show it: the next run
+    // still finds it, and rewrites nothing else.
+    database.execute("UPDATE src.people SET name = 'renamed' WHERE id = 1");
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(
+        counter(run, "rows_extracted"),
+        2501,
+        "the unstamped rows and the newest stamped one (within the look-back)"
+    );
+    assert_eq!(counter(run, "rows_upserted"), 1);
+    assert_eq!(
+        except_both_ways(&database, "src.people", "dst.people"),
+        (0, 0)
+    );
+}
+
+#[test]
+fn a_row_committed_late_below_the_watermark_arrives_within_the_lookback() {
+    let database = TestDatabase::create("latecommit");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.orders (id int PRIMARY KEY, note text, updated_at timestamptz NOT NULL);
+         CREATE TABLE dst.orders (LIKE src.orders INCLUDING ALL);
+         INSERT INTO src.orders VALUES (1, 'committed first', timestamptz '2026-03-01 12:00:10+00');",
+    );
+    let workspace = Workspace::new();
+    // The default look-back (5 minutes).
+    workspace.write_config(&table_task(
+        &database,
+        "src.orders",
+        "dst.orders",
+        "mode = \"incremental\"\nwatermark_column = \"updated_at\"",
+    ));
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(counter(run_of(&runs, "t"), "rows_upserted"), 1);
+    assert_eq!(
+        watermark(&workspace).as_deref(),
+        Some("2026-03-01 12:00:10+00")
+    );
+
+    // A transaction that started 10 s earlier (its now() is earlier)
+    // commits only now, below the watermark.
+    database.execute(
+        "INSERT INTO src.orders VALUES (2, 'committed late', timestamptz '2026-03-01 12:00:00+00')",
+    );
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(
+        counter(run, "rows_upserted"),
+        1,
+        "the late row is loaded: {run}"
+    );
+    assert_eq!(
+        counter(run, "rows_unchanged"),
+        1,
+        "the row read again is left alone"
+    );
+    assert_eq!(
+        except_both_ways(&database, "src.orders", "dst.orders"),
+        (0, 0)
+    );
+    assert_eq!(
+        watermark(&workspace).as_deref(),
+        Some("2026-03-01 12:00:10+00"),
+        "the watermark does not move back"
+    );
+
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        counter(run_of(&runs, "t"), "rows_upserted"),
+        0,
+        "a rerun with no change writes nothing"
+    );
+}
+
+#[test]
+fn a_failed_batch_of_rows_without_a_watermark_is_retried_by_its_key_bounds() {
+    let database = TestDatabase::create("nullretry");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.people (id int PRIMARY KEY, name text, updated_at timestamptz);
+         INSERT INTO src.people SELECT g, 'person ' || g,
+             CASE WHEN g <= 50 THEN NULL ELSE timestamptz '2026-01-01 00:00:00+00' + g * interval '1 hour' END
+         FROM generate_series(1, 100) g;
+         CREATE TABLE dst.people (LIKE src.people INCLUDING ALL);
+         CREATE FUNCTION dst.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.id BETWEEN 10 AND 20 THEN RAISE EXCEPTION 'person % is locked', NEW.id; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON dst.people FOR EACH ROW EXECUTE FUNCTION dst.refuse();",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.people",
+        "dst.people",
+        "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nbatch_size = 25\nmax_retries = 0",
+    ));
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "partial");
+    assert_eq!(counter(run, "batches_done"), 3);
+    assert_eq!(counter(run, "batches_failed"), 1);
+    assert_eq!(database.count("SELECT count(*) FROM dst.people"), 75);
+
+    let errors = json_lines(&workspace.run(&["errors", "--json"]));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let bounds: serde_json::Value =
+        serde_json::from_str(errors[0]["key"].as_str().unwrap_or("{}")).expect("bounds are JSON");
+    assert_eq!(bounds["null_watermark"], true, "{bounds}");
+    assert_eq!(
+        bounds["through"],
+        serde_json::json!(["25"]),
+        "bounds by the key alone"
+    );
+
+    database.execute("DROP TRIGGER refuse ON dst.people");
+    let id = errors[0]["id"].as_i64().expect("id").to_string();
+    let output = workspace.run(&["retry", "t", "--batch", &id, "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let retry = &json_lines(&output)[0];
+    assert_eq!(
+        counter(retry, "rows_extracted"),
+        25,
+        "exactly the failed batch is read again"
+    );
+    assert_eq!(counter(retry, "rows_upserted"), 25);
+    assert_eq!(
+        except_both_ways(&database, "src.people", "dst.people"),
+        (0, 0)
+    );
+}
+
+#[test]
+fn a_whole_source_run_that_cannot_reach_every_row_says_so() {
+    let database = TestDatabase::create("nullkey");
+    // No primary key in the source: two rows have a NULL id, which keyset
+    // paging by id cannot reach past the first batch.
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.loose (id int, label text);
+         INSERT INTO src.loose VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (NULL, 'x'), (NULL, 'y');
+         CREATE TABLE dst.loose (id int PRIMARY KEY, label text);",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.loose",
+        "dst.loose",
+        "batch_size = 2",
+    ));
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(counter(run, "rows_extracted"), 4);
+    assert!(
+        run["warning"]
+            .as_str()
+            .is_some_and(|warning| warning.contains("read 4 row(s) but the source counted 6")),
+        "the shortfall is not silent: {run}"
+    );
+}
+
+#[test]
+fn a_lookback_on_a_watermark_that_is_not_a_time_is_refused_when_the_run_starts() {
+    let database = TestDatabase::create("intwm");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.items (id int PRIMARY KEY, version bigint NOT NULL);
+         INSERT INTO src.items SELECT g, g FROM generate_series(1, 10) g;
+         CREATE TABLE dst.items (LIKE src.items INCLUDING ALL);",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.items",
+        "dst.items",
+        "mode = \"incremental\"\nwatermark_column = \"version\"\nwatermark_lookback = \"1m\"",
+    ));
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "failed");
+    assert!(
+        run["error"].as_str().is_some_and(|error| error.contains(
+            "watermark_lookback needs a date or timestamp watermark column, but `version` is int8"
+        )),
+        "{run}"
+    );
+    assert_eq!(database.count("SELECT count(*) FROM dst.items"), 0);
+
+    // Without the setting, the run goes on with no look-back and says so.
+    workspace.write_config(&table_task(
+        &database,
+        "src.items",
+        "dst.items",
+        "mode = \"incremental\"\nwatermark_column = \"version\"",
+    ));
+    let (output, _) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(database.count("SELECT count(*) FROM dst.items"), 10);
+    assert!(
+        workspace.logs().contains("no look-back applies"),
+        "the log says late commits are not covered"
     );
 }
 
@@ -260,7 +520,7 @@ fn a_failing_batch_is_retried_recorded_and_later_loaded_alone() {
     );
     let logs = workspace.logs();
     assert_eq!(
-        logs.matches("batch failed").count(),
+        logs.matches("attempt failed item=\"batch 3 ").count(),
         3,
         "first attempt and two retries: {logs}"
     );
@@ -365,7 +625,7 @@ fn a_connection_killed_mid_run_is_retried_and_the_run_completes() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(run_of(&json_lines(&output), "t")["status"], "succeeded");
     assert!(
-        workspace.logs().contains("batch failed"),
+        workspace.logs().contains("attempt failed item=\"batch"),
         "the killed batch was retried"
     );
     assert_eq!(

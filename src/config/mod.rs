@@ -13,6 +13,7 @@ pub mod keys;
 pub mod location;
 mod parse;
 pub mod pattern;
+mod table;
 pub mod template;
 mod urls;
 mod validate;
@@ -29,6 +30,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 pub use credentials::{REDACTED, env_var_name, redact, register_secret};
 pub use error::ConfigError;
+pub use table::{ColumnConfig, TableMode, TableSyncProperties};
 use error::SourceText;
 pub(crate) use parse::TaskSpans;
 pub use parse::{Resolve, find_config, load, parse};
@@ -269,78 +271,7 @@ fn default_airbyte_timeout() -> Duration {
     Duration::from_secs(3600)
 }
 
-/// Properties of `type = "table_sync"` tasks.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TableSyncProperties {
-    /// `postgres://…` or `redshift://…` (credential references allowed).
-    pub source: Secret,
-    /// `postgres://…`
-    pub target: Secret,
-    /// A table (`schema.table`), or `source_query` for a query.
-    pub source_table: Option<Spanned<String>>,
-    pub source_query: Option<Spanned<String>>,
-    pub target_table: Spanned<String>,
-    pub primary_key: Spanned<Vec<String>>,
-    #[serde(default = "default_mode")]
-    pub mode: Spanned<TableMode>,
-    pub watermark_column: Option<String>,
-    #[serde(default = "default_batch_size")]
-    pub batch_size: Spanned<usize>,
-    /// Attempts after the first for a failed batch.
-    #[serde(default = "default_max_retries")]
-    pub max_retries: u32,
-    /// First wait before retrying a batch; doubles each attempt.
-    #[serde(default = "default_retry_backoff", with = "humantime_serde_compat")]
-    pub retry_backoff: Duration,
-    #[serde(default = "default_commit_per_batch")]
-    pub commit_per_batch: Spanned<bool>,
-    /// Target connections loading batches at once.
-    #[serde(default = "default_parallel_loads")]
-    pub parallel_loads: usize,
-    /// Target column → how to fill it. Empty: every source column, same name.
-    #[serde(default)]
-    pub columns: BTreeMap<String, ColumnConfig>,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TableMode {
-    #[default]
-    Full,
-    Incremental,
-}
-
-/// How one target column is filled.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ColumnConfig {
-    /// The source column (default: the target column's name).
-    pub source: Option<String>,
-    /// The type values must coerce to (default: the target column's type).
-    #[serde(rename = "type")]
-    pub type_name: Option<String>,
-    /// A NULL here skips the row.
-    #[serde(default)]
-    pub required: bool,
-    /// Values read as NULL.
-    #[serde(default)]
-    pub null_if: Vec<String>,
-}
-
-fn default_batch_size() -> Spanned<usize> {
-    Spanned::new(0..0, 1000)
-}
-fn default_parallel_loads() -> usize {
-    2
-}
-fn default_mode() -> Spanned<TableMode> {
-    Spanned::new(0..0, TableMode::Full)
-}
-fn default_commit_per_batch() -> Spanned<bool> {
-    Spanned::new(0..0, true)
-}
-fn default_retry_backoff() -> Duration {
+pub(crate) fn default_retry_backoff() -> Duration {
     Duration::from_secs(1)
 }
 
@@ -413,7 +344,7 @@ fn yes() -> bool {
 fn default_transfers() -> usize {
     8
 }
-fn default_max_retries() -> u32 {
+pub(crate) fn default_max_retries() -> u32 {
     3
 }
 

@@ -74,7 +74,7 @@ pub(super) fn validate(
                 ));
             }
         }
-        check_properties(source, &task.properties)?;
+        check_properties(source, &task.properties, &config.base_dir)?;
     }
     if let Some(cycle) = find_cycle(config) {
         let first = cycle[0];
@@ -97,6 +97,7 @@ pub(super) fn validate(
 fn check_properties(
     source: &SourceText<'_>,
     properties: &TaskProperties,
+    base_dir: &std::path::Path,
 ) -> Result<(), ConfigError> {
     let sync = match properties {
         TaskProperties::Sync(sync) => sync,
@@ -120,6 +121,7 @@ fn check_properties(
         LocationSpec::parse(path.get_ref())
             .map_err(|message| source.error(span, format!("{what}: {message}")))?;
     }
+    check_nesting(source, sync, base_dir)?;
     if let Some(pattern) = &sync.pattern {
         Pattern::new(pattern.get_ref())
             .map_err(|message| source.error(Some(pattern.span()), message))?;
@@ -134,6 +136,56 @@ fn check_properties(
         parse_rate(limit.get_ref()).map_err(|message| source.error(Some(limit.span()), message))?;
     }
     Ok(())
+}
+
+/// Refuses local folders that contain each other: a destination inside a
+/// recursive source is listed as source on the next run, so every run copies
+/// the copies again (`copy/copy/copy/…`); a source inside the destination
+/// mixes the originals with what was synced. Without `recursive` neither
+/// listing descends, so only the same folder on both sides is refused.
+/// Paths are compared as written (after `..` and relative paths are
+/// resolved), not through symlinks.
+fn check_nesting(
+    source: &SourceText<'_>,
+    sync: &super::SyncProperties,
+    base_dir: &std::path::Path,
+) -> Result<(), ConfigError> {
+    let local = |path: &str| match LocationSpec::parse(path) {
+        Ok(spec @ LocationSpec::Local(_)) => Some(std::path::PathBuf::from(format!(
+            "/{}",
+            spec.key_prefix(base_dir)
+        ))),
+        _ => None,
+    };
+    let (Some(from), Some(to)) = (
+        local(sync.source_path.get_ref()),
+        local(sync.destination_path.get_ref()),
+    ) else {
+        return Ok(());
+    };
+    let (from_text, to_text) = (sync.source_path.get_ref(), sync.destination_path.get_ref());
+    let problem = if from == to {
+        Some(format!(
+            "destination_path `{to_text}` is the same folder as source_path `{from_text}`"
+        ))
+    } else if sync.recursive && to.starts_with(&from) {
+        Some(format!(
+            "destination_path `{to_text}` is inside source_path `{from_text}` and recursive = true: every run would copy the copies again"
+        ))
+    } else if sync.recursive && from.starts_with(&to) {
+        Some(format!(
+            "source_path `{from_text}` is inside destination_path `{to_text}` and recursive = true: synced files would mix with the originals"
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(source.error(
+            Some(sync.destination_path.span()),
+            format!("{problem}; choose folders that do not contain each other"),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn check_table_sync(
@@ -188,6 +240,17 @@ fn check_table_sync(
             Some(table.mode.span()),
             "mode = \"incremental\" needs watermark_column (e.g. \"updated_at\")",
         ));
+    }
+    if let Some(lookback) = &table.watermark_lookback_text {
+        let span = Some(lookback.span());
+        if *table.mode.get_ref() != TableMode::Incremental {
+            return Err(source.error(
+                span,
+                "watermark_lookback only applies to mode = \"incremental\"; remove it or set the mode",
+            ));
+        }
+        super::table::parse_lookback(lookback.get_ref())
+            .map_err(|message| source.error(span, message))?;
     }
     if *table.batch_size.get_ref() == 0 {
         return Err(source.error(

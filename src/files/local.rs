@@ -50,13 +50,31 @@ fn entry_from(key: String, metadata: &std::fs::Metadata) -> Entry {
     }
 }
 
+/// The longest file name most filesystems accept, in bytes.
+const NAME_MAX: usize = 255;
+
 fn partial_path(target: &Path) -> PathBuf {
     let name = target
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
     let unique = format!("{}-{:x}", std::process::id(), rand_suffix());
-    target.with_file_name(format!("{PARTIAL_PREFIX}{unique}-{name}"))
+    target.with_file_name(partial_name(&unique, &name))
+}
+
+/// `PARTIAL_PREFIX`, the writer's pid and a random part, then the target's
+/// name; a name too long to fit within `NAME_MAX` bytes is replaced by its
+/// hash (the pid and random part already make the name unique, the target's
+/// name is only there for people looking at the folder).
+fn partial_name(unique: &str, name: &str) -> String {
+    let full = format!("{PARTIAL_PREFIX}{unique}-{name}");
+    if full.len() <= NAME_MAX {
+        return full;
+    }
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let mut hasher = DefaultHasher::new();
+    name.hash(&mut hasher);
+    format!("{PARTIAL_PREFIX}{unique}-{:016x}", hasher.finish())
 }
 
 fn rand_suffix() -> u64 {
@@ -74,11 +92,7 @@ fn rand_suffix() -> u64 {
 /// minute: a writer on another machine sharing the folder keeps its file
 /// fresh, and a mistaken removal would only fail that copy, to be retried.
 fn is_leftover(name: &str, metadata: Option<&std::fs::Metadata>) -> bool {
-    let Some(pid) = name
-        .strip_prefix(PARTIAL_PREFIX)
-        .and_then(|rest| rest.split('-').next())
-        .and_then(|pid| pid.parse::<u32>().ok())
-    else {
+    let Some(pid) = writer_pid(name) else {
         return false;
     };
     if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
@@ -88,6 +102,13 @@ fn is_leftover(name: &str, metadata: Option<&std::fs::Metadata>) -> bool {
         .and_then(|metadata| metadata.modified().ok())
         .and_then(|modified| modified.elapsed().ok())
         .is_some_and(|age| age >= LEFTOVER_AGE)
+}
+
+/// The pid in a partial file's name.
+fn writer_pid(name: &str) -> Option<u32> {
+    name.strip_prefix(PARTIAL_PREFIX)
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|pid| pid.parse().ok())
 }
 
 /// How long a dead writer's partial file must be untouched before a run
@@ -216,7 +237,18 @@ impl Store for LocalStore {
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(|error| io_error(parent, error))?;
             }
-            std::fs::copy(&source, &partial_for_copy).map_err(|error| io_error(&source, error))?;
+            // Either side can fail; the message names both.
+            std::fs::copy(&source, &partial_for_copy).map_err(|error| {
+                let message = format!(
+                    "copying {} to {}: {error}",
+                    source.display(),
+                    partial_for_copy.display()
+                );
+                StoreError {
+                    message,
+                    ..io_error(&source, error)
+                }
+            })?;
             if let Ok(file) = std::fs::File::options().write(true).open(&partial_for_copy) {
                 set_modified(&file, modified);
             }
@@ -300,4 +332,24 @@ fn list_blocking(root: &Path, recursive: bool) -> Result<Listing, StoreError> {
         }
     }
     Ok(listing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_name_gets_a_partial_name_within_the_limit_that_cleanup_recognises() {
+        let long = "é".repeat(120) + ".csv";
+        let name = partial_name("4242-1f", &long);
+        assert!(name.len() <= NAME_MAX, "{} bytes", name.len());
+        assert!(name.starts_with(".syncdeck-partial-4242-1f-"), "{name}");
+        assert_eq!(writer_pid(&name), Some(4242), "cleanup finds its writer");
+        assert_ne!(name, partial_name("4242-1f", &("é".repeat(119) + "e.csv")));
+        assert_eq!(
+            partial_name("4242-1f", "a.csv"),
+            ".syncdeck-partial-4242-1f-a.csv",
+            "a short name is kept as it is"
+        );
+    }
 }

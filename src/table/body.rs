@@ -5,8 +5,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::count_rows;
 use super::layout::discover;
+use super::{count_rows, lookback};
 use crate::config::{TableMode, TableSyncProperties};
 use crate::postgres::{Endpoint, PgError};
 use crate::task::{PlanRequest, RunContext, TaskBody, TaskOutcome, TaskPlan};
@@ -32,9 +32,17 @@ impl TaskBody for TableSyncBody {
             "{}: {} -> {}",
             request.task_id, plan.source, plan.target
         )];
-        lines.push(match &plan.watermark {
-            Some(watermark) => format!("  rows with watermark above {watermark}: {}", plan.rows),
-            None => format!("  rows to read: {}", plan.rows),
+        lines.push(match (&plan.watermark, plan.lookback) {
+            (Some(watermark), Some(lookback)) => format!(
+                "  rows with watermark above {watermark} less {} (or none): {}",
+                humantime::format_duration(lookback),
+                plan.rows
+            ),
+            (Some(watermark), None) => format!(
+                "  rows with watermark above {watermark} (or none): {}",
+                plan.rows
+            ),
+            (None, _) => format!("  rows to read: {}", plan.rows),
         });
         lines.push(format!(
             "  {} batch(es); columns: {}",
@@ -48,6 +56,7 @@ impl TaskBody for TableSyncBody {
             "rows": plan.rows,
             "batches": plan.batches,
             "watermark": plan.watermark,
+            "watermark_lookback_seconds": plan.lookback.map(|lookback| lookback.as_secs_f64()),
             "columns": plan.columns,
         });
         Ok(TaskPlan { lines, json })
@@ -61,6 +70,8 @@ pub struct TablePlan {
     pub rows: u64,
     pub batches: u64,
     pub watermark: Option<String>,
+    /// How far below the watermark the run starts reading.
+    pub lookback: Option<std::time::Duration>,
     pub columns: Vec<String>,
 }
 
@@ -76,11 +87,13 @@ pub async fn plan(
     let target = target_endpoint.connect().await?;
     let layout = discover(properties, source_endpoint.dialect, &source, &target).await?;
     let watermark = watermark.filter(|_| *properties.mode.get_ref() == TableMode::Incremental);
+    let lookback = lookback(properties, &layout)?.filter(|_| watermark.is_some());
     let rows = count_rows(
         &source,
         source_endpoint.dialect,
         &layout,
         watermark.as_deref(),
+        lookback,
     )
     .await?;
     Ok(TablePlan {
@@ -89,6 +102,7 @@ pub async fn plan(
         rows,
         batches: rows.div_ceil(*properties.batch_size.get_ref() as u64),
         watermark,
+        lookback,
         columns: layout
             .columns
             .iter()

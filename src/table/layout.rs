@@ -31,6 +31,8 @@ pub(crate) struct Layout {
     pub(crate) columns: Vec<ColumnPlan>,
     /// The ordering key: (watermark,) primary key, with source types.
     pub(crate) keys: Vec<KeyColumn>,
+    /// Whether `keys` starts with the watermark column (incremental mode).
+    pub(crate) watermark: bool,
     /// Positions of the key columns in the extracted row.
     pub(crate) key_indexes: Vec<usize>,
     /// Positions of the primary key's target columns in `columns`.
@@ -41,17 +43,45 @@ pub(crate) struct Layout {
 
 /// Where a batch starts and ends in the ordering key: `after` (exclusive,
 /// none for the first batch) to `through` (inclusive), plus the watermark
-/// floor of its run.
+/// floor of its run (the stored watermark less the look-back).
+///
+/// Rows whose watermark is NULL cannot be placed above any floor or paged
+/// by it, so an incremental run reads them in batches of their own
+/// (`null_watermark`), ordered by the primary key alone: their bounds
+/// hold only the primary key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchBounds {
     pub after: Option<Vec<Option<String>>>,
     pub through: Vec<Option<String>>,
     pub watermark_above: Option<String>,
+    /// The look-back below `watermark_above`, in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lookback_micros: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub null_watermark: bool,
 }
 
 impl BatchBounds {
     pub(crate) fn key(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub(crate) fn lookback(&self) -> Option<std::time::Duration> {
+        self.lookback_micros.map(std::time::Duration::from_micros)
+    }
+
+    /// The ordering key these bounds are written in.
+    pub(crate) fn keys<'a>(&self, layout: &'a Layout) -> &'a [KeyColumn] {
+        &layout.keys[self.key_start(layout)..]
+    }
+
+    /// Positions of `keys` in the extracted row.
+    pub(crate) fn key_indexes<'a>(&self, layout: &'a Layout) -> &'a [usize] {
+        &layout.key_indexes[self.key_start(layout)..]
+    }
+
+    fn key_start(&self, layout: &Layout) -> usize {
+        usize::from(self.null_watermark && layout.watermark)
     }
 }
 
@@ -151,6 +181,7 @@ pub(crate) async fn discover(
     {
         key_sources.push(watermark.clone());
     }
+    let watermark = !key_sources.is_empty();
     for key in &primary_key {
         let Some(column) = columns.iter().find(|column| &column.target == key) else {
             return Err(PgError::Setup(format!(
@@ -175,6 +206,7 @@ pub(crate) async fn discover(
         source_columns,
         columns,
         keys,
+        watermark,
         key_indexes,
         primary_key,
         target_table,

@@ -24,12 +24,14 @@ mod reader;
 pub(crate) mod sql;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 
 use crate::config::{TableMode, TableSyncProperties};
 use crate::postgres::Dialect;
 use crate::postgres::catalog::target_is_empty;
+use crate::postgres::sql::quote_ident;
 use crate::postgres::{Endpoint, Loader, PgError, Rows, describe};
 use crate::state::{FailedItem, ItemKind, ItemStatus};
 use crate::task::{RunContext, TaskOutcome, final_status};
@@ -89,7 +91,11 @@ async fn run_inner(
     if retrying.is_none() {
         supersede_bad_rows(context).await;
     }
+    let lookback = lookback(properties, &layout)?;
     tracing::info!(source = %source_endpoint.name, target = %target_endpoint.name, watermark = watermark.as_deref().unwrap_or(""), "table sync planned");
+    // The run reads the whole source (no watermark yet, or full mode), so
+    // what it read must match the source's count.
+    let whole_source = retrying.is_none() && watermark.is_none();
 
     // The total, counted on its own connection while batches flow.
     let counter = if retrying.is_none() {
@@ -97,6 +103,7 @@ async fn run_inner(
             source_endpoint.clone(),
             Arc::clone(&layout),
             watermark.clone(),
+            lookback,
             properties,
             context,
         ))
@@ -117,10 +124,15 @@ async fn run_inner(
     let read_layout = Arc::clone(&layout);
     let batch_size = *properties.batch_size.get_ref();
     let read_watermark = watermark.clone();
+    let lookback_micros = lookback
+        .filter(|_| watermark.is_some())
+        .map(|lookback| u64::try_from(lookback.as_micros()).unwrap_or(u64::MAX));
     let retries = properties.max_retries;
     let backoff = properties.retry_backoff;
     let cancel = context.cancel.clone();
+    // Returns how many rows without a watermark it read.
     let producer = async move {
+        let mut null_rows: u64 = 0;
         match retrying {
             Some(items) => {
                 for (number, item) in items.into_iter().enumerate() {
@@ -133,7 +145,7 @@ async fn run_inner(
                                     item.id
                                 ))))
                                 .await;
-                            return;
+                            return null_rows;
                         }
                     };
                     let read = read_with_retries(
@@ -153,67 +165,81 @@ async fn run_inner(
                         item_id: Some(item.id),
                     });
                     if batches_tx.send(batch).await.is_err() {
-                        return;
+                        return null_rows;
                     }
                 }
             }
             None => {
-                let mut after: Option<Vec<Option<String>>> = None;
+                // Rows with a watermark first, paged by (watermark, key);
+                // then those whose watermark is NULL, paged by the key.
+                let phases: &[bool] = if read_layout.watermark {
+                    &[false, true]
+                } else {
+                    &[false]
+                };
                 let mut number = 0;
-                loop {
-                    if cancel.is_cancelled() {
-                        return;
-                    }
-                    let bounds = BatchBounds {
-                        after: after.clone(),
-                        through: Vec::new(),
-                        watermark_above: read_watermark.clone(),
-                    };
-                    let rows = match read_with_retries(
-                        &mut reader,
-                        &read_layout,
-                        &bounds,
-                        Some(batch_size),
-                        retries,
-                        backoff,
-                        &cancel,
-                    )
-                    .await
-                    {
-                        Ok(rows) => rows,
-                        Err(error) => {
-                            let _ = batches_tx.send(Err(error)).await;
-                            return;
+                for &null_watermark in phases {
+                    let mut after: Option<Vec<Option<String>>> = None;
+                    loop {
+                        if cancel.is_cancelled() {
+                            return null_rows;
                         }
-                    };
-                    let Some(last) = rows.len().checked_sub(1) else {
-                        return;
-                    };
-                    number += 1;
-                    let through: Vec<Option<String>> = read_layout
-                        .key_indexes
-                        .iter()
-                        .map(|index| rows.get(last, *index).map(str::to_owned))
-                        .collect();
-                    let full = rows.len() == batch_size;
-                    after = Some(through.clone());
-                    let bounds = BatchBounds { through, ..bounds };
-                    if batches_tx
-                        .send(Ok(Batch {
+                        let bounds = BatchBounds {
+                            after: after.clone(),
+                            through: Vec::new(),
+                            watermark_above: read_watermark.clone().filter(|_| !null_watermark),
+                            lookback_micros: lookback_micros.filter(|_| !null_watermark),
+                            null_watermark,
+                        };
+                        let rows = match read_with_retries(
+                            &mut reader,
+                            &read_layout,
+                            &bounds,
+                            Some(batch_size),
+                            retries,
+                            backoff,
+                            &cancel,
+                        )
+                        .await
+                        {
+                            Ok(rows) => rows,
+                            Err(error) => {
+                                let _ = batches_tx.send(Err(error)).await;
+                                return null_rows;
+                            }
+                        };
+                        let Some(last) = rows.len().checked_sub(1) else {
+                            break;
+                        };
+                        number += 1;
+                        if null_watermark {
+                            null_rows += rows.len() as u64;
+                        }
+                        let through: Vec<Option<String>> = bounds
+                            .key_indexes(&read_layout)
+                            .iter()
+                            .map(|index| rows.get(last, *index).map(str::to_owned))
+                            .collect();
+                        let full = rows.len() == batch_size;
+                        after = Some(through.clone());
+                        let bounds = BatchBounds { through, ..bounds };
+                        let batch = Batch {
                             number,
                             bounds,
                             rows,
                             item_id: None,
-                        }))
-                        .await
-                        .is_err()
-                        || !full
-                    {
-                        return;
+                        };
+                        if batches_tx.send(Ok(batch)).await.is_err() {
+                            return null_rows;
+                        }
+                        if !full {
+                            break;
+                        }
                     }
                 }
             }
         }
+        null_rows
     };
 
     // Batches cover disjoint key ranges and commit alone, so several
@@ -252,9 +278,11 @@ async fn run_inner(
                         break;
                     }
                 };
-                if newest
-                    .as_ref()
-                    .is_none_or(|(number, _)| batch.number > *number)
+                // Batches without a watermark say nothing about it.
+                if !batch.bounds.null_watermark
+                    && newest
+                        .as_ref()
+                        .is_none_or(|(number, _)| batch.number > *number)
                 {
                     newest = Some((
                         batch.number,
@@ -273,7 +301,7 @@ async fn run_inner(
             newest
         }
     });
-    let ((), newest) = tokio::join!(producer, futures::future::join_all(workers));
+    let (null_rows, newest) = tokio::join!(producer, futures::future::join_all(workers));
     let newest_watermark = newest
         .into_iter()
         .flatten()
@@ -281,8 +309,13 @@ async fn run_inner(
         .and_then(|(_, watermark)| watermark);
     let newest_watermark = newest_watermark.filter(|_| incremental);
     let read_error = read_error.into_inner().ok().flatten();
-    if let Some(counter) = counter {
-        counter.abort();
+    if context.cancel.is_cancelled() || read_error.is_some() || !whole_source {
+        if let Some(counter) = &counter {
+            counter.abort();
+        }
+    } else if let Some(counter) = counter {
+        // Its total is compared with what was read below.
+        let _ = counter.await;
     }
     if context.cancel.is_cancelled() {
         return Ok(TaskOutcome::cancelled());
@@ -294,6 +327,28 @@ async fn run_inner(
             counters.batches_done + counters.batches_failed
         )));
     }
+    let mut warnings = Vec::new();
+    if null_rows > 0
+        && let Some(column) = layout.keys.first()
+    {
+        warnings.push(format!(
+            "{null_rows} row(s) have no `{}` (NULL): they are read and compared by key on every run",
+            column.name
+        ));
+    }
+    if whole_source
+        && let Some(total) = counters.rows_total
+        && total != counters.rows_extracted
+    {
+        warnings.push(format!(
+            "read {} row(s) but the source counted {total}: rows changed during the run, or some have a NULL key; compare source and target before relying on this load",
+            counters.rows_extracted
+        ));
+    }
+    for warning in &warnings {
+        tracing::warn!("{warning}");
+    }
+    let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
     let status = final_status(
         counters.batches_done,
         counters.batches_failed + counters.rows_skipped,
@@ -310,7 +365,7 @@ async fn run_inner(
                 .map_err(|error| PgError::Setup(error.to_string()))?;
             tracing::info!(watermark = %value, "watermark advanced");
         }
-        return Ok(TaskOutcome::new(status, None, None));
+        return Ok(TaskOutcome::new(status, None, warning));
     }
     let mut reasons = Vec::new();
     if counters.batches_failed > 0 {
@@ -326,7 +381,7 @@ async fn run_inner(
             reasons.join(", "),
             context.task_id
         )),
-        None,
+        warning,
     ))
 }
 
@@ -396,9 +451,14 @@ fn describe_bounds(bounds: &BatchBounds) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    match &bounds.after {
+    let range = match &bounds.after {
         Some(after) => format!("({}]..({}]", show(after), show(&bounds.through)),
         None => format!("(start..{}]", show(&bounds.through)),
+    };
+    if bounds.null_watermark {
+        format!("{range} of the rows without a watermark")
+    } else {
+        range
     }
 }
 
@@ -438,6 +498,7 @@ fn spawn_count(
     endpoint: Endpoint,
     layout: Arc<Layout>,
     watermark: Option<String>,
+    lookback: Option<Duration>,
     properties: &TableSyncProperties,
     context: &RunContext,
 ) -> tokio::task::JoinHandle<()> {
@@ -446,7 +507,14 @@ fn spawn_count(
     tokio::spawn(async move {
         let result = async {
             let client = endpoint.connect().await?;
-            count_rows(&client, endpoint.dialect, &layout, watermark.as_deref()).await
+            count_rows(
+                &client,
+                endpoint.dialect,
+                &layout,
+                watermark.as_deref(),
+                lookback,
+            )
+            .await
         }
         .await;
         match result {
@@ -462,17 +530,25 @@ fn spawn_count(
     })
 }
 
-/// Source rows a run reads: all, or those above the watermark.
+/// Source rows a run reads: all, or those above the watermark's floor and
+/// those without a watermark.
 async fn count_rows(
     client: &Client,
     dialect: Dialect,
     layout: &Layout,
     watermark: Option<&str>,
+    lookback: Option<Duration>,
 ) -> Result<u64, PgError> {
     let mut query = sql::Query::new(dialect);
     let mut sql = format!("SELECT count(*) FROM {}", layout.relation.relation_sql());
-    if let (Some(watermark), Some(key)) = (watermark, layout.keys.first()) {
-        sql.push_str(&format!(" WHERE {}", query.greater(key, watermark)));
+    if layout.watermark
+        && let (Some(watermark), Some(column)) = (watermark, layout.keys.first())
+    {
+        let floor = query.greater(column, watermark, lookback);
+        sql.push_str(&format!(
+            " WHERE {floor} OR {} IS NULL",
+            quote_ident(&column.name)
+        ));
     }
     let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = query
         .params
@@ -484,4 +560,36 @@ async fn count_rows(
         .await
         .map_err(|error| PgError::Database(describe(&error)))?;
     Ok(row.get::<_, i64>(0).max(0) as u64)
+}
+
+/// The look-back window of an incremental run, if it applies: the window
+/// is a time, so it needs a date or timestamp watermark column.
+fn lookback(
+    properties: &TableSyncProperties,
+    layout: &Layout,
+) -> Result<Option<Duration>, PgError> {
+    let window = properties.watermark_lookback();
+    let Some(column) = layout.keys.first().filter(|_| layout.watermark) else {
+        return Ok(None);
+    };
+    if window.is_zero() {
+        return Ok(None);
+    }
+    if matches!(
+        column.type_name.as_str(),
+        "timestamptz" | "timestamp" | "date"
+    ) {
+        return Ok(Some(window));
+    }
+    if properties.watermark_lookback_text.is_some() {
+        return Err(PgError::Setup(format!(
+            "watermark_lookback needs a date or timestamp watermark column, but `{}` is {}; remove watermark_lookback",
+            column.name, column.type_name
+        )));
+    }
+    tracing::warn!(
+        column = %column.name,
+        "the watermark column is not a date or timestamp, so no look-back applies: rows committed late with a lower value than the watermark are not read"
+    );
+    Ok(None)
 }

@@ -5,7 +5,8 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use super::layout::{BatchBounds, Layout};
-use super::sql::{self, Read};
+use super::sql::{self, KeyColumn, Read};
+use crate::postgres::sql::quote_ident;
 use crate::postgres::{Endpoint, PgError, Rows, describe};
 
 /// Reads batches from the source.
@@ -21,9 +22,7 @@ impl Reader {
     async fn read(
         &mut self,
         layout: &Layout,
-        after: Option<&[Option<String>]>,
-        through: Option<&[Option<String>]>,
-        watermark_above: Option<&str>,
+        bounds: &BatchBounds,
         limit: Option<usize>,
     ) -> Result<Rows, PgError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
@@ -36,20 +35,23 @@ impl Reader {
             .ok_or_else(|| PgError::Database("no source connection".into()))?;
         let mut query = sql::Query::new(self.endpoint.dialect);
         let mut conditions = Vec::new();
-        if let (Some(watermark), Some(key)) = (watermark_above, layout.keys.first()) {
-            conditions.push(query.greater(key, watermark));
+        if layout.watermark
+            && let Some(column) = layout.keys.first()
+        {
+            conditions.push(watermark_condition(&mut query, column, bounds));
         }
-        if let Some(after) = after {
-            conditions.push(query.after(&layout.keys, after));
+        let keys = bounds.keys(layout);
+        if let Some(after) = &bounds.after {
+            conditions.push(query.after(keys, after));
         }
-        if let Some(through) = through {
-            conditions.push(query.through(&layout.keys, through));
+        if !bounds.through.is_empty() {
+            conditions.push(query.through(keys, &bounds.through));
         }
         let built = sql::select_batch(
             self.endpoint.dialect,
             &layout.relation,
             &layout.source_columns,
-            &layout.keys,
+            keys,
             conditions,
             query.params,
             limit,
@@ -119,6 +121,22 @@ impl Reader {
     }
 }
 
+/// Which rows of the watermark column a batch reads: those above the floor,
+/// all with a watermark (no floor yet), or those without one.
+pub(super) fn watermark_condition(
+    query: &mut sql::Query,
+    column: &KeyColumn,
+    bounds: &BatchBounds,
+) -> String {
+    if bounds.null_watermark {
+        return format!("{} IS NULL", quote_ident(&column.name));
+    }
+    match &bounds.watermark_above {
+        Some(floor) => query.greater(column, floor, bounds.lookback()),
+        None => format!("{} IS NOT NULL", quote_ident(&column.name)),
+    }
+}
+
 pub(super) async fn read_with_retries(
     reader: &mut Reader,
     layout: &Layout,
@@ -131,10 +149,9 @@ pub(super) async fn read_with_retries(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let through = (!bounds.through.is_empty()).then_some(bounds.through.as_slice());
         let result = tokio::select! {
             _ = cancel.cancelled() => return Err(PgError::Cancelled),
-            result = reader.read(layout, bounds.after.as_deref(), through, bounds.watermark_above.as_deref(), limit) => result,
+            result = reader.read(layout, bounds, limit) => result,
         };
         match result {
             Ok(rows) => return Ok(rows),

@@ -1,8 +1,12 @@
 //! SQL text for table sync. Identifiers from the config are quoted; values
-//! are always bound as parameters (`$n`), never written into the SQL.
+//! are always bound as parameters (`$n`), never written into the SQL (the
+//! one literal is the watermark look-back, a number of seconds that
+//! syncdeck writes itself).
 //! Extraction uses only what Redshift also accepts: plain `SELECT` with
 //! `CAST`, `ORDER BY` and `LIMIT`, and keyset conditions spelled out with
 //! `OR`/`AND` instead of row comparisons.
+
+use std::time::Duration;
 
 use crate::postgres::sql::{Dialect, quote_ident, quote_qualified};
 
@@ -97,10 +101,27 @@ impl Query {
         format!("({})", alternatives.join(" OR "))
     }
 
-    /// `column > value` for the watermark floor.
-    pub(crate) fn greater(&mut self, column: &KeyColumn, value: &str) -> String {
+    /// `column > value` for the watermark floor, or `column > value -
+    /// lookback`. Redshift cannot cast a parameter to an interval, hence
+    /// the literal.
+    pub(crate) fn greater(
+        &mut self,
+        column: &KeyColumn,
+        value: &str,
+        lookback: Option<Duration>,
+    ) -> String {
         let param = self.param(Some(value.to_string()), &column.type_name);
-        format!("{} > {param}", quote_ident(&column.name))
+        match lookback {
+            // Seconds with a fraction: the one spelling of an interval
+            // PostgreSQL and Redshift both accept.
+            Some(lookback) => format!(
+                "{} > {param} - INTERVAL '{}.{:06} seconds'",
+                quote_ident(&column.name),
+                lookback.as_secs(),
+                lookback.subsec_micros()
+            ),
+            None => format!("{} > {param}", quote_ident(&column.name)),
+        }
     }
 }
 

@@ -1,0 +1,116 @@
+//! Properties of `type = "table_sync"` tasks.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::Secret;
+
+/// Properties of `type = "table_sync"` tasks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableSyncProperties {
+    /// `postgres://…` or `redshift://…` (credential references allowed).
+    pub source: Secret,
+    /// `postgres://…`
+    pub target: Secret,
+    /// A table (`schema.table`), or `source_query` for a query.
+    pub source_table: Option<Spanned<String>>,
+    pub source_query: Option<Spanned<String>>,
+    pub target_table: Spanned<String>,
+    pub primary_key: Spanned<Vec<String>>,
+    #[serde(default = "default_mode")]
+    pub mode: Spanned<TableMode>,
+    pub watermark_column: Option<String>,
+    /// How far below the stored watermark an incremental run starts
+    /// reading, e.g. "5m"; see [`TableSyncProperties::watermark_lookback`].
+    #[serde(rename = "watermark_lookback")]
+    pub watermark_lookback_text: Option<Spanned<String>>,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: Spanned<usize>,
+    /// Attempts after the first for a failed batch.
+    #[serde(default = "super::default_max_retries")]
+    pub max_retries: u32,
+    /// First wait before retrying a batch; doubles each attempt.
+    #[serde(
+        default = "super::default_retry_backoff",
+        with = "super::humantime_serde_compat"
+    )]
+    pub retry_backoff: Duration,
+    #[serde(default = "default_commit_per_batch")]
+    pub commit_per_batch: Spanned<bool>,
+    /// Target connections loading batches at once.
+    #[serde(default = "default_parallel_loads")]
+    pub parallel_loads: usize,
+    /// Target column → how to fill it. Empty: every source column, same name.
+    #[serde(default)]
+    pub columns: BTreeMap<String, ColumnConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableMode {
+    #[default]
+    Full,
+    Incremental,
+}
+
+/// How one target column is filled.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnConfig {
+    /// The source column (default: the target column's name).
+    pub source: Option<String>,
+    /// The type values must coerce to (default: the target column's type).
+    #[serde(rename = "type")]
+    pub type_name: Option<String>,
+    /// A NULL here skips the row.
+    #[serde(default)]
+    pub required: bool,
+    /// Values read as NULL.
+    #[serde(default)]
+    pub null_if: Vec<String>,
+}
+
+fn default_batch_size() -> Spanned<usize> {
+    Spanned::new(0..0, 1000)
+}
+fn default_parallel_loads() -> usize {
+    2
+}
+fn default_mode() -> Spanned<TableMode> {
+    Spanned::new(0..0, TableMode::Full)
+}
+fn default_commit_per_batch() -> Spanned<bool> {
+    Spanned::new(0..0, true)
+}
+
+/// Used when `watermark_lookback` is not set. A row's `updated_at = now()`
+/// is the time its transaction started, not when it commits: a transaction
+/// that commits after a later-stamped one was read falls below the
+/// watermark. Five minutes covers transactions that run for up to five
+/// minutes, while re-reading only a few minutes of rows each run (unchanged
+/// rows are compared, not rewritten).
+pub const DEFAULT_WATERMARK_LOOKBACK: Duration = Duration::from_secs(300);
+
+impl TableSyncProperties {
+    /// The look-back window: `watermark_lookback`, or five minutes.
+    /// Validation has checked the text, so a bad one cannot reach here.
+    pub fn watermark_lookback(&self) -> Duration {
+        self.watermark_lookback_text
+            .as_ref()
+            .and_then(|text| parse_lookback(text.get_ref()).ok())
+            .unwrap_or(DEFAULT_WATERMARK_LOOKBACK)
+    }
+}
+
+/// Parses a `watermark_lookback` value, or says how to write one.
+pub(crate) fn parse_lookback(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|error| {
+        format!(
+            "invalid watermark_lookback `{text}`: {error}; write a duration like \"5m\" (\"0s\" turns it off)"
+        )
+    })
+}
