@@ -216,8 +216,10 @@ pub async fn plan(
             refused.push((relative, reason));
         }
         for marker in listing.folder_markers {
-            if let Some(relative) = marker.strip_prefix(source_folder.as_str()) {
-                folder_markers.push(relative.trim_end_matches('/').to_string());
+            let relative = marker.strip_prefix(source_folder.as_str()).unwrap_or("");
+            let relative = relative.trim_end_matches('/');
+            if !relative.is_empty() {
+                folder_markers.push(relative.to_string());
             }
         }
         for entry in listing.entries {
