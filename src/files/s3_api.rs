@@ -159,11 +159,12 @@ impl S3Api {
             .map_err(|error| format!("{method}: {error}"))?;
         let body = String::from_utf8_lossy(&body).into_owned();
         if !status.is_success() {
-            let detail = body
-                .lines()
-                .find(|line| line.contains("<Code>"))
-                .unwrap_or("");
-            return Err(format!("{method} answered {status} {}", detail.trim()));
+            // Just the error code: the rest of the body can be long.
+            let code = body
+                .split_once("<Code>")
+                .and_then(|(_, rest)| rest.split_once("</Code>"))
+                .map_or("", |(code, _)| code);
+            return Err(format!("{method} answered {status} {code}"));
         }
         Ok(body)
     }
