@@ -1,12 +1,39 @@
 //! File sync against a real S3-compatible server (moto) on loopback:
 //! local to S3, S3 to local, S3 to S3 within a bucket (server-side copy)
-//! and across buckets.
+//! and across buckets; objects with names syncdeck cannot use, folder
+//! markers, files rewritten while they upload, and multipart uploads left
+//! open by a killed run.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use common::{S3Server, Workspace, counter, run_of, stderr};
+use std::time::Duration;
+
+use common::{S3Server, Workspace, counter, json_lines, run_of, stderr};
+
+/// Sends one raw HTTP request to moto (which accepts unsigned requests),
+/// for keys object_store refuses to write; returns the response.
+fn raw_request(server: &S3Server, head: &str, body: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    write!(
+        stream,
+        "{head} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        server.port,
+        body.len()
+    )
+    .expect("send");
+    stream.write_all(body).expect("send body");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    response
+}
+
+fn raw_put(server: &S3Server, bucket: &str, encoded_key: &str, body: &[u8]) {
+    let response = raw_request(server, &format!("PUT /{bucket}/{encoded_key}"), body);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
 
 fn task(id: &str, source: &str, destination: &str, extra: &str, server: &S3Server) -> String {
     let options = server.options();
@@ -219,24 +246,13 @@ fn a_wrong_endpoint_fails_the_run_with_the_store_named() {
 }
 
 #[test]
-fn an_object_name_that_escapes_the_destination_stops_the_listing_loudly() {
+fn objects_with_unusable_names_are_refused_one_by_one_and_the_rest_is_synced() {
     let server = S3Server::start();
     server.create_bucket("odd");
     server.put("odd", "data/fine.csv", b"ok");
-    // object_store refuses to parse such a key, so write it with a raw request.
-    {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
-        write!(
-            stream,
-            "PUT /odd/data/a/../../escape.csv HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi",
-            server.port
-        )
-        .expect("send");
-        let mut response = String::new();
-        stream.read_to_string(&mut response).expect("read");
-        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    }
+    server.put("odd", "data/sub/also.csv", b"also");
+    raw_put(&server, "odd", "data/a/../../escape.csv", b"hi");
+    raw_put(&server, "odd", "data/bad%01name.csv", b"ctl");
     let workspace = Workspace::new();
     workspace.write_config(&task(
         "t",
@@ -245,15 +261,18 @@ fn an_object_name_that_escapes_the_destination_stops_the_listing_loudly() {
         "recursive = true",
         &server,
     ));
+
+    let plan = json_lines(&workspace.run(&["plan", "--json", "t"]));
+    let refused = plan[0]["refused"].as_array().expect("refused list").clone();
+    assert_eq!(refused.len(), 2, "{plan:?}");
+
     let (output, runs) = workspace.run_json(&[]);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(1), "a partial run exits 1");
     let run = run_of(&runs, "t");
-    assert_eq!(run["status"], "failed");
-    let error = run["error"].as_str().unwrap_or_default();
-    assert!(
-        error.contains("data/a/../../escape.csv") && error.contains("rename or remove"),
-        "{error}"
-    );
+    assert_eq!(run["status"], "partial");
+    assert_eq!(counter(run, "files_synced"), 2);
+    assert_eq!(counter(run, "files_failed"), 2);
+    assert_eq!(workspace.tree("out"), vec!["fine.csv", "sub/also.csv"]);
     assert!(
         workspace
             .tree("")
@@ -261,4 +280,186 @@ fn an_object_name_that_escapes_the_destination_stops_the_listing_loudly() {
             .all(|path| !path.contains("escape")),
         "nothing escaped the destination"
     );
+
+    let errors = json_lines(&workspace.run(&["errors", "--json"]));
+    let error_of = |key: &str| -> String {
+        errors
+            .iter()
+            .find(|item| item["key"] == key)
+            .and_then(|item| item["error"].as_str())
+            .unwrap_or_else(|| panic!("no failed item {key:?} in {errors:?}"))
+            .to_string()
+    };
+    let escape = error_of("a/../../escape.csv");
+    assert!(
+        escape.contains("`..`") && escape.contains("rename or remove"),
+        "{escape}"
+    );
+    let control = error_of("bad\u{1}name.csv");
+    assert!(
+        control.contains("control character (U+0001)") && !control.contains(".."),
+        "{control}"
+    );
+}
+
+#[test]
+fn folder_markers_are_folders_not_failed_files() {
+    let server = S3Server::start();
+    server.create_bucket("fmb");
+    // What the AWS console's "Create folder", Hadoop and s3fs leave.
+    raw_put(&server, "fmb", "fm/dir/", b"");
+    raw_put(&server, "fmb", "fm/empty/", b"");
+    server.put("fmb", "fm/dir/a.csv", b"a");
+    server.put("fmb", "fm/top.csv", b"top");
+    let workspace = Workspace::new();
+    workspace.write_config(
+        &(task("all", "s3://fmb/fm/", "out/", "recursive = true", &server)
+            + &task("one_folder", "s3://fmb/fm/dir/", "one/", "", &server)),
+    );
+
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let all = run_of(&runs, "all");
+    assert_eq!(all["status"], "succeeded", "{all}");
+    assert_eq!(counter(all, "files_synced"), 2);
+    assert_eq!(counter(all, "files_failed"), 0);
+    assert_eq!(workspace.tree("out"), vec!["dir/a.csv", "top.csv"]);
+    assert_eq!(run_of(&runs, "one_folder")["status"], "succeeded");
+    assert_eq!(workspace.tree("one"), vec!["a.csv"]);
+    assert!(json_lines(&workspace.run(&["errors", "--json"])).is_empty());
+
+    let (output, runs) = workspace.run_json(&["all"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(counter(run_of(&runs, "all"), "files_skipped_unchanged"), 2);
+}
+
+/// The `mtime` user metadata (`x-amz-meta-mtime`) of an object.
+fn recorded_mtime(server: &S3Server, bucket: &str, key: &str) -> Option<String> {
+    use object_store::{Attribute, GetOptions};
+    let store = server.store(bucket);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let options = GetOptions {
+        head: true,
+        ..Default::default()
+    };
+    let result = runtime
+        .block_on(store.get_opts(&key.into(), options))
+        .expect("head object");
+    result
+        .attributes
+        .get(&Attribute::Metadata("mtime".into()))
+        .map(|value| value.to_string())
+}
+
+#[test]
+fn an_object_holding_another_version_of_the_source_is_copied_again_though_newer() {
+    let server = S3Server::start();
+    server.create_bucket("bkt");
+    let workspace = Workspace::new();
+    let source = workspace.path().join("in/report.csv");
+    common::write_aged(&source, b"version 1", Duration::from_secs(7200));
+    workspace.write_config(&task("up", "in/", "s3://bkt/up/", "", &server));
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(counter(run_of(&runs, "up"), "files_synced"), 1);
+    assert!(
+        recorded_mtime(&server, "bkt", "up/report.csv").is_some(),
+        "the upload keeps the source's time as metadata"
+    );
+
+    // Another version of the same size whose time is still older than the
+    // upload: what a file rewritten during its upload looks like.
+    common::write_aged(&source, b"version 2", Duration::from_secs(3600));
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = run_of(&runs, "up");
+    assert_eq!(counter(run, "files_synced"), 1, "{run}");
+    assert_eq!(server.get("bkt", "up/report.csv"), b"version 2");
+
+    let (_, runs) = workspace.run_json(&[]);
+    assert_eq!(
+        counter(run_of(&runs, "up"), "files_skipped_unchanged"),
+        1,
+        "the same version is not copied again"
+    );
+}
+
+#[test]
+fn a_file_rewritten_while_it_uploads_lands_whole_not_torn() {
+    const SIZE: usize = 24 * 1024 * 1024;
+    let server = S3Server::start();
+    server.create_bucket("bkt");
+    let workspace = Workspace::new();
+    let source = workspace.file("in/big.bin", &vec![b'o'; SIZE]);
+    // The limit keeps the upload going long enough to rewrite the file.
+    workspace.write_config(&task(
+        "up",
+        "in/",
+        "s3://bkt/up/",
+        "bwlimit = \"4MiB\"",
+        &server,
+    ));
+    let child = workspace
+        .command(&["run", "--json", "up"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start syncdeck");
+    common::wait_for_bytes_in_flight(&workspace, "up");
+    let new = vec![b'n'; SIZE];
+    std::fs::write(&source, &new).expect("rewrite in place");
+    let output = child.wait_with_output().expect("wait");
+
+    let run = &json_lines(&output)[0];
+    assert_eq!(run["status"], "succeeded", "{}", stderr(&output));
+    assert!(
+        server.get("bkt", "up/big.bin") == new,
+        "the object is the new version, not a mix of old and new"
+    );
+    assert!(
+        stderr(&output).contains("the source changed while it was read"),
+        "the first attempt failed: {}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_run_killed_mid_upload_leaves_no_open_multipart_upload_after_the_next_run() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let server = S3Server::start();
+    server.create_bucket("bkt");
+    let workspace = Workspace::new();
+    let contents: Vec<u8> = (0..40 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    workspace.file("in/big.bin", &contents);
+    workspace.file("in/small.csv", b"s");
+    let config = task("up", "in/", "s3://bkt/up/", "bwlimit = \"4MiB\"", &server);
+    workspace.write_config(&config);
+    let mut child = workspace
+        .command(&["run", "--json", "up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start syncdeck");
+    common::wait_for_bytes_in_flight(&workspace, "up");
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).expect("kill -9");
+    child.wait().expect("reap");
+    assert!(
+        server.pending_uploads("bkt") > 0,
+        "the killed run left its multipart upload open"
+    );
+
+    workspace.write_config(&config.replace("bwlimit = \"4MiB\"", ""));
+    let (output, runs) = workspace.run_json(&["up"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(run_of(&runs, "up")["status"], "succeeded");
+    assert_eq!(server.pending_uploads("bkt"), 0, "open multipart uploads");
+    assert!(
+        server.get("bkt", "up/big.bin") == contents,
+        "the object equals the file"
+    );
+    assert_eq!(server.get("bkt", "up/small.csv"), b"s");
 }

@@ -10,6 +10,8 @@
 mod body;
 pub(crate) mod ftp;
 pub(crate) mod local;
+mod object;
+mod s3_api;
 pub(crate) mod sftp;
 pub mod store;
 mod throttle;
@@ -99,6 +101,11 @@ pub struct FilePlan {
     pub nothing_matched: Option<String>,
     /// Partial files of dead earlier runs at the destination (keys).
     leftovers: Vec<String>,
+    /// Folder markers (`dir/`) at the source, relative: not files, so a run
+    /// settles earlier failures recorded for them.
+    folder_markers: Vec<String>,
+    /// The destination folder (key prefix) files are written under.
+    destination_folder: String,
     same_store: bool,
     source_store: Arc<dyn Store>,
     destination_store: Arc<dyn Store>,
@@ -169,6 +176,7 @@ pub async fn plan(
     };
 
     let mut refused = Vec::new();
+    let mut folder_markers = Vec::new();
     let mut candidates: Vec<(String, Entry)> = Vec::new();
     let files_listed;
     let destination_folder;
@@ -211,6 +219,13 @@ pub async fn plan(
                 .unwrap_or(&name)
                 .to_string();
             refused.push((relative, reason));
+        }
+        for marker in listing.folder_markers {
+            let relative = marker.strip_prefix(source_folder.as_str()).unwrap_or("");
+            let relative = relative.trim_end_matches('/');
+            if !relative.is_empty() {
+                folder_markers.push(relative.to_string());
+            }
         }
         for entry in listing.entries {
             let Some(relative) = entry.key.strip_prefix(source_folder.as_str()) else {
@@ -263,17 +278,20 @@ pub async fn plan(
         .time_precision()
         .max(destination.store.time_precision());
     let mut files = Vec::with_capacity(candidates.len());
+    let mut unchanged_by_time = Vec::new();
     for (relative, entry) in candidates {
         if let Some(reason) = unsafe_relative_path(&relative) {
             refused.push((relative, format!("refused: {reason}")));
             continue;
         }
-        let decision = decide(
-            properties,
-            &entry,
-            existing.get(relative.as_str()).copied(),
-            modify_window,
-        );
+        let existing = existing.get(relative.as_str()).copied();
+        let decision = decide(properties, &entry, existing, modify_window);
+        if decision == Decision::Skip(SkipReason::Unchanged)
+            && !same_checksum(&entry, existing)
+            && !source.store.lists_upload_times()
+        {
+            unchanged_by_time.push(files.len());
+        }
         files.push(PlannedFile {
             size: entry.size,
             decision,
@@ -282,6 +300,14 @@ pub async fn plan(
             source: entry,
         });
     }
+
+    recheck_recorded_times(
+        &mut files,
+        &unchanged_by_time,
+        &destination.store,
+        source.store.time_precision(),
+    )
+    .await?;
 
     let nothing_matched =
         (files.is_empty() && refused.is_empty()).then(|| match &properties.pattern {
@@ -301,9 +327,54 @@ pub async fn plan(
         refused,
         nothing_matched,
         leftovers: destination_listing.leftovers,
+        folder_markers,
+        destination_folder,
         source_store: source.store,
         destination_store: destination.store,
     })
+}
+
+fn same_checksum(source: &Entry, existing: Option<&Entry>) -> bool {
+    matches!((&source.checksum, existing.and_then(|e| e.checksum.as_ref())), (Some(a), Some(b)) if a == b)
+}
+
+/// Heads of object stores at once while planning.
+const RECHECKS_IN_FLIGHT: usize = 16;
+
+/// Files judged unchanged because the destination is newer get a second
+/// look where the destination kept the source's time when it was written:
+/// an upload's own time says nothing about which version of the source it
+/// holds (a file rewritten during its upload is older than the upload).
+async fn recheck_recorded_times(
+    files: &mut [PlannedFile],
+    indexes: &[usize],
+    destination: &Arc<dyn Store>,
+    precision: chrono::TimeDelta,
+) -> Result<(), StoreError> {
+    let keys: Vec<(usize, String)> = indexes
+        .iter()
+        .map(|&index| (index, files[index].destination_key.clone()))
+        .collect();
+    let lookups = keys.into_iter().map(|(index, key)| {
+        let destination = Arc::clone(destination);
+        async move { (index, destination.recorded_modified(&key).await) }
+    });
+    let recorded: Vec<_> = futures::stream::iter(lookups)
+        .buffer_unordered(RECHECKS_IN_FLIGHT)
+        .collect()
+        .await;
+    for (index, recorded) in recorded {
+        let Some(recorded) = recorded? else { continue };
+        let file = &mut files[index];
+        let same = file
+            .source
+            .modified
+            .is_some_and(|modified| (modified - recorded).abs() <= precision);
+        if !same {
+            file.decision = Decision::CopyChanged;
+        }
+    }
+    Ok(())
 }
 
 fn decide(
@@ -325,9 +396,7 @@ fn decide(
         (source.modified, existing.modified),
         (Some(source), Some(existing)) if source <= existing + modify_window
     );
-    let same_checksum =
-        matches!((&source.checksum, &existing.checksum), (Some(a), Some(b)) if a == b);
-    if source.size == existing.size && (not_newer || same_checksum) {
+    if source.size == existing.size && (not_newer || same_checksum(source, Some(existing))) {
         Decision::Skip(SkipReason::Unchanged)
     } else {
         Decision::CopyChanged
@@ -363,6 +432,8 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
         }
     }
 
+    abort_stale_uploads(&plan).await;
+
     context.update_counters(|counters| {
         counters.files_listed = plan.files_listed;
         counters.files_matched = (plan.files.len() + plan.refused.len()) as u64;
@@ -391,6 +462,10 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
             });
         }
         settled.insert(file.relative.clone());
+    }
+    for marker in &plan.folder_markers {
+        tracing::info!(path = %marker, "skipped a folder marker (a zero-byte key ending in `/`)");
+        settled.insert(marker.clone());
     }
     for (relative, reason) in &plan.refused {
         tracing::warn!(path = %relative, %reason, "file refused");
@@ -454,6 +529,36 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
         counters.files_failed, counters.files_matched, context.task_id
     );
     TaskOutcome::new(status, Some(error), warning)
+}
+
+/// Aborts multipart uploads a dead run of this task left open for the
+/// keys this run writes: the task's lease means no live run of it is
+/// writing them, and their parts are billed until aborted.
+async fn abort_stale_uploads(plan: &FilePlan) {
+    let keys: HashSet<String> = plan
+        .files
+        .iter()
+        .map(|file| file.destination_key.clone())
+        .collect();
+    if keys.is_empty() {
+        return;
+    }
+    match plan
+        .destination_store
+        .abort_stale_uploads(&plan.destination_folder, &keys)
+        .await
+    {
+        Ok(0) => {}
+        Ok(aborted) => tracing::info!(
+            destination = %plan.destination,
+            aborted,
+            "aborted multipart uploads left open by an earlier run"
+        ),
+        Err(error) => tracing::warn!(
+            %error,
+            "could not abort multipart uploads left open by an earlier run; they stay until the bucket's lifecycle rule removes them"
+        ),
+    }
 }
 
 /// Largest piece a transfer counts and throttles at once, so progress and
@@ -540,7 +645,16 @@ impl Transfer<'_> {
             });
             return Ok(CopyMethod::ServerSide);
         }
-        let data = self.plan.source_store.get(&file.source.key).await?;
+        let source_store = Arc::clone(&self.plan.source_store);
+        // The source as it is now (a retry after a change reads the new
+        // version), to tell afterwards whether it changed while read.
+        let before = source_store.head(&file.source.key).await?.ok_or_else(|| {
+            StoreError::permanent(format!(
+                "{}: the source file is gone since it was listed",
+                file.relative
+            ))
+        })?;
+        let data = source_store.get(&file.source.key).await?;
         let context = self.context.clone_for_progress();
         let throttle = self.throttle.clone();
         let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -564,14 +678,22 @@ impl Transfer<'_> {
                 }
             })
             .boxed();
+        let checked = counted
+            .chain(unchanged_after_read(
+                source_store,
+                before.clone(),
+                Arc::clone(&sent),
+                file.relative.clone(),
+            ))
+            .boxed();
         let result = self
             .plan
             .destination_store
             .put(
                 &file.destination_key,
-                file.size,
-                file.source.modified,
-                counted,
+                before.size,
+                before.modified,
+                checked,
                 cancel,
             )
             .await;
@@ -584,4 +706,52 @@ impl Transfer<'_> {
         }
         result.map(|()| CopyMethod::Streamed)
     }
+}
+
+/// Ends a source's byte stream: once everything was read, checks the
+/// source still has the size and time it had before, and that that many
+/// bytes came. A file rewritten while it was read would otherwise land as
+/// a mix of old and new bytes; the error comes before the destination
+/// commits, and is transient so the file is read again.
+fn unchanged_after_read(
+    source: Arc<dyn Store>,
+    before: Entry,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+    relative: String,
+) -> futures::stream::BoxStream<'static, Result<bytes::Bytes, StoreError>> {
+    futures::stream::once(async move {
+        let read = sent.load(std::sync::atomic::Ordering::Relaxed);
+        let after = source.head(&before.key).await?;
+        let changed = match &after {
+            None => Some("it was removed".to_string()),
+            Some(after) if after.size != before.size || after.modified != before.modified => {
+                Some(format!(
+                    "size {} -> {} bytes, modified {} -> {}",
+                    before.size,
+                    after.size,
+                    describe_time(before.modified),
+                    describe_time(after.modified)
+                ))
+            }
+            Some(_) if read != before.size => Some(format!(
+                "{read} bytes read of {} expected",
+                before.size
+            )),
+            Some(_) => None,
+        };
+        match changed {
+            Some(change) => Err(StoreError::transient(format!(
+                "{relative}: the source changed while it was read ({change}); nothing was written, it is read again"
+            ))),
+            None => Ok(None),
+        }
+    })
+    .filter_map(|checked: Result<Option<bytes::Bytes>, StoreError>| async move {
+        checked.transpose()
+    })
+    .boxed()
+}
+
+fn describe_time(time: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    time.map_or_else(|| "unknown".into(), |time| time.to_rfc3339())
 }

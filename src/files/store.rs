@@ -5,18 +5,18 @@
 //! atomic from a reader's point of view: a cancelled or failed write leaves
 //! the old object (or none), never a partial one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, PutPayload, WriteMultipart};
+use futures::stream::{BoxStream, StreamExt};
+use object_store::ObjectStore;
 use tokio_util::sync::CancellationToken;
 
+use super::object::ObjectStoreBackend;
 use crate::config::StoreOptions;
 use crate::config::location::LocationSpec;
 
@@ -42,6 +42,9 @@ pub(crate) struct Listing {
     /// Keys of partial files an earlier run left behind when it died: a
     /// run removes them, a plan only reads.
     pub leftovers: Vec<String>,
+    /// Zero-byte `dir/` keys (folders made by the AWS console, Hadoop,
+    /// s3fs): folders, not files, so never synced.
+    pub folder_markers: Vec<String>,
 }
 
 /// One name a server listed in a folder (FTP, SFTP).
@@ -124,6 +127,11 @@ pub(crate) trait Store: Send + Sync {
     fn identity(&self) -> u64;
     /// How precisely the store keeps modification times.
     fn time_precision(&self) -> chrono::TimeDelta;
+    /// Whether listed times are when objects were written (object stores),
+    /// not a file's own modification time.
+    fn lists_upload_times(&self) -> bool {
+        false
+    }
     /// Lists under `prefix` (empty, or ending with `/`): one level or all.
     async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError>;
     /// The object at `key`, if there is one.
@@ -152,6 +160,20 @@ pub(crate) trait Store: Send + Sync {
     }
     /// Deletes `key` (a partial file left by a dead run); one already gone is fine.
     async fn remove(&self, key: &str) -> Result<(), StoreError>;
+    /// The source modification time kept with the object at `key` when it
+    /// was written, where the store keeps one.
+    async fn recorded_modified(&self, _key: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(None)
+    }
+    /// Aborts multipart uploads left open under `folder` for any of `keys`
+    /// (by a run whose process died); returns how many.
+    async fn abort_stale_uploads(
+        &self,
+        _folder: &str,
+        _keys: &HashSet<String>,
+    ) -> Result<usize, StoreError> {
+        Ok(0)
+    }
 }
 
 /// How long a partial file on a server must sit untouched before a run
@@ -196,7 +218,10 @@ pub(crate) fn open(
                 builder = builder.with_endpoint(endpoint).with_allow_http(allow_http);
             }
             let store = builder
+                .clone()
                 .build()
+                .map_err(|error| StoreError::permanent(format!("s3://{bucket}: {error}")))?;
+            let api = super::s3_api::S3Api::new(&builder, &store, bucket, client_options())
                 .map_err(|error| StoreError::permanent(format!("s3://{bucket}: {error}")))?;
             let identity = identity_of(&[
                 "s3",
@@ -212,6 +237,7 @@ pub(crate) fn open(
                 store: Arc::new(store),
                 name: format!("s3://{bucket}"),
                 identity,
+                s3: Some(api),
             }))
         }
         LocationSpec::Gcs { bucket, .. } => {
@@ -229,6 +255,7 @@ pub(crate) fn open(
                 store: Arc::new(store),
                 name: format!("gs://{bucket}"),
                 identity: identity_of(&["gs", bucket]),
+                s3: None,
             }))
         }
         LocationSpec::Azure { container, .. } => {
@@ -249,6 +276,7 @@ pub(crate) fn open(
                 store: Arc::new(store),
                 name: format!("az://{container}"),
                 identity: identity_of(&["az", container]),
+                s3: None,
             }))
         }
         LocationSpec::Ftp {
@@ -293,6 +321,7 @@ pub(crate) fn open(
             store: memory_store(name),
             name: format!("memory://{name}"),
             identity: identity_of(&["memory", name]),
+            s3: None,
         })),
     }
 }
@@ -378,225 +407,4 @@ where
         receiver.recv().await.map(|item| (item, receiver))
     })
     .boxed()
-}
-
-/// Files up to this size are sent in one request; larger ones in parts.
-const SINGLE_PUT_LIMIT: u64 = 8 * 1024 * 1024;
-/// Multipart part size: S3 needs at least 5 MiB for all but the last part.
-const PART_SIZE: usize = 8 * 1024 * 1024;
-/// Parts uploaded at once per file; with PART_SIZE this bounds the memory a
-/// large upload holds to about 40 MiB.
-const PARTS_IN_FLIGHT: usize = 4;
-
-struct ObjectStoreBackend {
-    store: Arc<dyn ObjectStore>,
-    name: String,
-    identity: u64,
-}
-
-impl ObjectStoreBackend {
-    fn error(&self, key: &str, error: object_store::Error) -> StoreError {
-        let transient = matches!(error, object_store::Error::Generic { .. });
-        let message = format!("{}/{key}: {}", self.name, first_line(&error.to_string()));
-        StoreError { message, transient }
-    }
-
-    fn path(&self, key: &str) -> Result<ObjectPath, StoreError> {
-        ObjectPath::parse(key)
-            .map_err(|error| StoreError::permanent(format!("{}/{key}: {error}", self.name)))
-    }
-
-    fn entry(meta: object_store::ObjectMeta) -> Entry {
-        Entry {
-            key: meta.location.to_string(),
-            size: meta.size,
-            modified: Some(meta.last_modified),
-            checksum: meta.e_tag.map(|tag| tag.trim_matches('"').to_string()),
-        }
-    }
-
-    async fn put_multipart(
-        &self,
-        path: &ObjectPath,
-        key: &str,
-        mut data: ByteStream,
-        cancel: &CancellationToken,
-    ) -> Result<(), StoreError> {
-        let upload = self
-            .store
-            .put_multipart(path)
-            .await
-            .map_err(|error| self.error(key, error))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        let result: Result<(), StoreError> = async {
-            loop {
-                let chunk = tokio::select! {
-                    _ = cancel.cancelled() => return Err(StoreError::cancelled()),
-                    chunk = data.next() => chunk,
-                };
-                let Some(chunk) = chunk else { break };
-                let chunk = chunk?;
-                tokio::select! {
-                    _ = cancel.cancelled() => return Err(StoreError::cancelled()),
-                    ready = writer.wait_for_capacity(PARTS_IN_FLIGHT) => ready.map_err(|error| self.error(key, error))?,
-                }
-                writer.write(&chunk);
-            }
-            Ok(())
-        }
-        .await;
-        match result {
-            Ok(()) => {
-                tokio::select! {
-                    _ = cancel.cancelled() => Err(StoreError::cancelled()),
-                    done = writer.finish() => done.map(|_| ()).map_err(|error| self.error(key, error)),
-                }
-            }
-            Err(error) => {
-                // Abort so the server drops the uploaded parts; nothing was visible yet.
-                if let Err(abort_error) = writer.abort().await {
-                    tracing::warn!(key, error = %abort_error, "could not abort a multipart upload");
-                }
-                Err(error)
-            }
-        }
-    }
-}
-
-/// The offending name in an object_store path error, quoted.
-fn invalid_name(error: &object_store::path::Error) -> String {
-    use object_store::path::Error;
-    match error {
-        Error::EmptySegment { path } => format!("`{path}` (empty path segment)"),
-        Error::BadSegment { path, source } => format!("`{path}` ({source})"),
-        other => other.to_string(),
-    }
-}
-
-fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or(text).to_string()
-}
-
-#[async_trait]
-impl Store for ObjectStoreBackend {
-    fn describe(&self) -> String {
-        self.name.clone()
-    }
-
-    fn identity(&self) -> u64 {
-        self.identity
-    }
-
-    fn time_precision(&self) -> chrono::TimeDelta {
-        chrono::TimeDelta::seconds(1)
-    }
-
-    async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
-        let trimmed = prefix.trim_end_matches('/');
-        let path = if trimmed.is_empty() {
-            None
-        } else {
-            Some(self.path(trimmed)?)
-        };
-        let mut listing = Listing::default();
-        if recursive {
-            let mut stream = self.store.list(path.as_ref());
-            while let Some(item) = stream.next().await {
-                match item {
-                    Ok(meta) => listing.entries.push(Self::entry(meta)),
-                    Err(object_store::Error::InvalidPath { source }) => {
-                        // object_store rejects the whole listing page, so
-                        // carrying on would silently drop its other objects.
-                        return Err(StoreError::permanent(format!(
-                            "{}: cannot list {}; syncdeck refuses names with `..` or empty segments, rename or remove that object",
-                            self.name,
-                            invalid_name(&source)
-                        )));
-                    }
-                    Err(error) => return Err(self.error(prefix, error)),
-                }
-            }
-        } else {
-            let result = self
-                .store
-                .list_with_delimiter(path.as_ref())
-                .await
-                .map_err(|error| self.error(prefix, error))?;
-            listing
-                .entries
-                .extend(result.objects.into_iter().map(Self::entry));
-        }
-        Ok(listing)
-    }
-
-    async fn head(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        if key.is_empty() || key.ends_with('/') {
-            return Ok(None);
-        }
-        match self.store.head(&self.path(key)?).await {
-            Ok(meta) => Ok(Some(Self::entry(meta))),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(self.error(key, error)),
-        }
-    }
-
-    async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
-        let result = self
-            .store
-            .get(&self.path(key)?)
-            .await
-            .map_err(|error| self.error(key, error))?;
-        let name = self.name.clone();
-        let key = key.to_string();
-        Ok(result
-            .into_stream()
-            .map_err(move |error| {
-                StoreError::transient(format!("{name}/{key}: {}", first_line(&error.to_string())))
-            })
-            .boxed())
-    }
-
-    async fn put(
-        &self,
-        key: &str,
-        size: u64,
-        _modified: Option<DateTime<Utc>>,
-        data: ByteStream,
-        cancel: &CancellationToken,
-    ) -> Result<(), StoreError> {
-        let path = self.path(key)?;
-        if size > SINGLE_PUT_LIMIT {
-            return self.put_multipart(&path, key, data, cancel).await;
-        }
-        let chunks: Vec<Bytes> = tokio::select! {
-            _ = cancel.cancelled() => return Err(StoreError::cancelled()),
-            chunks = data.try_collect() => chunks?,
-        };
-        let payload = PutPayload::from_iter(chunks);
-        tokio::select! {
-            _ = cancel.cancelled() => Err(StoreError::cancelled()),
-            done = self.store.put(&path, payload) => done.map(|_| ()).map_err(|error| self.error(key, error)),
-        }
-    }
-
-    async fn copy(
-        &self,
-        from: &Entry,
-        to: &str,
-        cancel: &CancellationToken,
-    ) -> Result<(), StoreError> {
-        let source = self.path(&from.key)?;
-        let target = self.path(to)?;
-        tokio::select! {
-            _ = cancel.cancelled() => Err(StoreError::cancelled()),
-            done = self.store.copy(&source, &target) => done.map_err(|error| self.error(to, error)),
-        }
-    }
-
-    async fn remove(&self, key: &str) -> Result<(), StoreError> {
-        match self.store.delete(&self.path(key)?).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(error) => Err(self.error(key, error)),
-        }
-    }
 }
