@@ -1,6 +1,8 @@
 //! Hostile surroundings: a log folder that cannot be written, a state store
 //! URL of an unsupported kind, a state store this user cannot write.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod common;
 
 use std::os::unix::fs::PermissionsExt;

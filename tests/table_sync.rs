@@ -520,7 +520,7 @@ fn a_failing_batch_is_retried_recorded_and_later_loaded_alone() {
     );
     let logs = workspace.logs();
     assert_eq!(
-        logs.matches("attempt failed item=\"batch 3 ").count(),
+        logs.matches("batch failed item=\"batch 3 ").count(),
         3,
         "first attempt and two retries: {logs}"
     );
@@ -625,7 +625,7 @@ fn a_connection_killed_mid_run_is_retried_and_the_run_completes() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(run_of(&json_lines(&output), "t")["status"], "succeeded");
     assert!(
-        workspace.logs().contains("attempt failed item=\"batch"),
+        workspace.logs().contains("batch failed item=\"batch"),
         "the killed batch was retried"
     );
     assert_eq!(

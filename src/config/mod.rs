@@ -30,10 +30,10 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 pub use credentials::{REDACTED, env_var_name, redact, register_secret};
 pub use error::ConfigError;
-pub use table::{ColumnConfig, TableMode, TableSyncProperties};
 use error::SourceText;
 pub(crate) use parse::TaskSpans;
 pub use parse::{Resolve, find_config, load, parse};
+pub use table::{ColumnConfig, TableMode, TableSyncProperties};
 pub(crate) use validate::parse_rate;
 
 /// Where the config is looked for when `-c` is not given.
