@@ -33,7 +33,16 @@ impl Daemon {
         let address = format!("127.0.0.1:{port}");
         let mut args = vec!["daemon", "--metrics-addr", &address];
         args.extend_from_slice(extra);
-        let mut command = workspace.command(&args);
+        Self::spawn(workspace, &args, env, port)
+    }
+
+    /// A daemon whose config sets `[engine] metrics_addr` to `port`.
+    fn start_configured(workspace: &Workspace, port: u16) -> Self {
+        Self::spawn(workspace, &["daemon"], &[], port)
+    }
+
+    fn spawn(workspace: &Workspace, args: &[&str], env: &[(&str, &str)], port: u16) -> Self {
+        let mut command = workspace.command(args);
         for (name, value) in env {
             command.env(name, value);
         }
@@ -241,15 +250,17 @@ fn metrics_count_a_successful_and_a_partial_scheduled_run_and_pass_promtool() {
 fn readyz_follows_the_postgres_state_store_and_healthz_stays_up() {
     let cluster = PrivateCluster::start(&[]);
     let workspace = Workspace::new();
+    let port = free_port();
+    // The endpoint and the log format from the config, without flags.
     std::fs::write(
         workspace.config_path(),
         format!(
-            "[engine]\nstate = \"{}\"\nlog_dir = \"logs\"\n\n[[tasks]]\nid = \"hourly\"\ntype = \"sync\"\nschedule = \"1h\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\n",
+            "[engine]\nstate = \"{}\"\nlog_dir = \"logs\"\nmetrics_addr = \"127.0.0.1:{port}\"\nlog_format = \"json\"\n\n[[tasks]]\nid = \"hourly\"\ntype = \"sync\"\nschedule = \"1h\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\n",
             cluster.url("postgres")
         ),
     )
     .expect("write config");
-    let mut daemon = Daemon::start(&workspace, &[]);
+    let mut daemon = Daemon::start_configured(&workspace, port);
     daemon.wait_for("/readyz", 200);
 
     cluster.crash();
@@ -272,6 +283,12 @@ fn readyz_follows_the_postgres_state_store_and_healthz_stays_up() {
 
     let output = daemon.stop_output();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let logs = workspace.logs();
+    assert!(logs.contains("daemon stopped"), "{logs}");
+    for line in logs.lines().chain(stderr(&output).lines()) {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok(), "log_format = \"json\" wrote: {line}");
+    }
 }
 
 const SECRET: &str = "s3cr3t-Planted-Json-77";
