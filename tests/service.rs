@@ -277,7 +277,10 @@ fn readyz_follows_the_postgres_state_store_and_healthz_stays_up() {
     assert_eq!(daemon.get("/healthz").0, 200);
     let (_, metrics) = daemon.get("/metrics");
     assert!(
-        value(&metrics, "syncdeck_state_store_errors_total") >= 1.0,
+        value(
+            &metrics,
+            "syncdeck_state_store_errors_total{operation=\"runs\"}"
+        ) >= 1.0,
         "{metrics}"
     );
 

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use super::{Failure, init_logs, load, open_engine, usage};
+use super::{Failure, init_logs, load, open_state, usage};
 use crate::config::Resolve;
+use crate::engine::Engine;
 use crate::logging::StderrLogs;
-use crate::service::Endpoint;
+use crate::service::{Endpoint, Metrics};
 
 /// How long the daemon waits for cancelled runs to wind down on SIGTERM.
 pub const DAEMON_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -34,13 +35,24 @@ pub(super) async fn run(
     }
     let _logs = init_logs(&config, StderrLogs::Warnings);
     let metrics_addr = metrics_addr.or_else(|| config.engine.metrics_addr.clone());
-    let engine = open_engine(config).await?;
+    let metrics = metrics_addr.as_ref().map(|_| {
+        Arc::new(Metrics::new(
+            config.tasks.iter().map(|task| task.id.as_str()),
+        ))
+    });
+    let mut state = open_state(&config).await?;
+    if let Some(metrics) = &metrics {
+        state = metrics.count_errors(state);
+    }
+    let engine = Engine::new(Arc::new(config), state, crate::kinds::all())
+        .await
+        .context("cannot start the engine")?;
     let stop = tokio_util::sync::CancellationToken::new();
     // Bound (and subscribed to the engine's events) before any run starts.
     let endpoint_stop = CancellationToken::new();
-    let endpoint = match &metrics_addr {
-        Some(address) => {
-            let endpoint = Endpoint::bind(address, &engine, &endpoint_stop)
+    let endpoint = match (&metrics_addr, metrics) {
+        (Some(address), Some(metrics)) => {
+            let endpoint = Endpoint::bind(address, metrics, &engine, &endpoint_stop)
                 .await
                 .map_err(|error| usage(error.to_string()))?;
             if let Some(bound) = endpoint.local_addr() {
@@ -48,7 +60,7 @@ pub(super) async fn run(
             }
             Some(tokio::spawn(endpoint.serve(endpoint_stop.clone())))
         }
-        None => None,
+        _ => None,
     };
     engine.spawn_adoption();
     tracing::info!("daemon started");

@@ -3,7 +3,6 @@
 //! run statuses, triggers and skip reasons; never paths or run ids.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -36,6 +35,11 @@ struct StatusLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct OperationLabel {
+    pub(super) operation: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
     task: String,
     reason: String,
@@ -58,7 +62,7 @@ pub struct Metrics {
     retries: Counters<TaskLabel>,
     leases_held: Family<TaskLabel, Gauge>,
     slots_skipped: Counters<ReasonLabels>,
-    state_store_errors: Counter,
+    state_store_errors: Counters<OperationLabel>,
     events_missed: Counter,
 }
 
@@ -154,13 +158,13 @@ impl Metrics {
             "Scheduled slots that started no run, by reason (overlap, misfire, blocked)",
             slots_skipped.clone(),
         );
-        let state_store_errors = Counter::<u64, AtomicU64>::default();
+        let state_store_errors = Counters::<OperationLabel>::default();
         metrics_registry.register(
             "state_store_errors",
-            "State store calls of the daemon's checks that failed",
+            "State store calls that failed, by operation",
             state_store_errors.clone(),
         );
-        let events_missed = Counter::<u64, AtomicU64>::default();
+        let events_missed = Counter::default();
         metrics_registry.register(
             "metrics_events_missed",
             "Engine events the metrics fell too far behind to count",
@@ -296,14 +300,17 @@ impl Metrics {
                 }
             }
             Err(error) => {
-                self.state_store_error();
                 tracing::warn!(%error, "metrics: cannot count pending failed items");
             }
         }
     }
 
-    pub fn state_store_error(&self) {
-        self.state_store_errors.inc();
+    /// `store`, counting its failed calls into this registry.
+    pub fn count_errors(&self, store: Arc<dyn StateStore>) -> Arc<dyn StateStore> {
+        Arc::new(super::counted::CountedStateStore {
+            inner: store,
+            errors: self.state_store_errors.clone(),
+        })
     }
 
     /// The metrics in the Prometheus text format (0.0.4), which every

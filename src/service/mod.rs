@@ -5,6 +5,7 @@
 //! Depends on `run` (events), `state` and `engine` (only to subscribe to
 //! its events and read its state store): the engine knows nothing of it.
 
+mod counted;
 pub mod metrics;
 
 use std::convert::Infallible;
@@ -67,10 +68,13 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Binds `address` (`HOST:PORT`) and starts counting `engine`'s events.
-    /// Call before the first run starts, so no run is missed.
+    /// Binds `address` (`HOST:PORT`) and starts counting `engine`'s events
+    /// into `metrics` (give the engine `metrics.count_errors(store)` as its
+    /// state store to count state-store errors). Call before the first run
+    /// starts, so no run is missed.
     pub async fn bind(
         address: &str,
+        metrics: Arc<Metrics>,
         engine: &Arc<Engine>,
         stop: &CancellationToken,
     ) -> Result<Self, ServiceError> {
@@ -80,9 +84,6 @@ impl Endpoint {
                 address: address.to_string(),
                 source,
             })?;
-        let metrics = Arc::new(Metrics::new(
-            engine.config().tasks.iter().map(|task| task.id.as_str()),
-        ));
         let state = Arc::clone(engine.state());
         tokio::spawn(metrics::follow(
             Arc::clone(&metrics),
@@ -219,28 +220,22 @@ async fn answer(shared: &Shared, request: &Request<Incoming>) -> Response<Full<B
         }
         "/readyz" => match tokio::time::timeout(READY_TIMEOUT, shared.state.runs(None, 1)).await {
             Ok(Ok(_)) => text(StatusCode::OK, PLAIN, "ready\n".into()),
-            Ok(Err(error)) => {
-                shared.metrics.state_store_error();
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    PLAIN,
-                    format!(
-                        "not ready: the state store does not answer: {}\n",
-                        redact(&error.to_string())
-                    ),
-                )
-            }
-            Err(_) => {
-                shared.metrics.state_store_error();
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    PLAIN,
-                    format!(
-                        "not ready: the state store did not answer within {}s\n",
-                        READY_TIMEOUT.as_secs()
-                    ),
-                )
-            }
+            Ok(Err(error)) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                PLAIN,
+                format!(
+                    "not ready: the state store does not answer: {}\n",
+                    redact(&error.to_string())
+                ),
+            ),
+            Err(_) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                PLAIN,
+                format!(
+                    "not ready: the state store did not answer within {}s\n",
+                    READY_TIMEOUT.as_secs()
+                ),
+            ),
         },
         _ => text(
             StatusCode::NOT_FOUND,
