@@ -534,3 +534,40 @@ fn the_json_schema_accepts_the_example_config_and_rejects_schema_errors() {
         assert_eq!(parsed.status.code(), Some(2), "{}", path.display());
     }
 }
+
+#[test]
+fn contrib_files_give_the_daemon_its_stop_wait_and_probe_its_endpoints() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib");
+    let wait = syncdeck::cli::DAEMON_STOP_GRACE.as_secs();
+    let setting = |text: &str, key: &str| -> u64 {
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key}"))
+            .trim()
+            .parse()
+            .expect("a number of seconds")
+    };
+    let deployment =
+        std::fs::read_to_string(root.join("kubernetes/deployment.yaml")).expect("deployment");
+    assert!(
+        setting(&deployment, "terminationGracePeriodSeconds:") > wait,
+        "Kubernetes must wait longer than the daemon's {wait} s stop wait"
+    );
+    for probe in ["livenessProbe:", "readinessProbe:"] {
+        assert!(deployment.contains(probe), "no {probe}");
+    }
+    assert!(deployment.contains("path: /healthz") && deployment.contains("path: /readyz"));
+    let unit = std::fs::read_to_string(root.join("systemd/syncdeck.service")).expect("unit");
+    assert!(
+        setting(&unit, "TimeoutStopSec=") > wait,
+        "systemd must wait longer than the daemon's {wait} s stop wait"
+    );
+    for line in [
+        "Restart=on-failure",
+        "User=syncdeck",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "no {line} in the unit");
+    }
+}

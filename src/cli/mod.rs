@@ -6,6 +6,8 @@ mod daemon;
 mod progress;
 mod report;
 
+pub use daemon::DAEMON_STOP_GRACE;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
