@@ -410,4 +410,47 @@ mod tests {
         }
         assert!(text.contains("syncdeck_build_info{version=\""), "{text}");
     }
+
+    #[test]
+    fn leases_follow_runs_and_retried_attempts_are_counted() {
+        let metrics = Metrics::new(["copy"]);
+        metrics.record(&EngineEvent::RunStarted {
+            run_id: 7,
+            task_id: "copy".into(),
+            trigger: Trigger::Manual,
+            started_at: chrono::Utc::now(),
+        });
+        let failed = |retry_in| EngineEvent::ItemFailed {
+            run_id: 7,
+            task_id: "copy".into(),
+            path: "a.csv".into(),
+            error: "timed out".into(),
+            attempt: 1,
+            max_attempts: 2,
+            retry_in,
+        };
+        metrics.record(&failed(Some(std::time::Duration::from_secs(1))));
+        // The last attempt: nothing is retried.
+        metrics.record(&failed(None));
+        let running = metrics.encode_prometheus().expect("encode");
+        assert!(
+            running.contains("syncdeck_leases_held{task=\"copy\"} 1\n"),
+            "{running}"
+        );
+        assert!(
+            running.contains("syncdeck_retries_total{task=\"copy\"} 1\n"),
+            "{running}"
+        );
+        assert!(
+            running.contains("syncdeck_runs_started_total{task=\"copy\",trigger=\"manual\"} 1\n")
+        );
+        metrics.record(&finished(RunStatus::Failed, 0, 0));
+        let after = metrics.encode_prometheus().expect("encode");
+        assert!(
+            after.contains("syncdeck_leases_held{task=\"copy\"} 0\n"),
+            "{after}"
+        );
+        let openmetrics = metrics.encode_openmetrics().expect("encode");
+        assert!(openmetrics.ends_with("# EOF\n"), "{openmetrics}");
+    }
 }
