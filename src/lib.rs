@@ -27,10 +27,13 @@
 //! - [`airbyte`]: Airbyte job tasks (`type = "airbyte"`) over its API.
 //! - [`http`]: paginated HTTP API sync into PostgreSQL (`type = "http_sync"`).
 //! - [`kinds`]: the one place that maps a task's config to its body.
-//! - [`logging`]: `tracing` to a rolling file and stderr, redacted.
+//! - [`logging`]: `tracing` to a rolling file and stderr, redacted, as
+//!   text or JSON lines.
+//! - [`service`]: the daemon's HTTP endpoint: Prometheus `/metrics` kept
+//!   from the engine's events, `/healthz` and `/readyz`.
 //! - [`console`]: the terminal UI: model (`app`), keymap, views, theme.
 //! - [`cli`]: the command line: `run`, `plan`, `validate`, `history`,
-//!   `errors`, `retry`.
+//!   `errors`, `retry`, `daemon`, and `completions`, `man`, `schema`.
 #![forbid(unsafe_code)]
 
 pub mod airbyte;
@@ -45,6 +48,7 @@ pub mod kinds;
 pub mod logging;
 pub(crate) mod postgres;
 pub mod run;
+pub mod service;
 pub mod state;
 pub mod table;
 pub mod task;

@@ -3,7 +3,10 @@
 //! (the console's log view; nothing is written to the terminal behind the
 //! UI). Every line passes through secret redaction before it is kept.
 //! Task events carry `task_id` and `run_id` through the `run` span the
-//! engine opens around each run.
+//! engine opens around each run. With `log_format = "json"` the file and
+//! stderr get one JSON object per line instead ([`json`]).
+
+mod json;
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -13,7 +16,7 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::redact;
+use crate::config::{LogFormat, redact};
 
 /// Keeps the background log writer alive; dropping it flushes the file.
 pub struct LoggingGuard {
@@ -59,15 +62,18 @@ impl<'a> MakeWriter<'a> for RedactedStderr {
 /// (default `info`). A log folder that cannot be created or written is
 /// reported in one line on stderr and file logging is skipped, rather than
 /// failing the command: warnings then still reach stderr.
-pub fn init(log_dir: &Path, stderr: StderrLogs) -> LoggingGuard {
+pub fn init(log_dir: &Path, stderr: StderrLogs, format: LogFormat) -> LoggingGuard {
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (file_layer, guard) = match open_log_file(log_dir) {
         Ok(appender) => {
             let (writer, guard) = tracing_appender::non_blocking(RedactingWriter(appender));
-            let layer = tracing_subscriber::fmt::layer()
-                .with_ansi(false)
-                .with_writer(writer)
-                .with_filter_boxed(filter());
+            let layer = match format {
+                LogFormat::Text => tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(writer)
+                    .with_filter_boxed(filter()),
+                LogFormat::Json => json::layer(writer).with_filter_boxed(filter()),
+            };
             (Some(layer), Some(guard))
         }
         Err(problem) => {
@@ -112,13 +118,16 @@ pub fn init(log_dir: &Path, stderr: StderrLogs) -> LoggingGuard {
             };
             let ansi = std::env::var_os("NO_COLOR").is_none()
                 && std::io::IsTerminal::is_terminal(&io::stderr());
-            Some(
-                tracing_subscriber::fmt::layer()
+            Some(match format {
+                LogFormat::Text => tracing_subscriber::fmt::layer()
                     .with_ansi(ansi)
                     .with_target(false)
                     .with_writer(RedactedStderr)
                     .with_filter_boxed(EnvFilter::new(filter)),
-            )
+                LogFormat::Json => {
+                    json::layer(RedactedStderr).with_filter_boxed(EnvFilter::new(filter))
+                }
+            })
         }
     };
     let _ = tracing_subscriber::registry()

@@ -12,6 +12,10 @@ command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
 command -v rclone >/dev/null 2>&1 || missing="$missing rclone"
 command -v ssh-keygen >/dev/null 2>&1 || missing="$missing openssh-client"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+# The service tests check the scraped metrics with promtool, render the
+# manual page with man, and load the bash completions.
+command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+command -v man >/dev/null 2>&1 || missing="$missing man-db"
 if [ -n "$missing" ]; then
     apt-get update -qq && apt-get install -y -qq $missing >/dev/null
 fi
@@ -24,6 +28,10 @@ if ! python3 -c "import moto.server, flask, flask_cors" >/dev/null 2>&1; then
 fi
 if ! python3 -c "import pyftpdlib, OpenSSL" >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check pyftpdlib pyopenssl
+fi
+# The schema test validates config.example.toml against `syncdeck schema`.
+if ! python3 -c "import jsonschema" >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check jsonschema
 fi
 
 # PostgreSQL for the table sync tests: the local server on 5432 if it is

@@ -2,8 +2,11 @@
 //! commands. Exit codes: 0 ok, 1 a run failed or was partial, cancelled or
 //! blocked, 2 bad usage or config.
 
+mod daemon;
 mod progress;
 mod report;
+
+pub use daemon::DAEMON_STOP_GRACE;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -12,9 +15,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::NaiveDate;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::config::{self, Config, ConfigError, Resolve};
+use crate::config::{self, Config, ConfigError, LogFormat, Resolve};
 use crate::engine::{Engine, EngineError, RunOptions, TaskResult};
 use crate::logging::{self, StderrLogs};
 
@@ -31,6 +34,10 @@ struct Cli {
     /// Console: watch only; start, retry, cancel and pause are disabled
     #[arg(long, global = true)]
     read_only: bool,
+    /// Log lines as text or as JSON objects, on stderr and in the log file
+    /// (default: [engine] log_format, else text)
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -82,7 +89,21 @@ enum Command {
         json: bool,
     },
     /// Run the schedules without the console, until SIGTERM or ctrl-c
-    Daemon,
+    Daemon {
+        /// Serve /metrics, /healthz and /readyz on HOST:PORT
+        /// (default: [engine] metrics_addr; none when unset)
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics_addr: Option<String>,
+    },
+    /// Print a shell completion script (bash, zsh, fish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; view it with `man -l -`)
+    Man,
+    /// Print the JSON Schema of the config file, for editors (taplo)
+    Schema,
 }
 
 #[derive(Debug, Args)]
@@ -221,11 +242,50 @@ async fn open_engine(config: Config) -> Result<Arc<Engine>, Failure> {
     Ok(engine)
 }
 
+/// Logging for a command: the `--log-format` flag wins over the config.
+fn init_logs(config: &Config, stderr: StderrLogs) -> logging::LoggingGuard {
+    logging::init(
+        &config.resolve_path(&config.engine.log_dir),
+        stderr,
+        log_format_flag().unwrap_or(config.engine.log_format),
+    )
+}
+
+/// `--log-format`, set once from the command line before any command runs
+/// (every command loads its own config, so the flag cannot ride on it).
+static LOG_FORMAT_FLAG: std::sync::OnceLock<Option<LogFormat>> = std::sync::OnceLock::new();
+
+fn log_format_flag() -> Option<LogFormat> {
+    LOG_FORMAT_FLAG.get().copied().flatten()
+}
+
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let config_path = cli.config.as_deref();
+    let _ = LOG_FORMAT_FLAG.set(cli.log_format);
     match cli.command {
         None | Some(Command::Tui) => console(config_path, cli.read_only).await,
-        Some(Command::Daemon) => daemon(config_path).await,
+        Some(Command::Daemon { metrics_addr }) => daemon::run(config_path, metrics_addr).await,
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "syncdeck",
+                &mut std::io::stdout(),
+            );
+            Ok(0)
+        }
+        Some(Command::Schema) => {
+            let schema = serde_json::to_string_pretty(&config::json_schema())
+                .context("cannot write the schema")?;
+            println!("{schema}");
+            Ok(0)
+        }
+        Some(Command::Man) => {
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .context("cannot write the manual page")?;
+            Ok(0)
+        }
         Some(Command::Validate) => {
             let config = load(config_path, Resolve::Everything)?;
             let ids: Vec<&str> = config.tasks.iter().map(|task| task.id.as_str()).collect();
@@ -245,10 +305,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }) => plan(config_path, &task, execution_date, json).await,
         Some(Command::History { task, limit, json }) => {
             let config = load(config_path, Resolve::WithoutCredentials)?;
-            let _logs = logging::init(
-                &config.resolve_path(&config.engine.log_dir),
-                StderrLogs::Warnings,
-            );
+            let _logs = init_logs(&config, StderrLogs::Warnings);
             let (state, writable) = open_state_for_reading(&config).await?;
             // A store opened read-only, or one SQLite opened read-only because
             // the file is write-protected, shows runs as they were recorded.
@@ -264,10 +321,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Some(Command::Errors { task, all, json }) => {
             let config = load(config_path, Resolve::WithoutCredentials)?;
-            let _logs = logging::init(
-                &config.resolve_path(&config.engine.log_dir),
-                StderrLogs::Warnings,
-            );
+            let _logs = init_logs(&config, StderrLogs::Warnings);
             let (state, _) = open_state_for_reading(&config).await?;
             let items = state
                 .failed_items(task.as_deref(), !all)
@@ -290,8 +344,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 )));
             }
             let progress = std::io::stderr().is_terminal();
-            let _logs = logging::init(
-                &config.resolve_path(&config.engine.log_dir),
+            let _logs = init_logs(
+                &config,
                 if progress {
                     StderrLogs::Off
                 } else {
@@ -320,85 +374,6 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     }
 }
 
-/// How long the daemon waits for cancelled runs to wind down on SIGTERM.
-const DAEMON_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
-
-async fn daemon(config_path: Option<&Path>) -> Result<u8, Failure> {
-    use crate::engine::scheduler::{self, Schedules};
-    let config = load(config_path, Resolve::Everything)?;
-    let schedules = Schedules::new(
-        &config,
-        tokio::time::Instant::now(),
-        scheduler::until_aligned_slot,
-    );
-    if schedules.is_empty() {
-        return Err(usage(format!(
-            "no task in {} has a schedule; add schedule = \"5m\" to the tasks the daemon should run",
-            config.file.display()
-        )));
-    }
-    let _logs = logging::init(
-        &config.resolve_path(&config.engine.log_dir),
-        StderrLogs::Warnings,
-    );
-    let engine = open_engine(config).await?;
-    engine.spawn_adoption();
-    tracing::info!("daemon started");
-    let stop = tokio_util::sync::CancellationToken::new();
-    // Nothing sends schedule commands to a daemon yet; the channel stays open.
-    let (_commands, receiver) = tokio::sync::mpsc::channel(1);
-    let scheduler = tokio::spawn(scheduler::run(
-        Arc::clone(&engine),
-        schedules,
-        receiver,
-        stop.clone(),
-    ));
-
-    // Runs of workers that died show as `interrupted` once their lease expires.
-    let sweeper = {
-        let (state, every) = (Arc::clone(engine.state()), engine.config().engine.lease_ttl);
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(every);
-            loop {
-                interval.tick().await;
-                match state.mark_interrupted().await {
-                    Ok(0) => {}
-                    Ok(count) => {
-                        tracing::warn!(count, "runs of stopped workers marked interrupted")
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "could not check for runs of stopped workers")
-                    }
-                }
-            }
-        })
-    };
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot watch SIGTERM")?;
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("stopping: no new runs; cancelling the runs in progress");
-    stop.cancel();
-    sweeper.abort();
-    let _ = scheduler.await;
-    engine.cancel_all();
-    let deadline = tokio::time::Instant::now() + DAEMON_STOP_GRACE;
-    while !engine.active_runs().is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let left = engine.active_runs().len();
-    if left > 0 {
-        tracing::error!(
-            runs = left,
-            "runs still winding down at exit; they will show as interrupted"
-        );
-    }
-    tracing::info!("daemon stopped");
-    Ok(0)
-}
-
 async fn console(config_path: Option<&Path>, read_only: bool) -> Result<u8, Failure> {
     let config = load(config_path, Resolve::Everything)?;
     if !std::io::stdout().is_terminal() {
@@ -407,10 +382,7 @@ async fn console(config_path: Option<&Path>, read_only: bool) -> Result<u8, Fail
         ));
     }
     let buffer = crate::logging::LogBuffer::new(crate::logging::DEFAULT_LOG_CAPACITY);
-    let _logs = logging::init(
-        &config.resolve_path(&config.engine.log_dir),
-        StderrLogs::Buffer(buffer.clone()),
-    );
+    let _logs = init_logs(&config, StderrLogs::Buffer(buffer.clone()));
     let engine = open_engine(config).await?;
     if !read_only {
         engine.spawn_adoption();
@@ -456,8 +428,8 @@ async fn run(config_path: Option<&Path>, args: RunArgs) -> Result<u8, Failure> {
         return Ok(code);
     }
     let progress = std::io::stderr().is_terminal();
-    let _logs = logging::init(
-        &config.resolve_path(&config.engine.log_dir),
+    let _logs = init_logs(
+        &config,
         if progress {
             StderrLogs::Off
         } else {

@@ -160,6 +160,7 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, ProgressBar>, event: En
         }
         EngineEvent::ItemSynced { .. }
         | EngineEvent::ItemSkipped { .. }
-        | EngineEvent::ScheduleChanged { .. } => {}
+        | EngineEvent::ScheduleChanged { .. }
+        | EngineEvent::SlotSkipped { .. } => {}
     }
 }

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod location;
 mod parse;
 pub mod pattern;
+mod schema;
 mod table;
 pub mod template;
 mod urls;
@@ -33,6 +34,7 @@ pub use error::ConfigError;
 use error::SourceText;
 pub(crate) use parse::TaskSpans;
 pub use parse::{Resolve, find_config, load, parse};
+pub use schema::json_schema;
 pub use table::{ColumnConfig, TableMode, TableSyncProperties};
 pub(crate) use validate::parse_rate;
 
@@ -77,7 +79,7 @@ fn resolve_relative(base: &Path, path: &Path) -> PathBuf {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EngineConfig {
     /// `sqlite:PATH` (embedded) or `postgres://…` (shared).
@@ -89,8 +91,33 @@ pub struct EngineConfig {
     pub max_concurrent_tasks: usize,
     /// How long a worker's claim on a running task lasts without renewal;
     /// after a crash, another worker may take the task over this much later.
-    #[serde(default = "default_lease_ttl", with = "humantime_serde_compat")]
+    #[serde(
+        default = "default_lease_ttl",
+        deserialize_with = "humantime_serde_compat::deserialize"
+    )]
+    #[schemars(with = "schema::DurationText")]
     pub lease_ttl: Duration,
+    /// `HOST:PORT` where `syncdeck daemon` serves `/metrics`, `/healthz`
+    /// and `/readyz`; none when unset (`--metrics-addr` overrides it).
+    #[serde(default)]
+    pub metrics_addr: Option<String>,
+    /// How log lines are written to stderr and the log file.
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line: timestamp, level, task_id, run_id,
+    /// message and fields.
+    Json,
 }
 
 impl Default for EngineConfig {
@@ -100,6 +127,8 @@ impl Default for EngineConfig {
             log_dir: default_log_dir(),
             max_concurrent_tasks: default_max_concurrent_tasks(),
             lease_ttl: default_lease_ttl(),
+            metrics_addr: None,
+            log_format: LogFormat::default(),
         }
     }
 }
@@ -117,7 +146,7 @@ fn default_lease_ttl() -> Duration {
     Duration::from_secs(30)
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialsConfig {
     /// A TOML file of `name = "value"`; must not be group or world readable.
@@ -187,7 +216,7 @@ pub enum TaskProperties {
 }
 
 /// Properties of `type = "http_sync"` tasks.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpSyncProperties {
     pub base_url: String,
@@ -219,9 +248,17 @@ pub struct HttpSyncProperties {
     pub columns: BTreeMap<String, String>,
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
-    #[serde(default = "default_retry_backoff", with = "humantime_serde_compat")]
+    #[serde(
+        default = "default_retry_backoff",
+        deserialize_with = "humantime_serde_compat::deserialize"
+    )]
+    #[schemars(with = "schema::DurationText")]
     pub retry_backoff: Duration,
-    #[serde(default = "default_request_timeout", with = "humantime_serde_compat")]
+    #[serde(
+        default = "default_request_timeout",
+        deserialize_with = "humantime_serde_compat::deserialize"
+    )]
+    #[schemars(with = "schema::DurationText")]
     pub request_timeout: Duration,
 }
 
@@ -245,7 +282,7 @@ fn default_request_timeout() -> Duration {
 }
 
 /// Properties of `type = "airbyte"` tasks.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AirbyteProperties {
     /// The API's base URL, e.g. `https://api.airbyte.com/v1`.
@@ -260,7 +297,11 @@ pub struct AirbyteProperties {
     #[serde(default = "default_wait_seconds")]
     pub wait_seconds: f64,
     /// Then the remote job is cancelled and the run fails.
-    #[serde(default = "default_airbyte_timeout", with = "humantime_serde_compat")]
+    #[serde(
+        default = "default_airbyte_timeout",
+        deserialize_with = "humantime_serde_compat::deserialize"
+    )]
+    #[schemars(with = "schema::DurationText")]
     pub timeout: Duration,
 }
 
@@ -298,27 +339,33 @@ pub struct Schedule {
     pub misfire_grace: Option<Duration>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 enum ScheduleSpec {
+    #[schemars(with = "schema::DurationText")]
     Every(String),
     Table(ScheduleTable),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ScheduleTable {
+    #[schemars(with = "schema::DurationText")]
     every: String,
+    #[schemars(with = "Option<schema::DurationText>")]
     misfire_grace: Option<String>,
 }
 
 /// Properties of `type = "sync"` tasks.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncProperties {
+    #[schemars(with = "String")]
     pub source_path: Spanned<String>,
+    #[schemars(with = "String")]
     pub destination_path: Spanned<String>,
     /// Glob with `{a,b}`; with a `/` it matches the relative path, otherwise the name.
+    #[schemars(with = "Option<String>")]
     pub pattern: Option<Spanned<String>>,
     #[serde(default)]
     pub recursive: bool,
@@ -333,6 +380,7 @@ pub struct SyncProperties {
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
     /// Upper bound on bytes per second across the task's transfers, e.g. "4MiB".
+    #[schemars(with = "Option<String>")]
     pub bwlimit: Option<Spanned<String>>,
     #[serde(default)]
     pub sync_config: SyncConnections,
@@ -349,7 +397,7 @@ pub(crate) fn default_max_retries() -> u32 {
 }
 
 /// How an existing destination file is judged unchanged.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Compare {
     /// Same size and the source not newer (or equal checksums): skip.
@@ -359,7 +407,7 @@ pub enum Compare {
     Always,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncConnections {
     #[serde(default)]
@@ -369,7 +417,7 @@ pub struct SyncConnections {
 }
 
 /// Connection options for one side of a file sync.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StoreOptions {
     pub aws_access_key_id: Option<Secret>,
@@ -400,7 +448,7 @@ pub struct StoreOptions {
 }
 
 /// A value that may hold a secret: never shown by `Debug`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Secret(String);
 

@@ -109,14 +109,16 @@ pub fn parse(path: &Path, text: &str, resolve: Resolve) -> Result<Config, Config
     Ok(config)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct TopLevel {
+pub(super) struct TopLevel {
     #[serde(default)]
     engine: EngineConfig,
     #[serde(default)]
     credentials: CredentialsConfig,
+    /// Console key for an action, e.g. `start = "s"`.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, String>")]
     keys: BTreeMap<Spanned<String>, Spanned<String>>,
 }
 
@@ -165,16 +167,24 @@ fn check_keys(
     Ok(bound)
 }
 
-#[derive(Deserialize)]
+/// A `[[tasks]]` entry without its `properties`.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct TaskHeader {
+pub(super) struct TaskHeader {
+    #[schemars(with = "String")]
     id: Spanned<String>,
+    /// The sync kind; the schema of `properties` depends on it.
     #[serde(rename = "type")]
+    #[schemars(with = "String")]
     kind: Spanned<String>,
     name: Option<String>,
     description: Option<String>,
+    /// Tasks that must succeed first.
     #[serde(default)]
+    #[schemars(with = "Vec<String>")]
     dependencies: Vec<Spanned<String>>,
+    /// `"5m"`, or `{ every = "5m", misfire_grace = "1m" }`.
+    #[schemars(with = "Option<ScheduleSpec>")]
     schedule: Option<Spanned<ScheduleSpec>>,
 }
 

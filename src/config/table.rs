@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::Secret;
 
 /// Properties of `type = "table_sync"` tasks.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TableSyncProperties {
     /// `postgres://…` or `redshift://…` (credential references allowed).
@@ -17,18 +17,25 @@ pub struct TableSyncProperties {
     /// `postgres://…`
     pub target: Secret,
     /// A table (`schema.table`), or `source_query` for a query.
+    #[schemars(with = "Option<String>")]
     pub source_table: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub source_query: Option<Spanned<String>>,
+    #[schemars(with = "String")]
     pub target_table: Spanned<String>,
+    #[schemars(with = "Vec<String>")]
     pub primary_key: Spanned<Vec<String>>,
     #[serde(default = "default_mode")]
+    #[schemars(with = "TableMode")]
     pub mode: Spanned<TableMode>,
     pub watermark_column: Option<String>,
     /// How far below the stored watermark an incremental run starts
     /// reading, e.g. "5m"; see [`TableSyncProperties::watermark_lookback`].
     #[serde(rename = "watermark_lookback")]
+    #[schemars(with = "Option<super::schema::DurationText>")]
     pub watermark_lookback_text: Option<Spanned<String>>,
     #[serde(default = "default_batch_size")]
+    #[schemars(with = "usize")]
     pub batch_size: Spanned<usize>,
     /// Attempts after the first for a failed batch.
     #[serde(default = "super::default_max_retries")]
@@ -36,10 +43,12 @@ pub struct TableSyncProperties {
     /// First wait before retrying a batch; doubles each attempt.
     #[serde(
         default = "super::default_retry_backoff",
-        with = "super::humantime_serde_compat"
+        deserialize_with = "super::humantime_serde_compat::deserialize"
     )]
+    #[schemars(with = "super::schema::DurationText")]
     pub retry_backoff: Duration,
     #[serde(default = "default_commit_per_batch")]
+    #[schemars(with = "bool")]
     pub commit_per_batch: Spanned<bool>,
     /// Target connections loading batches at once.
     #[serde(default = "default_parallel_loads")]
@@ -49,7 +58,7 @@ pub struct TableSyncProperties {
     pub columns: BTreeMap<String, ColumnConfig>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TableMode {
     #[default]
@@ -58,7 +67,7 @@ pub enum TableMode {
 }
 
 /// How one target column is filled.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnConfig {
     /// The source column (default: the target column's name).

@@ -565,6 +565,8 @@ impl App {
                 ));
                 Vec::new()
             }
+            // The log view already shows why a slot was skipped.
+            EngineEvent::SlotSkipped { .. } => Vec::new(),
         }
     }
 

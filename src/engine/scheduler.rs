@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Engine, RunOptions};
 use crate::config::Config;
-use crate::run::event::EngineEvent;
+use crate::run::event::{EngineEvent, SlotSkipReason};
 use crate::run::{RunStatus, Trigger};
 
 /// How late a run may start before it is skipped, when not configured.
@@ -305,9 +305,17 @@ async fn carry_out(engine: &Arc<Engine>, schedules: &Schedules, decision: Decisi
                 task_id,
                 "scheduled run skipped: the previous run is still going"
             );
+            engine.publish(EngineEvent::SlotSkipped {
+                task_id,
+                reason: SlotSkipReason::Overlap,
+            });
         }
         Decision::SkipMissed { task_id, late_by } => {
             tracing::warn!(task_id, late_by = %humantime::format_duration(late_by), "scheduled run skipped: missed by more than misfire_grace");
+            engine.publish(EngineEvent::SlotSkipped {
+                task_id,
+                reason: SlotSkipReason::Misfire,
+            });
         }
         Decision::Blocked {
             task_id,
@@ -318,6 +326,10 @@ async fn carry_out(engine: &Arc<Engine>, schedules: &Schedules, decision: Decisi
                 dependency,
                 "scheduled run blocked: the dependency's last run did not succeed"
             );
+            engine.publish(EngineEvent::SlotSkipped {
+                task_id: task_id.clone(),
+                reason: SlotSkipReason::Blocked,
+            });
             engine.publish(EngineEvent::TaskBlocked {
                 task_id,
                 dependency,

@@ -37,6 +37,28 @@ pub enum CopyMethod {
     Streamed,
 }
 
+/// Why a scheduled slot started no run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlotSkipReason {
+    /// The previous run of the task was still going.
+    Overlap,
+    /// The slot was missed by more than `misfire_grace`.
+    Misfire,
+    /// A dependency's last run did not succeed.
+    Blocked,
+}
+
+impl SlotSkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Overlap => "overlap",
+            Self::Misfire => "misfire",
+            Self::Blocked => "blocked",
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum EngineEvent {
     RunStarted {
@@ -88,6 +110,11 @@ pub enum EngineEvent {
     TaskBlocked {
         task_id: String,
         dependency: String,
+    },
+    /// A scheduled slot of a task came and started no run.
+    SlotSkipped {
+        task_id: String,
+        reason: SlotSkipReason,
     },
 }
 

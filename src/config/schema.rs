@@ -1,0 +1,124 @@
+//! The JSON Schema of the config file (`syncdeck schema`), derived from
+//! the same types the parser deserializes into. Where the parser is more
+//! than serde (spans, durations written as text, the task's `type`
+//! choosing the schema of its `properties`), the types carry `schemars`
+//! attributes and this module assembles the task schemas per type.
+//!
+//! The schema checks shape (keys, types, required fields); the parser
+//! still checks the rest (paths, URLs, globs, dependency cycles).
+
+use std::borrow::Cow;
+
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde_json::{Value, json};
+
+use super::parse::{TaskHeader, TopLevel};
+use super::{AirbyteProperties, HttpSyncProperties, SyncProperties, TableSyncProperties, TaskKind};
+
+/// A duration written as text: `"30s"`, `"5m"`, `"1h 30m"`, `"250ms"`.
+pub(super) struct DurationText;
+
+impl JsonSchema for DurationText {
+    fn schema_name() -> Cow<'static, str> {
+        "Duration".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A duration such as \"30s\", \"5m\", \"1h 30m\" or \"250ms\".",
+            "pattern": "^\\s*[0-9]",
+        })
+    }
+}
+
+/// The schema of `properties` for a task type.
+fn properties_schema(kind: TaskKind, generator: &mut SchemaGenerator) -> Schema {
+    match kind {
+        TaskKind::Sync => generator.subschema_for::<SyncProperties>(),
+        TaskKind::TableSync => generator.subschema_for::<TableSyncProperties>(),
+        TaskKind::HttpSync => generator.subschema_for::<HttpSyncProperties>(),
+        TaskKind::Airbyte => generator.subschema_for::<AirbyteProperties>(),
+    }
+}
+
+/// The JSON Schema (draft 7) of a syncdeck config file read as TOML.
+pub fn json_schema() -> Value {
+    let mut generator = SchemaSettings::draft07().into_generator();
+    let mut root = TopLevel::json_schema(&mut generator).to_value();
+    let header = TaskHeader::json_schema(&mut generator).to_value();
+    let kinds = [
+        TaskKind::Sync,
+        TaskKind::TableSync,
+        TaskKind::HttpSync,
+        TaskKind::Airbyte,
+    ];
+    let mut variants = Vec::new();
+    for kind in kinds {
+        let mut task = header.clone();
+        let properties = properties_schema(kind, &mut generator).to_value();
+        if let Some(fields) = task.get_mut("properties").and_then(Value::as_object_mut) {
+            fields.insert("type".into(), json!({ "const": kind.name() }));
+            fields.insert("properties".into(), properties);
+        }
+        if let Some(required) = task.get_mut("required").and_then(Value::as_array_mut) {
+            required.push(json!("properties"));
+        }
+        // `if`/`then` rather than `oneOf`, so an editor reports the one
+        // wrong key instead of "matches none of the task schemas".
+        variants.push(json!({
+            "if": { "required": ["type"], "properties": { "type": { "const": kind.name() } } },
+            "then": task,
+        }));
+    }
+    let names: Vec<&str> = kinds.iter().map(|kind| kind.name()).collect();
+    let task = json!({
+        "type": "object",
+        "required": ["id", "type", "properties"],
+        "properties": { "type": { "enum": names } },
+        "allOf": variants,
+    });
+    if let Some(fields) = root.get_mut("properties").and_then(Value::as_object_mut) {
+        fields.insert(
+            "tasks".into(),
+            json!({
+                "description": "The tasks, each written as [[tasks]].",
+                "type": "array",
+                "items": task,
+            }),
+        );
+    }
+    root["$schema"] = json!("http://json-schema.org/draft-07/schema#");
+    root["title"] = json!("syncdeck configuration (syncdeck.toml)");
+    root["definitions"] = Value::Object(generator.take_definitions(true));
+    root
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_task_type_has_its_properties_schema() {
+        let schema = super::json_schema();
+        let variants = schema["properties"]["tasks"]["items"]["allOf"]
+            .as_array()
+            .expect("one schema per task type");
+        assert_eq!(variants.len(), 4);
+        assert_eq!(
+            schema["definitions"]["EngineConfig"]["additionalProperties"],
+            json_false()
+        );
+        for name in [
+            "SyncProperties",
+            "TableSyncProperties",
+            "HttpSyncProperties",
+            "AirbyteProperties",
+        ] {
+            assert!(schema["definitions"].get(name).is_some(), "no {name}");
+        }
+    }
+
+    fn json_false() -> serde_json::Value {
+        serde_json::Value::Bool(false)
+    }
+}
