@@ -72,7 +72,7 @@ fn dependencies(source: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
             continue;
         }
         let text = std::fs::read_to_string(file).expect("read a source file");
-        let text = match text.find("#[cfg(test)]\nmod tests") {
+        let text = match text.find("#[cfg(test)]\nmod tests {") {
             Some(at) => &text[..at],
             None => text.as_str(),
         };
