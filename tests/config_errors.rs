@@ -202,6 +202,15 @@ fn a_lookback_outside_incremental_mode_is_refused() {
 }
 
 #[test]
+fn delete_missing_outside_full_mode_is_refused_where_it_is_written() {
+    assert_error(
+        "delete_missing_incremental.toml",
+        "12:18",
+        &["delete_missing only applies to mode = \"full\""],
+    );
+}
+
+#[test]
 fn a_lookback_that_is_not_a_duration_says_how_to_write_one() {
     assert_error(
         "bad_lookback.toml",

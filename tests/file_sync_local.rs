@@ -433,3 +433,113 @@ fn a_file_with_a_250_byte_name_syncs_and_leaves_no_partial_file() {
         "no partial file is left beside them"
     );
 }
+
+#[test]
+fn a_failed_file_deleted_at_the_source_is_marked_gone_by_the_retry() {
+    let workspace = Workspace::new();
+    workspace.file("in/ok.csv", b"fine");
+    workspace.file("in/sub/blocked.csv", b"blocked");
+    // A file where the destination needs a folder: the copy cannot succeed.
+    workspace.file("out/sub", b"in the way");
+    workspace.write_config(&sync_task("t", "recursive = true"));
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(run_of(&runs, "t")["status"], "partial");
+
+    std::fs::remove_file(workspace.path().join("in/sub/blocked.csv")).expect("delete source");
+    let output = workspace.run(&["retry", "t", "--all-failed", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let retry = &json_lines(&output)[0];
+    assert_eq!(retry["status"], "succeeded");
+    let warning = retry["warning"].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("marked gone") && warning.contains("sub/blocked.csv"),
+        "the retry says what it did with the file: {warning}"
+    );
+
+    assert!(
+        json_lines(&workspace.run(&["errors", "--json"])).is_empty(),
+        "a gone file is no longer pending"
+    );
+    let all = workspace.run(&["errors", "--all"]);
+    let listing = stdout(&all);
+    let line = listing
+        .lines()
+        .find(|line| line.contains("sub/blocked.csv"))
+        .unwrap_or_else(|| panic!("the item is kept: {listing}"));
+    assert!(line.contains(" gone "), "{line}");
+    let output = workspace.run(&["retry", "t", "--all-failed"]);
+    assert_eq!(output.status.code(), Some(2), "nothing is left to retry");
+}
+
+#[test]
+fn a_failed_file_deleted_at_the_source_is_marked_gone_by_the_next_run() {
+    let workspace = Workspace::new();
+    workspace.file("in/ok.csv", b"fine");
+    workspace.file("in/sub/blocked.csv", b"blocked");
+    workspace.file("out/sub", b"in the way");
+    workspace.write_config(&sync_task("t", "recursive = true"));
+    let (output, _) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+
+    std::fs::remove_file(workspace.path().join("in/sub/blocked.csv")).expect("delete source");
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(run_of(&runs, "t")["status"], "succeeded");
+    let all = json_lines(&workspace.run(&["errors", "--json", "--all"]));
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["status"], "gone");
+}
+
+#[test]
+fn a_destination_that_cannot_be_written_is_named_in_the_error_not_the_source() {
+    // Copied by the kernel (local to local), and streamed (a bandwidth
+    // limit sends the bytes through syncdeck).
+    for extra in ["", "bwlimit = \"64MiB\""] {
+        let workspace = Workspace::new();
+        workspace.file("in/a.csv", b"a");
+        workspace.file("in/sub/b.csv", b"b");
+        // A folder where the file must go, and a file where a folder must.
+        workspace.file("out/a.csv/keep", b"a folder in the way");
+        workspace.file("out/sub", b"a file in the way");
+        workspace.write_config(&sync_task("t", &format!("recursive = true\n{extra}")));
+        let (output, runs) = workspace.run_json(&[]);
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert_eq!(counter(run_of(&runs, "t"), "files_failed"), 2);
+
+        let errors = json_lines(&workspace.run(&["errors", "--json"]));
+        let error_of = |key: &str| {
+            errors
+                .iter()
+                .find(|item| item["key"] == key)
+                .and_then(|item| item["error"].as_str())
+                .unwrap_or_else(|| panic!("{key} failed: {errors:?}"))
+                .to_string()
+        };
+        let out = workspace.path().join("out");
+        let error = error_of("a.csv");
+        assert!(
+            error.starts_with(&format!(
+                "cannot write {}: a folder of that name is in the way",
+                out.join("a.csv").display()
+            )),
+            "{extra}: {error}"
+        );
+        let error = error_of("sub/b.csv");
+        assert!(
+            error.starts_with(&format!(
+                "cannot write {}: {} is a file, not a folder",
+                out.join("sub/b.csv").display(),
+                out.join("sub").display()
+            )),
+            "{extra}: {error}"
+        );
+        for error in errors.iter().map(|item| item["error"].to_string()) {
+            assert!(!error.contains("/in/"), "the source is not blamed: {error}");
+            assert!(
+                !error.contains(".syncdeck-partial"),
+                "no hidden name: {error}"
+            );
+        }
+    }
+}

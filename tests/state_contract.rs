@@ -328,6 +328,35 @@ async fn a_pending_failure_is_updated_not_duplicated(store: Store) {
         .expect("abandon");
     let all = state.failed_items(None, false).await.expect("items");
     assert_eq!(all[1].status, ItemStatus::Abandoned);
+
+    // A failed file deleted at the source since is `gone`: kept in the
+    // history, no longer pending.
+    let deleted = state
+        .record_failed_item(&failure(
+            second_run,
+            ItemKind::File,
+            "in/b.csv",
+            "denied",
+            1,
+        ))
+        .await
+        .expect("record");
+    state
+        .set_item_status(deleted, ItemStatus::Gone)
+        .await
+        .expect("gone");
+    assert!(
+        state
+            .failed_items(Some("copy"), true)
+            .await
+            .expect("items")
+            .iter()
+            .all(|item| item.id != deleted),
+        "a gone item is not pending"
+    );
+    let all = state.failed_items(None, false).await.expect("items");
+    let stored = all.iter().find(|item| item.id == deleted).expect("kept");
+    assert_eq!(stored.status, ItemStatus::Gone);
 }
 
 async fn failed_items_keep_their_kind_and_filter_by_task(store: Store) {

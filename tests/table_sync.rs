@@ -765,3 +765,109 @@ fn a_target_crash_loses_no_committed_batch() {
         "the target holds exactly the source's rows"
     );
 }
+
+#[test]
+fn full_mode_keeps_rows_deleted_at_the_source_unless_delete_missing_is_set() {
+    let database = TestDatabase::create("deletes");
+    seed_numbers(&database, 3000);
+    let workspace = Workspace::new();
+    let with_deletes = table_task(
+        &database,
+        "src.numbers",
+        "dst.numbers",
+        "batch_size = 250\ndelete_missing = true",
+    );
+    let without = table_task(&database, "src.numbers", "dst.numbers", "batch_size = 250");
+    workspace.write_config(&without);
+    let (output, _) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The first key, one inside, and the last: pages at both ends.
+    database.execute("DELETE FROM src.numbers WHERE id IN (1, 1234, 3000)");
+
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(counter(run_of(&runs, "t"), "rows_deleted"), 0);
+    assert_eq!(
+        except_both_ways(&database, "src.numbers", "dst.numbers"),
+        (0, 3),
+        "without delete_missing the deleted rows stay in the target"
+    );
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).expect("README");
+    assert!(
+        readme.contains("in full mode rows\n  deleted at the source stay in the target"),
+        "the README says what full mode does with deletes"
+    );
+
+    // A run with a failed batch deletes nothing.
+    database.execute(
+        "UPDATE src.numbers SET label = 'changed' WHERE id = 700;
+         CREATE FUNCTION dst.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.id = 700 THEN RAISE EXCEPTION 'number % is locked', NEW.id; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON dst.numbers FOR EACH ROW EXECUTE FUNCTION dst.refuse();",
+    );
+    workspace.write_config(&format!("{with_deletes}max_retries = 0\n"));
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "partial");
+    assert_eq!(counter(run, "rows_deleted"), 0);
+    assert_eq!(
+        database.count("SELECT count(*) FROM dst.numbers"),
+        3000,
+        "a partial run deletes nothing"
+    );
+
+    database.execute("DROP TRIGGER refuse ON dst.numbers");
+    workspace.write_config(&with_deletes);
+    let output = workspace.run(&["run"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = common::stdout(&output);
+    assert!(summary.contains("deleted 3"), "{summary}");
+    assert_eq!(
+        except_both_ways(&database, "src.numbers", "dst.numbers"),
+        (0, 0),
+        "the target equals the source"
+    );
+    let history = json_lines(&workspace.run(&["history", "--json", "t"]));
+    assert_eq!(counter(&history[0], "rows_deleted"), 3);
+    assert_eq!(history[0]["status"], "succeeded");
+
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        counter(run_of(&runs, "t"), "rows_deleted"),
+        0,
+        "nothing left to delete"
+    );
+}
+
+#[test]
+fn delete_missing_with_a_composite_text_key_deletes_exactly_the_missing_rows() {
+    let database = TestDatabase::create("deletes_composite");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.stock (region text, id int, qty int, PRIMARY KEY (region, id));
+         INSERT INTO src.stock SELECT r, g, g FROM unnest(ARRAY['b', 'a', 'Z', 'é', '10', '9']) r, generate_series(1, 300) g;
+         CREATE TABLE dst.stock (LIKE src.stock INCLUDING ALL);",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"t\"\ntype = \"table_sync\"\n[tasks.properties]\nsource = \"{url}\"\ntarget = \"{url}\"\n\
+         source_table = \"src.stock\"\ntarget_table = \"dst.stock\"\nprimary_key = [\"region\", \"id\"]\nbatch_size = 170\ndelete_missing = true\n",
+        url = database.url
+    ));
+    let (output, _) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    database.execute(
+        "DELETE FROM src.stock WHERE (region = '10' AND id IN (1, 170, 171))
+            OR (region = 'é' AND id = 300) OR region = 'a'",
+    );
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(counter(run_of(&runs, "t"), "rows_deleted"), 304);
+    assert_eq!(
+        except_both_ways(&database, "src.stock", "dst.stock"),
+        (0, 0)
+    );
+}

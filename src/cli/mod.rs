@@ -70,7 +70,7 @@ enum Command {
     /// Failed files and batches still pending
     Errors {
         task: Option<String>,
-        /// Include resolved and abandoned items
+        /// Include resolved, abandoned and gone items
         #[arg(long)]
         all: bool,
         #[arg(long)]

@@ -55,7 +55,7 @@ pub(super) fn summary_line(record: &RunRecord) -> String {
         || counters.rows_total.is_some();
     let mut line = if is_table {
         format!(
-            "{}  run {}  {}  rows read {}  upserted {}  unchanged {}  skipped {}  batches {} ok, {} failed  in {seconds:.1}s",
+            "{}  run {}  {}  rows read {}  upserted {}  unchanged {}  skipped {}  deleted {}  batches {} ok, {} failed  in {seconds:.1}s",
             record.task_id,
             record.run_id,
             record.status,
@@ -63,6 +63,7 @@ pub(super) fn summary_line(record: &RunRecord) -> String {
             counters.rows_upserted,
             counters.rows_unchanged,
             counters.rows_skipped,
+            counters.rows_deleted,
             counters.batches_done,
             counters.batches_failed,
         )

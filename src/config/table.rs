@@ -28,6 +28,10 @@ pub struct TableSyncProperties {
     #[serde(default = "default_mode")]
     #[schemars(with = "TableMode")]
     pub mode: Spanned<TableMode>,
+    /// Full mode only: after a run that loaded every batch, delete the
+    /// target rows whose key the source no longer has. Without it, rows
+    /// deleted at the source stay in the target.
+    pub delete_missing: Option<Spanned<bool>>,
     pub watermark_column: Option<String>,
     /// How far below the stored watermark an incremental run starts
     /// reading, e.g. "5m"; see [`TableSyncProperties::watermark_lookback`].
@@ -105,6 +109,13 @@ fn default_commit_per_batch() -> Spanned<bool> {
 pub const DEFAULT_WATERMARK_LOOKBACK: Duration = Duration::from_secs(300);
 
 impl TableSyncProperties {
+    /// Whether `delete_missing = true` (validation allows it in full mode only).
+    pub fn deletes_missing(&self) -> bool {
+        self.delete_missing
+            .as_ref()
+            .is_some_and(|delete| *delete.get_ref())
+    }
+
     /// The look-back window: `watermark_lookback`, or five minutes.
     /// Validation has checked the text, so a bad one cannot reach here.
     pub fn watermark_lookback(&self) -> Duration {

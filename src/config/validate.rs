@@ -241,6 +241,14 @@ fn check_table_sync(
             "mode = \"incremental\" needs watermark_column (e.g. \"updated_at\")",
         ));
     }
+    if let Some(delete) = &table.delete_missing
+        && *table.mode.get_ref() != TableMode::Full
+    {
+        return Err(source.error(
+            Some(delete.span()),
+            "delete_missing only applies to mode = \"full\": an incremental run reads only changed rows, so it cannot tell which rows were deleted; remove it or use mode = \"full\"",
+        ));
+    }
     if let Some(lookback) = &table.watermark_lookback_text {
         let span = Some(lookback.span());
         if *table.mode.get_ref() != TableMode::Incremental {

@@ -18,6 +18,8 @@ use crate::state::{FailedItem, ItemStatus};
 const POLL_EVERY_TICKS: u32 = 4;
 /// How long a status message stays in the footer.
 const STATUS_FOR: TimeDelta = TimeDelta::seconds(6);
+/// How long the errors view keeps listing an item marked gone.
+const GONE_SHOWN_DAYS: i64 = 7;
 
 #[derive(Debug, Clone)]
 pub enum Msg {
@@ -297,6 +299,18 @@ impl App {
         self.failed_items
             .iter()
             .filter(|item| item.status == ItemStatus::Pending)
+            .collect()
+    }
+
+    /// Failed items deleted at the source in the last week (marked gone),
+    /// which the errors view lists after the pending ones.
+    pub fn gone_items(&self) -> Vec<&FailedItem> {
+        self.failed_items
+            .iter()
+            .filter(|item| {
+                item.status == ItemStatus::Gone
+                    && self.now - item.updated_at < TimeDelta::days(GONE_SHOWN_DAYS)
+            })
             .collect()
     }
 

@@ -33,6 +33,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::engine::Engine;
 use crate::engine::scheduler::{self, ScheduleCommand, Schedules};
 use crate::logging::LogBuffer;
+use crate::state::ItemStatus;
 use app::{App, Command, Msg};
 use keymap::Keymap;
 use theme::Theme;
@@ -243,8 +244,13 @@ fn carry_out(
         }
         Command::LoadFailedItems => {
             tokio::spawn(async move {
-                match state.failed_items(None, true).await {
-                    Ok(items) => {
+                // Gone items too, so the errors view shows what became of
+                // a failed file deleted at the source.
+                match state.failed_items(None, false).await {
+                    Ok(mut items) => {
+                        items.retain(|item| {
+                            matches!(item.status, ItemStatus::Pending | ItemStatus::Gone)
+                        });
                         let _ = loaded.send(Msg::FailedItemsLoaded(items)).await;
                     }
                     Err(error) => tracing::error!(%error, "could not read failed items"),

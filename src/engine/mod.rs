@@ -28,7 +28,7 @@ use crate::config::template::TemplateContext;
 use crate::run::event::{EngineCommand, EngineEvent};
 use crate::run::{RunId, RunRecord, RunStatus, Trigger};
 use crate::state::{FailedItem, StateError, StateStore};
-use crate::task::{RunContext, SharedCounters, TaskBodies, TaskOutcome};
+use crate::task::{RunContext, SharedCounters, StopReason, TaskBodies, TaskOutcome};
 
 /// Events buffered per subscriber; a subscriber that falls further behind
 /// misses the oldest ones (progress snapshots make that harmless).
@@ -344,8 +344,15 @@ impl Engine {
             }
         };
         let cancel = self.shutdown.child_token();
-        let renewal =
-            self.spawn_lease_renewal(&task.id, run_id, &owner, cancel.clone(), cancel.clone());
+        let stop_reason = StopReason::default();
+        let renewal = self.spawn_lease_renewal(
+            &task.id,
+            run_id,
+            &owner,
+            cancel.clone(),
+            cancel.clone(),
+            stop_reason.clone(),
+        );
         self.lock_active().insert(
             run_id,
             ActiveRun {
@@ -371,6 +378,7 @@ impl Engine {
             base_dir: self.config.base_dir.clone(),
             retry_items,
             counters: SharedCounters::default(),
+            stop_reason,
         };
         let span = tracing::info_span!("run", task_id = %task.id, run_id);
         async {
@@ -405,7 +413,8 @@ impl Engine {
     /// and, each second, looks for a cancel asked through the state store by
     /// another process (then cancels `cancel`). A lease found lost (another
     /// worker took it over) cancels `lost`: for a run, the same token, so
-    /// the task never runs twice.
+    /// the task never runs twice; `reason` then says so, because the run's
+    /// record must not blame an operator who never cancelled anything.
     pub(super) fn spawn_lease_renewal(
         &self,
         task_id: &str,
@@ -413,6 +422,7 @@ impl Engine {
         owner: &str,
         cancel: CancellationToken,
         lost: CancellationToken,
+        reason: StopReason,
     ) -> tokio::task::JoinHandle<()> {
         let state = Arc::clone(&self.state);
         let (task_id, owner) = (task_id.to_string(), owner.to_string());
@@ -436,6 +446,7 @@ impl Engine {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::error!(task_id, "lease lost to another worker");
+                        reason.set(lease_lost(ttl));
                         lost.cancel();
                         return;
                     }
@@ -493,6 +504,12 @@ impl Engine {
         let completed_at = Utc::now();
         let mut counters = context.counters();
         counters.files_active = 0;
+        let error = match (context.stop_reason.get(), outcome.error) {
+            (Some(reason), _) if outcome.status == RunStatus::Cancelled => Some(reason.to_string()),
+            (Some(reason), Some(error)) => Some(format!("{error}; {reason}")),
+            (Some(reason), None) if !outcome.status.is_success() => Some(reason.to_string()),
+            (_, error) => error,
+        };
         let record = RunRecord {
             run_id: context.run_id,
             task_id: context.task_id.clone(),
@@ -502,9 +519,7 @@ impl Engine {
             completed_at: Some(completed_at),
             duration_ms: Some((completed_at - started_at).num_milliseconds()),
             counters,
-            error: outcome
-                .error
-                .map(|error| crate::config::redact(&error).into_owned()),
+            error: error.map(|error| crate::config::redact(&error).into_owned()),
             warning: outcome.warning,
         };
         if let Err(error) = self.state.finish_run(&record).await {
@@ -644,4 +659,14 @@ impl Engine {
         }
         Ok(selected)
     }
+}
+
+/// The error of a run stopped because its lease was lost.
+fn lease_lost(ttl: Duration) -> String {
+    format!(
+        "stopped: another worker took over this task's lease (it expired after {}s without being renewed, \
+         for example while the state store was unreachable or this process was paused); not cancelled by an operator. \
+         The task may be running on that worker now: check `syncdeck history` before running it again",
+        ttl.as_secs_f64()
+    )
 }

@@ -12,7 +12,7 @@ use tracing::Instrument;
 use super::{ActiveRun, Engine};
 use crate::config::template::TemplateContext;
 use crate::run::{RunId, RunStatus, Trigger};
-use crate::task::{RemoteJob, RunContext, SharedCounters};
+use crate::task::{RemoteJob, RunContext, SharedCounters, StopReason};
 
 /// How many recent runs are searched for unwatched submitted ones.
 const ADOPT_LOOKBACK: usize = 500;
@@ -64,6 +64,7 @@ impl Engine {
                     &owner,
                     context.cancel.clone(),
                     lost.clone(),
+                    context.stop_reason.clone(),
                 );
                 let outcome = tokio::select! {
                     outcome = job.until_done(&context) => Some(outcome),
@@ -162,6 +163,7 @@ impl Engine {
                 base_dir: self.config.base_dir.clone(),
                 retry_items: None,
                 counters,
+                stop_reason: StopReason::default(),
             };
             span.in_scope(|| {
                 self.watch_in_background(context, record.trigger, record.started_at, job)

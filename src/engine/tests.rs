@@ -27,12 +27,30 @@ impl TaskBody for FakeBody {
     }
 }
 
+/// A body that works until its run is cancelled.
+struct UntilCancelled;
+
+#[async_trait]
+impl TaskBody for UntilCancelled {
+    async fn run(&self, context: &RunContext) -> TaskOutcome {
+        context.cancel.cancelled().await;
+        TaskOutcome::cancelled()
+    }
+
+    async fn plan(&self, _request: &PlanRequest) -> Result<TaskPlan, String> {
+        Err("fake tasks have no plan".into())
+    }
+}
+
 /// Every task runs a [`FakeBody`]; tasks whose id starts with `fail`
-/// fail.
+/// fail, those whose id starts with `wait` run until cancelled.
 struct FakeBodies;
 
 impl TaskBodies for FakeBodies {
     fn body(&self, task: &TaskConfig) -> Box<dyn TaskBody> {
+        if task.id.starts_with("wait") {
+            return Box::new(UntilCancelled);
+        }
         let status = if task.id.starts_with("fail") {
             RunStatus::Failed
         } else {
@@ -43,7 +61,11 @@ impl TaskBodies for FakeBodies {
 }
 
 async fn engine(tasks: &str, folder: &std::path::Path) -> Arc<Engine> {
-    let text = format!("[engine]\nstate = \"sqlite:state.db\"\n{tasks}");
+    engine_with(tasks, "", folder).await
+}
+
+async fn engine_with(tasks: &str, settings: &str, folder: &std::path::Path) -> Arc<Engine> {
+    let text = format!("[engine]\nstate = \"sqlite:state.db\"\n{settings}\n{tasks}");
     let config =
         config::parse(&folder.join("syncdeck.toml"), &text, Resolve::Everything).expect("config");
     let state = crate::state::open("sqlite:state.db", folder)
@@ -77,6 +99,88 @@ async fn any_task_body_runs_through_the_contract_and_is_recorded() {
     assert_eq!(failed.status, RunStatus::Failed);
     let history = engine.state().runs(None, 10).await.expect("history");
     assert_eq!(history.len(), 2, "both runs are in the history");
+}
+
+/// Waits until `task_id` has a run recorded as running.
+async fn running_run(engine: &Engine, task_id: &str) -> RunId {
+    loop {
+        let runs = engine
+            .state()
+            .runs(Some(task_id), 1)
+            .await
+            .expect("history");
+        if let Some(run) = runs.first().filter(|run| run.status == RunStatus::Running) {
+            return run.run_id;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_run_whose_lease_another_worker_took_says_so_rather_than_blaming_the_operator() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let engine = engine_with(&task("wait_lease", ""), "lease_ttl = \"1s\"", folder.path()).await;
+    let running = {
+        let engine = Arc::clone(&engine);
+        tokio::spawn(async move {
+            engine
+                .run_task("wait_lease", Trigger::Manual, RunOptions::default())
+                .await
+        })
+    };
+    running_run(&engine, "wait_lease").await;
+    // Another worker sharing the store takes the lease over, as it may
+    // once this one stops renewing it in time.
+    let database = rusqlite::Connection::open(folder.path().join("state.db")).expect("open");
+    let taken = database
+        .execute(
+            "UPDATE leases SET owner = 'other-host:4242' WHERE task_id = 'wait_lease'",
+            [],
+        )
+        .expect("take the lease");
+    assert_eq!(taken, 1, "the run holds a lease");
+
+    let record = running.await.expect("join").expect("run");
+    assert_eq!(record.status, RunStatus::Cancelled);
+    let error = record.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("another worker took over this task's lease"),
+        "{error}"
+    );
+    assert!(!error.contains("cancelled by the operator"), "{error}");
+    let stored = engine
+        .state()
+        .runs(Some("wait_lease"), 1)
+        .await
+        .expect("history");
+    assert_eq!(stored[0].error, record.error, "the history says the same");
+}
+
+#[tokio::test]
+async fn a_run_cancelled_by_the_operator_still_says_so() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let engine = engine_with(
+        &task("wait_cancel", ""),
+        "lease_ttl = \"1s\"",
+        folder.path(),
+    )
+    .await;
+    let running = {
+        let engine = Arc::clone(&engine);
+        tokio::spawn(async move {
+            engine
+                .run_task("wait_cancel", Trigger::Manual, RunOptions::default())
+                .await
+        })
+    };
+    let run_id = running_run(&engine, "wait_cancel").await;
+    // Wait for the run's cancel token to be registered.
+    while !engine.cancel_run(run_id) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let record = running.await.expect("join").expect("run");
+    assert_eq!(record.status, RunStatus::Cancelled);
+    assert_eq!(record.error.as_deref(), Some("cancelled by the operator"));
 }
 
 #[test]

@@ -41,6 +41,72 @@ fn io_error(path: &Path, error: std::io::Error) -> StoreError {
     }
 }
 
+/// What went wrong with an I/O call, in words (without the `os error`
+/// number, which says nothing more to the operator).
+fn describe_io(error: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::StorageFull => {
+            "no space left on device; free space there or choose another destination".into()
+        }
+        ErrorKind::QuotaExceeded => "disk quota exceeded".into(),
+        ErrorKind::ReadOnlyFilesystem => "the file system is read-only".into(),
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        ErrorKind::FileTooLarge => "the file is too large for that file system".into(),
+        ErrorKind::IsADirectory => "a folder of that name is in the way".into(),
+        ErrorKind::NotADirectory => "a part of the path is a file, not a folder".into(),
+        _ => error.to_string(),
+    }
+}
+
+/// A failure to write `target`, named as the destination file the
+/// operator knows (never the hidden partial file, nor the source).
+fn write_error(target: &Path, error: std::io::Error) -> StoreError {
+    StoreError {
+        message: format!("cannot write {}: {}", target.display(), describe_io(&error)),
+        ..io_error(target, error)
+    }
+}
+
+/// Whether an error of a copy between two files can only be the writing
+/// side's (the reading side cannot run out of space or be read-only).
+fn is_write_side(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::StorageFull
+            | ErrorKind::QuotaExceeded
+            | ErrorKind::ReadOnlyFilesystem
+            | ErrorKind::FileTooLarge
+    )
+}
+
+/// Creates the folder `target` goes into.
+fn create_parent(target: &Path) -> Result<(), StoreError> {
+    let Some(parent) = target.parent() else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(parent).map_err(|error| {
+        if parent.exists() && !parent.is_dir() {
+            StoreError::permanent(format!(
+                "cannot write {}: {} is a file, not a folder",
+                target.display(),
+                parent.display()
+            ))
+        } else {
+            StoreError {
+                message: format!(
+                    "cannot write {}: cannot create folder {}: {}",
+                    target.display(),
+                    parent.display(),
+                    describe_io(&error)
+                ),
+                ..io_error(parent, error)
+            }
+        }
+    })
+}
+
 fn entry_from(key: String, metadata: &std::fs::Metadata) -> Entry {
     Entry {
         key,
@@ -184,16 +250,17 @@ impl Store for LocalStore {
         cancel: &CancellationToken,
     ) -> Result<(), StoreError> {
         let target = absolute(key);
-        if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|error| io_error(parent, error))?;
-        }
+        let for_parent = target.clone();
+        tokio::task::spawn_blocking(move || create_parent(&for_parent))
+            .await
+            .map_err(|error| {
+                StoreError::permanent(format!("creating a folder stopped: {error}"))
+            })??;
         let partial = partial_path(&target);
         let result: Result<(), StoreError> = async {
             let mut file = tokio::fs::File::create(&partial)
                 .await
-                .map_err(|error| io_error(&partial, error))?;
+                .map_err(|error| write_error(&target, error))?;
             loop {
                 let chunk = tokio::select! {
                     _ = cancel.cancelled() => return Err(StoreError::cancelled()),
@@ -202,17 +269,17 @@ impl Store for LocalStore {
                 let Some(chunk) = chunk else { break };
                 file.write_all(&chunk?)
                     .await
-                    .map_err(|error| io_error(&partial, error))?;
+                    .map_err(|error| write_error(&target, error))?;
             }
             file.flush()
                 .await
-                .map_err(|error| io_error(&partial, error))?;
+                .map_err(|error| write_error(&target, error))?;
             let file = file.into_std().await;
             set_modified(&file, modified);
             drop(file);
             tokio::fs::rename(&partial, &target)
                 .await
-                .map_err(|error| io_error(&target, error))
+                .map_err(|error| write_error(&target, error))
         }
         .await;
         if result.is_err() {
@@ -232,27 +299,39 @@ impl Store for LocalStore {
         let modified = from.modified;
         let partial = partial_path(&target);
         let partial_for_copy = partial.clone();
-        // std::fs::copy uses copy_file_range on Linux: the kernel moves the bytes.
         let copy = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).map_err(|error| io_error(parent, error))?;
-            }
-            // Either side can fail; the message names both.
-            std::fs::copy(&source, &partial_for_copy).map_err(|error| {
-                let message = format!(
-                    "copying {} to {}: {error}",
-                    source.display(),
-                    partial_for_copy.display()
-                );
-                StoreError {
-                    message,
-                    ..io_error(&source, error)
+            create_parent(&target)?;
+            let mut reader = std::fs::File::open(&source).map_err(|error| StoreError {
+                message: format!("cannot read {}: {}", source.display(), describe_io(&error)),
+                ..io_error(&source, error)
+            })?;
+            let mut writer = std::fs::File::create(&partial_for_copy)
+                .map_err(|error| write_error(&target, error))?;
+            // std::io::copy between files uses copy_file_range on Linux:
+            // the kernel moves the bytes. Its error does not say which side
+            // failed, so only errors that can only be the writer's blame it.
+            std::io::copy(&mut reader, &mut writer).map_err(|error| {
+                if is_write_side(&error) {
+                    write_error(&target, error)
+                } else {
+                    StoreError {
+                        message: format!(
+                            "copying {} to {}: {}",
+                            source.display(),
+                            target.display(),
+                            describe_io(&error)
+                        ),
+                        ..io_error(&source, error)
+                    }
                 }
             })?;
-            if let Ok(file) = std::fs::File::options().write(true).open(&partial_for_copy) {
-                set_modified(&file, modified);
+            // As std::fs::copy would: the copy keeps the source's mode.
+            if let Ok(metadata) = reader.metadata() {
+                let _ = writer.set_permissions(metadata.permissions());
             }
-            std::fs::rename(&partial_for_copy, &target).map_err(|error| io_error(&target, error))
+            set_modified(&writer, modified);
+            drop(writer);
+            std::fs::rename(&partial_for_copy, &target).map_err(|error| write_error(&target, error))
         });
         let result = tokio::select! {
             _ = cancel.cancelled() => Err(StoreError::cancelled()),
@@ -350,6 +429,29 @@ mod tests {
             partial_name("4242-1f", "a.csv"),
             ".syncdeck-partial-4242-1f-a.csv",
             "a short name is kept as it is"
+        );
+    }
+
+    #[test]
+    fn a_full_or_read_only_disk_names_the_destination_file() {
+        let target = Path::new("/dst/a.csv");
+        let full = write_error(target, std::io::Error::from_raw_os_error(28));
+        assert_eq!(
+            full.message,
+            "cannot write /dst/a.csv: no space left on device; free space there or choose another destination"
+        );
+        assert!(!full.transient, "a full disk is not retried at once");
+        let read_only = write_error(target, std::io::Error::from_raw_os_error(30));
+        assert_eq!(
+            read_only.message,
+            "cannot write /dst/a.csv: the file system is read-only"
+        );
+        let denied = write_error(target, std::io::Error::from_raw_os_error(13));
+        assert_eq!(denied.message, "cannot write /dst/a.csv: permission denied");
+        assert!(is_write_side(&std::io::Error::from_raw_os_error(28)));
+        assert!(
+            !is_write_side(&std::io::Error::from_raw_os_error(5)),
+            "EIO may be either side"
         );
     }
 }

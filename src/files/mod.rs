@@ -9,6 +9,7 @@
 
 mod body;
 pub(crate) mod ftp;
+mod gone;
 pub(crate) mod local;
 mod object;
 mod s3_api;
@@ -106,6 +107,8 @@ pub struct FilePlan {
     folder_markers: Vec<String>,
     /// The destination folder (key prefix) files are written under.
     destination_folder: String,
+    /// The source folder (key prefix) listed; `None` for a single file.
+    source_folder: Option<String>,
     same_store: bool,
     source_store: Arc<dyn Store>,
     destination_store: Arc<dyn Store>,
@@ -180,6 +183,7 @@ pub async fn plan(
     let mut candidates: Vec<(String, Entry)> = Vec::new();
     let files_listed;
     let destination_folder;
+    let source_folder = single.is_none().then(|| folder(&source.prefix));
     if let Some(entry) = single {
         files_listed = 1;
         let name = entry
@@ -329,6 +333,7 @@ pub async fn plan(
         leftovers: destination_listing.leftovers,
         folder_markers,
         destination_folder,
+        source_folder,
         source_store: source.store,
         destination_store: destination.store,
     })
@@ -433,6 +438,7 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
     }
 
     abort_stale_uploads(&plan).await;
+    let gone = gone::settle_gone(properties, &plan, context).await;
 
     context.update_counters(|counters| {
         counters.files_listed = plan.files_listed;
@@ -513,7 +519,12 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
         .await;
 
     let counters = context.counters();
-    let warning = plan.nothing_matched.clone();
+    // A retry of files all deleted since matches nothing, as it should.
+    let nothing_matched = plan.nothing_matched.clone().filter(|_| gone.is_empty());
+    let warning = match (nothing_matched, gone::warning(&gone)) {
+        (Some(nothing), Some(gone)) => Some(format!("{nothing}; {gone}")),
+        (nothing, gone) => nothing.or(gone),
+    };
     if let Some(warning) = &warning {
         tracing::warn!("{warning}");
     }

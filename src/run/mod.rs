@@ -116,6 +116,9 @@ pub struct RunCounters {
     pub rows_skipped: u64,
     /// Rows loaded that were already identical in the target (not rewritten).
     pub rows_unchanged: u64,
+    /// Target rows deleted because the source no longer has their key
+    /// (full mode with `delete_missing`).
+    pub rows_deleted: u64,
     /// Source rows the run will read, once counted.
     pub rows_total: Option<u64>,
     pub batches_done: u64,

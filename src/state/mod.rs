@@ -77,6 +77,9 @@ pub enum ItemStatus {
     Pending,
     Resolved,
     Abandoned,
+    /// The item no longer exists at the source (a failed file since
+    /// deleted): nothing is left to retry.
+    Gone,
 }
 
 impl ItemStatus {
@@ -85,6 +88,7 @@ impl ItemStatus {
             Self::Pending => "pending",
             Self::Resolved => "resolved",
             Self::Abandoned => "abandoned",
+            Self::Gone => "gone",
         }
     }
 
@@ -93,6 +97,7 @@ impl ItemStatus {
             "pending" => Some(Self::Pending),
             "resolved" => Some(Self::Resolved),
             "abandoned" => Some(Self::Abandoned),
+            "gone" => Some(Self::Gone),
             _ => None,
         }
     }

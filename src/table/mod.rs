@@ -20,6 +20,7 @@
 
 mod body;
 mod layout;
+mod prune;
 mod reader;
 pub(crate) mod sql;
 
@@ -33,6 +34,7 @@ use crate::postgres::Dialect;
 use crate::postgres::catalog::target_is_empty;
 use crate::postgres::sql::quote_ident;
 use crate::postgres::{Endpoint, Loader, PgError, Rows, describe};
+use crate::run::RunStatus;
 use crate::state::{FailedItem, ItemKind, ItemStatus};
 use crate::task::{RunContext, TaskOutcome, final_status};
 pub(crate) use body::TableSyncBody;
@@ -116,6 +118,7 @@ async fn run_inner(
     };
 
     let (batches_tx, batches_rx) = mpsc::channel::<Result<Batch, PgError>>(READ_AHEAD);
+    let prune_source = source_endpoint.clone();
     let mut reader = Reader {
         endpoint: source_endpoint,
         client: Some(source),
@@ -354,6 +357,38 @@ async fn run_inner(
         counters.batches_failed + counters.rows_skipped,
     );
     if status.is_success() {
+        // Only after a run that read the whole source and loaded all of
+        // it: a failed batch's rows are missing from the target's view of
+        // the source, not from the source.
+        if context.retry_items.is_none() && !incremental && properties.deletes_missing() {
+            match prune::delete_missing(
+                &layout,
+                &prune_source,
+                &target_endpoint,
+                batch_size,
+                context,
+            )
+            .await
+            {
+                Ok(deleted) => {
+                    tracing::info!(
+                        deleted,
+                        "deleted target rows whose key the source no longer has"
+                    )
+                }
+                Err(PgError::Cancelled) => return Ok(TaskOutcome::cancelled()),
+                Err(error) => {
+                    let deleted = context.counters().rows_deleted;
+                    return Ok(TaskOutcome::new(
+                        RunStatus::Partial,
+                        Some(format!(
+                            "every batch loaded, but deleting target rows missing at the source stopped after {deleted} deleted: {error}; the next run deletes the rest"
+                        )),
+                        warning,
+                    ));
+                }
+            }
+        }
         if context.retry_items.is_none()
             && incremental
             && let Some(value) = newest_watermark

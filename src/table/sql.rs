@@ -62,6 +62,19 @@ impl Query {
         )
     }
 
+    /// `key = values`, column by column.
+    pub(crate) fn equals(&mut self, keys: &[KeyColumn], values: &[Option<String>]) -> String {
+        let terms: Vec<String> = keys
+            .iter()
+            .zip(values)
+            .map(|(key, value)| {
+                let param = self.param(value.clone(), &key.type_name);
+                format!("{} = {param}", quote_ident(&key.name))
+            })
+            .collect();
+        format!("({})", terms.join(" AND "))
+    }
+
     /// `key > bound` in the lexicographic order of `keys`.
     pub(crate) fn after(&mut self, keys: &[KeyColumn], bound: &[Option<String>]) -> String {
         self.compare(keys, bound, ">", false)

@@ -2,7 +2,7 @@
 //! the event channel and the state store.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +34,23 @@ impl SharedCounters {
     }
 }
 
+/// Why a run was stopped when it was not the operator (a lease lost to
+/// another worker). Set before the run's cancel token fires, so the record
+/// of a run that ends `cancelled` says what really stopped it.
+#[derive(Clone, Default)]
+pub(crate) struct StopReason(Arc<OnceLock<String>>);
+
+impl StopReason {
+    /// Keeps the first reason: later ones are consequences of it.
+    pub(crate) fn set(&self, reason: String) {
+        let _ = self.0.set(reason);
+    }
+
+    pub(crate) fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+}
+
 #[derive(Clone)]
 pub struct RunContext {
     pub(crate) run_id: RunId,
@@ -47,6 +64,8 @@ pub struct RunContext {
     /// For retry runs: the failed items to redo.
     pub(crate) retry_items: Option<Vec<FailedItem>>,
     pub(crate) counters: SharedCounters,
+    /// Set when something other than the operator stopped the run.
+    pub(crate) stop_reason: StopReason,
 }
 
 impl RunContext {

@@ -23,7 +23,7 @@ use crate::config::template::TemplateContext;
 use crate::run::RunStatus;
 use crate::state::StateStore;
 pub use context::RunContext;
-pub(crate) use context::SharedCounters;
+pub(crate) use context::{SharedCounters, StopReason};
 
 /// One task's work, built from its config.
 #[async_trait]

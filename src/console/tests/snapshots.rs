@@ -69,6 +69,28 @@ fn snapshot_errors() {
 }
 
 #[test]
+fn a_failed_file_deleted_at_the_source_is_listed_as_gone_not_pending() {
+    let mut app = fixture();
+    let pending = failed_item(7, "vendor_feed", "2026/11/prices.csv", "403 Forbidden");
+    let mut gone = failed_item(9, "vendor_feed", "2026/11/old.csv", "permission denied");
+    gone.status = ItemStatus::Gone;
+    app.update(Msg::FailedItemsLoaded(vec![pending, gone]));
+    app.update(char_key('2'));
+    let text = screen(&app, 160, 48);
+    assert!(text.contains("Errors · 1 pending · 1 gone"), "{text}");
+    let row = text
+        .lines()
+        .find(|line| line.contains("2026/11/old.csv"))
+        .unwrap_or_else(|| panic!("the gone item is listed: {text}"));
+    assert!(row.contains("gone: deleted at the source"), "{row}");
+    assert_eq!(
+        app.pending_items().len(),
+        1,
+        "only the pending one is retried"
+    );
+}
+
+#[test]
 fn snapshot_history() {
     let mut app = fixture();
     app.update(char_key('j'));

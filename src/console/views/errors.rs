@@ -19,6 +19,7 @@ impl Widget for ErrorsView<'_> {
     fn render(self, area: Rect, buffer: &mut Buffer) {
         let (app, theme) = (self.app, self.theme);
         let pending = app.pending_items();
+        let gone = app.gone_items();
         let mut live = Vec::new();
         for task in &app.tasks {
             if let Some(active) = &task.active {
@@ -28,8 +29,13 @@ impl Widget for ErrorsView<'_> {
             }
         }
         let retry = app.keymap.label("retry");
+        let gone_count = if gone.is_empty() {
+            String::new()
+        } else {
+            format!(" · {} gone", gone.len())
+        };
         let title = format!(
-            " Errors · {} pending · {retry} retry the selected item ",
+            " Errors · {} pending{gone_count} · {retry} retry the selected item ",
             pending.len()
         );
         let block = Block::bordered().title(title).border_style(theme.title());
@@ -75,10 +81,24 @@ impl Widget for ErrorsView<'_> {
             }
             Paragraph::new(lines).render(live_area, buffer);
         }
-        if pending.is_empty() {
+        if pending.is_empty() && gone.is_empty() {
             Line::styled(" no failed items pending", theme.dim()).render(table_area, buffer);
             return;
         }
+        // Gone items follow the pending ones, which keep their indexes for
+        // the selection; there is nothing to retry in them.
+        let gone_rows = gone.iter().map(|item| {
+            Row::new(vec![
+                Cell::from(format!("#{}", item.id)),
+                Cell::from(item.task_id.clone()),
+                Cell::from(item.kind.as_str()),
+                Cell::from(format!("{}", item.attempts)),
+                Cell::from(item.key.clone()),
+                Cell::from(format!("gone: deleted at the source · was: {}", item.error)),
+                Cell::from(format::age(app.now - item.updated_at)),
+            ])
+            .style(theme.dim())
+        });
         let rows = pending.iter().enumerate().map(|(index, item)| {
             let row = Row::new(vec![
                 Cell::from(format!("#{}", item.id)),
@@ -145,7 +165,7 @@ impl Widget for ErrorsView<'_> {
             Constraint::Fill(1),
             Constraint::Length(8),
         ];
-        Table::new(rows, widths)
+        Table::new(rows.chain(gone_rows), widths)
             .header(header)
             .render(table_area, buffer);
     }

@@ -1,0 +1,106 @@
+//! Failed files whose source was deleted since they failed: nothing is
+//! left to copy, so they are marked `gone` instead of staying pending
+//! (and retried, and counted) forever.
+
+use std::collections::HashSet;
+
+use super::FilePlan;
+use crate::config::SyncProperties;
+use crate::state::{FailedItem, ItemKind, ItemStatus};
+use crate::task::RunContext;
+
+/// Marks this task's failed files that no longer exist at the source as
+/// `gone` and returns their paths. A retry run looks at the items it
+/// retries, any other run at every pending failed file of the task.
+///
+/// Only for sources without templates: a templated source (a folder per
+/// `execution_date`, say) is another folder today than when the file
+/// failed, so a file missing from it says nothing about the one that failed.
+pub(super) async fn settle_gone(
+    properties: &SyncProperties,
+    plan: &FilePlan,
+    context: &RunContext,
+) -> Vec<String> {
+    if properties.source_path.get_ref().contains("{{") {
+        return Vec::new();
+    }
+    let Some(source_folder) = &plan.source_folder else {
+        return Vec::new();
+    };
+    let items: Vec<FailedItem> = match &context.retry_items {
+        Some(items) => items.clone(),
+        None => match context
+            .state
+            .failed_items(Some(&context.task_id), true)
+            .await
+        {
+            Ok(items) => items,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read pending failed files to find deleted ones");
+                return Vec::new();
+            }
+        },
+    };
+    let in_plan: HashSet<&str> = plan
+        .files
+        .iter()
+        .map(|file| file.relative.as_str())
+        .chain(plan.refused.iter().map(|(relative, _)| relative.as_str()))
+        .chain(plan.folder_markers.iter().map(String::as_str))
+        .collect();
+    let mut gone = Vec::new();
+    for item in items {
+        if item.kind != ItemKind::File || in_plan.contains(item.key.as_str()) {
+            continue;
+        }
+        // Not in the plan may also mean no longer selected (the pattern
+        // changed): only a file the source does not have is gone.
+        match plan
+            .source_store
+            .head(&format!("{source_folder}{}", item.key))
+            .await
+        {
+            Ok(None) => {}
+            Ok(Some(_)) => continue,
+            Err(error) => {
+                tracing::warn!(path = %item.key, %error, "cannot tell whether a failed file is still at the source; it stays pending");
+                continue;
+            }
+        }
+        match context
+            .state
+            .set_item_status(item.id, ItemStatus::Gone)
+            .await
+        {
+            Ok(()) => {
+                tracing::warn!(path = %item.key, item = item.id, "a failed file was deleted at the source; marked gone");
+                gone.push(item.key);
+            }
+            Err(error) => {
+                tracing::warn!(%error, item = item.id, "could not mark a deleted failed file gone")
+            }
+        }
+    }
+    gone
+}
+
+/// The run's warning about files marked gone.
+pub(super) fn warning(gone: &[String]) -> Option<String> {
+    const SHOWN: usize = 5;
+    if gone.is_empty() {
+        return None;
+    }
+    let mut names = gone
+        .iter()
+        .take(SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if gone.len() > SHOWN {
+        names.push_str(&format!(" and {} more", gone.len() - SHOWN));
+    }
+    Some(format!(
+        "{} failed file(s) no longer at the source, marked gone (see `syncdeck errors --all`): {names}",
+        gone.len()
+    ))
+}
