@@ -16,7 +16,9 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-use super::store::{ByteStream, Entry, Listing, Store, StoreError};
+use super::store::{
+    ByteStream, Entry, ListItem, ListStream, Listing, Store, StoreError, list_channel,
+};
 
 /// Partial files start with this; listings leave them out.
 pub(crate) const PARTIAL_PREFIX: &str = ".syncdeck-partial-";
@@ -149,6 +151,13 @@ impl Store for LocalStore {
         tokio::task::spawn_blocking(move || list_blocking(&root, recursive))
             .await
             .map_err(|error| StoreError::permanent(format!("listing stopped: {error}")))?
+    }
+
+    fn list_stream(self: std::sync::Arc<Self>, prefix: &str, recursive: bool) -> ListStream {
+        let root = absolute(prefix);
+        let (sender, stream) = list_channel();
+        tokio::task::spawn_blocking(move || walk_sorted(&root, recursive, &sender));
+        stream
     }
 
     async fn head(&self, key: &str) -> Result<Option<Entry>, StoreError> {
@@ -332,6 +341,150 @@ fn list_blocking(root: &Path, recursive: bool) -> Result<Listing, StoreError> {
         }
     }
     Ok(listing)
+}
+
+/// One name in a folder being walked.
+struct Child {
+    path: PathBuf,
+    /// What the name sorts by: its bytes, with a `/` after a folder's, so
+    /// the walk gives paths in byte order (`a-b` before `a/x`).
+    order: Vec<u8>,
+    is_folder: bool,
+}
+
+/// Reads one folder's names, sorted; symlinks are followed.
+fn read_sorted(folder: &Path) -> std::io::Result<Vec<Child>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut children = Vec::new();
+    for item in std::fs::read_dir(folder)? {
+        let item = item?;
+        let path = item.path();
+        let is_folder = match item.file_type() {
+            Ok(kind) if kind.is_symlink() => std::fs::metadata(&path).is_ok_and(|m| m.is_dir()),
+            Ok(kind) => kind.is_dir(),
+            Err(_) => false,
+        };
+        let mut order = item.file_name().as_bytes().to_vec();
+        if is_folder {
+            order.push(b'/');
+        }
+        children.push(Child {
+            path,
+            order,
+            is_folder,
+        });
+    }
+    children.sort_unstable_by(|a, b| a.order.cmp(&b.order));
+    Ok(children)
+}
+
+/// The (device, inode) of a folder, to notice symlink loops.
+fn folder_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Walks `root` depth first in key order, sending what it finds; holds
+/// the names of the folders on the current path only. Stops when the
+/// receiver is gone.
+fn walk_sorted(
+    root: &Path,
+    recursive: bool,
+    sender: &tokio::sync::mpsc::Sender<Result<ListItem, StoreError>>,
+) {
+    let send = |item: Result<ListItem, StoreError>| sender.blocking_send(item).is_ok();
+    match std::fs::metadata(root) {
+        Ok(metadata) if metadata.is_dir() => {}
+        Ok(_) => return,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return,
+        Err(error) => {
+            send(Err(io_error(root, error)));
+            return;
+        }
+    }
+    let children = match read_sorted(root) {
+        Ok(children) => children,
+        Err(error) => {
+            send(Err(io_error(root, error)));
+            return;
+        }
+    };
+    let mut stack = vec![children.into_iter()];
+    let mut ancestors: Vec<Option<(u64, u64)>> = vec![folder_id(root)];
+    while let Some(level) = stack.last_mut() {
+        let Some(child) = level.next() else {
+            stack.pop();
+            ancestors.pop();
+            continue;
+        };
+        let item = if child.is_folder {
+            if !recursive {
+                continue;
+            }
+            let id = folder_id(&child.path);
+            if id.is_some() && ancestors.contains(&id) {
+                Some(ListItem::Refused(
+                    child.path.display().to_string(),
+                    "cannot read: a symlink loops back to a folder above it".into(),
+                ))
+            } else {
+                match read_sorted(&child.path) {
+                    Ok(children) => {
+                        stack.push(children.into_iter());
+                        ancestors.push(id);
+                        None
+                    }
+                    Err(error) => Some(ListItem::Refused(
+                        child.path.display().to_string(),
+                        format!("cannot read: {error}"),
+                    )),
+                }
+            }
+        } else {
+            file_item(&child.path)
+        };
+        if let Some(item) = item
+            && !send(Ok(item))
+        {
+            return;
+        }
+    }
+}
+
+/// What a walk reports for a name that is not a folder: a file, a
+/// leftover partial file, a refusal, or nothing (sockets, devices).
+fn file_item(path: &Path) -> Option<ListItem> {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy())
+        .unwrap_or_default();
+    let metadata = std::fs::metadata(path);
+    if name.starts_with(PARTIAL_PREFIX) {
+        return (is_leftover(&name, metadata.as_ref().ok()))
+            .then(|| path.to_str())
+            .flatten()
+            .map(|key| ListItem::Leftover(key.trim_start_matches('/').to_string()));
+    }
+    let metadata = match metadata {
+        Ok(metadata) if metadata.is_file() => metadata,
+        Ok(_) => return None,
+        Err(error) => {
+            return Some(ListItem::Refused(
+                path.display().to_string(),
+                format!("cannot read: {error}"),
+            ));
+        }
+    };
+    let Some(key) = path.to_str() else {
+        return Some(ListItem::Refused(
+            path.to_string_lossy().into_owned(),
+            "name is not valid UTF-8; rename the file".into(),
+        ));
+    };
+    Some(ListItem::File(entry_from(
+        key.trim_start_matches('/').to_string(),
+        &metadata,
+    )))
 }
 
 #[cfg(test)]

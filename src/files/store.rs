@@ -5,7 +5,7 @@
 //! atomic from a reader's point of view: a cancelled or failed write leaves
 //! the old object (or none), never a partial one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -17,6 +17,7 @@ use object_store::ObjectStore;
 use tokio_util::sync::CancellationToken;
 
 use super::object::ObjectStoreBackend;
+pub(crate) use super::s3_api::OpenUpload;
 use crate::config::StoreOptions;
 use crate::config::location::LocationSpec;
 
@@ -45,6 +46,72 @@ pub(crate) struct Listing {
     /// Zero-byte `dir/` keys (folders made by the AWS console, Hadoop,
     /// s3fs): folders, not files, so never synced.
     pub folder_markers: Vec<String>,
+}
+
+/// One thing a streamed listing found.
+#[derive(Debug)]
+pub(crate) enum ListItem {
+    File(Entry),
+    /// A name that cannot be listed as an object, with the reason.
+    Refused(String, String),
+    /// A partial file a dead earlier run left behind (its key).
+    Leftover(String),
+    /// A zero-byte `dir/` key.
+    FolderMarker(String),
+}
+
+/// A listing as it arrives. Its files come in one canonical order, by key
+/// as bytes, so two listings can be merged without holding either;
+/// refused names, leftovers and markers come in any order.
+pub(crate) type ListStream = BoxStream<'static, Result<ListItem, StoreError>>;
+
+/// Listed items a producer may run ahead of the consumer.
+const LIST_AHEAD: usize = 256;
+
+/// A bounded channel whose receiving end is a [`ListStream`]: the producer
+/// stops (its sends fail) once the stream is dropped.
+pub(crate) fn list_channel() -> (
+    tokio::sync::mpsc::Sender<Result<ListItem, StoreError>>,
+    ListStream,
+) {
+    let (sender, receiver) = tokio::sync::mpsc::channel(LIST_AHEAD);
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+    .boxed();
+    (sender, stream)
+}
+
+impl Listing {
+    /// The listing as a stream, files sorted by key.
+    pub(crate) fn into_stream(mut self) -> ListStream {
+        self.entries.sort_by(|a, b| a.key.cmp(&b.key));
+        let items = self
+            .refused
+            .into_iter()
+            .map(|(name, reason)| ListItem::Refused(name, reason))
+            .chain(self.leftovers.into_iter().map(ListItem::Leftover))
+            .chain(self.folder_markers.into_iter().map(ListItem::FolderMarker))
+            .chain(self.entries.into_iter().map(ListItem::File))
+            .map(Ok);
+        futures::stream::iter(items).boxed()
+    }
+}
+
+/// Lists the whole of `prefix` first, then streams it sorted.
+pub(crate) fn list_whole<S: Store + ?Sized>(
+    store: Arc<S>,
+    prefix: &str,
+    recursive: bool,
+) -> ListStream {
+    let prefix = prefix.to_string();
+    futures::stream::once(async move { store.list(&prefix, recursive).await })
+        .map(|listing| match listing {
+            Ok(listing) => listing.into_stream(),
+            Err(error) => futures::stream::once(async move { Err(error) }).boxed(),
+        })
+        .flatten()
+        .boxed()
 }
 
 /// One name a server listed in a folder (FTP, SFTP).
@@ -120,7 +187,7 @@ impl StoreError {
 }
 
 #[async_trait]
-pub(crate) trait Store: Send + Sync {
+pub(crate) trait Store: Send + Sync + 'static {
     /// A name for messages, with no secrets: `s3://bucket`, `local`.
     fn describe(&self) -> String;
     /// Equal for two stores when one can copy between them server-side.
@@ -134,6 +201,12 @@ pub(crate) trait Store: Send + Sync {
     }
     /// Lists under `prefix` (empty, or ending with `/`): one level or all.
     async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError>;
+    /// Lists like [`Store::list`], as a stream in key order. By default the
+    /// whole listing is read first; stores that can walk in key order
+    /// stream it, holding one folder (or page) at a time.
+    fn list_stream(self: Arc<Self>, prefix: &str, recursive: bool) -> ListStream {
+        list_whole(self, prefix, recursive)
+    }
     /// The object at `key`, if there is one.
     async fn head(&self, key: &str) -> Result<Option<Entry>, StoreError>;
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError>;
@@ -165,14 +238,14 @@ pub(crate) trait Store: Send + Sync {
     async fn recorded_modified(&self, _key: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(None)
     }
-    /// Aborts multipart uploads left open under `folder` for any of `keys`
-    /// (by a run whose process died); returns how many.
-    async fn abort_stale_uploads(
-        &self,
-        _folder: &str,
-        _keys: &HashSet<String>,
-    ) -> Result<usize, StoreError> {
-        Ok(0)
+    /// Multipart uploads open under `folder` (a run started before this
+    /// one left them, as its process died).
+    async fn open_uploads(&self, _folder: &str) -> Result<Vec<OpenUpload>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Aborts one upload [`Store::open_uploads`] gave; one gone already is fine.
+    async fn abort_upload(&self, _upload: &OpenUpload) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 
