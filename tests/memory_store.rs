@@ -291,11 +291,8 @@ async fn files_copy_while_the_listing_goes_on() {
     while let Ok(event) = events.try_recv() {
         seen.push(event);
     }
-    let position = |wanted: &dyn Fn(&EngineEvent) -> bool| {
-        seen.iter()
-            .position(|event| wanted(event))
-            .expect("event seen")
-    };
+    let position =
+        |wanted: &dyn Fn(&EngineEvent) -> bool| seen.iter().position(wanted).expect("event seen");
     let first_synced = position(&|event| matches!(event, EngineEvent::ItemSynced { .. }));
     let last_decided = position(
         &|event| matches!(event, EngineEvent::ItemSkipped { path, .. } if path == "f0299.csv"),

@@ -16,9 +16,7 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-use super::store::{
-    ByteStream, Entry, ListItem, ListStream, Listing, Store, StoreError, list_channel,
-};
+use super::store::{ByteStream, Entry, ListItem, ListStream, Store, StoreError, list_channel};
 
 /// Partial files start with this; listings leave them out.
 pub(crate) const PARTIAL_PREFIX: &str = ".syncdeck-partial-";
@@ -144,13 +142,6 @@ impl Store for LocalStore {
 
     fn time_precision(&self) -> chrono::TimeDelta {
         chrono::TimeDelta::zero()
-    }
-
-    async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
-        let root = absolute(prefix);
-        tokio::task::spawn_blocking(move || list_blocking(&root, recursive))
-            .await
-            .map_err(|error| StoreError::permanent(format!("listing stopped: {error}")))?
     }
 
     fn list_stream(self: std::sync::Arc<Self>, prefix: &str, recursive: bool) -> ListStream {
@@ -281,66 +272,6 @@ impl Store for LocalStore {
             Err(error) => Err(io_error(&path, error)),
         }
     }
-}
-
-fn list_blocking(root: &Path, recursive: bool) -> Result<Listing, StoreError> {
-    let mut listing = Listing::default();
-    match std::fs::metadata(root) {
-        Ok(metadata) if metadata.is_dir() => {}
-        Ok(_) => return Ok(listing),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(listing),
-        Err(error) => return Err(io_error(root, error)),
-    }
-    let walker = walkdir::WalkDir::new(root)
-        .min_depth(1)
-        .max_depth(if recursive { usize::MAX } else { 1 })
-        .follow_links(true);
-    for item in walker {
-        let item = match item {
-            Ok(item) => item,
-            Err(error) => {
-                let path = error
-                    .path()
-                    .map(|path| path.display().to_string())
-                    .unwrap_or_default();
-                listing
-                    .refused
-                    .push((path, format!("cannot read: {error}")));
-                continue;
-            }
-        };
-        if !item.file_type().is_file() {
-            continue;
-        }
-        let name = item.file_name().to_string_lossy();
-        if name.starts_with(PARTIAL_PREFIX) {
-            if is_leftover(&name, item.metadata().ok().as_ref())
-                && let Some(path) = item.path().to_str()
-            {
-                listing
-                    .leftovers
-                    .push(path.trim_start_matches('/').to_string());
-            }
-            continue;
-        }
-        let Some(path) = item.path().to_str() else {
-            listing.refused.push((
-                item.path().to_string_lossy().into_owned(),
-                "name is not valid UTF-8; rename the file".into(),
-            ));
-            continue;
-        };
-        match item.metadata() {
-            Ok(metadata) => listing.entries.push(entry_from(
-                path.trim_start_matches('/').to_string(),
-                &metadata,
-            )),
-            Err(error) => listing
-                .refused
-                .push((path.to_string(), format!("cannot read: {error}"))),
-        }
-    }
-    Ok(listing)
 }
 
 /// One name in a folder being walked.

@@ -21,10 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::s3_api::{OpenUpload, RawObject, S3Api};
 use super::store::{
-    ByteStream, Entry, ListItem, ListStream, Listing, Store, StoreError, list_channel, list_whole,
+    ByteStream, Entry, ListItem, ListSender, ListStream, Listing, Store, StoreError, list_channel,
 };
-
-type ListSender = tokio::sync::mpsc::Sender<Result<ListItem, StoreError>>;
 
 /// Files up to this size are sent in one request; larger ones in parts.
 const SINGLE_PUT_LIMIT: u64 = 8 * 1024 * 1024;
@@ -205,6 +203,30 @@ impl ObjectStoreBackend {
                 checksum: e_tag,
             });
         }
+        Ok(listing)
+    }
+
+    /// Lists `prefix` whole (one level comes from the server whole anyway).
+    async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
+        let Some(objects) = self.list_parsed(prefix, recursive).await? else {
+            // object_store rejects the whole listing page over one name;
+            // S3 can be listed raw instead, refusing just that name.
+            return match &self.s3 {
+                Some(s3) => self.list_raw(s3, prefix, recursive).await,
+                None => Err(self.unusable_name(prefix)),
+            };
+        };
+        let mut listing = Listing::default();
+        for meta in objects {
+            if meta.size == 0 && self.is_folder_marker(&meta.location).await? {
+                listing.folder_markers.push(format!("{}/", meta.location));
+                continue;
+            }
+            listing.entries.push(Self::entry(meta));
+        }
+        // A file `dir` next to a marker `dir/` is listed twice as `dir`.
+        listing.entries.sort_by(|a, b| a.key.cmp(&b.key));
+        listing.entries.dedup_by(|a, b| a.key == b.key);
         Ok(listing)
     }
 
@@ -395,37 +417,24 @@ impl Store for ObjectStoreBackend {
         true
     }
 
-    async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
-        let Some(objects) = self.list_parsed(prefix, recursive).await? else {
-            // object_store rejects the whole listing page over one name;
-            // S3 can be listed raw instead, refusing just that name.
-            return match &self.s3 {
-                Some(s3) => self.list_raw(s3, prefix, recursive).await,
-                None => Err(self.unusable_name(prefix)),
-            };
-        };
-        let mut listing = Listing::default();
-        for meta in objects {
-            if meta.size == 0 && self.is_folder_marker(&meta.location).await? {
-                listing.folder_markers.push(format!("{}/", meta.location));
-                continue;
-            }
-            listing.entries.push(Self::entry(meta));
-        }
-        // A file `dir` next to a marker `dir/` is listed twice as `dir`.
-        listing.entries.sort_by(|a, b| a.key.cmp(&b.key));
-        listing.entries.dedup_by(|a, b| a.key == b.key);
-        Ok(listing)
-    }
-
     fn list_stream(self: Arc<Self>, prefix: &str, recursive: bool) -> ListStream {
-        if !recursive {
-            // One level comes from the server whole anyway.
-            return list_whole(self, prefix, recursive);
-        }
         let (sender, stream) = list_channel();
         let prefix = prefix.to_string();
-        tokio::spawn(async move { self.stream_listing(&prefix, &sender).await });
+        tokio::spawn(async move {
+            if recursive {
+                return self.stream_listing(&prefix, &sender).await;
+            }
+            // One level comes from the server whole anyway.
+            let mut items = match self.list(&prefix, false).await {
+                Ok(listing) => listing.into_stream(),
+                Err(error) => futures::stream::once(async move { Err(error) }).boxed(),
+            };
+            while let Some(item) = items.next().await {
+                if sender.send(item).await.is_err() {
+                    return;
+                }
+            }
+        });
         stream
     }
 

@@ -98,66 +98,118 @@ impl Listing {
     }
 }
 
-/// Lists the whole of `prefix` first, then streams it sorted.
-pub(crate) fn list_whole<S: Store + ?Sized>(
-    store: Arc<S>,
-    prefix: &str,
-    recursive: bool,
-) -> ListStream {
-    let prefix = prefix.to_string();
-    futures::stream::once(async move { store.list(&prefix, recursive).await })
-        .map(|listing| match listing {
-            Ok(listing) => listing.into_stream(),
-            Err(error) => futures::stream::once(async move { Err(error) }).boxed(),
-        })
-        .flatten()
-        .boxed()
-}
-
 /// One name a server listed in a folder (FTP, SFTP).
-pub(crate) struct Listed<'a> {
-    pub folder: &'a str,
-    pub name: &'a str,
+pub(crate) struct RemoteName {
+    pub name: String,
     pub is_folder: bool,
     pub size: u64,
     pub modified: Option<DateTime<Utc>>,
 }
 
-impl Listing {
-    /// Files a server listed: a file becomes an entry, a folder is queued
-    /// in `folders` when `recursive`, and our own partial files are left
-    /// out (kept as leftovers once stale).
-    pub(crate) fn add_listed(
-        &mut self,
-        listed: Listed<'_>,
-        recursive: bool,
-        folders: &mut Vec<String>,
-    ) {
-        let name = listed.name;
-        if name == "." || name == ".." {
-            return;
+/// What a server listed in one folder: its names, and lines it gave that
+/// could not be read (a name, and why).
+pub(crate) type RemoteFolder = (Vec<RemoteName>, Vec<(String, String)>);
+
+/// A connection that reads a server's folders one at a time.
+#[async_trait]
+pub(crate) trait FolderReader: Send {
+    /// What `folder` (a `/`-rooted path) holds; `None` when it does not exist.
+    async fn read_folder(&mut self, folder: &str) -> Result<Option<RemoteFolder>, StoreError>;
+    /// Ends the connection politely.
+    async fn close(&mut self);
+}
+
+pub(crate) type ListSender = tokio::sync::mpsc::Sender<Result<ListItem, StoreError>>;
+
+/// Reads a folder and sends its unreadable lines; its names come back sorted
+/// so a depth-first walk gives paths in byte order (a folder sorts as its
+/// name followed by `/`: `a-b` before `a/x`).
+async fn read_sorted(
+    reader: &mut impl FolderReader,
+    folder: &str,
+    sender: &ListSender,
+) -> Result<Option<std::vec::IntoIter<RemoteName>>, StoreError> {
+    let Some((mut names, refused)) = reader.read_folder(folder).await? else {
+        return Ok(None);
+    };
+    for (name, reason) in refused {
+        if sender
+            .send(Ok(ListItem::Refused(name, reason)))
+            .await
+            .is_err()
+        {
+            return Ok(None);
         }
-        let path = format!("{}/{name}", listed.folder.trim_end_matches('/'));
-        if name.starts_with(super::local::PARTIAL_PREFIX) {
-            if stale_on_server(listed.modified) {
-                self.leftovers
-                    .push(path.trim_start_matches('/').to_string());
-            }
-            return;
-        }
-        if listed.is_folder {
-            if recursive {
-                folders.push(path);
-            }
-            return;
-        }
-        self.entries.push(Entry {
-            key: path.trim_start_matches('/').to_string(),
-            size: listed.size,
-            modified: listed.modified,
-            checksum: None,
-        });
     }
+    names.retain(|listed| listed.name != "." && listed.name != "..");
+    names.sort_unstable_by(|a, b| {
+        let order = |listed: &RemoteName| {
+            let mut bytes = listed.name.as_bytes().to_vec();
+            if listed.is_folder {
+                bytes.push(b'/');
+            }
+            bytes
+        };
+        order(a).cmp(&order(b))
+    });
+    Ok(Some(names.into_iter()))
+}
+
+/// Walks a server from `root` depth first in key order, sending what it
+/// finds: files, and partial files of dead runs (stale ones) as leftovers.
+/// Holds the names of the folders on the current path only.
+pub(crate) async fn walk_remote(
+    mut reader: impl FolderReader,
+    root: &str,
+    recursive: bool,
+    sender: &ListSender,
+) {
+    let mut stack = Vec::new();
+    match read_sorted(&mut reader, root, sender).await {
+        Ok(Some(names)) => stack.push((root.trim_end_matches('/').to_string(), names)),
+        Ok(None) => {}
+        Err(error) => {
+            let _ = sender.send(Err(error)).await;
+        }
+    }
+    while let Some((folder, names)) = stack.last_mut() {
+        let Some(listed) = names.next() else {
+            stack.pop();
+            continue;
+        };
+        let path = format!("{folder}/{}", listed.name);
+        let key = path.trim_start_matches('/').to_string();
+        let item = if listed.name.starts_with(super::local::PARTIAL_PREFIX) {
+            if !stale_on_server(listed.modified) {
+                continue;
+            }
+            ListItem::Leftover(key)
+        } else if listed.is_folder {
+            if !recursive {
+                continue;
+            }
+            match read_sorted(&mut reader, &path, sender).await {
+                Ok(Some(names)) => stack.push((path, names)),
+                Ok(None) => {}
+                Err(error) => {
+                    let _ = sender.send(Err(error)).await;
+                    break;
+                }
+            }
+            continue;
+        } else {
+            ListItem::File(Entry {
+                key,
+                size: listed.size,
+                modified: listed.modified,
+                checksum: None,
+            })
+        };
+        if sender.send(Ok(item)).await.is_err() {
+            break;
+        }
+    }
+    reader.close().await;
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -199,14 +251,11 @@ pub(crate) trait Store: Send + Sync + 'static {
     fn lists_upload_times(&self) -> bool {
         false
     }
-    /// Lists under `prefix` (empty, or ending with `/`): one level or all.
-    async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError>;
-    /// Lists like [`Store::list`], as a stream in key order. By default the
-    /// whole listing is read first; stores that can walk in key order
-    /// stream it, holding one folder (or page) at a time.
-    fn list_stream(self: Arc<Self>, prefix: &str, recursive: bool) -> ListStream {
-        list_whole(self, prefix, recursive)
-    }
+    /// Lists under `prefix` (empty, or ending with `/`), one level or all,
+    /// as a stream whose files come in key order (as bytes): a store walks
+    /// folders in that order, or pages of keys that come in it, so memory
+    /// holds a folder or a page, never the whole listing.
+    fn list_stream(self: Arc<Self>, prefix: &str, recursive: bool) -> ListStream;
     /// The object at `key`, if there is one.
     async fn head(&self, key: &str) -> Result<Option<Entry>, StoreError>;
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError>;
