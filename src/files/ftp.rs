@@ -105,14 +105,20 @@ struct FtpFolders<'a> {
 #[async_trait]
 impl FolderReader for FtpFolders<'_> {
     async fn read_folder(&mut self, folder: &str) -> Result<Option<RemoteFolder>, StoreError> {
-        let lines = match self.ftp.mlsd(Some(folder)).await {
+        let mut listed = self.ftp.mlsd(Some(folder)).await;
+        if let Err(error) = &listed
+            && !is_missing(error)
+        {
+            // The listing connection idles while copies catch up, and a
+            // server may have dropped it since: one try on a new one.
+            tracing::debug!(folder, %error, "listing again on a new connection");
+            self.ftp = self.store.connect().await?;
+            listed = self.ftp.mlsd(Some(folder)).await;
+        }
+        let lines = match listed {
             Ok(lines) => lines,
             // A missing folder lists as empty, like the other stores.
-            Err(suppaftp::FtpError::UnexpectedResponse(response))
-                if [501, 550].contains(&response.status.code()) =>
-            {
-                return Ok(None);
-            }
+            Err(error) if is_missing(&error) => return Ok(None),
             Err(error) => return Err(self.store.error(folder, error)),
         };
         let mut names = Vec::with_capacity(lines.len());
@@ -138,6 +144,12 @@ impl FolderReader for FtpFolders<'_> {
     async fn close(&mut self) {
         let _ = self.ftp.quit().await;
     }
+}
+
+/// Whether the server said the folder does not exist.
+fn is_missing(error: &suppaftp::FtpError) -> bool {
+    matches!(error, suppaftp::FtpError::UnexpectedResponse(response)
+        if [501, 550].contains(&response.status.code()))
 }
 
 fn path_of(key: &str) -> String {

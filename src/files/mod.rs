@@ -120,7 +120,7 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
     }
     if let Some(error) = listing_error {
         return TaskOutcome::failed(format!(
-            "listing stopped, files listed after this were not synced: {error}"
+            "{error} (the listing stopped there: files after that point were not synced; a rerun after the cause is fixed syncs them)"
         ));
     }
     let settled = std::mem::take(&mut run.settled);

@@ -158,7 +158,17 @@ struct SftpFolders<'a> {
 #[async_trait]
 impl FolderReader for SftpFolders<'_> {
     async fn read_folder(&mut self, folder: &str) -> Result<Option<RemoteFolder>, StoreError> {
-        let entries = match self.sftp.read_dir(folder.to_string()).await {
+        let listed = match self.sftp.read_dir(folder.to_string()).await {
+            // The listing session idles while copies catch up, and a server
+            // may have dropped it since: one fresh try on a new session.
+            Err(error) if self.sftp.try_exists(folder.to_string()).await.is_err() => {
+                tracing::debug!(folder, %error, "listing again on a new session");
+                self.sftp = self.store.session().await?;
+                self.sftp.read_dir(folder.to_string()).await
+            }
+            listed => listed,
+        };
+        let entries = match listed {
             Ok(entries) => entries,
             // A missing folder lists as empty, like the other stores.
             Err(_)
