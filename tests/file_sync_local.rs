@@ -543,3 +543,28 @@ fn a_destination_that_cannot_be_written_is_named_in_the_error_not_the_source() {
         }
     }
 }
+
+#[test]
+fn a_symlink_looping_back_up_is_reported_and_the_rest_syncs() {
+    let workspace = Workspace::new();
+    workspace.file("in/a.csv", b"a");
+    workspace.file("in/sub/b.csv", b"b");
+    std::os::unix::fs::symlink("..", workspace.path().join("in/sub/loop")).expect("symlink");
+    workspace.write_config(&sync_task("t", "recursive = true"));
+
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1), "a partial run exits 1");
+    let run = run_of(&runs, "t");
+    assert_eq!(counter(run, "files_synced"), 2);
+    assert_eq!(counter(run, "files_failed"), 1);
+    assert_eq!(workspace.tree("out"), vec!["a.csv", "sub/b.csv"]);
+    let errors = json_lines(&workspace.run(&["errors", "--json"]));
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0]["key"], "sub/loop");
+    assert!(
+        errors[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("loops back")),
+        "{errors:?}"
+    );
+}

@@ -75,6 +75,23 @@ fn row_style() -> ProgressStyle {
     .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
+/// A file run's counts; while it is still listing, copies already run, so
+/// what is known so far.
+fn file_message(counters: &crate::run::RunCounters) -> String {
+    let counts = format!(
+        "files {}/{} skipped {} failed {}",
+        counters.files_synced,
+        counters.files_to_copy,
+        counters.files_skipped(),
+        counters.files_failed
+    );
+    if counters.totals_known {
+        counts
+    } else {
+        format!("{} listed, {counts} so far", counters.files_listed)
+    }
+}
+
 fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, ProgressBar>, event: EngineEvent) {
     match event {
         EngineEvent::RunStarted {
@@ -119,13 +136,7 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, ProgressBar>, event: En
                     counters.batches_failed
                 )
             } else {
-                format!(
-                    "files {}/{} skipped {} failed {}",
-                    counters.files_synced,
-                    counters.files_to_copy,
-                    counters.files_skipped(),
-                    counters.files_failed
-                )
+                file_message(&counters)
             });
         }
         EngineEvent::ItemFailed {
@@ -162,5 +173,27 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, ProgressBar>, event: En
         | EngineEvent::ItemSkipped { .. }
         | EngineEvent::ScheduleChanged { .. }
         | EngineEvent::SlotSkipped { .. } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_run_still_listing_shows_what_is_known_so_far() {
+        let mut counters = crate::run::RunCounters {
+            files_listed: 5000,
+            files_to_copy: 40,
+            files_synced: 12,
+            files_skipped_unchanged: 4900,
+            ..Default::default()
+        };
+        assert_eq!(
+            file_message(&counters),
+            "5000 listed, files 12/40 skipped 4900 failed 0 so far"
+        );
+        counters.totals_known = true;
+        assert_eq!(file_message(&counters), "files 12/40 skipped 4900 failed 0");
     }
 }

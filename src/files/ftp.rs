@@ -17,7 +17,10 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::local::PARTIAL_PREFIX;
-use super::store::{ByteStream, Entry, Listed, Listing, Store, StoreError, read_in_background};
+use super::store::{
+    ByteStream, Entry, FolderReader, ListStream, RemoteFolder, RemoteName, Store, StoreError,
+    list_channel, read_in_background, walk_remote,
+};
 use crate::config::Secret;
 
 pub(crate) struct FtpStore {
@@ -93,6 +96,62 @@ impl FtpStore {
     }
 }
 
+/// One FTP connection reading folders with MLSD (exact sizes and times).
+struct FtpFolders<'a> {
+    ftp: AsyncRustlsFtpStream,
+    store: &'a FtpStore,
+}
+
+#[async_trait]
+impl FolderReader for FtpFolders<'_> {
+    async fn read_folder(&mut self, folder: &str) -> Result<Option<RemoteFolder>, StoreError> {
+        let mut listed = self.ftp.mlsd(Some(folder)).await;
+        if let Err(error) = &listed
+            && !is_missing(error)
+        {
+            // The listing connection idles while copies catch up, and a
+            // server may have dropped it since: one try on a new one.
+            tracing::debug!(folder, %error, "listing again on a new connection");
+            self.ftp = self.store.connect().await?;
+            listed = self.ftp.mlsd(Some(folder)).await;
+        }
+        let lines = match listed {
+            Ok(lines) => lines,
+            // A missing folder lists as empty, like the other stores.
+            Err(error) if is_missing(&error) => return Ok(None),
+            Err(error) => return Err(self.store.error(folder, error)),
+        };
+        let mut names = Vec::with_capacity(lines.len());
+        let mut refused = Vec::new();
+        for line in lines {
+            let Ok(file) = suppaftp::list::ListParser::parse_mlsd(&line) else {
+                refused.push((
+                    format!("{folder}/?"),
+                    format!("unreadable listing line: {line}"),
+                ));
+                continue;
+            };
+            names.push(RemoteName {
+                name: file.name().to_string(),
+                is_folder: file.is_directory(),
+                size: file.size() as u64,
+                modified: Some(DateTime::<Utc>::from(file.modified())),
+            });
+        }
+        Ok(Some((names, refused)))
+    }
+
+    async fn close(&mut self) {
+        let _ = self.ftp.quit().await;
+    }
+}
+
+/// Whether the server said the folder does not exist.
+fn is_missing(error: &suppaftp::FtpError) -> bool {
+    matches!(error, suppaftp::FtpError::UnexpectedResponse(response)
+        if [501, 550].contains(&response.status.code()))
+}
+
 fn path_of(key: &str) -> String {
     format!("/{}", key.trim_end_matches('/'))
 }
@@ -114,41 +173,21 @@ impl Store for FtpStore {
         chrono::TimeDelta::seconds(1)
     }
 
-    async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
-        let mut ftp = self.connect().await?;
-        let mut listing = Listing::default();
-        let mut folders = vec![path_of(prefix)];
-        while let Some(folder) = folders.pop() {
-            let lines = match ftp.mlsd(Some(folder.as_str())).await {
-                Ok(lines) => lines,
-                // A missing folder lists as empty, like the other stores.
-                Err(suppaftp::FtpError::UnexpectedResponse(response))
-                    if [501, 550].contains(&response.status.code()) =>
-                {
-                    continue;
+    fn list_stream(self: Arc<Self>, prefix: &str, recursive: bool) -> ListStream {
+        let (sender, stream) = list_channel();
+        let root = path_of(prefix);
+        tokio::spawn(async move {
+            match self.connect().await {
+                Ok(ftp) => {
+                    let reader = FtpFolders { ftp, store: &self };
+                    walk_remote(reader, &root, recursive, &sender).await;
                 }
-                Err(error) => return Err(self.error(&folder, error)),
-            };
-            for line in lines {
-                let Ok(file) = suppaftp::list::ListParser::parse_mlsd(&line) else {
-                    listing.refused.push((
-                        format!("{folder}/?"),
-                        format!("unreadable listing line: {line}"),
-                    ));
-                    continue;
-                };
-                let listed = Listed {
-                    folder: &folder,
-                    name: file.name(),
-                    is_folder: file.is_directory(),
-                    size: file.size() as u64,
-                    modified: Some(DateTime::<Utc>::from(file.modified())),
-                };
-                listing.add_listed(listed, recursive, &mut folders);
+                Err(error) => {
+                    let _ = sender.send(Err(error)).await;
+                }
             }
-        }
-        let _ = ftp.quit().await;
-        Ok(listing)
+        });
+        stream
     }
 
     async fn head(&self, key: &str) -> Result<Option<Entry>, StoreError> {

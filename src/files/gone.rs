@@ -2,23 +2,22 @@
 //! left to copy, so they are marked `gone` instead of staying pending
 //! (and retried, and counted) forever.
 
-use std::collections::HashSet;
-
-use super::FilePlan;
+use super::plan::Sides;
 use crate::config::SyncProperties;
 use crate::state::{FailedItem, ItemKind, ItemStatus};
 use crate::task::RunContext;
 
 /// Marks this task's failed files that no longer exist at the source as
-/// `gone` and returns their paths. A retry run looks at the items it
-/// retries, any other run at every pending failed file of the task.
+/// `gone` and returns their paths. Runs after the files this run landed
+/// were resolved: a retry run looks at the items it retried, any other run
+/// at every failed file of the task still pending.
 ///
 /// Only for sources without templates: a templated source (a folder per
 /// `execution_date`, say) is another folder today than when the file
 /// failed, so a file missing from it says nothing about the one that failed.
 pub(super) async fn settle_gone(
     properties: &SyncProperties,
-    plan: &FilePlan,
+    plan: &Sides,
     context: &RunContext,
 ) -> Vec<String> {
     if properties.source_path.get_ref().contains("{{") {
@@ -41,16 +40,9 @@ pub(super) async fn settle_gone(
             }
         },
     };
-    let in_plan: HashSet<&str> = plan
-        .files
-        .iter()
-        .map(|file| file.relative.as_str())
-        .chain(plan.refused.iter().map(|(relative, _)| relative.as_str()))
-        .chain(plan.folder_markers.iter().map(String::as_str))
-        .collect();
     let mut gone = Vec::new();
     for item in items {
-        if item.kind != ItemKind::File || in_plan.contains(item.key.as_str()) {
+        if item.kind != ItemKind::File || item.status != ItemStatus::Pending {
             continue;
         }
         // Not in the plan may also mean no longer selected (the pattern

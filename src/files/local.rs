@@ -16,7 +16,7 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
-use super::store::{ByteStream, Entry, Listing, Store, StoreError};
+use super::store::{ByteStream, Entry, ListItem, ListStream, Store, StoreError, list_channel};
 
 /// Partial files start with this; listings leave them out.
 pub(crate) const PARTIAL_PREFIX: &str = ".syncdeck-partial-";
@@ -210,11 +210,11 @@ impl Store for LocalStore {
         chrono::TimeDelta::zero()
     }
 
-    async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
+    fn list_stream(self: std::sync::Arc<Self>, prefix: &str, recursive: bool) -> ListStream {
         let root = absolute(prefix);
-        tokio::task::spawn_blocking(move || list_blocking(&root, recursive))
-            .await
-            .map_err(|error| StoreError::permanent(format!("listing stopped: {error}")))?
+        let (sender, stream) = list_channel();
+        tokio::task::spawn_blocking(move || walk_sorted(&root, recursive, &sender));
+        stream
     }
 
     async fn head(&self, key: &str) -> Result<Option<Entry>, StoreError> {
@@ -353,64 +353,148 @@ impl Store for LocalStore {
     }
 }
 
-fn list_blocking(root: &Path, recursive: bool) -> Result<Listing, StoreError> {
-    let mut listing = Listing::default();
+/// One name in a folder being walked.
+struct Child {
+    path: PathBuf,
+    /// What the name sorts by: its bytes, with a `/` after a folder's, so
+    /// the walk gives paths in byte order (`a-b` before `a/x`).
+    order: Vec<u8>,
+    is_folder: bool,
+}
+
+/// Reads one folder's names, sorted; symlinks are followed.
+fn read_sorted(folder: &Path) -> std::io::Result<Vec<Child>> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut children = Vec::new();
+    for item in std::fs::read_dir(folder)? {
+        let item = item?;
+        let path = item.path();
+        let is_folder = match item.file_type() {
+            Ok(kind) if kind.is_symlink() => std::fs::metadata(&path).is_ok_and(|m| m.is_dir()),
+            Ok(kind) => kind.is_dir(),
+            Err(_) => false,
+        };
+        let mut order = item.file_name().as_bytes().to_vec();
+        if is_folder {
+            order.push(b'/');
+        }
+        children.push(Child {
+            path,
+            order,
+            is_folder,
+        });
+    }
+    children.sort_unstable_by(|a, b| a.order.cmp(&b.order));
+    Ok(children)
+}
+
+/// The (device, inode) of a folder, to notice symlink loops.
+fn folder_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Walks `root` depth first in key order, sending what it finds; holds
+/// the names of the folders on the current path only. Stops when the
+/// receiver is gone.
+fn walk_sorted(
+    root: &Path,
+    recursive: bool,
+    sender: &tokio::sync::mpsc::Sender<Result<ListItem, StoreError>>,
+) {
+    let send = |item: Result<ListItem, StoreError>| sender.blocking_send(item).is_ok();
     match std::fs::metadata(root) {
         Ok(metadata) if metadata.is_dir() => {}
-        Ok(_) => return Ok(listing),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(listing),
-        Err(error) => return Err(io_error(root, error)),
+        Ok(_) => return,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return,
+        Err(error) => {
+            send(Err(io_error(root, error)));
+            return;
+        }
     }
-    let walker = walkdir::WalkDir::new(root)
-        .min_depth(1)
-        .max_depth(if recursive { usize::MAX } else { 1 })
-        .follow_links(true);
-    for item in walker {
-        let item = match item {
-            Ok(item) => item,
-            Err(error) => {
-                let path = error
-                    .path()
-                    .map(|path| path.display().to_string())
-                    .unwrap_or_default();
-                listing
-                    .refused
-                    .push((path, format!("cannot read: {error}")));
+    let children = match read_sorted(root) {
+        Ok(children) => children,
+        Err(error) => {
+            send(Err(io_error(root, error)));
+            return;
+        }
+    };
+    let mut stack = vec![children.into_iter()];
+    let mut ancestors: Vec<Option<(u64, u64)>> = vec![folder_id(root)];
+    while let Some(level) = stack.last_mut() {
+        let Some(child) = level.next() else {
+            stack.pop();
+            ancestors.pop();
+            continue;
+        };
+        let item = if child.is_folder {
+            if !recursive {
                 continue;
             }
-        };
-        if !item.file_type().is_file() {
-            continue;
-        }
-        let name = item.file_name().to_string_lossy();
-        if name.starts_with(PARTIAL_PREFIX) {
-            if is_leftover(&name, item.metadata().ok().as_ref())
-                && let Some(path) = item.path().to_str()
-            {
-                listing
-                    .leftovers
-                    .push(path.trim_start_matches('/').to_string());
+            let id = folder_id(&child.path);
+            if id.is_some() && ancestors.contains(&id) {
+                Some(ListItem::Refused(
+                    child.path.display().to_string(),
+                    "cannot read: a symlink loops back to a folder above it".into(),
+                ))
+            } else {
+                match read_sorted(&child.path) {
+                    Ok(children) => {
+                        stack.push(children.into_iter());
+                        ancestors.push(id);
+                        None
+                    }
+                    Err(error) => Some(ListItem::Refused(
+                        child.path.display().to_string(),
+                        format!("cannot read: {error}"),
+                    )),
+                }
             }
-            continue;
-        }
-        let Some(path) = item.path().to_str() else {
-            listing.refused.push((
-                item.path().to_string_lossy().into_owned(),
-                "name is not valid UTF-8; rename the file".into(),
-            ));
-            continue;
+        } else {
+            file_item(&child.path)
         };
-        match item.metadata() {
-            Ok(metadata) => listing.entries.push(entry_from(
-                path.trim_start_matches('/').to_string(),
-                &metadata,
-            )),
-            Err(error) => listing
-                .refused
-                .push((path.to_string(), format!("cannot read: {error}"))),
+        if let Some(item) = item
+            && !send(Ok(item))
+        {
+            return;
         }
     }
-    Ok(listing)
+}
+
+/// What a walk reports for a name that is not a folder: a file, a
+/// leftover partial file, a refusal, or nothing (sockets, devices).
+fn file_item(path: &Path) -> Option<ListItem> {
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy())
+        .unwrap_or_default();
+    let metadata = std::fs::metadata(path);
+    if name.starts_with(PARTIAL_PREFIX) {
+        return (is_leftover(&name, metadata.as_ref().ok()))
+            .then(|| path.to_str())
+            .flatten()
+            .map(|key| ListItem::Leftover(key.trim_start_matches('/').to_string()));
+    }
+    let metadata = match metadata {
+        Ok(metadata) if metadata.is_file() => metadata,
+        Ok(_) => return None,
+        Err(error) => {
+            return Some(ListItem::Refused(
+                path.display().to_string(),
+                format!("cannot read: {error}"),
+            ));
+        }
+    };
+    let Some(key) = path.to_str() else {
+        return Some(ListItem::Refused(
+            path.to_string_lossy().into_owned(),
+            "name is not valid UTF-8; rename the file".into(),
+        ));
+    };
+    Some(ListItem::File(entry_from(
+        key.trim_start_matches('/').to_string(),
+        &metadata,
+    )))
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@
 //! source's time rather than the upload time.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -20,8 +19,10 @@ use object_store::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::s3_api::{RawObject, S3Api};
-use super::store::{ByteStream, Entry, Listing, Store, StoreError};
+use super::s3_api::{OpenUpload, RawObject, S3Api};
+use super::store::{
+    ByteStream, Entry, ListItem, ListSender, ListStream, Listing, Store, StoreError, list_channel,
+};
 
 /// Files up to this size are sent in one request; larger ones in parts.
 const SINGLE_PUT_LIMIT: u64 = 8 * 1024 * 1024;
@@ -205,6 +206,116 @@ impl ObjectStoreBackend {
         Ok(listing)
     }
 
+    /// Lists `prefix` whole (one level comes from the server whole anyway).
+    async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
+        let Some(objects) = self.list_parsed(prefix, recursive).await? else {
+            // object_store rejects the whole listing page over one name;
+            // S3 can be listed raw instead, refusing just that name.
+            return match &self.s3 {
+                Some(s3) => self.list_raw(s3, prefix, recursive).await,
+                None => Err(self.unusable_name(prefix)),
+            };
+        };
+        let mut listing = Listing::default();
+        for meta in objects {
+            if meta.size == 0 && self.is_folder_marker(&meta.location).await? {
+                listing.folder_markers.push(format!("{}/", meta.location));
+                continue;
+            }
+            listing.entries.push(Self::entry(meta));
+        }
+        // A file `dir` next to a marker `dir/` is listed twice as `dir`.
+        listing.entries.sort_by(|a, b| a.key.cmp(&b.key));
+        listing.entries.dedup_by(|a, b| a.key == b.key);
+        Ok(listing)
+    }
+
+    fn unusable_name(&self, prefix: &str) -> StoreError {
+        StoreError::permanent(format!(
+            "{}/{prefix}: an object under this folder has a name syncdeck cannot use (a `.` or `..` segment, an empty segment or a control character); rename or remove it",
+            self.name
+        ))
+    }
+
+    /// Streams a recursive listing page by page into `sender`, in key order.
+    async fn stream_listing(&self, prefix: &str, sender: &ListSender) {
+        let trimmed = prefix.trim_end_matches('/');
+        let path = match trimmed {
+            "" => None,
+            trimmed => match self.path(trimmed) {
+                Ok(path) => Some(path),
+                Err(error) => {
+                    let _ = sender.send(Err(error)).await;
+                    return;
+                }
+            },
+        };
+        let mut listed = self.store.list(path.as_ref());
+        let mut last: Option<String> = None;
+        while let Some(meta) = listed.next().await {
+            let meta = match meta {
+                Ok(meta) => meta,
+                Err(object_store::Error::InvalidPath { .. }) => {
+                    // object_store rejects a whole page over one name; S3
+                    // can be listed raw instead, refusing just that name.
+                    let rest = match &self.s3 {
+                        Some(s3) => self.list_raw(s3, prefix, true).await,
+                        None => Err(self.unusable_name(prefix)),
+                    };
+                    let mut rest = match rest {
+                        Ok(rest) => rest,
+                        Err(error) => {
+                            let _ = sender.send(Err(error)).await;
+                            return;
+                        }
+                    };
+                    if let Some(last) = &last {
+                        rest.entries.retain(|entry| entry.key > *last);
+                    }
+                    let mut rest = rest.into_stream();
+                    while let Some(item) = rest.next().await {
+                        if sender.send(item).await.is_err() {
+                            return;
+                        }
+                    }
+                    return;
+                }
+                Err(error) => {
+                    let _ = sender.send(Err(self.error(prefix, error))).await;
+                    return;
+                }
+            };
+            let item = if meta.size == 0 {
+                match self.is_folder_marker(&meta.location).await {
+                    Ok(true) => Some(ListItem::FolderMarker(format!("{}/", meta.location))),
+                    Ok(false) => None,
+                    Err(error) => {
+                        let _ = sender.send(Err(error)).await;
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
+            let item = match item {
+                Some(marker) => marker,
+                None => {
+                    let key = meta.location.to_string();
+                    // A file `dir` next to a marker `dir/` is listed twice
+                    // as `dir`, the second time after `dir-…` keys.
+                    if last.as_deref().is_some_and(|last| key.as_str() <= last) {
+                        continue;
+                    }
+                    last = Some(key);
+                    ListItem::File(Self::entry(meta))
+                }
+            };
+            if sender.send(Ok(item)).await.is_err() {
+                return;
+            }
+        }
+    }
+
     async fn put_multipart(
         &self,
         path: &ObjectPath,
@@ -306,30 +417,25 @@ impl Store for ObjectStoreBackend {
         true
     }
 
-    async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
-        let Some(objects) = self.list_parsed(prefix, recursive).await? else {
-            // object_store rejects the whole listing page over one name;
-            // S3 can be listed raw instead, refusing just that name.
-            return match &self.s3 {
-                Some(s3) => self.list_raw(s3, prefix, recursive).await,
-                None => Err(StoreError::permanent(format!(
-                    "{}/{prefix}: an object under this folder has a name syncdeck cannot use (a `.` or `..` segment, an empty segment or a control character); rename or remove it",
-                    self.name
-                ))),
-            };
-        };
-        let mut listing = Listing::default();
-        for meta in objects {
-            if meta.size == 0 && self.is_folder_marker(&meta.location).await? {
-                listing.folder_markers.push(format!("{}/", meta.location));
-                continue;
+    fn list_stream(self: Arc<Self>, prefix: &str, recursive: bool) -> ListStream {
+        let (sender, stream) = list_channel();
+        let prefix = prefix.to_string();
+        tokio::spawn(async move {
+            if recursive {
+                return self.stream_listing(&prefix, &sender).await;
             }
-            listing.entries.push(Self::entry(meta));
-        }
-        // A file `dir` next to a marker `dir/` is listed twice as `dir`.
-        listing.entries.sort_by(|a, b| a.key.cmp(&b.key));
-        listing.entries.dedup_by(|a, b| a.key == b.key);
-        Ok(listing)
+            // One level comes from the server whole anyway.
+            let mut items = match self.list(&prefix, false).await {
+                Ok(listing) => listing.into_stream(),
+                Err(error) => futures::stream::once(async move { Err(error) }).boxed(),
+            };
+            while let Some(item) = items.next().await {
+                if sender.send(item).await.is_err() {
+                    return;
+                }
+            }
+        });
+        stream
     }
 
     async fn head(&self, key: &str) -> Result<Option<Entry>, StoreError> {
@@ -422,33 +528,29 @@ impl Store for ObjectStoreBackend {
         }
     }
 
-    async fn abort_stale_uploads(
-        &self,
-        folder: &str,
-        keys: &HashSet<String>,
-    ) -> Result<usize, StoreError> {
-        let Some(s3) = &self.s3 else { return Ok(0) };
-        let uploads = s3.open_uploads(folder).await.map_err(|error| {
+    async fn open_uploads(&self, folder: &str) -> Result<Vec<OpenUpload>, StoreError> {
+        let Some(s3) = &self.s3 else {
+            return Ok(Vec::new());
+        };
+        s3.open_uploads(folder).await.map_err(|error| {
             StoreError::transient(format!(
                 "{}/{folder}: listing open multipart uploads: {error}",
                 self.name
             ))
-        })?;
-        let mut aborted = 0;
-        for upload in uploads.iter().filter(|upload| keys.contains(&upload.key)) {
-            match s3.abort_upload(upload).await {
-                Ok(()) => aborted += 1,
-                // Gone already (completed or aborted meanwhile) is fine.
-                Err(error) if error.contains("NoSuchUpload") => {}
-                Err(error) => {
-                    return Err(StoreError::transient(format!(
-                        "{}/{}: aborting a multipart upload left by an earlier run: {error}",
-                        self.name, upload.key
-                    )));
-                }
-            }
+        })
+    }
+
+    async fn abort_upload(&self, upload: &OpenUpload) -> Result<(), StoreError> {
+        let Some(s3) = &self.s3 else { return Ok(()) };
+        match s3.abort_upload(upload).await {
+            Ok(()) => Ok(()),
+            // Gone already (completed or aborted meanwhile) is fine.
+            Err(error) if error.contains("NoSuchUpload") => Ok(()),
+            Err(error) => Err(StoreError::transient(format!(
+                "{}/{}: aborting a multipart upload left by an earlier run: {error}",
+                self.name, upload.key
+            ))),
         }
-        Ok(aborted)
     }
 }
 

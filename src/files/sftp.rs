@@ -15,7 +15,10 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::local::PARTIAL_PREFIX;
-use super::store::{ByteStream, Entry, Listed, Listing, Store, StoreError, read_in_background};
+use super::store::{
+    ByteStream, Entry, FolderReader, ListStream, RemoteFolder, RemoteName, Store, StoreError,
+    list_channel, read_in_background, walk_remote,
+};
 use crate::config::Secret;
 
 /// How the server proves who it is.
@@ -146,6 +149,58 @@ impl SftpStore {
     }
 }
 
+/// One SFTP session reading folders.
+struct SftpFolders<'a> {
+    sftp: SftpSession,
+    store: &'a SftpStore,
+}
+
+#[async_trait]
+impl FolderReader for SftpFolders<'_> {
+    async fn read_folder(&mut self, folder: &str) -> Result<Option<RemoteFolder>, StoreError> {
+        let listed = match self.sftp.read_dir(folder.to_string()).await {
+            // The listing session idles while copies catch up, and a server
+            // may have dropped it since: one fresh try on a new session.
+            Err(error) if self.sftp.try_exists(folder.to_string()).await.is_err() => {
+                tracing::debug!(folder, %error, "listing again on a new session");
+                self.sftp = self.store.session().await?;
+                self.sftp.read_dir(folder.to_string()).await
+            }
+            listed => listed,
+        };
+        let entries = match listed {
+            Ok(entries) => entries,
+            // A missing folder lists as empty, like the other stores.
+            Err(_)
+                if !self
+                    .sftp
+                    .try_exists(folder.to_string())
+                    .await
+                    .unwrap_or(true) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(self.store.error(folder, error)),
+        };
+        let names = entries
+            .map(|entry| {
+                let metadata = entry.metadata();
+                RemoteName {
+                    name: entry.file_name(),
+                    is_folder: metadata.is_dir(),
+                    size: metadata.size.unwrap_or(0),
+                    modified: modified(metadata.mtime),
+                }
+            })
+            .collect();
+        Ok(Some((names, Vec::new())))
+    }
+
+    async fn close(&mut self) {
+        let _ = self.sftp.close().await;
+    }
+}
+
 fn path_of(key: &str) -> String {
     format!("/{}", key.trim_end_matches('/'))
 }
@@ -171,32 +226,21 @@ impl Store for SftpStore {
         chrono::TimeDelta::seconds(1)
     }
 
-    async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
-        let sftp = self.session().await?;
-        let mut listing = Listing::default();
-        let mut folders = vec![path_of(prefix)];
-        while let Some(folder) = folders.pop() {
-            let entries = match sftp.read_dir(folder.clone()).await {
-                Ok(entries) => entries,
-                // A missing folder lists as empty, like the other stores.
-                Err(_) if !sftp.try_exists(folder.clone()).await.unwrap_or(true) => continue,
-                Err(error) => return Err(self.error(&folder, error)),
-            };
-            for entry in entries {
-                let name = entry.file_name();
-                let metadata = entry.metadata();
-                let listed = Listed {
-                    folder: &folder,
-                    name: &name,
-                    is_folder: metadata.is_dir(),
-                    size: metadata.size.unwrap_or(0),
-                    modified: modified(metadata.mtime),
-                };
-                listing.add_listed(listed, recursive, &mut folders);
+    fn list_stream(self: Arc<Self>, prefix: &str, recursive: bool) -> ListStream {
+        let (sender, stream) = list_channel();
+        let root = path_of(prefix);
+        tokio::spawn(async move {
+            match self.session().await {
+                Ok(sftp) => {
+                    let reader = SftpFolders { sftp, store: &self };
+                    walk_remote(reader, &root, recursive, &sender).await;
+                }
+                Err(error) => {
+                    let _ = sender.send(Err(error)).await;
+                }
             }
-        }
-        let _ = sftp.close().await;
-        Ok(listing)
+        });
+        stream
     }
 
     async fn head(&self, key: &str) -> Result<Option<Entry>, StoreError> {

@@ -5,7 +5,7 @@
 //! atomic from a reader's point of view: a cancelled or failed write leaves
 //! the old object (or none), never a partial one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -17,6 +17,7 @@ use object_store::ObjectStore;
 use tokio_util::sync::CancellationToken;
 
 use super::object::ObjectStoreBackend;
+pub(crate) use super::s3_api::OpenUpload;
 use crate::config::StoreOptions;
 use crate::config::location::LocationSpec;
 
@@ -47,50 +48,168 @@ pub(crate) struct Listing {
     pub folder_markers: Vec<String>,
 }
 
+/// One thing a streamed listing found.
+#[derive(Debug)]
+pub(crate) enum ListItem {
+    File(Entry),
+    /// A name that cannot be listed as an object, with the reason.
+    Refused(String, String),
+    /// A partial file a dead earlier run left behind (its key).
+    Leftover(String),
+    /// A zero-byte `dir/` key.
+    FolderMarker(String),
+}
+
+/// A listing as it arrives. Its files come in one canonical order, by key
+/// as bytes, so two listings can be merged without holding either;
+/// refused names, leftovers and markers come in any order.
+pub(crate) type ListStream = BoxStream<'static, Result<ListItem, StoreError>>;
+
+/// Listed items a producer may run ahead of the consumer.
+const LIST_AHEAD: usize = 256;
+
+/// A bounded channel whose receiving end is a [`ListStream`]: the producer
+/// stops (its sends fail) once the stream is dropped.
+pub(crate) fn list_channel() -> (
+    tokio::sync::mpsc::Sender<Result<ListItem, StoreError>>,
+    ListStream,
+) {
+    let (sender, receiver) = tokio::sync::mpsc::channel(LIST_AHEAD);
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|item| (item, receiver))
+    })
+    .boxed();
+    (sender, stream)
+}
+
+impl Listing {
+    /// The listing as a stream, files sorted by key.
+    pub(crate) fn into_stream(mut self) -> ListStream {
+        self.entries.sort_by(|a, b| a.key.cmp(&b.key));
+        let items = self
+            .refused
+            .into_iter()
+            .map(|(name, reason)| ListItem::Refused(name, reason))
+            .chain(self.leftovers.into_iter().map(ListItem::Leftover))
+            .chain(self.folder_markers.into_iter().map(ListItem::FolderMarker))
+            .chain(self.entries.into_iter().map(ListItem::File))
+            .map(Ok);
+        futures::stream::iter(items).boxed()
+    }
+}
+
 /// One name a server listed in a folder (FTP, SFTP).
-pub(crate) struct Listed<'a> {
-    pub folder: &'a str,
-    pub name: &'a str,
+pub(crate) struct RemoteName {
+    pub name: String,
     pub is_folder: bool,
     pub size: u64,
     pub modified: Option<DateTime<Utc>>,
 }
 
-impl Listing {
-    /// Files a server listed: a file becomes an entry, a folder is queued
-    /// in `folders` when `recursive`, and our own partial files are left
-    /// out (kept as leftovers once stale).
-    pub(crate) fn add_listed(
-        &mut self,
-        listed: Listed<'_>,
-        recursive: bool,
-        folders: &mut Vec<String>,
-    ) {
-        let name = listed.name;
-        if name == "." || name == ".." {
-            return;
+/// What a server listed in one folder: its names, and lines it gave that
+/// could not be read (a name, and why).
+pub(crate) type RemoteFolder = (Vec<RemoteName>, Vec<(String, String)>);
+
+/// A connection that reads a server's folders one at a time.
+#[async_trait]
+pub(crate) trait FolderReader: Send {
+    /// What `folder` (a `/`-rooted path) holds; `None` when it does not exist.
+    async fn read_folder(&mut self, folder: &str) -> Result<Option<RemoteFolder>, StoreError>;
+    /// Ends the connection politely.
+    async fn close(&mut self);
+}
+
+pub(crate) type ListSender = tokio::sync::mpsc::Sender<Result<ListItem, StoreError>>;
+
+/// Reads a folder and sends its unreadable lines; its names come back sorted
+/// so a depth-first walk gives paths in byte order (a folder sorts as its
+/// name followed by `/`: `a-b` before `a/x`).
+async fn read_sorted(
+    reader: &mut impl FolderReader,
+    folder: &str,
+    sender: &ListSender,
+) -> Result<Option<std::vec::IntoIter<RemoteName>>, StoreError> {
+    let Some((mut names, refused)) = reader.read_folder(folder).await? else {
+        return Ok(None);
+    };
+    for (name, reason) in refused {
+        if sender
+            .send(Ok(ListItem::Refused(name, reason)))
+            .await
+            .is_err()
+        {
+            return Ok(None);
         }
-        let path = format!("{}/{name}", listed.folder.trim_end_matches('/'));
-        if name.starts_with(super::local::PARTIAL_PREFIX) {
-            if stale_on_server(listed.modified) {
-                self.leftovers
-                    .push(path.trim_start_matches('/').to_string());
-            }
-            return;
-        }
-        if listed.is_folder {
-            if recursive {
-                folders.push(path);
-            }
-            return;
-        }
-        self.entries.push(Entry {
-            key: path.trim_start_matches('/').to_string(),
-            size: listed.size,
-            modified: listed.modified,
-            checksum: None,
-        });
     }
+    names.retain(|listed| listed.name != "." && listed.name != "..");
+    names.sort_unstable_by(|a, b| {
+        let order = |listed: &RemoteName| {
+            let mut bytes = listed.name.as_bytes().to_vec();
+            if listed.is_folder {
+                bytes.push(b'/');
+            }
+            bytes
+        };
+        order(a).cmp(&order(b))
+    });
+    Ok(Some(names.into_iter()))
+}
+
+/// Walks a server from `root` depth first in key order, sending what it
+/// finds: files, and partial files of dead runs (stale ones) as leftovers.
+/// Holds the names of the folders on the current path only.
+pub(crate) async fn walk_remote(
+    mut reader: impl FolderReader,
+    root: &str,
+    recursive: bool,
+    sender: &ListSender,
+) {
+    let mut stack = Vec::new();
+    match read_sorted(&mut reader, root, sender).await {
+        Ok(Some(names)) => stack.push((root.trim_end_matches('/').to_string(), names)),
+        Ok(None) => {}
+        Err(error) => {
+            let _ = sender.send(Err(error)).await;
+        }
+    }
+    while let Some((folder, names)) = stack.last_mut() {
+        let Some(listed) = names.next() else {
+            stack.pop();
+            continue;
+        };
+        let path = format!("{folder}/{}", listed.name);
+        let key = path.trim_start_matches('/').to_string();
+        let item = if listed.name.starts_with(super::local::PARTIAL_PREFIX) {
+            if !stale_on_server(listed.modified) {
+                continue;
+            }
+            ListItem::Leftover(key)
+        } else if listed.is_folder {
+            if !recursive {
+                continue;
+            }
+            match read_sorted(&mut reader, &path, sender).await {
+                Ok(Some(names)) => stack.push((path, names)),
+                Ok(None) => {}
+                Err(error) => {
+                    let _ = sender.send(Err(error)).await;
+                    break;
+                }
+            }
+            continue;
+        } else {
+            ListItem::File(Entry {
+                key,
+                size: listed.size,
+                modified: listed.modified,
+                checksum: None,
+            })
+        };
+        if sender.send(Ok(item)).await.is_err() {
+            break;
+        }
+    }
+    reader.close().await;
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -120,7 +239,7 @@ impl StoreError {
 }
 
 #[async_trait]
-pub(crate) trait Store: Send + Sync {
+pub(crate) trait Store: Send + Sync + 'static {
     /// A name for messages, with no secrets: `s3://bucket`, `local`.
     fn describe(&self) -> String;
     /// Equal for two stores when one can copy between them server-side.
@@ -132,8 +251,11 @@ pub(crate) trait Store: Send + Sync {
     fn lists_upload_times(&self) -> bool {
         false
     }
-    /// Lists under `prefix` (empty, or ending with `/`): one level or all.
-    async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError>;
+    /// Lists under `prefix` (empty, or ending with `/`), one level or all,
+    /// as a stream whose files come in key order (as bytes): a store walks
+    /// folders in that order, or pages of keys that come in it, so memory
+    /// holds a folder or a page, never the whole listing.
+    fn list_stream(self: Arc<Self>, prefix: &str, recursive: bool) -> ListStream;
     /// The object at `key`, if there is one.
     async fn head(&self, key: &str) -> Result<Option<Entry>, StoreError>;
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError>;
@@ -165,14 +287,14 @@ pub(crate) trait Store: Send + Sync {
     async fn recorded_modified(&self, _key: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(None)
     }
-    /// Aborts multipart uploads left open under `folder` for any of `keys`
-    /// (by a run whose process died); returns how many.
-    async fn abort_stale_uploads(
-        &self,
-        _folder: &str,
-        _keys: &HashSet<String>,
-    ) -> Result<usize, StoreError> {
-        Ok(0)
+    /// Multipart uploads open under `folder` (a run started before this
+    /// one left them, as its process died).
+    async fn open_uploads(&self, _folder: &str) -> Result<Vec<OpenUpload>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Aborts one upload [`Store::open_uploads`] gave; one gone already is fine.
+    async fn abort_upload(&self, _upload: &OpenUpload) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 

@@ -95,6 +95,16 @@ impl RunContext {
         });
     }
 
+    /// Publishes the counters now, rather than at the next progress tick:
+    /// for moments a watcher should see at once (totals became known).
+    pub(crate) fn publish_progress(&self) {
+        self.emit(EngineEvent::RunProgress {
+            run_id: self.run_id,
+            task_id: self.task_id.clone(),
+            counters: Box::new(self.counters()),
+        });
+    }
+
     pub(crate) fn update_counters(&self, change: impl FnOnce(&mut RunCounters)) {
         self.counters.update(change);
     }

@@ -50,6 +50,40 @@ fn snapshot_run_detail_running() {
 }
 
 #[test]
+fn a_file_run_still_listing_shows_counts_so_far_and_counting() {
+    let mut app = fixture();
+    app.update(Msg::Engine(EngineEvent::RunProgress {
+        run_id: 46,
+        task_id: "orders_to_s3".into(),
+        counters: Box::new(RunCounters {
+            files_listed: 120_000,
+            files_matched: 90_000,
+            files_planned: 90_000,
+            totals_known: false,
+            files_to_copy: 310,
+            files_synced: 300,
+            files_skipped_unchanged: 89_690,
+            files_active: 4,
+            ..Default::default()
+        }),
+    }));
+    app.update(key(KeyCode::Enter));
+    let screen = screen(&app, 160, 48);
+    assert!(
+        screen.contains("synced 300 skipped 89,690 failed 0"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("queued 6 active 4 of 310 to copy so far"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("counting… (120,000 listed so far)"),
+        "{screen}"
+    );
+}
+
+#[test]
 fn snapshot_run_detail_failed() {
     snapshot_views(
         "detail_failed",

@@ -180,6 +180,16 @@ fn active_lines(active: &ActiveRun, app: &App, theme: Theme, width: usize) -> Ve
             Span::raw(format!(" {:>3.0}%", fraction * 100.0)),
         ]));
     } else {
+        // Copies start while the listing goes on: what is known so far.
+        lines.push(Line::from(vec![
+            Span::styled("      ", theme.dim()),
+            Span::raw(format!(
+                "queued {} active {} of {} to copy so far",
+                format::count(counters.files_queued()),
+                format::count(counters.files_active),
+                format::count(counters.files_to_copy)
+            )),
+        ]));
         lines.push(Line::from(vec![
             Span::styled("bytes ", theme.dim()),
             Span::styled(
