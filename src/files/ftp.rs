@@ -117,7 +117,8 @@ impl Store for FtpStore {
     async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
         let mut ftp = self.connect().await?;
         let mut listing = Listing::default();
-        let mut folders = vec![path_of(prefix)];
+        let root = path_of(prefix);
+        let mut folders = vec![root.clone()];
         while let Some(folder) = folders.pop() {
             let lines = match ftp.mlsd(Some(folder.as_str())).await {
                 Ok(lines) => lines,
@@ -125,6 +126,7 @@ impl Store for FtpStore {
                 Err(suppaftp::FtpError::UnexpectedResponse(response))
                     if [501, 550].contains(&response.status.code()) =>
                 {
+                    listing.missing |= folder == root;
                     continue;
                 }
                 Err(error) => return Err(self.error(&folder, error)),

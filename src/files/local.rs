@@ -279,7 +279,10 @@ fn list_blocking(root: &Path, recursive: bool) -> Result<Listing, StoreError> {
     match std::fs::metadata(root) {
         Ok(metadata) if metadata.is_dir() => {}
         Ok(_) => return Ok(listing),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(listing),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            listing.missing = true;
+            return Ok(listing);
+        }
         Err(error) => return Err(io_error(root, error)),
     }
     let walker = walkdir::WalkDir::new(root)

@@ -211,6 +211,18 @@ pub async fn plan(
             .store
             .list(&source_folder, properties.recursive)
             .await?;
+        // A folder that is not there (a typo, an unmounted disk) is not an
+        // empty folder: succeeding with "0 files" would hide it.
+        if listing.missing {
+            let shown = if source.store.describe() == "local" {
+                format!("/{}", source_folder.trim_end_matches('/'))
+            } else {
+                source_text.clone()
+            };
+            return Err(SyncError::Location(format!(
+                "source folder {shown} does not exist; check source_path, or create the folder"
+            )));
+        }
         files_listed = (listing.entries.len() + listing.refused.len()) as u64;
         for (name, reason) in listing.refused {
             let relative = name

@@ -174,12 +174,16 @@ impl Store for SftpStore {
     async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
         let sftp = self.session().await?;
         let mut listing = Listing::default();
-        let mut folders = vec![path_of(prefix)];
+        let root = path_of(prefix);
+        let mut folders = vec![root.clone()];
         while let Some(folder) = folders.pop() {
             let entries = match sftp.read_dir(folder.clone()).await {
                 Ok(entries) => entries,
                 // A missing folder lists as empty, like the other stores.
-                Err(_) if !sftp.try_exists(folder.clone()).await.unwrap_or(true) => continue,
+                Err(_) if !sftp.try_exists(folder.clone()).await.unwrap_or(true) => {
+                    listing.missing |= folder == root;
+                    continue;
+                }
                 Err(error) => return Err(self.error(&folder, error)),
             };
             for entry in entries {

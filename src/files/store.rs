@@ -45,6 +45,10 @@ pub(crate) struct Listing {
     /// Zero-byte `dir/` keys (folders made by the AWS console, Hadoop,
     /// s3fs): folders, not files, so never synced.
     pub folder_markers: Vec<String>,
+    /// The listed folder itself does not exist (local files, FTP, SFTP).
+    /// Object stores have no folders: a prefix with nothing under it is
+    /// simply empty.
+    pub missing: bool,
 }
 
 /// One name a server listed in a folder (FTP, SFTP).
