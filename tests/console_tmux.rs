@@ -318,3 +318,95 @@ fn cancelling_an_airbyte_run_in_the_console_cancels_the_remote_job() {
     );
     tmux.keys(&["q"]);
 }
+
+#[test]
+fn a_read_only_console_beside_a_daemon_starts_nothing_and_cancels_nothing() {
+    // A shared SQLite store: the daemon and the console on one machine.
+    let workspace = common::Workspace::new();
+    common::sparse_file(&workspace.path().join("big/big.bin"), 32 * 1024 * 1024);
+    workspace.file("in/a.csv", b"a");
+    workspace.write_config(
+        "[[tasks]]\nid = \"slow\"\ntype = \"sync\"\nschedule = \"1s\"\n[tasks.properties]\nsource_path = \"big/\"\ndestination_path = \"big-out/\"\nbwlimit = \"4MiB\"\ncompare = \"always\"\n\n\
+         [[tasks]]\nid = \"tick\"\ntype = \"sync\"\nschedule = \"1s\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\ncompare = \"always\"\n",
+    );
+    let daemon = workspace
+        .command(&["daemon"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("daemon");
+    let daemon_owner = format!(":{}", daemon.id());
+    let history = |task: &str| {
+        common::json_lines(&workspace.run(&["history", "--json", task, "--limit", "100"]))
+    };
+
+    let tmux = Tmux::start(workspace.path(), 100, 30);
+    tmux.wait_for("shell$", "the shell prompt");
+    let command = format!(
+        "{} -c syncdeck.toml --read-only",
+        env!("CARGO_BIN_EXE_syncdeck")
+    );
+    tmux.type_line(&command);
+    tmux.wait_for("· running", "the daemon's slow run, seen through the store");
+    // Several slots pass with the console open: a console that scheduled
+    // would take some of them.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while history("tick").len() < 4 {
+        assert!(Instant::now() < deadline, "the daemon ran tick too rarely");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let slow_run = history("slow")[0]["run_id"].clone();
+    assert_eq!(history("slow")[0]["status"], "running");
+
+    // Quitting asks nothing (there is nothing of its own to cancel)...
+    tmux.keys(&["q"]);
+    tmux.wait_for(
+        &format!("{command}\nshell$"),
+        "the shell prompt at once after quitting",
+    );
+    // ...and the daemon's run goes on to the end.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = history("slow");
+        let run = runs
+            .iter()
+            .find(|run| run["run_id"] == slow_run)
+            .expect("the slow run");
+        if run["status"] != "running" {
+            assert_eq!(run["status"], "succeeded", "{run}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slow run did not finish");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let output = daemon.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(0));
+
+    // Every run in the store is the daemon's: the console started none.
+    let store = rusqlite::Connection::open(workspace.path().join("state/state.db")).expect("open");
+    let mut statement = store
+        .prepare("SELECT task_id, status, owner FROM sync_logs ORDER BY run_id")
+        .expect("query");
+    let runs: Vec<(String, String, String)> = statement
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .expect("rows")
+        .map(|row| row.expect("row"))
+        .collect();
+    assert!(runs.len() >= 5, "{runs:?}");
+    for (task, status, owner) in &runs {
+        assert!(
+            owner.ends_with(&daemon_owner),
+            "{task} run by {owner}: {runs:?}"
+        );
+        assert!(
+            status != "cancelled" && status != "interrupted",
+            "{task} {status}: {runs:?}"
+        );
+    }
+}

@@ -121,3 +121,64 @@ fn a_daemon_without_schedules_says_what_to_add() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_scheduled_task_blocked_by_a_failed_dependency_is_recorded_as_blocked() {
+    let workspace = Workspace::new();
+    // `load`'s source folder does not exist, so each of its runs fails.
+    workspace.write_config(
+        "[[tasks]]\nid = \"load\"\ntype = \"sync\"\nschedule = \"1s\"\n[tasks.properties]\nsource_path = \"missing/\"\ndestination_path = \"out/\"\n\n\
+         [[tasks]]\nid = \"report\"\ntype = \"sync\"\nschedule = \"1s\"\ndependencies = [\"load\"]\n[tasks.properties]\nsource_path = \"out/\"\ndestination_path = \"report/\"\n",
+    );
+    std::fs::create_dir_all(workspace.path().join("out")).expect("mkdir");
+    let child = workspace
+        .command(&["daemon"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("daemon");
+    let blocked = || {
+        json_lines(&workspace.run(&["history", "--json", "report"]))
+            .into_iter()
+            .filter(|run| run["status"] == "blocked")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // In the first slot `load` has not failed yet: `report` may run once.
+    while blocked() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no blocked run of report was recorded: {:?}",
+            history(&workspace)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = terminate_and_wait(child);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let runs = history(&workspace);
+    let load = runs
+        .iter()
+        .find(|run| run["task_id"] == "load")
+        .expect("load ran");
+    assert_eq!(load["status"], "failed");
+    assert!(
+        load["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("missing does not exist")),
+        "{load}"
+    );
+    let blocked: Vec<_> = runs
+        .iter()
+        .filter(|run| run["task_id"] == "report" && run["status"] == "blocked")
+        .collect();
+    assert!(!blocked.is_empty());
+    for run in &blocked {
+        assert_eq!(run["trigger"], "schedule", "{run}");
+        assert!(
+            run["error"]
+                .as_str()
+                .is_some_and(|error| error.contains("dependency `load` did not succeed")),
+            "{run}"
+        );
+    }
+}

@@ -294,13 +294,14 @@ fn a_failed_file_is_recorded_and_retried_after_the_cause_is_fixed() {
     let output = workspace.run(&["retry", "t", "--all-failed"]);
     assert_eq!(
         output.status.code(),
-        Some(2),
-        "nothing left to retry is a usage error"
+        Some(0),
+        "nothing left to retry is not an error: {}",
+        stderr(&output)
     );
     assert!(
-        stderr(&output).contains("no pending failed items"),
+        stdout(&output).contains("nothing to retry: task `t` has no pending failed items"),
         "{}",
-        stderr(&output)
+        stdout(&output)
     );
 }
 
@@ -319,6 +320,19 @@ fn a_failed_dependency_blocks_its_dependents() {
     assert_eq!(run_of(&runs, "upstream")["status"], "failed");
     assert_eq!(run_of(&runs, "downstream")["status"], "blocked");
     assert_eq!(run_of(&runs, "independent")["status"], "succeeded");
+    // The history says why downstream did not run.
+    let history = json_lines(&workspace.run(&["history", "--json", "downstream"]));
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0]["status"], "blocked");
+    assert_eq!(history[0]["run_id"], run_of(&runs, "downstream")["run_id"]);
+    assert!(
+        history[0]["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("dependency `upstream` did not succeed")),
+        "{history:?}"
+    );
+    let table = stdout(&workspace.run(&["history", "downstream"]));
+    assert!(table.contains("blocked"), "{table}");
     assert!(
         workspace.tree("copy").is_empty(),
         "the blocked task did not run"

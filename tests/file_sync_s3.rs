@@ -463,3 +463,25 @@ fn a_run_killed_mid_upload_leaves_no_open_multipart_upload_after_the_next_run() 
     );
     assert_eq!(server.get("bkt", "up/small.csv"), b"s");
 }
+
+#[test]
+fn a_prefix_with_nothing_under_it_is_empty_not_missing() {
+    let server = S3Server::start();
+    server.create_bucket("landing");
+    let workspace = Workspace::new();
+    workspace.write_config(&task(
+        "t",
+        "s3://landing/nothing-here/",
+        "out/",
+        "",
+        &server,
+    ));
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(
+        run["warning"],
+        "0 files found in s3://landing/nothing-here/"
+    );
+}

@@ -134,3 +134,40 @@ fn a_run_removes_partial_files_on_the_server_untouched_for_an_hour() {
     assert!(fresh.exists(), "a partial file written a minute ago stays");
     assert!(sftp.root.path().join("drop/x.csv").exists());
 }
+
+#[test]
+fn a_source_folder_missing_on_the_server_fails_the_run_and_names_it() {
+    let sftp = SftpServer::start();
+    std::fs::create_dir_all(sftp.root.path().join("empty")).expect("mkdir");
+    let workspace = Workspace::new();
+    let source = |folder: &str| format!("sftp://127.0.0.1:{}/{folder}/", sftp.port);
+    let task = |id: &str, folder: &str| {
+        format!(
+            "[[tasks]]\nid = \"{id}\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"{}\"\ndestination_path = \"out/\"\n\
+             [tasks.properties.sync_config]\nsource_config = {}\n\n",
+            source(folder),
+            sftp.options()
+        )
+    };
+    workspace.write_config(&(task("missing", "nope") + &task("empty", "empty")));
+    let output = run(&workspace, SFTP_PASSWORD);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let runs = json_lines(&output);
+    let missing = run_of(&runs, "missing");
+    assert_eq!(missing["status"], "failed");
+    let expected = format!("source folder {} does not exist", source("nope"));
+    assert!(
+        missing["error"]
+            .as_str()
+            .is_some_and(|error| error.contains(&expected)),
+        "{missing}"
+    );
+    let empty = run_of(&runs, "empty");
+    assert_eq!(empty["status"], "succeeded", "{empty}");
+    assert!(
+        empty["warning"]
+            .as_str()
+            .is_some_and(|warning| warning.starts_with("0 files found")),
+        "{empty}"
+    );
+}

@@ -120,6 +120,7 @@ macro_rules! contract {
 
 contract!(
     a_run_is_begun_updated_and_finished,
+    a_blocked_run_keeps_its_status_and_reason,
     times_come_back_to_the_millisecond,
     runs_are_listed_newest_first_and_per_task,
     a_pending_failure_is_updated_not_duplicated,
@@ -190,6 +191,38 @@ async fn a_run_is_begun_updated_and_finished(store: Store) {
     state.update_run(run_id, &progress).await.expect("update");
     let runs = state.runs(Some("copy"), 10).await.expect("runs");
     assert_eq!(runs, vec![finished]);
+}
+
+/// A run that never started because a dependency failed is history too.
+async fn a_blocked_run_keeps_its_status_and_reason(store: Store) {
+    let state = &store.state;
+    let now = at(9, 0);
+    let run_id = state
+        .begin_run("report", Trigger::Schedule, now)
+        .await
+        .expect("begin");
+    let blocked = RunRecord {
+        run_id,
+        task_id: "report".into(),
+        trigger: Trigger::Schedule,
+        status: RunStatus::Blocked,
+        started_at: now,
+        completed_at: Some(now),
+        duration_ms: Some(0),
+        counters: RunCounters::default(),
+        error: Some("blocked: dependency `load` did not succeed; not started".into()),
+        warning: None,
+    };
+    state.finish_run(&blocked).await.expect("finish");
+    assert_eq!(
+        state.runs(Some("report"), 10).await.expect("runs"),
+        vec![blocked]
+    );
+    assert_eq!(
+        state.mark_interrupted().await.expect("sweep"),
+        0,
+        "a blocked run is finished, not left running"
+    );
 }
 
 /// Both stores give back the same times, so `history` reads the same

@@ -31,7 +31,8 @@ struct Cli {
     /// Config file (default: $SYNCDECK_CONFIG, then ./syncdeck.toml)
     #[arg(short, long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Console: watch only; start, retry, cancel and pause are disabled
+    /// Watch only: the console starts, retries, cancels and schedules
+    /// nothing; `run`, `retry` and `daemon` refuse
     #[arg(long, global = true)]
     read_only: bool,
     /// Log lines as text or as JSON objects, on stderr and in the log file
@@ -262,6 +263,19 @@ fn log_format_flag() -> Option<LogFormat> {
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let config_path = cli.config.as_deref();
     let _ = LOG_FORMAT_FLAG.set(cli.log_format);
+    if cli.read_only {
+        let starts = match &cli.command {
+            Some(Command::Run(args)) if !args.dry_run => Some("run"),
+            Some(Command::Retry { .. }) => Some("retry"),
+            Some(Command::Daemon { .. }) => Some("daemon"),
+            _ => None,
+        };
+        if let Some(command) = starts {
+            return Err(usage(format!(
+                "--read-only only watches, and `{command}` starts runs; drop --read-only to run, or use `syncdeck --read-only` to watch in the console"
+            )));
+        }
+    }
     match cli.command {
         None | Some(Command::Tui) => console(config_path, cli.read_only).await,
         Some(Command::Daemon { metrics_addr }) => daemon::run(config_path, metrics_addr).await,
@@ -316,6 +330,14 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 .runs(task.as_deref(), limit)
                 .await
                 .context("cannot read the run history")?;
+            // A task removed from the config keeps its history; an id that
+            // is in neither is a typo, not an empty history.
+            if let Some(task) = task.as_deref()
+                && runs.is_empty()
+                && config.task(task).is_none()
+            {
+                return Err(usage(config.unknown_task(task)));
+            }
             report::history(&runs, json);
             Ok(0)
         }
@@ -327,6 +349,16 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 .failed_items(task.as_deref(), !all)
                 .await
                 .context("cannot read failed items")?;
+            if let Some(task) = task.as_deref()
+                && config.task(task).is_none()
+                && state
+                    .failed_items(Some(task), false)
+                    .await
+                    .context("cannot read failed items")?
+                    .is_empty()
+            {
+                return Err(usage(config.unknown_task(task)));
+            }
             report::failed_items(&items, json);
             Ok(0)
         }
@@ -338,10 +370,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }) => {
             let config = load(config_path, Resolve::Everything)?;
             if config.task(&task).is_none() {
-                return Err(usage(format!(
-                    "no task `{task}` in {}; see `syncdeck validate`",
-                    config.file.display()
-                )));
+                return Err(usage(config.unknown_task(&task)));
             }
             let progress = std::io::stderr().is_terminal();
             let _logs = init_logs(
@@ -353,8 +382,11 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 },
             );
             let engine = open_engine(config).await?;
-            let watcher = progress.then(|| progress::spawn(&engine));
             let ids = (!all_failed).then_some(batch.as_slice());
+            if let Some(code) = nothing_to_retry(&engine, &task, ids, json).await? {
+                return Ok(code);
+            }
+            let watcher = progress.then(|| progress::spawn(&engine));
             let result = engine.retry(&task, ids, RunOptions::default()).await;
             if let Some(watcher) = watcher {
                 watcher.finish().await;
@@ -365,12 +397,67 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                     report::results(&results, json);
                     Ok(exit_code(&results))
                 }
+                // Emptied by another worker since the check above.
                 Err(error @ EngineError::NothingToRetry { .. }) => {
-                    Err(usage(format!("{error}; see `syncdeck errors {task}`")))
+                    say_nothing_to_retry(&error.to_string(), json);
+                    Ok(0)
                 }
                 Err(error) => Err(anyhow::Error::from(error).into()),
             }
         }
+    }
+}
+
+/// Before a retry: `Some(exit code)` when there is nothing to retry. Ids
+/// that are no failed item of the task are a usage error; a task (or ids)
+/// with nothing pending is not an error: there is simply nothing to do.
+async fn nothing_to_retry(
+    engine: &Engine,
+    task: &str,
+    ids: Option<&[i64]>,
+    json: bool,
+) -> Result<Option<u8>, Failure> {
+    let items = engine
+        .state()
+        .failed_items(Some(task), false)
+        .await
+        .context("cannot read failed items")?;
+    if let Some(ids) = ids {
+        let unknown: Vec<String> = ids
+            .iter()
+            .filter(|id| !items.iter().any(|item| item.id == **id))
+            .map(i64::to_string)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(usage(format!(
+                "task `{task}` has no failed item with id {}; `syncdeck errors {task} --all` lists its items",
+                unknown.join(", ")
+            )));
+        }
+    }
+    let pending = items
+        .iter()
+        .filter(|item| item.status == crate::state::ItemStatus::Pending)
+        .any(|item| ids.is_none_or(|ids| ids.contains(&item.id)));
+    if pending {
+        return Ok(None);
+    }
+    let message = match ids {
+        Some(_) => format!(
+            "nothing to retry: the chosen items of task `{task}` are no longer pending (resolved or abandoned)"
+        ),
+        None => format!("nothing to retry: task `{task}` has no pending failed items"),
+    };
+    say_nothing_to_retry(&message, json);
+    Ok(Some(0))
+}
+
+/// Keeps stdout for results under `--json`.
+fn say_nothing_to_retry(message: &str, json: bool) {
+    if json {
+        eprintln!("syncdeck: {message}");
+    } else {
+        println!("{message}");
     }
 }
 
@@ -407,12 +494,7 @@ async fn run(config_path: Option<&Path>, args: RunArgs) -> Result<u8, Failure> {
     let config = load(config_path, Resolve::Everything)?;
     for task in &args.tasks {
         if config.task(task).is_none() {
-            let ids: Vec<&str> = config.tasks.iter().map(|task| task.id.as_str()).collect();
-            return Err(usage(format!(
-                "no task `{task}` in {}; tasks are: {}",
-                config.file.display(),
-                ids.join(", ")
-            )));
+            return Err(usage(config.unknown_task(task)));
         }
     }
     if args.dry_run {
@@ -488,10 +570,7 @@ async fn plan(
 ) -> Result<u8, Failure> {
     let config = load(config_path, Resolve::Everything)?;
     if config.task(task).is_none() {
-        return Err(usage(format!(
-            "no task `{task}` in {}; see `syncdeck validate`",
-            config.file.display()
-        )));
+        return Err(usage(config.unknown_task(task)));
     }
     plan_with(&config, task, execution_date, json).await
 }
@@ -503,10 +582,7 @@ async fn plan_with(
     json: bool,
 ) -> Result<u8, Failure> {
     let Some(task) = config.task(task_id) else {
-        return Err(usage(format!(
-            "no task `{task_id}` in {}",
-            config.file.display()
-        )));
+        return Err(usage(config.unknown_task(task_id)));
     };
     let request = crate::task::PlanRequest {
         task_id: task.id.clone(),

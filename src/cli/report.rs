@@ -26,15 +26,18 @@ pub(super) fn results(results: &[TaskResult], json: bool) {
             TaskResult::Blocked {
                 task_id,
                 dependency,
+                run_id,
             } if json => print_json(
-                &json!({ "task_id": task_id, "status": "blocked", "dependency": dependency }),
+                &json!({ "task_id": task_id, "run_id": run_id, "status": "blocked", "dependency": dependency }),
             ),
             TaskResult::Blocked {
                 task_id,
                 dependency,
+                run_id,
             } => {
+                let run = run_id.map(|id| format!("run {id}  ")).unwrap_or_default();
                 println!(
-                    "{task_id}  blocked: dependency `{dependency}` did not succeed; not started"
+                    "{task_id}  {run}blocked: dependency `{dependency}` did not succeed; not started"
                 )
             }
             TaskResult::Error { task_id, message } if json => {

@@ -60,6 +60,17 @@ impl Config {
         self.tasks.iter().find(|task| task.id == id)
     }
 
+    /// Says that `id` names no task here, with the closest task id when
+    /// one is close (a typo), else where to see them all.
+    pub fn unknown_task(&self, id: &str) -> String {
+        let ids: Vec<&str> = self.tasks.iter().map(|task| task.id.as_str()).collect();
+        let hint = match error::did_you_mean(id, &ids) {
+            Some(best) => format!("did you mean `{best}`?"),
+            None => "`syncdeck validate` lists the tasks".to_string(),
+        };
+        format!("no task `{id}` in {}; {hint}", self.file.display())
+    }
+
     /// Resolves a path from the config against the config file's folder.
     pub fn resolve_path(&self, path: &Path) -> PathBuf {
         resolve_relative(&self.base_dir, path)

@@ -87,6 +87,13 @@ pub enum Confirm {
     Quit {
         active: usize,
     },
+    /// Start a task although a dependency's last run did not succeed
+    /// (`run` on the command line would not start it).
+    StartDespite {
+        task_id: String,
+        dependency: String,
+        status: RunStatus,
+    },
     /// Retry these failed items (id, path or bounds) of a task.
     Retry {
         task_id: String,
@@ -108,6 +115,8 @@ pub struct TaskState {
     pub kind: TaskKind,
     pub name: String,
     pub has_schedule: bool,
+    /// Tasks that must succeed before this one runs.
+    pub dependencies: Vec<String>,
     /// The schedule's interval, for display.
     pub every: Option<std::time::Duration>,
     /// The newest finished run.
@@ -144,6 +153,19 @@ impl LogViewState {
                 .task
                 .as_ref()
                 .is_none_or(|task| line.task_id.as_deref() == Some(task.as_str()))
+    }
+
+    /// Whether a line matches the search: anywhere in the line as shown
+    /// (level, task and run, message and fields), ignoring case.
+    pub fn matches(&self, line: &LogLine) -> bool {
+        let Some(search) = &self.search else {
+            return false;
+        };
+        let run = line.run_id.map(|run| format!("#{run}")).unwrap_or_default();
+        let task = line.task_id.as_deref().unwrap_or("");
+        format!("{} {task}{run} {}", line.level, line.message)
+            .to_lowercase()
+            .contains(&search.to_lowercase())
     }
 }
 
@@ -193,6 +215,7 @@ impl App {
                 kind: task.kind,
                 name: task.display_name().to_string(),
                 has_schedule: task.schedule.is_some(),
+                dependencies: task.dependencies.clone(),
                 every: task.schedule.map(|schedule| schedule.every),
                 last: None,
                 active: None,
@@ -278,6 +301,15 @@ impl App {
             .count()
     }
 
+    /// Runs this console's engine runs (not those followed through the
+    /// store): the runs quitting cancels.
+    pub fn own_runs(&self) -> usize {
+        self.tasks
+            .iter()
+            .filter(|task| task.active.as_ref().is_some_and(|active| !active.remote))
+            .count()
+    }
+
     /// Tasks whose newest run did not succeed.
     pub fn failing_tasks(&self) -> usize {
         self.tasks
@@ -287,7 +319,10 @@ impl App {
                 task.last.as_ref().is_some_and(|run| {
                     matches!(
                         run.status,
-                        RunStatus::Failed | RunStatus::Partial | RunStatus::Interrupted
+                        RunStatus::Failed
+                            | RunStatus::Partial
+                            | RunStatus::Interrupted
+                            | RunStatus::Blocked
                     )
                 })
             })
@@ -542,7 +577,8 @@ impl App {
                 let status = record.status;
                 if let Some(task) = self.task_mut(&task_id) {
                     // A submitted run goes on remotely: keep following it.
-                    if status != RunStatus::Submitted {
+                    // A blocked run never started, so it ends no live one.
+                    if !matches!(status, RunStatus::Submitted | RunStatus::Blocked) {
                         task.active = None;
                     }
                     task.last = Some(*record);

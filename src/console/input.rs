@@ -59,6 +59,10 @@ impl App {
                 vec![Command::Engine(EngineCommand::CancelRun { run_id })]
             }
             Confirm::Quit { .. } => vec![Command::Quit],
+            Confirm::StartDespite { task_id, .. } => {
+                self.set_status(format!("starting {task_id}"));
+                vec![Command::Engine(EngineCommand::StartTask { task_id })]
+            }
             Confirm::Retry { task_id, items } => {
                 self.set_status(format!("retrying {} item(s) of {task_id}", items.len()));
                 let item_ids = Some(items.into_iter().map(|(id, _)| id).collect());
@@ -114,7 +118,9 @@ impl App {
     }
 
     pub(super) fn request_quit(&mut self) -> Vec<Command> {
-        let active = self.active_runs();
+        // Quitting cancels only this console's own runs: runs followed
+        // through the store go on in the process that runs them.
+        let active = if self.read_only { 0 } else { self.own_runs() };
         if active > 0 {
             self.overlay = Some(Overlay::Confirm(Confirm::Quit { active }));
             Vec::new()
@@ -281,17 +287,16 @@ impl App {
 
     /// Moves to the next (or previous) line matching the search.
     pub(super) fn jump_to_match(&mut self, forward: bool) {
-        let Some(search) = self.log_view.search.clone() else {
+        if self.log_view.search.is_none() {
             return;
-        };
-        let needle = search.to_lowercase();
+        }
         let matches: Vec<usize> = {
             let ring = self.logs.lock();
             ring.lines
                 .iter()
                 .filter(|line| self.log_view.shows(line))
                 .enumerate()
-                .filter(|(_, line)| line.message.to_lowercase().contains(&needle))
+                .filter(|(_, line)| self.log_view.matches(line))
                 .map(|(index, _)| index)
                 .collect()
         };
@@ -327,6 +332,25 @@ impl App {
             return Vec::new();
         }
         let task_id = task.id.clone();
+        // As on the command line: a dependency that did not succeed stops
+        // the start, unless the operator says otherwise.
+        let failed = task.dependencies.iter().find_map(|dependency| {
+            let last = self
+                .tasks
+                .iter()
+                .find(|t| &t.id == dependency)?
+                .last
+                .as_ref()?;
+            (!last.status.is_success()).then(|| (dependency.clone(), last.status))
+        });
+        if let Some((dependency, status)) = failed {
+            self.overlay = Some(Overlay::Confirm(Confirm::StartDespite {
+                task_id,
+                dependency,
+                status,
+            }));
+            return Vec::new();
+        }
         self.set_status(format!("starting {task_id}"));
         vec![Command::Engine(EngineCommand::StartTask { task_id })]
     }

@@ -74,9 +74,10 @@ pub async fn run(
     );
     app.utc_offset = *chrono::Local::now().offset();
     let mut terminal = enter_terminal()?;
-    let result = event_loop(&mut terminal, &mut app, &engine, &logs).await;
+    let result = event_loop(&mut terminal, &mut app, &engine, &logs, read_only).await;
     restore_terminal();
-    if !engine.active_runs().is_empty() {
+    // A read-only console started nothing, so it has nothing to cancel.
+    if !read_only && !engine.active_runs().is_empty() {
         engine.cancel_all();
         let deadline = tokio::time::Instant::now() + QUIT_GRACE;
         while !engine.active_runs().is_empty() && tokio::time::Instant::now() < deadline {
@@ -118,6 +119,7 @@ async fn event_loop(
     app: &mut App,
     engine: &Arc<Engine>,
     logs: &LogBuffer,
+    read_only: bool,
 ) -> Result<(), ConsoleError> {
     let theme = Theme::from_env();
     let mut terminal_events = EventStream::new();
@@ -125,20 +127,24 @@ async fn event_loop(
     // Results of state-store reads come back here as messages.
     let (loaded_tx, mut loaded_rx) = mpsc::channel::<Msg>(16);
     // The scheduler runs inside the console; `p` reaches it through this.
+    // A read-only console watches: it runs no scheduler, so it never takes
+    // a slot from a daemon sharing the store.
     let (schedule_tx, schedule_rx) = mpsc::channel(16);
-    let schedules = Schedules::new(
-        engine.config(),
-        tokio::time::Instant::now(),
-        scheduler::until_aligned_slot,
-    );
     let stop_scheduler = tokio_util::sync::CancellationToken::new();
     let _stop_on_exit = stop_scheduler.clone().drop_guard();
-    tokio::spawn(scheduler::run(
-        Arc::clone(engine),
-        schedules,
-        schedule_rx,
-        stop_scheduler,
-    ));
+    if !read_only {
+        let schedules = Schedules::new(
+            engine.config(),
+            tokio::time::Instant::now(),
+            scheduler::until_aligned_slot,
+        );
+        tokio::spawn(scheduler::run(
+            Arc::clone(engine),
+            schedules,
+            schedule_rx,
+            stop_scheduler,
+        ));
+    }
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 

@@ -76,7 +76,7 @@ impl Theme {
     pub fn status(&self, status: RunStatus) -> Style {
         match status {
             RunStatus::Succeeded => self.ok(),
-            RunStatus::Partial | RunStatus::Interrupted => self.warn(),
+            RunStatus::Partial | RunStatus::Interrupted | RunStatus::Blocked => self.warn(),
             RunStatus::Failed => self.error(),
             RunStatus::Running | RunStatus::Queued | RunStatus::Submitted => self.running(),
             RunStatus::Cancelled => self.dim(),
@@ -94,5 +94,6 @@ pub fn glyph(status: Option<RunStatus>) -> &'static str {
         Some(RunStatus::Cancelled) => "■",
         Some(RunStatus::Interrupted) => "!",
         Some(RunStatus::Submitted) => "◔",
+        Some(RunStatus::Blocked) => "⊘",
     }
 }

@@ -63,10 +63,12 @@ pub struct RunOptions {
 #[derive(Debug, Clone)]
 pub enum TaskResult {
     Ran(Box<RunRecord>),
-    /// Not started because `dependency` did not succeed.
+    /// Not started because `dependency` did not succeed; recorded in the
+    /// history as run `run_id` (none if the store could not record it).
     Blocked {
         task_id: String,
         dependency: String,
+        run_id: Option<RunId>,
     },
     /// The run could not be recorded or started.
     Error {
@@ -303,6 +305,59 @@ impl Engine {
             .await
     }
 
+    /// Records that a task was not started because `dependency` did not
+    /// succeed: a finished run with status `blocked` and the reason as its
+    /// error, so the history shows why nothing ran.
+    pub async fn record_blocked(
+        &self,
+        task_id: &str,
+        trigger: Trigger,
+        dependency: &str,
+    ) -> Result<RunRecord, EngineError> {
+        tracing::warn!(
+            task_id,
+            dependency,
+            %trigger,
+            "task blocked: the dependency's last run did not succeed"
+        );
+        let recorded = self.save_blocked(task_id, trigger, dependency).await;
+        // After the run's end, so watchers keep the more specific news.
+        let _ = self.events.send(EngineEvent::TaskBlocked {
+            task_id: task_id.to_string(),
+            dependency: dependency.to_string(),
+        });
+        recorded
+    }
+
+    async fn save_blocked(
+        &self,
+        task_id: &str,
+        trigger: Trigger,
+        dependency: &str,
+    ) -> Result<RunRecord, EngineError> {
+        let now = Utc::now();
+        let run_id = self.state.begin_run(task_id, trigger, now).await?;
+        let record = RunRecord {
+            run_id,
+            task_id: task_id.to_string(),
+            trigger,
+            status: RunStatus::Blocked,
+            started_at: now,
+            completed_at: Some(now),
+            duration_ms: Some(0),
+            counters: Default::default(),
+            error: Some(format!(
+                "blocked: dependency `{dependency}` did not succeed; not started"
+            )),
+            warning: None,
+        };
+        self.state.finish_run(&record).await?;
+        let _ = self.events.send(EngineEvent::RunFinished {
+            record: Box::new(record.clone()),
+        });
+        Ok(record)
+    }
+
     /// Runs one task now (after waiting for a free slot) and returns its record.
     pub async fn run_task(
         self: &Arc<Self>,
@@ -529,11 +584,14 @@ impl Engine {
             // A submitted run stays active: its watch takes it over.
             self.lock_active().remove(&context.run_id);
         }
+        let error = record.error.as_deref().unwrap_or("");
+        // A failed run is an error, so the console's ERROR filter shows it.
         match record.status {
-            RunStatus::Succeeded => tracing::info!(status = %record.status, "run finished"),
-            _ => {
-                tracing::warn!(status = %record.status, error = record.error.as_deref().unwrap_or(""), "run finished")
+            RunStatus::Succeeded | RunStatus::Submitted => {
+                tracing::info!(status = %record.status, "run finished")
             }
+            RunStatus::Failed => tracing::error!(status = %record.status, error, "run finished"),
+            _ => tracing::warn!(status = %record.status, error, "run finished"),
         }
         let _ = self.events.send(EngineEvent::RunFinished {
             record: Box::new(record.clone()),
@@ -578,15 +636,19 @@ impl Engine {
                     .iter()
                     .find(|dependency| outcomes.get(dependency.as_str()) == Some(&false))
                 {
+                    let run_id = match self.record_blocked(&task.id, Trigger::Manual, failed).await
+                    {
+                        Ok(record) => Some(record.run_id),
+                        Err(error) => {
+                            tracing::error!(task_id = %task.id, %error, "could not record the blocked run");
+                            None
+                        }
+                    };
                     let result = TaskResult::Blocked {
                         task_id: task.id.clone(),
                         dependency: (*failed).clone(),
+                        run_id,
                     };
-                    tracing::warn!(task_id = %task.id, dependency = %failed, "task blocked by a dependency that did not succeed");
-                    let _ = self.events.send(EngineEvent::TaskBlocked {
-                        task_id: task.id.clone(),
-                        dependency: (*failed).clone(),
-                    });
                     outcomes.insert(task.id.clone(), false);
                     results.push(result);
                     pending.remove(index);

@@ -266,29 +266,36 @@ async fn sleep_until(wake: Option<Instant>) {
     }
 }
 
+/// Claims the task's current slot. Workers sharing a state store each see
+/// the slot; one takes it.
+async fn claim(engine: &Engine, schedules: &Schedules, task_id: &str) -> bool {
+    let every = schedules
+        .entries
+        .get(task_id)
+        .map(|entry| entry.every)
+        .unwrap_or(Duration::from_secs(1));
+    match engine
+        .state()
+        .claim_slot(task_id, current_slot(every), &crate::state::owner())
+        .await
+    {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::info!(task_id, "scheduled run taken by another worker");
+            false
+        }
+        Err(error) => {
+            tracing::warn!(task_id, %error, "could not claim the scheduled slot; skipping it");
+            false
+        }
+    }
+}
+
 async fn carry_out(engine: &Arc<Engine>, schedules: &Schedules, decision: Decision) {
     match decision {
         Decision::Start(task_id) => {
-            // Workers sharing a state store each see the slot; one takes it.
-            let every = schedules
-                .entries
-                .get(&task_id)
-                .map(|entry| entry.every)
-                .unwrap_or(Duration::from_secs(1));
-            match engine
-                .state()
-                .claim_slot(&task_id, current_slot(every), &crate::state::owner())
-                .await
-            {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::info!(task_id, "scheduled run taken by another worker");
-                    return;
-                }
-                Err(error) => {
-                    tracing::warn!(task_id, %error, "could not claim the scheduled slot; skipping it");
-                    return;
-                }
+            if !claim(engine, schedules, &task_id).await {
+                return;
             }
             let engine = Arc::clone(engine);
             tokio::spawn(async move {
@@ -321,19 +328,20 @@ async fn carry_out(engine: &Arc<Engine>, schedules: &Schedules, decision: Decisi
             task_id,
             dependency,
         } => {
-            tracing::warn!(
-                task_id,
-                dependency,
-                "scheduled run blocked: the dependency's last run did not succeed"
-            );
+            // One blocked run per slot, however many workers share the store.
+            if !claim(engine, schedules, &task_id).await {
+                return;
+            }
             engine.publish(EngineEvent::SlotSkipped {
                 task_id: task_id.clone(),
                 reason: SlotSkipReason::Blocked,
             });
-            engine.publish(EngineEvent::TaskBlocked {
-                task_id,
-                dependency,
-            });
+            if let Err(error) = engine
+                .record_blocked(&task_id, Trigger::Schedule, &dependency)
+                .await
+            {
+                tracing::warn!(task_id, %error, "could not record the blocked scheduled run");
+            }
         }
     }
 }

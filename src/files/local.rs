@@ -406,7 +406,10 @@ fn walk_sorted(
     match std::fs::metadata(root) {
         Ok(metadata) if metadata.is_dir() => {}
         Ok(_) => return,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            send(Ok(ListItem::MissingRoot));
+            return;
+        }
         Err(error) => {
             send(Err(io_error(root, error)));
             return;

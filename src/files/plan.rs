@@ -240,10 +240,15 @@ pub(crate) async fn open(
         let source_folder = folder(&source.prefix);
         destination_folder = folder(&destination.prefix);
         let counted = Arc::clone(&listed);
+        let shown_folder = if source.store.describe() == "local" {
+            format!("/{}", source_folder.trim_end_matches('/'))
+        } else {
+            source_text.clone()
+        };
         sources = Arc::clone(&source.store)
             .list_stream(&source_folder, properties.recursive)
             .filter_map(move |item| {
-                let source = relative_to(item, &source_folder);
+                let source = relative_to(item, &source_folder, &shown_folder);
                 if matches!(source, Some(Ok(Source::File(..) | Source::Refused(..)))) {
                     counted.fetch_add(1, Ordering::Relaxed);
                     on_listed();
@@ -307,6 +312,7 @@ pub(crate) async fn open(
 fn relative_to(
     item: Result<ListItem, StoreError>,
     source_folder: &str,
+    shown_folder: &str,
 ) -> Option<Result<Source, StoreError>> {
     let item = match item {
         Ok(item) => item,
@@ -334,6 +340,14 @@ fn relative_to(
             Source::Marker(relative.to_string())
         }
         ListItem::Leftover(_) => return None,
+        // A folder that is not there (a typo, an unmounted disk) is not an
+        // empty folder: succeeding with "0 files" would hide it.
+        ListItem::MissingRoot => {
+            return Some(Err(StoreError::permanent(format!(
+                "source folder {} does not exist; check source_path, or create the folder",
+                shown_folder
+            ))));
+        }
     };
     Some(Ok(source))
 }
@@ -505,7 +519,9 @@ impl Merge {
                 self.last_destination = Some(relative.to_string());
                 self.ahead = Some((relative.to_string(), entry));
             }
-            Some(Ok(ListItem::Refused(..) | ListItem::FolderMarker(_))) => {}
+            Some(Ok(
+                ListItem::Refused(..) | ListItem::FolderMarker(_) | ListItem::MissingRoot,
+            )) => {}
         }
         Ok(())
     }

@@ -58,6 +58,10 @@ pub(crate) enum ListItem {
     Leftover(String),
     /// A zero-byte `dir/` key.
     FolderMarker(String),
+    /// The listed folder itself does not exist (local files, FTP, SFTP).
+    /// Object stores have no folders: a prefix with nothing under it is
+    /// simply empty and never says this.
+    MissingRoot,
 }
 
 /// A listing as it arrives. Its files come in one canonical order, by key
@@ -167,7 +171,9 @@ pub(crate) async fn walk_remote(
     let mut stack = Vec::new();
     match read_sorted(&mut reader, root, sender).await {
         Ok(Some(names)) => stack.push((root.trim_end_matches('/').to_string(), names)),
-        Ok(None) => {}
+        Ok(None) => {
+            let _ = sender.send(Ok(ListItem::MissingRoot)).await;
+        }
         Err(error) => {
             let _ = sender.send(Err(error)).await;
         }

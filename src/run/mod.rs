@@ -36,6 +36,9 @@ pub enum RunStatus {
     /// Handed to a remote system that runs it (an asynchronous Airbyte
     /// job); the final status is recorded on the same run later.
     Submitted,
+    /// Not started because a dependency's last run did not succeed; the
+    /// run's error names the dependency.
+    Blocked,
 }
 
 impl RunStatus {
@@ -82,6 +85,7 @@ text_enum!(RunStatus {
     Cancelled => "cancelled",
     Interrupted => "interrupted",
     Submitted => "submitted",
+    Blocked => "blocked",
 });
 
 /// Counters of a run. File tasks fill the `files_*` and `bytes_*` fields,

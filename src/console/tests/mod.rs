@@ -5,6 +5,7 @@
 
 mod model;
 mod snapshots;
+mod truth;
 
 use std::path::Path;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn screen(app: &App, width: u16, height: u16) -> String {
+pub(super) fn screen(app: &App, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test terminal");
     terminal
         .draw(|frame| {
@@ -18,7 +18,7 @@ fn screen(app: &App, width: u16, height: u16) -> String {
     terminal.backend().to_string()
 }
 
-fn snapshot_views(name: &str, app: &mut App, keys: &[Msg]) {
+pub(super) fn snapshot_views(name: &str, app: &mut App, keys: &[Msg]) {
     for message in keys {
         app.update(message.clone());
     }

@@ -61,13 +61,7 @@ impl Widget for LogsView<'_> {
         let ring = app.logs.lock();
         let shown: Vec<&LogLine> = ring.lines.iter().filter(|line| state.shows(line)).collect();
         let search = state.search.as_deref();
-        let matches = search.map(|needle| {
-            let needle = needle.to_lowercase();
-            shown
-                .iter()
-                .filter(|line| line.message.to_lowercase().contains(&needle))
-                .count()
-        });
+        let matches = search.map(|_| shown.iter().filter(|line| state.matches(line)).count());
 
         let mut title = format!(" Logs {}", shown.len());
         if let Some(level) = state.min_level {
@@ -78,11 +72,10 @@ impl Widget for LogsView<'_> {
         }
         if let (Some(needle), Some(count)) = (search, matches) {
             let position = state.current_match.map(|current| {
-                let needle = needle.to_lowercase();
                 shown
                     .iter()
                     .take(current + 1)
-                    .filter(|line| line.message.to_lowercase().contains(&needle))
+                    .filter(|line| state.matches(line))
                     .count()
             });
             match position {

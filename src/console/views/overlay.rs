@@ -97,6 +97,28 @@ impl Widget for OverlayView<'_> {
                     ]),
                 ],
             ),
+            Overlay::Confirm(Confirm::StartDespite {
+                task_id,
+                dependency,
+                status,
+            }) => (
+                " Dependency did not succeed ".into(),
+                vec![
+                    Line::raw(format!(" {task_id} depends on {dependency},")),
+                    Line::styled(
+                        format!(" and {dependency}'s last run {status}."),
+                        theme.warn(),
+                    ),
+                    Line::raw(format!(" Start {task_id} anyway?")),
+                    Line::raw(""),
+                    Line::from(vec![
+                        Span::styled(" y", theme.key()),
+                        Span::raw(" start it   "),
+                        Span::styled("n", theme.key()),
+                        Span::raw(" not now"),
+                    ]),
+                ],
+            ),
             Overlay::Confirm(Confirm::Quit { active }) => (
                 " Quit ".into(),
                 vec![
