@@ -114,6 +114,9 @@ pub struct RunCounters {
     pub rows_extracted: u64,
     pub rows_upserted: u64,
     pub rows_skipped: u64,
+    /// Items a task's `filter` dropped on purpose (not errors).
+    #[serde(default)]
+    pub rows_filtered: u64,
     /// Rows loaded that were already identical in the target (not rewritten).
     pub rows_unchanged: u64,
     /// Source rows the run will read, once counted.
