@@ -283,7 +283,13 @@ fn check_http_sync(
     source: &SourceText<'_>,
     http: &super::HttpSyncProperties,
 ) -> Result<(), ConfigError> {
-    if !(http.base_url.starts_with("http://") || http.base_url.starts_with("https://")) {
+    // Unresolved references (`syncdeck history`/`errors` load without
+    // credentials) are checked once they are resolved.
+    let unresolved = |text: &str| text.contains("${");
+    if !(http.base_url.starts_with("http://")
+        || http.base_url.starts_with("https://")
+        || unresolved(&http.base_url))
+    {
         return Err(source.error(
             None,
             format!(
@@ -293,7 +299,8 @@ fn check_http_sync(
         ));
     }
     if !(http.target.expose().starts_with("postgres://")
-        || http.target.expose().starts_with("postgresql://"))
+        || http.target.expose().starts_with("postgresql://")
+        || unresolved(http.target.expose()))
     {
         return Err(source.error(None, "http_sync target must be a postgres:// URL"));
     }
