@@ -1,6 +1,7 @@
 //! Paginated HTTP API sync (`type = "http_sync"`): GET pages of JSON from
-//! an API (page/limit or cursor pagination), map each item's fields to
-//! target columns, and upsert every page into PostgreSQL as one batch with
+//! an API (page/limit or cursor pagination), map each item to target
+//! columns (dotted paths or jq expressions, after an optional jq `filter`),
+//! and upsert every page into PostgreSQL as one batch with
 //! the same rules as table sync: a failed page is retried with backoff,
 //! then recorded (page number and `updated_since`) and retriable alone;
 //! bad items are skipped and recorded; the watermark (the start of the
