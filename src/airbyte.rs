@@ -231,9 +231,11 @@ async fn run_inner(
     context: &RunContext,
 ) -> Result<TaskOutcome, AirbyteError> {
     let api = Api::login(properties).await?;
-    let job = api.submit(&properties.connection_id).await?;
+    let connection_id =
+        crate::config::template::render(&properties.connection_id, &context.templates);
+    let job = api.submit(&connection_id).await?;
     context.update_counters(|counters| counters.remote_job_id = Some(job.job_id));
-    tracing::info!(job_id = job.job_id, connection_id = %properties.connection_id, "Airbyte sync submitted");
+    tracing::info!(job_id = job.job_id, connection_id = %connection_id, "Airbyte sync submitted");
     if properties.asynchronous {
         let watch = Watch {
             api,

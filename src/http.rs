@@ -1,6 +1,7 @@
 //! Paginated HTTP API sync (`type = "http_sync"`): GET pages of JSON from
-//! an API (page/limit or cursor pagination), map each item's fields to
-//! target columns, and upsert every page into PostgreSQL as one batch with
+//! an API (page/limit or cursor pagination), map each item to target
+//! columns (dotted paths or jq expressions, after an optional jq `filter`),
+//! and upsert every page into PostgreSQL as one batch with
 //! the same rules as table sync: a failed page is retried with backoff,
 //! then recorded (page number and `updated_since`) and retriable alone;
 //! bad items are skipped and recorded; the watermark (the start of the
@@ -13,6 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::HttpSyncProperties;
+use crate::config::jq::{ColumnSource, Input, RunValue};
+use crate::config::template;
 use crate::postgres::coerce::ValueType;
 use crate::postgres::{Endpoint, Loader, PgError, Rows, catalog};
 use crate::state::{ItemKind, ItemStatus, StateError};
@@ -78,20 +81,20 @@ fn as_text(value: &Value) -> Option<String> {
 struct Api<'a> {
     http: reqwest::Client,
     properties: &'a HttpSyncProperties,
+    /// `path` and `query` with the run's templates filled in.
+    path: String,
+    query: Vec<(String, String)>,
 }
 
 impl Api<'_> {
     async fn page(&self, key: &PageKey) -> Result<Value, HttpSyncError> {
         let properties = self.properties;
-        let url = format!(
-            "{}{}",
-            properties.base_url.trim_end_matches('/'),
-            properties.path
-        );
-        let mut query: Vec<(String, String)> = vec![(
+        let url = format!("{}{}", properties.base_url.trim_end_matches('/'), self.path);
+        let mut query: Vec<(String, String)> = self.query.clone();
+        query.push((
             properties.limit_param.clone(),
             properties.page_size.to_string(),
-        )];
+        ));
         if let Some(page) = key.page {
             query.push((properties.page_param.clone(), page.to_string()));
         }
@@ -161,11 +164,13 @@ impl Api<'_> {
     }
 }
 
-/// Target columns in load order: (name, type, dotted path, check).
+/// Target columns in load order: (name, type, source, check).
 struct Columns {
     names_and_types: Vec<(String, String)>,
-    paths: Vec<String>,
+    sources: Vec<ColumnSource>,
     checks: Vec<ValueType>,
+    /// Whether any column (or the filter) needs the item as jq input.
+    uses_jq: bool,
 }
 
 /// An HTTP API sync task.
@@ -209,10 +214,11 @@ async fn run_inner(
     let types = catalog::target_columns(&target, &properties.target_table).await?;
     let mut columns = Columns {
         names_and_types: Vec::new(),
-        paths: Vec::new(),
+        sources: Vec::new(),
         checks: Vec::new(),
+        uses_jq: properties.filter.is_some(),
     };
-    for (name, path) in &properties.columns {
+    for (name, source) in &properties.columns {
         let Some((_, type_name)) = types.iter().find(|(column, _)| column == name) else {
             return Err(HttpSyncError::Api(format!(
                 "target table `{}` has no column `{name}`",
@@ -222,7 +228,13 @@ async fn run_inner(
         columns
             .names_and_types
             .push((name.clone(), type_name.clone()));
-        columns.paths.push(path.clone());
+        if let ColumnSource::Jq(expression) = source {
+            expression.program.as_ref().map_err(|error| {
+                HttpSyncError::Api(format!("column `{name}`: jq: {}", error.message))
+            })?;
+            columns.uses_jq = true;
+        }
+        columns.sources.push(source.clone());
         columns.checks.push(ValueType::from_type_name(type_name));
     }
     let retrying = context.retry_items.is_some();
@@ -240,7 +252,16 @@ async fn run_inner(
         .timeout(properties.request_timeout)
         .build()
         .map_err(|error| HttpSyncError::Api(format!("cannot build an HTTP client: {error}")))?;
-    let api = Api { http, properties };
+    let api = Api {
+        http,
+        properties,
+        path: template::render(&properties.path, &context.templates),
+        query: properties
+            .query
+            .iter()
+            .map(|(name, value)| (name.clone(), template::render(value, &context.templates)))
+            .collect(),
+    };
     // APIs compare `updated_since` with whole seconds and `>`: an item
     // updated later in the second the run started must not be missed, so
     // the next run starts one second early (reading twice is harmless).
@@ -420,54 +441,17 @@ async fn sync_page(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let mut rows = Rows::with_capacity(columns.paths.len(), items.len());
+    let transformed = transform(&items, columns, properties, context);
     let mut skipped = 0;
-    for item in &items {
-        let values: Vec<Option<String>> = columns
-            .paths
-            .iter()
-            .map(|path| at_path(item, path).and_then(as_text))
-            .collect();
-        let problem = values
-            .iter()
-            .zip(&columns.checks)
-            .zip(&columns.names_and_types)
-            .find_map(|((value, check), (name, _))| match value {
-                None if properties.primary_key.contains(name) => {
-                    Some(format!("key `{name}` is missing"))
-                }
-                None => None,
-                Some(text) => check
-                    .check(text)
-                    .err()
-                    .map(|reason| format!("column `{name}`: {reason}")),
-            });
-        match problem {
-            None => rows.push_row(values.iter().map(Option::as_deref)),
-            Some(reason) => {
-                skipped += 1;
-                {
-                    let key: Vec<String> = properties
-                        .primary_key
-                        .iter()
-                        .map(|key| {
-                            let path = &properties.columns[key];
-                            format!(
-                                "{key}={}",
-                                at_path(item, path)
-                                    .and_then(as_text)
-                                    .unwrap_or_else(|| "NULL".into())
-                            )
-                        })
-                        .collect();
-                    crate::batch::record_bad_row(context, skipped, &key.join(", "), &reason).await;
-                }
-            }
-        }
+    for (key, reason) in &transformed.bad {
+        skipped += 1;
+        crate::batch::record_bad_row(context, skipped, key, reason).await;
     }
+    let rows = transformed.rows;
     context.update_counters(|counters| {
         counters.rows_extracted += items.len() as u64;
         counters.rows_skipped += skipped;
+        counters.rows_filtered += transformed.filtered;
     });
 
     let item_key = serde_json::to_string(key).unwrap_or_default();
@@ -489,6 +473,120 @@ async fn sync_page(
     } else {
         Err(PageFailed)
     }
+}
+
+/// A page's items as rows, the items skipped (key, reason) and how many
+/// the filter dropped.
+struct Transformed {
+    rows: Rows,
+    bad: Vec<(String, String)>,
+    filtered: u64,
+}
+
+/// Maps items to rows: the filter first, then each column (a dotted path
+/// or jq), then the target types. An item that fails any step is bad, the
+/// rest of the page goes on. Synchronous: jq values are not `Send`.
+fn transform(
+    items: &[Value],
+    columns: &Columns,
+    properties: &HttpSyncProperties,
+    context: &RunContext,
+) -> Transformed {
+    let run = RunValue::new(
+        context.run_id,
+        &context.task_id,
+        &context.templates.execution_date,
+    );
+    let mut out = Transformed {
+        rows: Rows::with_capacity(columns.sources.len(), items.len()),
+        bad: Vec::new(),
+        filtered: 0,
+    };
+    for item in items {
+        let input = columns.uses_jq.then(|| Input::from_json(item));
+        let key_of = |values: &[Result<Option<String>, String>]| {
+            properties
+                .primary_key
+                .iter()
+                .map(|key| {
+                    let value = columns
+                        .names_and_types
+                        .iter()
+                        .position(|(name, _)| name == key)
+                        .and_then(|index| values.get(index))
+                        .and_then(|value| value.as_ref().ok().cloned().flatten());
+                    format!("{key}={}", value.unwrap_or_else(|| "NULL".into()))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let (Some(filter), Some(input)) = (&properties.filter, &input) {
+            let keeps = filter
+                .program
+                .as_ref()
+                .map_err(|error| error.message.clone())
+                .and_then(|program| program.keeps(input, &run));
+            match keeps {
+                Ok(true) => {}
+                Ok(false) => {
+                    out.filtered += 1;
+                    continue;
+                }
+                Err(error) => {
+                    let values = column_values(item, Some(input), columns, &run);
+                    out.bad.push((key_of(&values), format!("filter: {error}")));
+                    continue;
+                }
+            }
+        }
+        let values = column_values(item, input.as_ref(), columns, &run);
+        let problem = values
+            .iter()
+            .zip(&columns.checks)
+            .zip(&columns.names_and_types)
+            .find_map(|((value, check), (name, _))| match value {
+                Err(error) => Some(format!("column `{name}`: jq: {error}")),
+                Ok(None) if properties.primary_key.contains(name) => {
+                    Some(format!("key `{name}` is missing"))
+                }
+                Ok(None) => None,
+                Ok(Some(text)) => check
+                    .check(text)
+                    .err()
+                    .map(|reason| format!("column `{name}`: {reason}")),
+            });
+        match problem {
+            None => out.rows.push_row(
+                values
+                    .iter()
+                    .map(|value| value.as_ref().ok().and_then(Option::as_deref)),
+            ),
+            Some(reason) => out.bad.push((key_of(&values), reason)),
+        }
+    }
+    out
+}
+
+/// Each column's value for one item: `Err` is a jq runtime error.
+fn column_values(
+    item: &Value,
+    input: Option<&Input>,
+    columns: &Columns,
+    run: &RunValue,
+) -> Vec<Result<Option<String>, String>> {
+    columns
+        .sources
+        .iter()
+        .map(|source| match (source, input) {
+            (ColumnSource::Path(path), _) => Ok(at_path(item, path).and_then(as_text)),
+            (ColumnSource::Jq(expression), Some(input)) => expression
+                .program
+                .as_ref()
+                .map_err(|error| error.message.clone())
+                .and_then(|program| program.text(input, run)),
+            (ColumnSource::Jq(_), None) => Err("jq input missing".into()),
+        })
+        .collect()
 }
 
 #[cfg(test)]

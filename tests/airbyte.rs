@@ -272,3 +272,34 @@ async fn a_job_a_headless_run_submitted_is_watched_to_its_end_by_the_next_engine
     assert_eq!(stored.len(), 1, "no new run was started");
     assert_eq!(stored[0].status, RunStatus::Succeeded);
 }
+
+#[test]
+fn the_connection_id_takes_templates_and_environment_values() {
+    let airbyte = FakeAirbyte::start();
+    let workspace = Workspace::new();
+    workspace.write_config(&airbyte.task(
+        "customers",
+        "${env:AIRBYTE_PLAN}/{{ task_id }}/{{ execution_date }}",
+        "",
+    ));
+    let output = workspace
+        .command(&[
+            "run",
+            "--json",
+            "--execution-date",
+            "2026-03-04",
+            "customers",
+        ])
+        .env("SYNCDECK_CREDENTIAL_AIRBYTE_SECRET", AIRBYTE_CLIENT_SECRET)
+        .env("AIRBYTE_PLAN", "ok")
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        airbyte
+            .calls()
+            .contains(&"connection ok/customers/2026-03-04".to_string()),
+        "{:?}",
+        airbyte.calls()
+    );
+}

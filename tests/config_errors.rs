@@ -318,3 +318,27 @@ fn credentials_in_a_file_location_point_to_sync_config() {
         ],
     );
 }
+
+#[test]
+fn jq_syntax_error_points_inside_the_expression() {
+    // Column 30 is the second `+` of `.first_name + + " "`.
+    assert_error(
+        "jq_syntax.toml",
+        "11:30",
+        &["jq in column `name`", "fix the expression here"],
+    );
+}
+
+#[test]
+fn jq_unknown_variable_is_named_where_it_is_used() {
+    // Column 30 is `$nope` (after the escaped quote and `\\(`).
+    assert_error(
+        "jq_unknown_variable.toml",
+        "11:30",
+        &[
+            "jq in column `synced_by`",
+            "unknown variable `$nope`",
+            "the only variable is `$run`",
+        ],
+    );
+}

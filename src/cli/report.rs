@@ -84,6 +84,9 @@ pub(super) fn summary_line(record: &RunRecord) -> String {
             size(counters.bytes_done),
         )
     };
+    if counters.rows_filtered > 0 {
+        line.push_str(&format!("  (filtered out {})", counters.rows_filtered));
+    }
     if let Some(warning) = &record.warning {
         line.push_str(&format!("\n  warning: {warning}"));
     }

@@ -9,6 +9,7 @@
 
 mod credentials;
 mod error;
+pub mod jq;
 pub mod keys;
 pub mod location;
 mod parse;
@@ -231,8 +232,13 @@ pub enum TaskProperties {
 #[serde(deny_unknown_fields)]
 pub struct HttpSyncProperties {
     pub base_url: String,
+    /// May use `{{ execution_date }}`, `{{ run_id }}`, `{{ task_id }}`.
     #[serde(default)]
     pub path: String,
+    /// Extra query parameters sent with every page; values may use the
+    /// same templates as `path`.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
     /// Sent as `Authorization: Bearer …`.
     pub token: Option<Secret>,
     #[serde(default = "default_page_param")]
@@ -255,8 +261,11 @@ pub struct HttpSyncProperties {
     pub target: Secret,
     pub target_table: String,
     pub primary_key: Vec<String>,
-    /// Target column = dotted path in an item.
-    pub columns: BTreeMap<String, String>,
+    /// Target column = dotted path in an item, or `{ jq = "…" }` run on it.
+    pub columns: BTreeMap<String, jq::ColumnSource>,
+    /// jq run on each item first: items it maps to false or null are
+    /// dropped (counted as filtered, not skipped).
+    pub filter: Option<jq::Expression>,
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,
     #[serde(

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::error::{ConfigError, SourceText, did_you_mean};
+use super::jq::{self, ColumnSource};
 use super::{Config, TaskProperties, TaskSpans, template};
 use crate::config::location::LocationSpec;
 use crate::config::pattern::Pattern;
@@ -290,7 +291,13 @@ fn check_http_sync(
     source: &SourceText<'_>,
     http: &super::HttpSyncProperties,
 ) -> Result<(), ConfigError> {
-    if !(http.base_url.starts_with("http://") || http.base_url.starts_with("https://")) {
+    // Unresolved references (`syncdeck history`/`errors` load without
+    // credentials) are checked once they are resolved.
+    let unresolved = |text: &str| text.contains("${");
+    if !(http.base_url.starts_with("http://")
+        || http.base_url.starts_with("https://")
+        || unresolved(&http.base_url))
+    {
         return Err(source.error(
             None,
             format!(
@@ -300,7 +307,8 @@ fn check_http_sync(
         ));
     }
     if !(http.target.expose().starts_with("postgres://")
-        || http.target.expose().starts_with("postgresql://"))
+        || http.target.expose().starts_with("postgresql://")
+        || unresolved(http.target.expose()))
     {
         return Err(source.error(None, "http_sync target must be a postgres:// URL"));
     }
@@ -321,6 +329,39 @@ fn check_http_sync(
     if http.page_size == 0 {
         return Err(source.error(None, "http_sync page_size must be at least 1"));
     }
+    for (what, text) in std::iter::once(("path", &http.path))
+        .chain(http.query.values().map(|value| ("query value", value)))
+    {
+        template::check(text).map_err(|message| {
+            source.error(None, format!("http_sync {what} `{text}`: {message}"))
+        })?;
+    }
+    let expressions = http
+        .columns
+        .iter()
+        .filter_map(|(name, column)| match column {
+            ColumnSource::Jq(expression) => Some((format!("column `{name}`"), expression)),
+            ColumnSource::Path(_) => None,
+        })
+        .chain(
+            http.filter
+                .iter()
+                .map(|filter| ("filter".to_string(), filter)),
+        );
+    for (what, expression) in expressions {
+        if let Err(error) = &expression.program {
+            let span = expression.text.span();
+            let raw = source.text.get(span.clone()).unwrap_or_default();
+            let at = span.start + jq::offset_in_value(raw, error.offset);
+            return Err(source.error(
+                Some(at..at),
+                format!(
+                    "jq in {what}: {}; fix the expression here (jq syntax: https://jqlang.org/manual/)",
+                    error.message
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -337,6 +378,15 @@ fn check_airbyte(
             ),
         ));
     }
+    template::check(&airbyte.connection_id).map_err(|message| {
+        source.error(
+            None,
+            format!(
+                "airbyte connection_id `{}`: {message}",
+                airbyte.connection_id
+            ),
+        )
+    })?;
     if airbyte.wait_seconds.is_nan()
         || airbyte.wait_seconds <= 0.0
         || airbyte.wait_seconds > 86_400.0

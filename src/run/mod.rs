@@ -118,6 +118,9 @@ pub struct RunCounters {
     pub rows_extracted: u64,
     pub rows_upserted: u64,
     pub rows_skipped: u64,
+    /// Items a task's `filter` dropped on purpose (not errors).
+    #[serde(default)]
+    pub rows_filtered: u64,
     /// Rows loaded that were already identical in the target (not rewritten).
     pub rows_unchanged: u64,
     /// Target rows deleted because the source no longer has their key

@@ -578,6 +578,20 @@ impl FakeApi {
         }
     }
 
+    /// The paths with queries the API was asked for, in order.
+    pub fn requests(&self) -> Vec<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        write!(
+            stream,
+            "GET /_requests HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or("[]");
+        serde_json::from_str(body).expect("requests JSON")
+    }
+
     /// Changes the API's behaviour: `fail_page=2&fail_times=2`, `heal=1`, `touch=1,2&add=3`.
     pub fn control(&self, query: &str) {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");

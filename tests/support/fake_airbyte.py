@@ -6,7 +6,8 @@ connection id:
   ok     pending -> running -> succeeded (rowsSynced 1234, bytesSynced 56789)
   fail   pending -> running -> failed (failureReason set)
   slow   pending -> running until cancelled
-GET /_calls lists the requests received, for the tests to check.
+GET /_calls lists the requests received (and `connection ID` after each
+POST /jobs), for the tests to check.
 
     python3 fake_airbyte.py PORT    (0: any free port; the port is printed)
 """
@@ -27,7 +28,8 @@ next_id = [100]
 
 def advance(job):
     job["polls"] += 1
-    plan = job["connectionId"]
+    # `ok/anything` behaves like `ok`: lets tests see a rendered id.
+    plan = (job["connectionId"] or "").split("/")[0]
     if job["status"] in ("succeeded", "failed", "cancelled"):
         return
     if job["polls"] >= 2:
@@ -84,6 +86,7 @@ class Handler(BaseHTTPRequestHandler):
                 next_id[0] += 1
                 jobs[job_id] = {"jobId": job_id, "status": "pending", "jobType": body.get("jobType", "sync"),
                                 "connectionId": body.get("connectionId"), "polls": 0}
+                calls.append(f"connection {body.get('connectionId')}")
                 return self.reply(200, public(jobs[job_id]))
         self.reply(404, {"message": "not found"})
 

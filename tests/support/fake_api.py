@@ -5,10 +5,14 @@ GET /users?page=N&limit=L[&updated_since=T]  (Authorization: Bearer required)
 GET /_control?fail_page=3&fail_times=2  page 3 answers 500 the next 2 times (-1: until healed)
 GET /_control?heal=1                     stop failing
 GET /_control?touch=1,2,3&add=5          update those users now; add 5 new ones
+GET /_control?numeric_first_name=7       user 7's first_name becomes a number
+GET /_requests                           the paths (with queries) asked for so far
 
     python3 fake_api.py PORT    (0: any free port; the port is printed)
+    FAKE_API_USERS=100000 for more users (benchmarks); 250 by default
 """
 import json
+import os
 import sys
 import threading
 from datetime import datetime, timedelta, timezone
@@ -18,12 +22,21 @@ from urllib.parse import parse_qs, urlparse
 TOKEN = "api-token-for-tests-77"
 lock = threading.Lock()
 start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def user(i, updated_at):
+    # Mixed-case e-mail and split names: what seed 002's transform normalises.
+    return {"id": i, "email": f"User{i}@Example.COM" if i % 2 else f"user{i}@example.com",
+            "first_name": f"First{i}", "last_name": f"Last{i}", "active": i % 3 != 0,
+            "profile": {"name": f"User {i}"}, "updated_at": updated_at}
+
+
 users = {
-    i: {"id": i, "email": f"user{i}@example.com", "profile": {"name": f"User {i}"},
-        "updated_at": (start + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    for i in range(1, 251)
+    i: user(i, (start + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    for i in range(1, int(os.environ.get("FAKE_API_USERS", "250")) + 1)
 }
 failing = {"page": None, "times": 0}
+requests = []
 
 
 def now():
@@ -57,8 +70,13 @@ class Handler(BaseHTTPRequestHandler):
                     users[int(i)]["updated_at"] = now()
                 for _ in range(int(query.get("add", "0"))):
                     i = max(users) + 1
-                    users[i] = {"id": i, "email": f"user{i}@example.com", "profile": {"name": f"User {i}"}, "updated_at": now()}
+                    users[i] = user(i, now())
+                for i in filter(None, query.get("numeric_first_name", "").split(",")):
+                    users[int(i)]["first_name"] = 12345
                 return self.reply(200, {"ok": True})
+            if url.path == "/_requests":
+                return self.reply(200, requests)
+            requests.append(self.path)
             if url.path != "/users":
                 return self.reply(404, {"message": "not found"})
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
