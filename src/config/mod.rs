@@ -262,9 +262,11 @@ pub struct HttpSyncProperties {
     pub target_table: String,
     pub primary_key: Vec<String>,
     /// Target column = dotted path in an item, or `{ jq = "…" }` run on it.
+    #[schemars(with = "BTreeMap<String, schema::ColumnSourceText>")]
     pub columns: BTreeMap<String, jq::ColumnSource>,
     /// jq run on each item first: items it maps to false or null are
     /// dropped (counted as filtered, not skipped).
+    #[schemars(with = "Option<String>")]
     pub filter: Option<jq::Expression>,
     #[serde(default = "default_max_retries")]
     pub max_retries: u32,

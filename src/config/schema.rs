@@ -16,6 +16,30 @@ use serde_json::{Value, json};
 use super::parse::{TaskHeader, TopLevel};
 use super::{AirbyteProperties, HttpSyncProperties, SyncProperties, TableSyncProperties, TaskKind};
 
+/// An `http_sync` column: a dotted path, or `{ jq = "…" }`.
+pub(super) struct ColumnSourceText;
+
+impl JsonSchema for ColumnSourceText {
+    fn schema_name() -> Cow<'static, str> {
+        "ColumnSource".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A dotted path in the item (\"profile.name\"), or { jq = \"…\" } run on it.",
+            "oneOf": [
+                { "type": "string" },
+                {
+                    "type": "object",
+                    "properties": { "jq": { "type": "string" } },
+                    "required": ["jq"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
 /// A duration written as text: `"30s"`, `"5m"`, `"1h 30m"`, `"250ms"`.
 pub(super) struct DurationText;
 

@@ -31,6 +31,7 @@ pub struct TableSyncProperties {
     /// Full mode only: after a run that loaded every batch, delete the
     /// target rows whose key the source no longer has. Without it, rows
     /// deleted at the source stay in the target.
+    #[schemars(with = "Option<bool>")]
     pub delete_missing: Option<Spanned<bool>>,
     pub watermark_column: Option<String>,
     /// How far below the stored watermark an incremental run starts
