@@ -3,14 +3,19 @@
 //! encrypted, the server's certificate checked against the system's roots
 //! and `tls_ca_file`). Each operation opens its own connection, so
 //! concurrent transfers never share a control channel.
-//! Listings use MLSD (exact sizes and times); uploads go to a hidden
-//! partial name and are renamed into place when complete, so a cancelled
-//! or failed upload never shows under the real name.
+//! Listings use MLSD (exact sizes and times) when the server offers it
+//! (`FEAT`); otherwise `LIST`, Unix- or DOS-style, with each file's exact
+//! time from `MDTM` (a listing shows minutes at best, and unchanged files
+//! are recognised by their times). Paths are relative to the folder the
+//! login lands in, as RFC 1738 has it (`ftp://host/%2Fdata/` for `/data`).
+//! Uploads go to a hidden partial name and are renamed into place when
+//! complete, so a cancelled or failed upload never shows under the real
+//! name.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream};
 use tokio::io::AsyncWriteExt;
@@ -29,6 +34,10 @@ pub(crate) struct FtpStore {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// `ftp://host:port`, for messages.
     name: String,
+    /// `/` when paths are absolute, empty when relative to the login folder.
+    root: &'static str,
+    /// Whether the server lists with MLSD, learnt from `FEAT` once.
+    mlsd: OnceLock<bool>,
 }
 
 impl FtpStore {
@@ -38,6 +47,7 @@ impl FtpStore {
         username: Option<String>,
         password: Option<Secret>,
         tls: Option<Arc<rustls::ClientConfig>>,
+        absolute: bool,
     ) -> Self {
         let scheme = if tls.is_some() { "ftps" } else { "ftp" };
         let name = format!("{scheme}://{host}:{port}");
@@ -48,7 +58,122 @@ impl FtpStore {
             password,
             tls,
             name,
+            root: if absolute { "/" } else { "" },
+            mlsd: OnceLock::new(),
         }
+    }
+
+    /// The server's path for `key` (a file or folder key, `/` or not at
+    /// either end); empty for the login folder itself.
+    fn path_of(&self, key: &str) -> String {
+        let key = key.trim_matches('/');
+        if key.is_empty() {
+            return self.root.to_string();
+        }
+        format!("{}{key}", self.root)
+    }
+
+    async fn offers_mlsd(&self, ftp: &mut AsyncRustlsFtpStream) -> bool {
+        if let Some(known) = self.mlsd.get() {
+            return *known;
+        }
+        // A server without FEAT is an old one: it has no MLSD either.
+        let offered = ftp.feat().await.is_ok_and(|features| {
+            features
+                .keys()
+                .any(|feature| feature.eq_ignore_ascii_case("MLST"))
+        });
+        *self.mlsd.get_or_init(|| offered)
+    }
+
+    /// One folder's names with sizes and exact times: MLSD, or LIST and MDTM.
+    async fn list_folder(
+        &self,
+        ftp: &mut AsyncRustlsFtpStream,
+        folder: &str,
+        listing: &mut Listing,
+    ) -> Result<Vec<Named>, StoreError> {
+        let path = self.path_of(folder);
+        let argument = (!path.is_empty()).then_some(path.as_str());
+        let mlsd = self.offers_mlsd(ftp).await;
+        let lines = match if mlsd {
+            ftp.mlsd(argument).await
+        } else {
+            ftp.list(argument).await
+        } {
+            Ok(lines) => lines,
+            // A missing folder lists as empty, like the other stores.
+            Err(suppaftp::FtpError::UnexpectedResponse(response))
+                if [450, 501, 550].contains(&response.status.code()) =>
+            {
+                return Ok(Vec::new());
+            }
+            Err(error) => return Err(self.error(folder, error)),
+        };
+        let mut named = Vec::new();
+        for line in lines {
+            let parsed = if mlsd {
+                suppaftp::list::ListParser::parse_mlsd(&line)
+            } else if line.starts_with("total ") {
+                continue;
+            } else {
+                suppaftp::list::ListParser::parse_posix(&line)
+                    .or_else(|_| suppaftp::list::ListParser::parse_dos(&line))
+            };
+            let Ok(file) = parsed else {
+                listing.refused.push((
+                    format!("{}/?", folder.trim_end_matches('/')),
+                    format!("unreadable listing line: {line}"),
+                ));
+                continue;
+            };
+            let name = file.name().to_string();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let key = format!("{}/{name}", folder.trim_end_matches('/'));
+            if mlsd {
+                named.push(Named {
+                    is_folder: file.is_directory(),
+                    size: file.size() as u64,
+                    modified: Some(DateTime::<Utc>::from(file.modified())),
+                    name,
+                });
+                continue;
+            }
+            let mut size = file.size() as u64;
+            let is_folder = if file.is_directory() {
+                true
+            } else if file.is_symlink() {
+                // A link to a file has a SIZE; a link to a folder is not
+                // followed (it could loop).
+                match ftp.size(self.path_of(&key)).await {
+                    Ok(target) => {
+                        size = target as u64;
+                        false
+                    }
+                    Err(_) => continue,
+                }
+            } else {
+                false
+            };
+            let modified = if is_folder {
+                Some(DateTime::<Utc>::from(file.modified()))
+            } else {
+                ftp.mdtm(self.path_of(&key))
+                    .await
+                    .map(|time| time.and_utc())
+                    .ok()
+                    .or_else(|| Some(DateTime::<Utc>::from(file.modified())))
+            };
+            named.push(Named {
+                name,
+                is_folder,
+                size,
+                modified,
+            });
+        }
+        Ok(named)
     }
 
     async fn connect(&self) -> Result<AsyncRustlsFtpStream, StoreError> {
@@ -93,8 +218,21 @@ impl FtpStore {
     }
 }
 
-fn path_of(key: &str) -> String {
-    format!("/{}", key.trim_end_matches('/'))
+/// One name a folder listing gave, with what it tells.
+struct Named {
+    name: String,
+    is_folder: bool,
+    size: u64,
+    modified: Option<DateTime<Utc>>,
+}
+
+/// The key of the partial file an upload to `key` writes first.
+fn partial_key(key: &str) -> String {
+    let (folder, name) = match key.rsplit_once('/') {
+        Some((folder, name)) => (format!("{folder}/"), name),
+        None => (String::new(), key),
+    };
+    format!("{folder}{PARTIAL_PREFIX}{}-{name}", std::process::id())
 }
 
 #[async_trait]
@@ -117,32 +255,15 @@ impl Store for FtpStore {
     async fn list(&self, prefix: &str, recursive: bool) -> Result<Listing, StoreError> {
         let mut ftp = self.connect().await?;
         let mut listing = Listing::default();
-        let mut folders = vec![path_of(prefix)];
+        let mut folders = vec![prefix.trim_end_matches('/').to_string()];
         while let Some(folder) = folders.pop() {
-            let lines = match ftp.mlsd(Some(folder.as_str())).await {
-                Ok(lines) => lines,
-                // A missing folder lists as empty, like the other stores.
-                Err(suppaftp::FtpError::UnexpectedResponse(response))
-                    if [501, 550].contains(&response.status.code()) =>
-                {
-                    continue;
-                }
-                Err(error) => return Err(self.error(&folder, error)),
-            };
-            for line in lines {
-                let Ok(file) = suppaftp::list::ListParser::parse_mlsd(&line) else {
-                    listing.refused.push((
-                        format!("{folder}/?"),
-                        format!("unreadable listing line: {line}"),
-                    ));
-                    continue;
-                };
+            for named in self.list_folder(&mut ftp, &folder, &mut listing).await? {
                 let listed = Listed {
                     folder: &folder,
-                    name: file.name(),
-                    is_folder: file.is_directory(),
-                    size: file.size() as u64,
-                    modified: Some(DateTime::<Utc>::from(file.modified())),
+                    name: &named.name,
+                    is_folder: named.is_folder,
+                    size: named.size,
+                    modified: named.modified,
                 };
                 listing.add_listed(listed, recursive, &mut folders);
             }
@@ -156,7 +277,7 @@ impl Store for FtpStore {
             return Ok(None);
         }
         let mut ftp = self.connect().await?;
-        let path = path_of(key);
+        let path = self.path_of(key);
         let Ok(size) = ftp.size(&path).await else {
             let _ = ftp.quit().await;
             return Ok(None);
@@ -174,7 +295,7 @@ impl Store for FtpStore {
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
         let mut ftp = self.connect().await?;
         let data = ftp
-            .retr_as_stream(path_of(key))
+            .retr_as_stream(self.path_of(key))
             .await
             .map_err(|error| self.error(key, error))?;
         // The connection lives until the download is read and confirmed.
@@ -200,16 +321,17 @@ impl Store for FtpStore {
         mut data: ByteStream,
         cancel: &CancellationToken,
     ) -> Result<(), StoreError> {
-        let target = path_of(key);
-        let (folder, name) = target.rsplit_once('/').unwrap_or(("", &target));
-        let partial = format!("{folder}/{PARTIAL_PREFIX}{}-{name}", std::process::id());
+        let target = self.path_of(key);
+        let partial = self.path_of(&partial_key(key));
         let mut ftp = self.connect().await?;
         // Create the folders down to the target; existing ones refuse, which is fine.
         let mut current = String::new();
-        for part in folder.split('/').filter(|part| !part.is_empty()) {
-            current.push('/');
-            current.push_str(part);
-            let _ = ftp.mkdir(&current).await;
+        if let Some((folder, _)) = key.trim_matches('/').rsplit_once('/') {
+            for part in folder.split('/').filter(|part| !part.is_empty()) {
+                current.push_str(part);
+                let _ = ftp.mkdir(self.path_of(&current)).await;
+                current.push('/');
+            }
         }
         let mut upload = ftp
             .put_with_stream(&partial)
@@ -282,7 +404,7 @@ impl Store for FtpStore {
 
     async fn remove(&self, key: &str) -> Result<(), StoreError> {
         let mut ftp = self.connect().await?;
-        let removed = ftp.rm(&path_of(key)).await;
+        let removed = ftp.rm(self.path_of(key)).await;
         let _ = ftp.quit().await;
         match removed {
             Ok(()) => Ok(()),

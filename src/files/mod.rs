@@ -5,7 +5,7 @@
 //! Depends on `config` (properties, locations, patterns), `task` (the run
 //! context, retries, final status), `run` (events) and `state` (failed
 //! items). `body` plugs it into the engine's contract; the stores live in
-//! `store`, `local`, `ftp` and `sftp`.
+//! `store`, `local`, `ftp` and `sftp` (over `ssh`).
 
 mod body;
 pub(crate) mod ftp;
@@ -13,6 +13,7 @@ pub(crate) mod local;
 mod object;
 mod s3_api;
 pub(crate) mod sftp;
+mod ssh;
 pub mod store;
 mod throttle;
 
@@ -125,7 +126,7 @@ fn open_location(
     base_dir: &std::path::Path,
 ) -> Result<Location, SyncError> {
     let spec = LocationSpec::parse(text).map_err(SyncError::Location)?;
-    let store = store::open(&spec, options)?;
+    let store = store::open(&spec, options, base_dir)?;
     Ok(Location {
         store,
         prefix: spec.key_prefix(base_dir),
