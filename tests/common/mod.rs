@@ -14,6 +14,9 @@ use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 
+pub mod openssh;
+pub mod vsftpd;
+
 /// A scratch folder holding `syncdeck.toml`, its state and logs.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
