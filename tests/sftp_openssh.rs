@@ -142,6 +142,11 @@ fn a_passphrase_protected_rsa_key_logs_in_with_the_server_from_the_default_known
         std::fs::read(server.root.path().join("drop/a.csv")).expect("replaced"),
         b"a, second version\n"
     );
+    assert!(
+        server.sftp_log().contains("posix-rename old"),
+        "the file is replaced in one step (posix-rename@openssh.com): {}",
+        server.sftp_log()
+    );
     assert_eq!(
         std::fs::read(workspace.path().join("out/a.csv")).expect("pulled"),
         b"a, second version\n"

@@ -1,11 +1,12 @@
 //! A real OpenSSH server (`sshd`) on loopback for the SFTP tests: its own
 //! config, host key and port, key-only login for the current user (the
-//! authorized keys in its temp folder), `internal-sftp`.
+//! authorized keys in its temp folder), OpenSSH's `sftp-server` with its
+//! operations logged.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::{Process, announced_port, free_port};
+use super::{Process, free_port};
 
 pub struct OpenSshServer {
     _process: Process,
@@ -73,6 +74,23 @@ impl OpenSshServer {
         )
         .trim()
         .to_string();
+        // OpenSSH's sftp-server, logging each operation (`-l INFO`) to a
+        // file the tests read (`-e`: to stderr).
+        let sftp_server = dir.path().join("sftp-server.sh");
+        std::fs::write(
+            &sftp_server,
+            format!(
+                "#!/bin/sh\nexec /usr/lib/openssh/sftp-server -e -l INFO 2>>{}\n",
+                dir.path().join("sftp.log").display()
+            ),
+        )
+        .expect("sftp-server wrapper");
+        let made_executable = Command::new("chmod")
+            .arg("755")
+            .arg(&sftp_server)
+            .status()
+            .expect("chmod");
+        assert!(made_executable.success(), "chmod failed");
         // sshd cannot pick its own port and say which; a port taken between
         // free_port and the bind is retried.
         for _ in 0..5 {
@@ -85,27 +103,32 @@ impl OpenSshServer {
                      AuthorizedKeysFile {keys}\nStrictModes no\nUsePAM no\n\
                      PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
                      PubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
-                     Subsystem sftp internal-sftp\nLogLevel VERBOSE\n",
+                     Subsystem sftp {sftp_server}\nLogLevel VERBOSE\n",
                     host_key = host_key.display(),
                     keys = dir.path().join("authorized_keys").display(),
+                    sftp_server = sftp_server.display(),
                 ),
             )
             .expect("sshd_config");
-            let mut child = Command::new(sshd_program())
-                .args(["-D", "-e", "-f"])
+            let log = dir.path().join("sshd.log");
+            let _ = std::fs::remove_file(&log);
+            let child = Command::new(sshd_program())
+                .args(["-D", "-f"])
                 .arg(&config)
+                .arg("-E")
+                .arg(&log)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::piped())
+                .stderr(Stdio::null())
                 .spawn()
                 .expect("start sshd");
-            let announced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                announced_port(&mut child, "Server listening on 127.0.0.1 port ", "sshd")
-            }));
-            match announced {
-                Ok(listening) if listening == port => {
+            let mut process = Process(child);
+            let listening = format!("Server listening on 127.0.0.1 port {port}.");
+            let started = std::time::Instant::now();
+            while started.elapsed() < std::time::Duration::from_secs(10) {
+                if std::fs::read_to_string(&log).is_ok_and(|text| text.contains(&listening)) {
                     return Self {
-                        _process: Process(child),
+                        _process: process,
                         port,
                         root: tempfile::tempdir().expect("sftp root"),
                         dir,
@@ -113,13 +136,20 @@ impl OpenSshServer {
                         user,
                     };
                 }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                if let Ok(Some(_)) = process.0.try_wait() {
+                    break;
                 }
+                std::thread::sleep(std::time::Duration::from_millis(50));
             }
+            drop(process);
         }
         panic!("sshd did not start on a free loopback port in 5 tries");
+    }
+
+    /// What the SFTP server did, one operation a line (`open`, `rename`,
+    /// `posix-rename`, …).
+    pub fn sftp_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sftp.log")).unwrap_or_default()
     }
 
     /// Lets the key at `private_key` (its `.pub` next to it) log in.
