@@ -268,3 +268,141 @@ fn validate_reports_an_sftp_task_with_no_way_to_check_the_host_key() {
         .expect("validate");
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+/// A one-file push to the server with `options`; returns the run's output.
+fn push_one(
+    server: &OpenSshServer,
+    workspace: &Workspace,
+    options: &str,
+    home: &Path,
+) -> std::process::Output {
+    workspace.file("in/a.csv", b"a\n");
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"push\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"{}\"\n\
+         [tasks.properties.sync_config]\ndestination_config = {options}\n",
+        server.url("drop"),
+    ));
+    run(workspace, home, "")
+}
+
+#[test]
+fn an_ecdsa_key_logs_in() {
+    let server = OpenSshServer::start();
+    let workspace = Workspace::new();
+    let key = make_key(workspace.path(), "id_ecdsa", "ecdsa", "", false);
+    server.authorize(&key);
+    let home = tempfile::tempdir().expect("home");
+    let output = push_one(
+        &server,
+        &workspace,
+        &format!(
+            "{{ username = \"{}\", private_key_file = \"id_ecdsa\", host_key_fingerprint = \"{}\" }}",
+            server.user, server.fingerprint
+        ),
+        home.path(),
+    );
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(server.root.path().join("drop/a.csv").exists());
+}
+
+#[test]
+fn a_host_key_that_differs_from_the_recorded_one_is_refused_as_a_possible_interception() {
+    let server = OpenSshServer::start();
+    let workspace = Workspace::new();
+    let key = make_key(workspace.path(), "id_ed25519", "ed25519", "", false);
+    server.authorize(&key);
+    // This host and port, recorded with another ed25519 key.
+    let other = make_key(workspace.path(), "other_host", "ed25519", "", false);
+    let other_public = std::fs::read_to_string(other.with_extension("pub")).expect("pub");
+    let mut parts = other_public.split_whitespace();
+    workspace.file(
+        "known_hosts",
+        format!(
+            "[127.0.0.1]:{} {} {}\n",
+            server.port,
+            parts.next().expect("kind"),
+            parts.next().expect("key")
+        )
+        .as_bytes(),
+    );
+    let home = tempfile::tempdir().expect("home");
+    let output = push_one(
+        &server,
+        &workspace,
+        &format!(
+            "{{ username = \"{}\", private_key_file = \"id_ed25519\", known_hosts = \"known_hosts\" }}",
+            server.user
+        ),
+        home.path(),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(
+        text.contains(&format!(
+            "the server's host key {} (ssh-ed25519) differs from the one recorded at {}:1",
+            server.fingerprint,
+            workspace.path().join("known_hosts").display()
+        )) && text.contains("intercepting"),
+        "{text}"
+    );
+    assert!(!server.root.path().join("drop/a.csv").exists());
+}
+
+#[test]
+fn without_a_key_or_password_the_ssh_agent_logs_in() {
+    let server = OpenSshServer::start();
+    let workspace = Workspace::new();
+    let key = make_key(workspace.path(), "id_ed25519", "ed25519", "", false);
+    server.authorize(&key);
+    let socket = workspace.path().join("agent.sock");
+    let agent = common::TestProcess::spawn(
+        std::process::Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null()),
+    );
+    let added = (0..100).any(|_| {
+        let added = std::process::Command::new("ssh-add")
+            .arg(&key)
+            .env("SSH_AUTH_SOCK", &socket)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if !added {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        added
+    });
+    assert!(added, "ssh-add could not reach the agent");
+    workspace.file("in/a.csv", b"a\n");
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"push\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"{}\"\n\
+         [tasks.properties.sync_config]\ndestination_config = {{ username = \"{}\", host_key_fingerprint = \"{}\" }}\n",
+        server.url("drop"),
+        server.user,
+        server.fingerprint
+    ));
+    let home = tempfile::tempdir().expect("home");
+    let output = workspace
+        .command(&["run", "--json"])
+        .env("HOME", home.path())
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(server.root.path().join("drop/a.csv").exists());
+    drop(agent);
+
+    // No agent either: the message says what to set.
+    std::fs::remove_file(server.root.path().join("drop/a.csv")).expect("rm");
+    let output = run(&workspace, home.path(), "");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stdout(&output).contains("no way to log in: set password or private_key_file"),
+        "{}",
+        stdout(&output)
+    );
+}

@@ -244,7 +244,9 @@ impl Store for FtpStore {
     fn identity(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (&self.name, &self.username).hash(&mut hasher);
+        // Keys are relative to the root: a relative and an absolute
+        // location on one server are different stores.
+        (&self.name, &self.username, self.root).hash(&mut hasher);
         hasher.finish()
     }
 

@@ -885,6 +885,16 @@ impl Drop for PrivateCluster {
 /// A test server's process, killed and reaped when dropped.
 struct Process(Child);
 
+/// A helper process a test starts itself (an SSH agent), killed and
+/// reaped when dropped.
+pub struct TestProcess(Process);
+
+impl TestProcess {
+    pub fn spawn(command: &mut Command) -> Self {
+        Self(Process(command.spawn().expect("spawn")))
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.0.kill();
