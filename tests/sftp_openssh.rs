@@ -406,3 +406,49 @@ fn without_a_key_or_password_the_ssh_agent_logs_in() {
         stdout(&output)
     );
 }
+
+#[test]
+fn an_encrypted_pkcs8_key_asks_for_its_passphrase_then_logs_in_with_it() {
+    let server = OpenSshServer::start();
+    let workspace = Workspace::new();
+    let key = make_key(workspace.path(), "id_ecdsa", "ecdsa", "", false);
+    // Re-encrypt it as PKCS#8 (`BEGIN ENCRYPTED PRIVATE KEY`).
+    let converted = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-p", "-m", "PKCS8", "-P", "", "-N", PASSPHRASE, "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen -p");
+    assert!(converted.success());
+    assert!(
+        std::fs::read_to_string(&key)
+            .expect("key")
+            .contains("BEGIN ENCRYPTED PRIVATE KEY")
+    );
+    server.authorize(&key);
+    let home = tempfile::tempdir().expect("home");
+    let without = push_one(
+        &server,
+        &workspace,
+        &format!(
+            "{{ username = \"{}\", private_key_file = \"id_ecdsa\", host_key_fingerprint = \"{}\" }}",
+            server.user, server.fingerprint
+        ),
+        home.path(),
+    );
+    assert_eq!(without.status.code(), Some(1));
+    assert!(
+        stdout(&without).contains("is protected by a passphrase; set private_key_passphrase"),
+        "{}",
+        stdout(&without)
+    );
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"push\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"{}\"\n\
+         [tasks.properties.sync_config]\ndestination_config = {{ username = \"{}\", private_key_file = \"id_ecdsa\", private_key_passphrase = \"${{credential:key_passphrase}}\", host_key_fingerprint = \"{}\" }}\n",
+        server.url("drop"),
+        server.user,
+        server.fingerprint
+    ));
+    let output = run(&workspace, home.path(), PASSPHRASE);
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(server.root.path().join("drop/a.csv").exists());
+}

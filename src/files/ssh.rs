@@ -282,9 +282,14 @@ fn load_key_now(
             "{name}: cannot read private_key_file {shown}: {error}"
         ))
     })?;
-    match russh::keys::decode_secret_key(&text, None) {
+    let decoded = russh::keys::decode_secret_key(&text, None);
+    // An encrypted PKCS#8 key fails without a passphrase with an error of
+    // its own, not `KeyIsEncrypted`.
+    let encrypted = matches!(decoded, Err(russh::keys::Error::KeyIsEncrypted))
+        || (decoded.is_err() && text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    match decoded {
         Ok(key) => Ok(Arc::new(key)),
-        Err(russh::keys::Error::KeyIsEncrypted) => {
+        Err(_) if encrypted => {
             let Some(passphrase) = passphrase else {
                 return Err(StoreError::permanent(format!(
                     "{name}: private_key_file {shown} is protected by a passphrase; set private_key_passphrase = \"${{credential:NAME}}\""
