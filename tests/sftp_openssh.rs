@@ -196,6 +196,19 @@ fn an_unknown_host_is_refused_with_the_fingerprint_to_pin() {
         !server.root.path().join("drop/a.csv").exists(),
         "nothing reaches an unchecked server"
     );
+
+    // A known_hosts setting naming no file says so.
+    std::fs::remove_file(workspace.path().join("known_hosts")).expect("rm");
+    let output = run(&workspace, home.path(), "");
+    assert_eq!(output.status.code(), Some(1));
+    let text = stdout(&output);
+    assert!(
+        text.contains(&format!(
+            "the known_hosts file {} does not exist",
+            workspace.path().join("known_hosts").display()
+        )),
+        "{text}"
+    );
 }
 
 #[test]
@@ -416,6 +429,7 @@ fn an_encrypted_pkcs8_key_asks_for_its_passphrase_then_logs_in_with_it() {
     let converted = std::process::Command::new("ssh-keygen")
         .args(["-q", "-p", "-m", "PKCS8", "-P", "", "-N", PASSPHRASE, "-f"])
         .arg(&key)
+        .stdout(std::process::Stdio::null())
         .status()
         .expect("ssh-keygen -p");
     assert!(converted.success());

@@ -73,6 +73,10 @@ impl Client {
                 "the server's host key {presented} ({algorithm}) does not match host_key_fingerprint {}; if the server's key was changed on purpose, pin the new one",
                 expected.trim()
             )),
+            HostKeyCheck::KnownHosts(path) if !path.is_file() => Err(format!(
+                "the known_hosts file {} does not exist; fix known_hosts, or pin the server's key with host_key_fingerprint = \"{presented}\" once its operator confirms it",
+                path.display()
+            )),
             HostKeyCheck::KnownHosts(path) => {
                 match russh::keys::check_known_hosts_path(&self.host, self.port, key, path) {
                     Ok(true) => Ok(()),
