@@ -114,11 +114,11 @@ impl FtpStore {
         for line in lines {
             let parsed = if mlsd {
                 suppaftp::list::ListParser::parse_mlsd(&line)
-            } else if line.starts_with("total ") {
-                continue;
             } else {
-                suppaftp::list::ListParser::parse_posix(&line)
-                    .or_else(|_| suppaftp::list::ListParser::parse_dos(&line))
+                let Some(parsed) = parse_list_line(&line) else {
+                    continue;
+                };
+                parsed
             };
             let Ok(file) = parsed else {
                 listing.refused.push((
@@ -224,6 +224,18 @@ struct Named {
     is_folder: bool,
     size: u64,
     modified: Option<DateTime<Utc>>,
+}
+
+/// A LIST line, Unix-style (`-rw-r--r-- 1 u g 6 Nov 25 19:30 name`) or
+/// DOS-style (`04-08-14  03:09PM  403 name`); `None` for `total N`.
+fn parse_list_line(line: &str) -> Option<Result<suppaftp::list::File, suppaftp::list::ParseError>> {
+    if line.starts_with("total ") {
+        return None;
+    }
+    Some(
+        suppaftp::list::ListParser::parse_posix(line)
+            .or_else(|_| suppaftp::list::ListParser::parse_dos(line)),
+    )
 }
 
 /// The key of the partial file an upload to `key` writes first.
@@ -418,5 +430,44 @@ impl Store for FtpStore {
             }
             Err(error) => Err(self.error(key, error)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_and_dos_listings_give_names_sizes_and_kinds() {
+        let unix = parse_list_line("-rw-r--r--    1 1001     1001         6 Nov 25 19:30 a b.csv")
+            .and_then(Result::ok)
+            .expect("unix line");
+        assert_eq!(
+            (unix.name(), unix.size(), unix.is_directory()),
+            ("a b.csv", 6, false)
+        );
+        let dos = parse_list_line("04-08-14  03:09PM                  403 readme.txt")
+            .and_then(Result::ok)
+            .expect("dos file");
+        assert_eq!(
+            (dos.name(), dos.size(), dos.is_directory()),
+            ("readme.txt", 403, false)
+        );
+        let folder = parse_list_line("10-19-20  03:19PM       <DIR>          pub")
+            .and_then(Result::ok)
+            .expect("dos folder");
+        assert!(folder.is_directory());
+        assert!(parse_list_line("total 12").is_none());
+        assert!(parse_list_line("garbage").is_some_and(|parsed| parsed.is_err()));
+    }
+
+    #[test]
+    fn partial_files_sit_next_to_their_target() {
+        let id = std::process::id();
+        assert_eq!(
+            partial_key("in/a.csv"),
+            format!("in/{PARTIAL_PREFIX}{id}-a.csv")
+        );
+        assert_eq!(partial_key("a.csv"), format!("{PARTIAL_PREFIX}{id}-a.csv"));
     }
 }
