@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The console's end-to-end tests drive the binary inside tmux; the SFTP
-# tests run `rclone serve sftp` with a host key made by ssh-keygen.
+# tests run `rclone serve sftp` and OpenSSH's sshd with keys made by
+# ssh-keygen; the FTP tests also run vsftpd (a server without MLSD).
 missing=""
 command -v tmux >/dev/null 2>&1 || missing="$missing tmux"
 command -v rclone >/dev/null 2>&1 || missing="$missing rclone"
@@ -16,6 +17,8 @@ command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 # manual page with man, and load the bash completions.
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 command -v man >/dev/null 2>&1 || missing="$missing man-db"
+[ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
+[ -x /usr/sbin/vsftpd ] || missing="$missing vsftpd"
 if [ -n "$missing" ]; then
     apt-get update -qq && apt-get install -y -qq $missing >/dev/null
 fi

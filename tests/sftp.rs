@@ -105,8 +105,11 @@ fn a_wrong_password_or_host_key_is_refused_with_the_host_named() {
     assert_eq!(output.status.code(), Some(1));
     let text = stdout(&output);
     assert!(
-        text.contains("host key does not match"),
-        "a server with another key is refused: {text}"
+        text.contains(&format!(
+            "the server's host key {} (ssh-ed25519) does not match host_key_fingerprint SHA256:not-this-server",
+            sftp.fingerprint
+        )),
+        "a server with another key is refused, its key named: {text}"
     );
 }
 

@@ -26,12 +26,15 @@ pub(crate) enum LocationSpec {
         prefix: String,
     },
     /// `ftp://host[:port]/path`, or `ftps://…`: FTP with explicit TLS
-    /// (`AUTH TLS`) on the control and data connections.
+    /// (`AUTH TLS`) on the control and data connections. The path is
+    /// relative to the login folder (RFC 1738), or absolute when it starts
+    /// with `%2F` (`ftp://host/%2Fdata/` is `/data`).
     Ftp {
         host: String,
         port: Option<u16>,
         prefix: String,
         tls: bool,
+        absolute: bool,
     },
     /// `sftp://host[:port]/path`.
     Sftp {
@@ -77,12 +80,23 @@ impl LocationSpec {
                 };
                 Ok(match scheme {
                     "sftp" => Self::Sftp { host, port, prefix },
-                    _ => Self::Ftp {
-                        host,
-                        port,
-                        prefix,
-                        tls: scheme == "ftps",
-                    },
+                    _ => {
+                        let absolute = prefix
+                            .get(..3)
+                            .is_some_and(|start| start.eq_ignore_ascii_case("%2F"));
+                        let prefix = if absolute {
+                            prefix[3..].trim_start_matches('/').to_string()
+                        } else {
+                            prefix
+                        };
+                        Self::Ftp {
+                            host,
+                            port,
+                            prefix,
+                            tls: scheme == "ftps",
+                            absolute,
+                        }
+                    }
                 })
             }
             other => Err(format!(
@@ -122,6 +136,15 @@ impl LocationSpec {
             | Self::Sftp { prefix, .. } => prefix.clone(),
         }
     }
+}
+
+/// The known_hosts file `ssh` itself reads, when it exists: where an SFTP
+/// server's host key is looked up when the config names no other way.
+pub(crate) fn default_known_hosts() -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var_os("HOME")?)
+        .join(".ssh")
+        .join("known_hosts");
+    path.is_file().then_some(path)
 }
 
 /// Removes `.` and resolves `..` lexically, so keys are canonical.
@@ -186,7 +209,19 @@ mod tests {
                 port: Some(2121),
                 prefix: "data/".into(),
                 tls: false,
+                absolute: false,
             }
+        );
+        assert_eq!(
+            LocationSpec::parse("ftp://files.example.com/%2fsrv/data/").expect("ftp"),
+            LocationSpec::Ftp {
+                host: "files.example.com".into(),
+                port: None,
+                prefix: "srv/data/".into(),
+                tls: false,
+                absolute: true,
+            },
+            "%2F at the start of an FTP path makes it absolute"
         );
         assert_eq!(
             LocationSpec::parse("sftp://files.example.com/data/").expect("sftp"),
@@ -203,6 +238,7 @@ mod tests {
                 port: None,
                 prefix: "x/".into(),
                 tls: true,
+                absolute: false,
             }
         );
         assert!(

@@ -78,7 +78,7 @@ impl Config {
     }
 }
 
-fn resolve_relative(base: &Path, path: &Path) -> PathBuf {
+pub(crate) fn resolve_relative(base: &Path, path: &Path) -> PathBuf {
     if let Ok(rest) = path.strip_prefix("~")
         && let Some(home) = std::env::var_os("HOME")
     {
@@ -462,8 +462,14 @@ pub struct StoreOptions {
     pub password: Option<Secret>,
     /// SFTP: the server's host key, `SHA256:…` as `ssh-keygen -l` prints it.
     pub host_key_fingerprint: Option<String>,
-    /// SFTP: a known_hosts file to check the server's host key against.
+    /// SFTP: a known_hosts file to check the server's host key against
+    /// (by default `~/.ssh/known_hosts` when it exists).
     pub known_hosts: Option<PathBuf>,
+    /// SFTP: log in with this private key (OpenSSH or PEM; ed25519, ECDSA
+    /// or RSA) instead of a password.
+    pub private_key_file: Option<PathBuf>,
+    /// SFTP: what unlocks `private_key_file`, as a `${credential:NAME}`.
+    pub private_key_passphrase: Option<Secret>,
     /// FTPS: a PEM file of certificates to trust besides the system's
     /// roots (a private CA, or the server's own certificate's issuer).
     pub tls_ca_file: Option<PathBuf>,

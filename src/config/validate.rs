@@ -123,6 +123,7 @@ fn check_properties(
             .map_err(|message| source.error(span, format!("{what}: {message}")))?;
     }
     check_nesting(source, sync, base_dir)?;
+    check_host_keys(source, sync)?;
     if let Some(pattern) = &sync.pattern {
         Pattern::new(pattern.get_ref())
             .map_err(|message| source.error(Some(pattern.span()), message))?;
@@ -135,6 +136,42 @@ fn check_properties(
     }
     if let Some(limit) = &sync.bwlimit {
         parse_rate(limit.get_ref()).map_err(|message| source.error(Some(limit.span()), message))?;
+    }
+    Ok(())
+}
+
+/// Refuses an SFTP location whose server's host key cannot be checked:
+/// no pinned fingerprint, no known_hosts setting and no `~/.ssh/known_hosts`
+/// (every run would be refused).
+fn check_host_keys(
+    source: &SourceText<'_>,
+    sync: &super::SyncProperties,
+) -> Result<(), ConfigError> {
+    let sides = [
+        ("source", &sync.source_path, &sync.sync_config.source_config),
+        (
+            "destination",
+            &sync.destination_path,
+            &sync.sync_config.destination_config,
+        ),
+    ];
+    for (side, path, options) in sides {
+        let Ok(LocationSpec::Sftp { host, port, .. }) = LocationSpec::parse(path.get_ref()) else {
+            continue;
+        };
+        if options.host_key_fingerprint.is_some()
+            || options.known_hosts.is_some()
+            || super::location::default_known_hosts().is_some()
+        {
+            continue;
+        }
+        let port = options.port.or(port).unwrap_or(22);
+        return Err(source.error(
+            Some(path.span()),
+            format!(
+                "{side}_path: no way to check the SFTP server's host key; set host_key_fingerprint = \"SHA256:…\" (`ssh-keyscan -p {port} {host} | ssh-keygen -lf -` shows it; confirm it with the server's operator) or known_hosts in sync_config.{side}_config"
+            ),
+        ));
     }
     Ok(())
 }

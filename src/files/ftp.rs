@@ -3,14 +3,19 @@
 //! encrypted, the server's certificate checked against the system's roots
 //! and `tls_ca_file`). Each operation opens its own connection, so
 //! concurrent transfers never share a control channel.
-//! Listings use MLSD (exact sizes and times); uploads go to a hidden
-//! partial name and are renamed into place when complete, so a cancelled
-//! or failed upload never shows under the real name.
+//! Listings use MLSD (exact sizes and times) when the server offers it
+//! (`FEAT`); otherwise `LIST`, Unix- or DOS-style, with each file's exact
+//! time from `MDTM` (a listing shows minutes at best, and unchanged files
+//! are recognised by their times). Paths are relative to the folder the
+//! login lands in, as RFC 1738 has it (`ftp://host/%2Fdata/` for `/data`).
+//! Uploads go to a hidden partial name and are renamed into place when
+//! complete, so a cancelled or failed upload never shows under the real
+//! name.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream};
 use tokio::io::AsyncWriteExt;
@@ -18,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::local::PARTIAL_PREFIX;
 use super::store::{
-    ByteStream, Entry, FolderReader, ListStream, RemoteFolder, RemoteName, Store, StoreError,
-    list_channel, read_in_background, walk_remote,
+    ByteStream, Entry, FolderReader, ListStream, Listing, RemoteFolder, RemoteName, Store,
+    StoreError, list_channel, read_in_background, walk_remote,
 };
 use crate::config::Secret;
 
@@ -32,6 +37,10 @@ pub(crate) struct FtpStore {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// `ftp://host:port`, for messages.
     name: String,
+    /// `/` when paths are absolute, empty when relative to the login folder.
+    root: &'static str,
+    /// Whether the server lists with MLSD, learnt from `FEAT` once.
+    mlsd: OnceLock<bool>,
 }
 
 impl FtpStore {
@@ -41,6 +50,7 @@ impl FtpStore {
         username: Option<String>,
         password: Option<Secret>,
         tls: Option<Arc<rustls::ClientConfig>>,
+        absolute: bool,
     ) -> Self {
         let scheme = if tls.is_some() { "ftps" } else { "ftp" };
         let name = format!("{scheme}://{host}:{port}");
@@ -51,7 +61,119 @@ impl FtpStore {
             password,
             tls,
             name,
+            root: if absolute { "/" } else { "" },
+            mlsd: OnceLock::new(),
         }
+    }
+
+    /// The server's path for `key` (a file or folder key, `/` or not at
+    /// either end); empty for the login folder itself.
+    fn path_of(&self, key: &str) -> String {
+        let key = key.trim_matches('/');
+        if key.is_empty() {
+            return self.root.to_string();
+        }
+        format!("{}{key}", self.root)
+    }
+
+    async fn offers_mlsd(&self, ftp: &mut AsyncRustlsFtpStream) -> bool {
+        if let Some(known) = self.mlsd.get() {
+            return *known;
+        }
+        // A server without FEAT is an old one: it has no MLSD either.
+        let offered = ftp.feat().await.is_ok_and(|features| {
+            features
+                .keys()
+                .any(|feature| feature.eq_ignore_ascii_case("MLST"))
+        });
+        *self.mlsd.get_or_init(|| offered)
+    }
+
+    /// One folder's names with sizes and exact times: MLSD, or LIST and MDTM.
+    async fn list_folder(
+        &self,
+        ftp: &mut AsyncRustlsFtpStream,
+        folder: &str,
+        listing: &mut Listing,
+    ) -> Result<Option<Vec<Named>>, StoreError> {
+        let path = self.path_of(folder);
+        let argument = (!path.is_empty()).then_some(path.as_str());
+        let mlsd = self.offers_mlsd(ftp).await;
+        let lines = match if mlsd {
+            ftp.mlsd(argument).await
+        } else {
+            ftp.list(argument).await
+        } {
+            Ok(lines) => lines,
+            // A missing folder lists as empty, like the other stores.
+            // The server says the folder is not there.
+            Err(error) if is_missing(&error) => return Ok(None),
+            Err(error) => return Err(self.error(folder, error)),
+        };
+        let mut named = Vec::new();
+        for line in lines {
+            let parsed = if mlsd {
+                suppaftp::list::ListParser::parse_mlsd(&line)
+            } else {
+                let Some(parsed) = parse_list_line(&line) else {
+                    continue;
+                };
+                parsed
+            };
+            let Ok(file) = parsed else {
+                listing.refused.push((
+                    format!("{}/?", folder.trim_end_matches('/')),
+                    format!("unreadable listing line: {line}"),
+                ));
+                continue;
+            };
+            let name = file.name().to_string();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let key = format!("{}/{name}", folder.trim_end_matches('/'));
+            if mlsd {
+                named.push(Named {
+                    is_folder: file.is_directory(),
+                    size: file.size() as u64,
+                    modified: Some(DateTime::<Utc>::from(file.modified())),
+                    name,
+                });
+                continue;
+            }
+            let mut size = file.size() as u64;
+            let is_folder = if file.is_directory() {
+                true
+            } else if file.is_symlink() {
+                // A link to a file has a SIZE; a link to a folder is not
+                // followed (it could loop).
+                match ftp.size(self.path_of(&key)).await {
+                    Ok(target) => {
+                        size = target as u64;
+                        false
+                    }
+                    Err(_) => continue,
+                }
+            } else {
+                false
+            };
+            let modified = if is_folder {
+                Some(DateTime::<Utc>::from(file.modified()))
+            } else {
+                ftp.mdtm(self.path_of(&key))
+                    .await
+                    .map(|time| time.and_utc())
+                    .ok()
+                    .or_else(|| Some(DateTime::<Utc>::from(file.modified())))
+            };
+            named.push(Named {
+                name,
+                is_folder,
+                size,
+                modified,
+            });
+        }
+        Ok(Some(named))
     }
 
     async fn connect(&self) -> Result<AsyncRustlsFtpStream, StoreError> {
@@ -96,7 +218,8 @@ impl FtpStore {
     }
 }
 
-/// One FTP connection reading folders with MLSD (exact sizes and times).
+/// One FTP connection reading folders: MLSD, or LIST and MDTM (exact
+/// sizes and times either way).
 struct FtpFolders<'a> {
     ftp: AsyncRustlsFtpStream,
     store: &'a FtpStore,
@@ -105,40 +228,35 @@ struct FtpFolders<'a> {
 #[async_trait]
 impl FolderReader for FtpFolders<'_> {
     async fn read_folder(&mut self, folder: &str) -> Result<Option<RemoteFolder>, StoreError> {
-        let mut listed = self.ftp.mlsd(Some(folder)).await;
-        if let Err(error) = &listed
-            && !is_missing(error)
-        {
+        let mut refused = Listing::default();
+        let mut listed = self
+            .store
+            .list_folder(&mut self.ftp, folder, &mut refused)
+            .await;
+        if listed.is_err() {
             // The listing connection idles while copies catch up, and a
             // server may have dropped it since: one try on a new one.
-            tracing::debug!(folder, %error, "listing again on a new connection");
+            tracing::debug!(folder, "listing again on a new connection");
             self.ftp = self.store.connect().await?;
-            listed = self.ftp.mlsd(Some(folder)).await;
+            refused = Listing::default();
+            listed = self
+                .store
+                .list_folder(&mut self.ftp, folder, &mut refused)
+                .await;
         }
-        let lines = match listed {
-            Ok(lines) => lines,
-            // A missing folder lists as empty, like the other stores.
-            Err(error) if is_missing(&error) => return Ok(None),
-            Err(error) => return Err(self.store.error(folder, error)),
+        let Some(named) = listed? else {
+            return Ok(None);
         };
-        let mut names = Vec::with_capacity(lines.len());
-        let mut refused = Vec::new();
-        for line in lines {
-            let Ok(file) = suppaftp::list::ListParser::parse_mlsd(&line) else {
-                refused.push((
-                    format!("{folder}/?"),
-                    format!("unreadable listing line: {line}"),
-                ));
-                continue;
-            };
-            names.push(RemoteName {
-                name: file.name().to_string(),
-                is_folder: file.is_directory(),
-                size: file.size() as u64,
-                modified: Some(DateTime::<Utc>::from(file.modified())),
-            });
-        }
-        Ok(Some((names, refused)))
+        let names = named
+            .into_iter()
+            .map(|named| RemoteName {
+                name: named.name,
+                is_folder: named.is_folder,
+                size: named.size,
+                modified: named.modified,
+            })
+            .collect();
+        Ok(Some((names, refused.refused)))
     }
 
     async fn close(&mut self) {
@@ -149,11 +267,36 @@ impl FolderReader for FtpFolders<'_> {
 /// Whether the server said the folder does not exist.
 fn is_missing(error: &suppaftp::FtpError) -> bool {
     matches!(error, suppaftp::FtpError::UnexpectedResponse(response)
-        if [501, 550].contains(&response.status.code()))
+        if [450, 501, 550].contains(&response.status.code()))
 }
 
-fn path_of(key: &str) -> String {
-    format!("/{}", key.trim_end_matches('/'))
+/// One name a folder listing gave, with what it tells.
+struct Named {
+    name: String,
+    is_folder: bool,
+    size: u64,
+    modified: Option<DateTime<Utc>>,
+}
+
+/// A LIST line, Unix-style (`-rw-r--r-- 1 u g 6 Nov 25 19:30 name`) or
+/// DOS-style (`04-08-14  03:09PM  403 name`); `None` for `total N`.
+fn parse_list_line(line: &str) -> Option<Result<suppaftp::list::File, suppaftp::list::ParseError>> {
+    if line.starts_with("total ") {
+        return None;
+    }
+    Some(
+        suppaftp::list::ListParser::parse_posix(line)
+            .or_else(|_| suppaftp::list::ListParser::parse_dos(line)),
+    )
+}
+
+/// The key of the partial file an upload to `key` writes first.
+fn partial_key(key: &str) -> String {
+    let (folder, name) = match key.rsplit_once('/') {
+        Some((folder, name)) => (format!("{folder}/"), name),
+        None => (String::new(), key),
+    };
+    format!("{folder}{PARTIAL_PREFIX}{}-{name}", std::process::id())
 }
 
 #[async_trait]
@@ -165,7 +308,9 @@ impl Store for FtpStore {
     fn identity(&self) -> u64 {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (&self.name, &self.username).hash(&mut hasher);
+        // Keys are relative to the root: a relative and an absolute
+        // location on one server are different stores.
+        (&self.name, &self.username, self.root).hash(&mut hasher);
         hasher.finish()
     }
 
@@ -175,7 +320,8 @@ impl Store for FtpStore {
 
     fn list_stream(self: Arc<Self>, prefix: &str, recursive: bool) -> ListStream {
         let (sender, stream) = list_channel();
-        let root = path_of(prefix);
+        // Keys are relative to the store's root; `read_folder` maps them.
+        let root = prefix.trim_end_matches('/').to_string();
         tokio::spawn(async move {
             match self.connect().await {
                 Ok(ftp) => {
@@ -195,7 +341,7 @@ impl Store for FtpStore {
             return Ok(None);
         }
         let mut ftp = self.connect().await?;
-        let path = path_of(key);
+        let path = self.path_of(key);
         let Ok(size) = ftp.size(&path).await else {
             let _ = ftp.quit().await;
             return Ok(None);
@@ -213,7 +359,7 @@ impl Store for FtpStore {
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
         let mut ftp = self.connect().await?;
         let data = ftp
-            .retr_as_stream(path_of(key))
+            .retr_as_stream(self.path_of(key))
             .await
             .map_err(|error| self.error(key, error))?;
         // The connection lives until the download is read and confirmed.
@@ -239,16 +385,17 @@ impl Store for FtpStore {
         mut data: ByteStream,
         cancel: &CancellationToken,
     ) -> Result<(), StoreError> {
-        let target = path_of(key);
-        let (folder, name) = target.rsplit_once('/').unwrap_or(("", &target));
-        let partial = format!("{folder}/{PARTIAL_PREFIX}{}-{name}", std::process::id());
+        let target = self.path_of(key);
+        let partial = self.path_of(&partial_key(key));
         let mut ftp = self.connect().await?;
         // Create the folders down to the target; existing ones refuse, which is fine.
         let mut current = String::new();
-        for part in folder.split('/').filter(|part| !part.is_empty()) {
-            current.push('/');
-            current.push_str(part);
-            let _ = ftp.mkdir(&current).await;
+        if let Some((folder, _)) = key.trim_matches('/').rsplit_once('/') {
+            for part in folder.split('/').filter(|part| !part.is_empty()) {
+                current.push_str(part);
+                let _ = ftp.mkdir(self.path_of(&current)).await;
+                current.push('/');
+            }
         }
         let mut upload = ftp
             .put_with_stream(&partial)
@@ -321,7 +468,7 @@ impl Store for FtpStore {
 
     async fn remove(&self, key: &str) -> Result<(), StoreError> {
         let mut ftp = self.connect().await?;
-        let removed = ftp.rm(&path_of(key)).await;
+        let removed = ftp.rm(self.path_of(key)).await;
         let _ = ftp.quit().await;
         match removed {
             Ok(()) => Ok(()),
@@ -333,5 +480,44 @@ impl Store for FtpStore {
             }
             Err(error) => Err(self.error(key, error)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_and_dos_listings_give_names_sizes_and_kinds() {
+        let unix = parse_list_line("-rw-r--r--    1 1001     1001         6 Nov 25 19:30 a b.csv")
+            .and_then(Result::ok)
+            .expect("unix line");
+        assert_eq!(
+            (unix.name(), unix.size(), unix.is_directory()),
+            ("a b.csv", 6, false)
+        );
+        let dos = parse_list_line("04-08-14  03:09PM                  403 readme.txt")
+            .and_then(Result::ok)
+            .expect("dos file");
+        assert_eq!(
+            (dos.name(), dos.size(), dos.is_directory()),
+            ("readme.txt", 403, false)
+        );
+        let folder = parse_list_line("10-19-20  03:19PM       <DIR>          pub")
+            .and_then(Result::ok)
+            .expect("dos folder");
+        assert!(folder.is_directory());
+        assert!(parse_list_line("total 12").is_none());
+        assert!(parse_list_line("garbage").is_some_and(|parsed| parsed.is_err()));
+    }
+
+    #[test]
+    fn partial_files_sit_next_to_their_target() {
+        let id = std::process::id();
+        assert_eq!(
+            partial_key("in/a.csv"),
+            format!("in/{PARTIAL_PREFIX}{id}-a.csv")
+        );
+        assert_eq!(partial_key("a.csv"), format!("{PARTIAL_PREFIX}{id}-a.csv"));
     }
 }

@@ -6,7 +6,7 @@
 //! Depends on `config` (properties, locations, patterns), `task` (the run
 //! context, retries, final status), `run` (events) and `state` (failed
 //! items). `plan` decides, `body` plugs it into the engine's contract; the
-//! stores live in `store`, `local`, `object`, `ftp` and `sftp`.
+//! stores live in `store`, `local`, `object`, `ftp` and `sftp` (over `ssh`).
 
 mod body;
 pub(crate) mod ftp;
@@ -16,6 +16,7 @@ mod object;
 mod plan;
 mod s3_api;
 pub(crate) mod sftp;
+mod ssh;
 pub mod store;
 mod throttle;
 

@@ -148,7 +148,7 @@ fn open_location(
     base_dir: &std::path::Path,
 ) -> Result<Location, SyncError> {
     let spec = LocationSpec::parse(text).map_err(SyncError::Location)?;
-    let store = store::open(&spec, options)?;
+    let store = store::open(&spec, options, base_dir)?;
     Ok(Location {
         store,
         prefix: spec.key_prefix(base_dir),
@@ -519,9 +519,8 @@ impl Merge {
                 self.last_destination = Some(relative.to_string());
                 self.ahead = Some((relative.to_string(), entry));
             }
-            Some(Ok(
-                ListItem::Refused(..) | ListItem::FolderMarker(_) | ListItem::MissingRoot,
-            )) => {}
+            Some(Ok(ListItem::Refused(..) | ListItem::FolderMarker(_) | ListItem::MissingRoot)) => {
+            }
         }
         Ok(())
     }

@@ -1,70 +1,33 @@
-//! The SFTP store (`sftp://host[:port]/path`). The server's host key is
-//! always checked, against `host_key_fingerprint` (`SHA256:…`, as
-//! `ssh-keygen -l` prints it) or a `known_hosts` file; without either the
-//! connection is refused. One SSH connection per operation; uploads go to
-//! a hidden partial name and are renamed into place when complete.
-
-use std::path::PathBuf;
-use std::sync::Arc;
+//! The SFTP store (`sftp://host[:port]/path`, the path absolute on the
+//! server). Connecting, the host key check and logging in are in `ssh`.
+//! One SSH connection per operation; uploads go to a hidden partial name
+//! and are renamed into place when complete (over an existing file in one
+//! step where the server offers `posix-rename@openssh.com`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use russh_sftp::client::SftpSession;
+use std::sync::Arc;
+
+use russh_sftp::client::{RawSftpSession, SftpSession};
+use russh_sftp::protocol::{Packet, StatusCode};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::local::PARTIAL_PREFIX;
+use super::ssh::{self, HostKeyCheck, Login, Target};
 use super::store::{
     ByteStream, Entry, FolderReader, ListStream, RemoteFolder, RemoteName, Store, StoreError,
     list_channel, read_in_background, walk_remote,
 };
-use crate::config::Secret;
-
-/// How the server proves who it is.
-#[derive(Clone)]
-pub(crate) enum HostKeyCheck {
-    Fingerprint(String),
-    KnownHosts(PathBuf),
-}
 
 pub(crate) struct SftpStore {
     host: String,
     port: u16,
     username: String,
-    password: Option<Secret>,
+    login: Login,
     host_key: Option<HostKeyCheck>,
     name: String,
-}
-
-struct Client {
-    host: String,
-    port: u16,
-    check: Option<HostKeyCheck>,
-}
-
-impl russh::client::Handler for Client {
-    type Error = russh::Error;
-
-    async fn check_server_key(
-        &mut self,
-        presented: &russh::keys::PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        // Host certificates are not trusted: only a pinned or known key is.
-        let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = presented else {
-            return Ok(false);
-        };
-        Ok(match &self.check {
-            Some(HostKeyCheck::Fingerprint(expected)) => {
-                key.fingerprint(russh::keys::HashAlg::Sha256).to_string() == expected.trim()
-            }
-            Some(HostKeyCheck::KnownHosts(path)) => {
-                russh::keys::check_known_hosts_path(&self.host, self.port, key, path)
-                    .unwrap_or(false)
-            }
-            None => false,
-        })
-    }
 }
 
 impl SftpStore {
@@ -72,7 +35,7 @@ impl SftpStore {
         host: String,
         port: u16,
         username: Option<String>,
-        password: Option<Secret>,
+        login: Login,
         host_key: Option<HostKeyCheck>,
     ) -> Self {
         let name = format!("sftp://{host}:{port}");
@@ -82,54 +45,27 @@ impl SftpStore {
             host,
             port,
             username,
-            password,
+            login,
             host_key,
             name,
         }
     }
 
-    async fn session(&self) -> Result<SftpSession, StoreError> {
-        if self.host_key.is_none() {
-            return Err(StoreError::permanent(format!(
-                "{}: no way to check the server's host key; set host_key_fingerprint (\"SHA256:…\") or known_hosts in sync_config",
-                self.name
-            )));
-        }
-        let handler = Client {
-            host: self.host.clone(),
+    async fn connect(&self) -> Result<russh::client::Handle<ssh::Client>, StoreError> {
+        let target = Target {
+            host: &self.host,
             port: self.port,
-            check: self.host_key.clone(),
+            username: &self.username,
+            name: &self.name,
         };
-        let config = Arc::new(russh::client::Config::default());
-        let mut handle = russh::client::connect(config, (self.host.as_str(), self.port), handler)
-            .await
-            .map_err(|error| {
-                let reason = match error {
-                    russh::Error::UnknownKey => {
-                        "the server's host key does not match host_key_fingerprint / known_hosts"
-                            .to_string()
-                    }
-                    other => other.to_string(),
-                };
-                StoreError::permanent(format!("{}: cannot connect: {reason}", self.name))
-            })?;
-        let password = self
-            .password
-            .as_ref()
-            .map(Secret::expose)
-            .unwrap_or("")
-            .to_string();
-        let auth = handle
-            .authenticate_password(self.username.clone(), password)
-            .await
-            .map_err(|error| StoreError::transient(format!("{}: {error}", self.name)))?;
-        if !auth.success() {
-            return Err(StoreError::permanent(format!(
-                "{}: login refused for user `{}`; check username and password",
-                self.name, self.username
-            )));
-        }
-        let channel = handle
+        ssh::connect(&target, self.host_key.as_ref(), &self.login).await
+    }
+
+    async fn channel_on<H: russh::client::Handler>(
+        &self,
+        ssh: &russh::client::Handle<H>,
+    ) -> Result<russh::ChannelStream<russh::client::Msg>, StoreError> {
+        let channel = ssh
             .channel_open_session()
             .await
             .map_err(|error| StoreError::transient(format!("{}: {error}", self.name)))?;
@@ -139,9 +75,57 @@ impl SftpStore {
             .map_err(|error| {
                 StoreError::transient(format!("{}: no SFTP subsystem: {error}", self.name))
             })?;
-        SftpSession::new(channel.into_stream())
+        Ok(channel.into_stream())
+    }
+
+    async fn sftp_on<H: russh::client::Handler>(
+        &self,
+        ssh: &russh::client::Handle<H>,
+    ) -> Result<SftpSession, StoreError> {
+        SftpSession::new(self.channel_on(ssh).await?)
             .await
             .map_err(|error| StoreError::transient(format!("{}: {error}", self.name)))
+    }
+
+    /// Puts `partial` in the place of an existing `target` in one step
+    /// with OpenSSH's `posix-rename@openssh.com`, so readers never find
+    /// the file missing; a server without it gets remove, then rename.
+    async fn replace<H: russh::client::Handler>(
+        &self,
+        ssh: &russh::client::Handle<H>,
+        sftp: &SftpSession,
+        partial: &str,
+        target: &str,
+    ) -> Result<(), String> {
+        // SftpSession does not expose extensions: a raw session on a
+        // second channel of the same connection asks for them.
+        let raw = RawSftpSession::new(self.channel_on(ssh).await.map_err(|e| e.message)?);
+        let offered = raw
+            .init()
+            .await
+            .map(|version| version.extensions.contains_key(POSIX_RENAME))
+            .unwrap_or(false);
+        if offered {
+            let mut request = Vec::new();
+            for path in [partial, target] {
+                let length = u32::try_from(path.len()).map_err(|_| "path too long".to_string())?;
+                request.extend_from_slice(&length.to_be_bytes());
+                request.extend_from_slice(path.as_bytes());
+            }
+            let reply = raw.extended(POSIX_RENAME, request).await;
+            let _ = raw.close_session();
+            return match reply {
+                Ok(Packet::Status(status)) if status.status_code == StatusCode::Ok => Ok(()),
+                Ok(Packet::Status(status)) => Err(status.error_message),
+                Ok(_) => Err("unexpected reply to posix-rename".into()),
+                Err(error) => Err(error.to_string()),
+            };
+        }
+        let _ = raw.close_session();
+        let _ = sftp.remove_file(target.to_string()).await;
+        sftp.rename(partial.to_string(), target.to_string())
+            .await
+            .map_err(|error| error.to_string())
     }
 
     fn error(&self, key: &str, error: impl std::fmt::Display) -> StoreError {
@@ -149,8 +133,12 @@ impl SftpStore {
     }
 }
 
+const POSIX_RENAME: &str = "posix-rename@openssh.com";
+
 /// One SFTP session reading folders.
 struct SftpFolders<'a> {
+    /// The connection the session runs on, kept open with it.
+    ssh: russh::client::Handle<ssh::Client>,
     sftp: SftpSession,
     store: &'a SftpStore,
 }
@@ -163,7 +151,8 @@ impl FolderReader for SftpFolders<'_> {
             // may have dropped it since: one fresh try on a new session.
             Err(error) if self.sftp.try_exists(folder.to_string()).await.is_err() => {
                 tracing::debug!(folder, %error, "listing again on a new session");
-                self.sftp = self.store.session().await?;
+                self.ssh = self.store.connect().await?;
+                self.sftp = self.store.sftp_on(&self.ssh).await?;
                 self.sftp.read_dir(folder.to_string()).await
             }
             listed => listed,
@@ -230,9 +219,17 @@ impl Store for SftpStore {
         let (sender, stream) = list_channel();
         let root = path_of(prefix);
         tokio::spawn(async move {
-            match self.session().await {
-                Ok(sftp) => {
-                    let reader = SftpFolders { sftp, store: &self };
+            let opened = match self.connect().await {
+                Ok(ssh) => self.sftp_on(&ssh).await.map(|sftp| (ssh, sftp)),
+                Err(error) => Err(error),
+            };
+            match opened {
+                Ok((ssh, sftp)) => {
+                    let reader = SftpFolders {
+                        ssh,
+                        sftp,
+                        store: &self,
+                    };
                     walk_remote(reader, &root, recursive, &sender).await;
                 }
                 Err(error) => {
@@ -247,7 +244,8 @@ impl Store for SftpStore {
         if key.ends_with('/') || key.is_empty() {
             return Ok(None);
         }
-        let sftp = self.session().await?;
+        let ssh = self.connect().await?;
+        let sftp = self.sftp_on(&ssh).await?;
         let found = sftp
             .metadata(path_of(key))
             .await
@@ -263,7 +261,8 @@ impl Store for SftpStore {
     }
 
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
-        let sftp = self.session().await?;
+        let ssh = self.connect().await?;
+        let sftp = self.sftp_on(&ssh).await?;
         let file = sftp
             .open(path_of(key))
             .await
@@ -291,7 +290,8 @@ impl Store for SftpStore {
         let target = path_of(key);
         let (folder, name) = target.rsplit_once('/').unwrap_or(("", &target));
         let partial = format!("{folder}/{PARTIAL_PREFIX}{}-{name}", std::process::id());
-        let sftp = self.session().await?;
+        let ssh = self.connect().await?;
+        let sftp = self.sftp_on(&ssh).await?;
         let mut current = String::new();
         for part in folder.split('/').filter(|part| !part.is_empty()) {
             current.push('/');
@@ -319,11 +319,14 @@ impl Store for SftpStore {
                 .await
                 .map_err(|error| self.error(key, error))?;
             if sftp.try_exists(target.clone()).await.unwrap_or(false) {
-                let _ = sftp.remove_file(target.clone()).await;
+                self.replace(&ssh, &sftp, &partial, &target)
+                    .await
+                    .map_err(|error| self.error(key, error))
+            } else {
+                sftp.rename(partial.clone(), target.clone())
+                    .await
+                    .map_err(|error| self.error(key, error))
             }
-            sftp.rename(partial.clone(), target.clone())
-                .await
-                .map_err(|error| self.error(key, error))
         }
         .await;
         if result.is_err() {
@@ -334,7 +337,8 @@ impl Store for SftpStore {
     }
 
     async fn remove(&self, key: &str) -> Result<(), StoreError> {
-        let sftp = self.session().await?;
+        let ssh = self.connect().await?;
+        let sftp = self.sftp_on(&ssh).await?;
         let path = path_of(key);
         let removed = match sftp.remove_file(path.clone()).await {
             Ok(()) => Ok(()),

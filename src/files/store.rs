@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::object::ObjectStoreBackend;
 pub(crate) use super::s3_api::OpenUpload;
+use super::ssh::{HostKeyCheck, Login};
 use crate::config::StoreOptions;
 use crate::config::location::LocationSpec;
 
@@ -319,6 +320,7 @@ pub(crate) fn stale_on_server(modified: Option<DateTime<Utc>>) -> bool {
 pub(crate) fn open(
     spec: &LocationSpec,
     options: &StoreOptions,
+    base_dir: &std::path::Path,
 ) -> Result<Arc<dyn Store>, StoreError> {
     match spec {
         LocationSpec::Local(_) => Ok(Arc::new(super::local::LocalStore)),
@@ -408,7 +410,11 @@ pub(crate) fn open(
             }))
         }
         LocationSpec::Ftp {
-            host, port, tls, ..
+            host,
+            port,
+            tls,
+            absolute,
+            ..
         } => {
             let tls = match tls {
                 false => None,
@@ -427,21 +433,30 @@ pub(crate) fn open(
                 options.username.clone(),
                 options.password.clone(),
                 tls,
+                *absolute,
             )))
         }
         LocationSpec::Sftp { host, port, .. } => {
+            let resolve = |path: &std::path::Path| crate::config::resolve_relative(base_dir, path);
             let host_key = match (&options.host_key_fingerprint, &options.known_hosts) {
-                (Some(fingerprint), _) => {
-                    Some(super::sftp::HostKeyCheck::Fingerprint(fingerprint.clone()))
+                (Some(fingerprint), _) => Some(HostKeyCheck::Fingerprint(fingerprint.clone())),
+                (None, Some(path)) => Some(HostKeyCheck::KnownHosts(resolve(path))),
+                (None, None) => {
+                    crate::config::location::default_known_hosts().map(HostKeyCheck::KnownHosts)
                 }
-                (None, Some(path)) => Some(super::sftp::HostKeyCheck::KnownHosts(path.clone())),
-                (None, None) => None,
+            };
+            let login = match (&options.private_key_file, &options.password) {
+                (Some(path), _) => {
+                    Login::key(resolve(path), options.private_key_passphrase.clone())
+                }
+                (None, Some(password)) => Login::Password(password.clone()),
+                (None, None) => Login::Agent,
             };
             Ok(Arc::new(super::sftp::SftpStore::new(
                 options.host.clone().unwrap_or_else(|| host.clone()),
                 options.port.or(*port).unwrap_or(22),
                 options.username.clone(),
-                options.password.clone(),
+                login,
                 host_key,
             )))
         }

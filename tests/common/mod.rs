@@ -14,6 +14,9 @@ use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 
+pub mod openssh;
+pub mod vsftpd;
+
 /// A scratch folder holding `syncdeck.toml`, its state and logs.
 pub struct Workspace {
     pub dir: tempfile::TempDir,
@@ -895,6 +898,16 @@ impl Drop for PrivateCluster {
 
 /// A test server's process, killed and reaped when dropped.
 struct Process(Child);
+
+/// A helper process a test starts itself (an SSH agent), killed and
+/// reaped when dropped.
+pub struct TestProcess(Process);
+
+impl TestProcess {
+    pub fn spawn(command: &mut Command) -> Self {
+        Self(Process(command.spawn().expect("spawn")))
+    }
+}
 
 impl Drop for Process {
     fn drop(&mut self) {
