@@ -1,3 +1,5 @@
+//! The `syncdeck` binary: everything is in the library; see `cli::main`.
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -26,20 +26,28 @@ pub(super) async fn settle_gone(
     let Some(source_folder) = &plan.source_folder else {
         return Vec::new();
     };
-    let items: Vec<FailedItem> = match &context.retry_items {
-        Some(items) => items.clone(),
-        None => match context
-            .state
-            .failed_items(Some(&context.task_id), true)
-            .await
-        {
-            Ok(items) => items,
-            Err(error) => {
-                tracing::warn!(%error, "cannot read pending failed files to find deleted ones");
-                return Vec::new();
-            }
-        },
+    // Read again rather than taken from the retry's list: what this run
+    // recorded (a file that failed again, a name it refused) carries its
+    // run id now, and is not gone, whatever a look at the source says.
+    let items: Vec<FailedItem> = match context
+        .state
+        .failed_items(Some(&context.task_id), true)
+        .await
+    {
+        Ok(items) => items,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read pending failed files to find deleted ones");
+            return Vec::new();
+        }
     };
+    let retried: Option<Vec<i64>> = context
+        .retry_items
+        .as_ref()
+        .map(|items| items.iter().map(|item| item.id).collect());
+    let items = items.into_iter().filter(|item| {
+        item.run_id != context.run_id
+            && retried.as_ref().is_none_or(|ids| ids.contains(&item.id))
+    });
     let mut gone = Vec::new();
     for item in items {
         if item.kind != ItemKind::File || item.status != ItemStatus::Pending {
