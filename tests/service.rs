@@ -340,8 +340,10 @@ source_config = {{ aws_access_key_id = "id", aws_secret_access_key = "${{credent
     let file_lines = parse(&logs);
     let stderr_lines = parse(&errors);
     assert!(
-        stderr_lines.iter().any(|line| line["level"] == "WARN"),
-        "warnings reach stderr as JSON: {errors}"
+        stderr_lines
+            .iter()
+            .any(|line| line["level"] == "WARN" || line["level"] == "ERROR"),
+        "warnings and errors reach stderr as JSON: {errors}"
     );
     for line in file_lines.iter().chain(&stderr_lines) {
         for key in ["timestamp", "level", "message", "fields"] {
