@@ -483,7 +483,11 @@ fn a_failed_file_deleted_at_the_source_is_marked_gone_by_the_retry() {
         .unwrap_or_else(|| panic!("the item is kept: {listing}"));
     assert!(line.contains(" gone "), "{line}");
     let output = workspace.run(&["retry", "t", "--all-failed"]);
-    assert_eq!(output.status.code(), Some(0), "nothing is left to retry: said, not an error");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "nothing is left to retry: said, not an error"
+    );
 }
 
 #[test]

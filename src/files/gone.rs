@@ -45,8 +45,7 @@ pub(super) async fn settle_gone(
         .as_ref()
         .map(|items| items.iter().map(|item| item.id).collect());
     let items = items.into_iter().filter(|item| {
-        item.run_id != context.run_id
-            && retried.as_ref().is_none_or(|ids| ids.contains(&item.id))
+        item.run_id != context.run_id && retried.as_ref().is_none_or(|ids| ids.contains(&item.id))
     });
     let mut gone = Vec::new();
     for item in items {
