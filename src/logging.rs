@@ -111,10 +111,18 @@ pub fn init(log_dir: &Path, stderr: StderrLogs, format: LogFormat) -> LoggingGua
     let stderr_layer = match stderr {
         StderrLogs::Off | StderrLogs::Buffer(_) => None,
         level => {
-            let filter = if matches!(level, StderrLogs::Info) {
-                "info"
+            let most = if matches!(level, StderrLogs::Info) {
+                tracing::Level::INFO
             } else {
-                "warn"
+                tracing::Level::WARN
+            };
+            // Events up to `most`, but every span: a warning inside a run
+            // must still carry the run's task and run ids, and the `run`
+            // span is at INFO.
+            let filter = move || {
+                tracing_subscriber::filter::filter_fn(move |metadata| {
+                    metadata.is_span() || *metadata.level() <= most
+                })
             };
             let ansi = std::env::var_os("NO_COLOR").is_none()
                 && std::io::IsTerminal::is_terminal(&io::stderr());
@@ -123,10 +131,8 @@ pub fn init(log_dir: &Path, stderr: StderrLogs, format: LogFormat) -> LoggingGua
                     .with_ansi(ansi)
                     .with_target(false)
                     .with_writer(RedactedStderr)
-                    .with_filter_boxed(EnvFilter::new(filter)),
-                LogFormat::Json => {
-                    json::layer(RedactedStderr).with_filter_boxed(EnvFilter::new(filter))
-                }
+                    .with_filter_boxed(filter()),
+                LogFormat::Json => json::layer(RedactedStderr).with_filter_boxed(filter()),
             })
         }
     };
@@ -151,10 +157,9 @@ fn open_log_file(log_dir: &Path) -> Result<tracing_appender::rolling::RollingFil
 
 /// Boxes a layer with its filter, so optional layers have one type.
 trait BoxedFilter<S> {
-    fn with_filter_boxed(
-        self,
-        filter: EnvFilter,
-    ) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>;
+    fn with_filter_boxed<F>(self, filter: F) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+    where
+        F: tracing_subscriber::layer::Filter<S> + Send + Sync + 'static;
 }
 
 impl<S, L> BoxedFilter<S> for L
@@ -162,10 +167,10 @@ where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
     L: tracing_subscriber::Layer<S> + Send + Sync + 'static,
 {
-    fn with_filter_boxed(
-        self,
-        filter: EnvFilter,
-    ) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync> {
+    fn with_filter_boxed<F>(self, filter: F) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+    where
+        F: tracing_subscriber::layer::Filter<S> + Send + Sync + 'static,
+    {
         Box::new(tracing_subscriber::Layer::with_filter(self, filter))
     }
 }

@@ -345,6 +345,17 @@ source_config = {{ aws_access_key_id = "id", aws_secret_access_key = "${{credent
             .any(|line| line["level"] == "WARN" || line["level"] == "ERROR"),
         "warnings and errors reach stderr as JSON: {errors}"
     );
+    let run_ends: Vec<_> = stderr_lines
+        .iter()
+        .filter(|line| line["message"] == "run finished")
+        .collect();
+    assert!(
+        !run_ends.is_empty()
+            && run_ends
+                .iter()
+                .all(|line| line["task_id"].is_string() && line["run_id"].is_number()),
+        "a run's end on stderr names its task and run: {errors}"
+    );
     for line in file_lines.iter().chain(&stderr_lines) {
         for key in ["timestamp", "level", "message", "fields"] {
             assert!(line.get(key).is_some(), "no {key} in {line}");
