@@ -559,7 +559,12 @@ impl Engine {
         let completed_at = Utc::now();
         let mut counters = context.counters();
         counters.files_active = 0;
-        let error = match (context.stop_reason.get(), outcome.error) {
+        // A run stopped because the whole engine is stopping (SIGTERM,
+        // ctrl-c, quitting the console) says so, not "by the operator".
+        let shutting_down = (outcome.status == RunStatus::Cancelled
+            && self.shutdown.is_cancelled())
+        .then_some(SHUTTING_DOWN);
+        let error = match (context.stop_reason.get().or(shutting_down), outcome.error) {
             (Some(reason), _) if outcome.status == RunStatus::Cancelled => Some(reason.to_string()),
             (Some(reason), Some(error)) => Some(format!("{error}; {reason}")),
             (Some(reason), None) if !outcome.status.is_success() => Some(reason.to_string()),
@@ -724,6 +729,9 @@ impl Engine {
 }
 
 /// The error of a run stopped because its lease was lost.
+/// Why a run cancelled by the engine's shutdown stopped.
+const SHUTTING_DOWN: &str = "stopped: syncdeck was shutting down (SIGTERM, ctrl-c or quitting the console); a rerun picks the work up";
+
 fn lease_lost(ttl: Duration) -> String {
     format!(
         "stopped: another worker took over this task's lease (it expired after {}s without being renewed, \

@@ -183,6 +183,37 @@ async fn a_run_cancelled_by_the_operator_still_says_so() {
     assert_eq!(record.error.as_deref(), Some("cancelled by the operator"));
 }
 
+#[tokio::test]
+async fn a_run_stopped_by_a_shutdown_says_so_rather_than_blaming_the_operator() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let engine = engine_with(
+        &task("wait_cancel", ""),
+        "lease_ttl = \"1s\"",
+        folder.path(),
+    )
+    .await;
+    let running = {
+        let engine = Arc::clone(&engine);
+        tokio::spawn(async move {
+            engine
+                .run_task("wait_cancel", Trigger::Manual, RunOptions::default())
+                .await
+        })
+    };
+    running_run(&engine, "wait_cancel").await;
+    while engine.active_runs().is_empty() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    engine.cancel_all();
+    let record = running.await.expect("join").expect("run");
+    assert_eq!(record.status, RunStatus::Cancelled);
+    let error = record.error.unwrap_or_default();
+    assert!(
+        error.contains("shutting down") && !error.contains("operator"),
+        "the history says the run stopped with syncdeck, not by a person: {error}"
+    );
+}
+
 #[test]
 fn a_scheduler_whose_command_channel_closed_idles() {
     // A spinning scheduler never yields its thread, so the check runs on
