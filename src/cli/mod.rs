@@ -295,10 +295,14 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Some(Command::Man) => {
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout())
-                .context("cannot write the manual page")?;
-            Ok(0)
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                // `syncdeck man | head` closes the pipe early: not an error.
+                Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
+                result => {
+                    result.context("cannot write the manual page")?;
+                    Ok(0)
+                }
+            }
         }
         Some(Command::Validate) => {
             let config = load(config_path, Resolve::Everything)?;
