@@ -410,6 +410,30 @@ printf '%s\n' "${{COMPREPLY[@]}}""#,
         completed.contains(&"--metrics-addr".to_string()),
         "{completed:?}"
     );
+    // Task ids come from the config given with -c.
+    let workspace = Workspace::new();
+    workspace.write_config(
+        "[[tasks]]\nid = \"nightly_orders\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\n",
+    );
+    let config = workspace.config_path();
+    let script = format!(
+        r#"source <("{binary}" completions bash) || exit 1
+COMP_WORDS=("{binary}" -c "{config}" plan night); COMP_CWORD=4
+_syncdeck_with_task_ids
+printf '%s\n' "${{COMPREPLY[@]}}""#,
+        binary = env!("CARGO_BIN_EXE_syncdeck"),
+        config = config.display()
+    );
+    let output = Command::new("bash")
+        .args(["--noprofile", "--norc", "-c", &script])
+        .output()
+        .expect("run bash");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output).trim(),
+        "nightly_orders",
+        "a task id completes from the config"
+    );
     for shell in ["zsh", "fish", "powershell"] {
         let output = syncdeck()
             .args(["completions", shell])

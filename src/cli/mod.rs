@@ -103,6 +103,9 @@ enum Command {
     },
     /// Print the manual page (roff; view it with `man -l -`)
     Man,
+    /// Print the config's task ids, one a line (for shell completion)
+    #[command(hide = true)]
+    TaskIds,
     /// Print the JSON Schema of the config file, for editors (taplo)
     Schema,
 }
@@ -260,6 +263,36 @@ fn log_format_flag() -> Option<LogFormat> {
     LOG_FORMAT_FLAG.get().copied().flatten()
 }
 
+/// Appended to the bash completion clap generates: the commands that take
+/// task ids complete them from the config (`-c` if given), through the
+/// hidden `task-ids` command.
+const BASH_TASK_IDS: &str = r#"
+_syncdeck_task_ids() {
+    local config=() i
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case "${COMP_WORDS[i]}" in
+            -c|--config) config=(-c "${COMP_WORDS[i+1]}") ;;
+        esac
+    done
+    "${COMP_WORDS[0]}" "${config[@]}" task-ids 2>/dev/null
+}
+_syncdeck_with_task_ids() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" word
+    for word in "${COMP_WORDS[@]:1:COMP_CWORD-1}"; do
+        case "$word" in
+            run|plan|history|errors|retry)
+                if [[ "$cur" != -* ]]; then
+                    COMPREPLY=($(compgen -W "$(_syncdeck_task_ids)" -- "$cur"))
+                    return 0
+                fi
+                ;;
+        esac
+    done
+    _syncdeck "$@"
+}
+complete -F _syncdeck_with_task_ids -o bashdefault -o default syncdeck
+"#;
+
 async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let config_path = cli.config.as_deref();
     let _ = LOG_FORMAT_FLAG.set(cli.log_format);
@@ -286,6 +319,16 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 "syncdeck",
                 &mut std::io::stdout(),
             );
+            if shell == clap_complete::Shell::Bash {
+                print!("{BASH_TASK_IDS}");
+            }
+            Ok(0)
+        }
+        Some(Command::TaskIds) => {
+            let config = load(config_path, Resolve::WithoutCredentials)?;
+            for task in &config.tasks {
+                println!("{}", task.id);
+            }
             Ok(0)
         }
         Some(Command::Schema) => {
