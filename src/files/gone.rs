@@ -45,15 +45,14 @@ pub(super) async fn settle_gone(
         .as_ref()
         .map(|items| items.iter().map(|item| item.id).collect());
     let items = items.into_iter().filter(|item| {
-        item.run_id != context.run_id && retried.as_ref().is_none_or(|ids| ids.contains(&item.id))
+        item.kind == ItemKind::File
+            && item.run_id != context.run_id
+            && retried.as_ref().is_none_or(|ids| ids.contains(&item.id))
     });
     let mut gone = Vec::new();
     for item in items {
-        if item.kind != ItemKind::File || item.status != ItemStatus::Pending {
-            continue;
-        }
-        // Not in the plan may also mean no longer selected (the pattern
-        // changed): only a file the source does not have is gone.
+        // A file no longer selected (the pattern changed) is not gone:
+        // only one the source does not have.
         match plan
             .source_store
             .head(&format!("{source_folder}{}", item.key))
