@@ -8,7 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    S3Server, Workspace, counter, json_lines, run_of, sparse_file, stderr, wait_for_bytes_in_flight,
+    S3Server, Workspace, counter, json_lines, run_of, sparse_file, stderr,
+    wait_for_bytes_in_flight_of,
 };
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -19,13 +20,13 @@ const FILES: usize = 4;
 /// Starts `syncdeck run --json TASK`, waits until bytes move, sends SIGINT
 /// and returns the run's JSON summary.
 fn cancel_mid_run(workspace: &Workspace, task: &str) -> serde_json::Value {
-    let child = workspace
+    let mut child = workspace
         .command(&["run", "--json", task])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start syncdeck");
-    wait_for_bytes_in_flight(workspace, task);
+    wait_for_bytes_in_flight_of(workspace, task, Some(&mut child));
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("send SIGINT");
     let output = child.wait_with_output().expect("wait");
     assert_eq!(

@@ -329,18 +329,39 @@ impl S3Server {
 /// Polls `syncdeck history --json` until the newest run of `task` is
 /// running with some bytes done (the engine saves counters every second).
 pub fn wait_for_bytes_in_flight(workspace: &Workspace, task: &str) {
+    wait_for_bytes_in_flight_of(workspace, task, None);
+}
+
+/// As [`wait_for_bytes_in_flight`], for a run started as `child`: if the
+/// child exits first, the panic shows what it printed.
+pub fn wait_for_bytes_in_flight_of(
+    workspace: &Workspace,
+    task: &str,
+    mut child: Option<&mut std::process::Child>,
+) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let runs = json_lines(&workspace.run(&["history", "--json", task]));
+        let output = workspace.run(&["history", "--json", task]);
+        let runs = json_lines(&output);
         if let Some(run) = runs.first()
             && run["status"] == "running"
             && run["counters"]["bytes_done"].as_u64().unwrap_or(0) > 0
         {
             return;
         }
+        if let Some(child) = child.as_deref_mut()
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            let mut printed = String::new();
+            if let Some(mut err) = child.stderr.take() {
+                let _ = err.read_to_string(&mut printed);
+            }
+            panic!("the run ended ({status}) before any bytes moved: {printed}");
+        }
         assert!(
             Instant::now() < deadline,
-            "the run never got going: {runs:?}"
+            "the run never got going: {runs:?} (history printed: {})",
+            stderr(&output)
         );
         std::thread::sleep(Duration::from_millis(250));
     }
