@@ -102,12 +102,14 @@ impl SqliteStateStore {
             let path = path.clone();
             move || -> Result<Connection, String> {
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
                 }
                 let mut connection = Connection::open(&path).map_err(|e| e.to_string())?;
                 connection
-                    .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;")
+                    .busy_timeout(BUSY_TIMEOUT)
                     .map_err(|e| e.to_string())?;
+                use_wal(&connection).map_err(|e| e.to_string())?;
                 migrate(&mut connection).map_err(|e| format!("migration failed: {e}"))?;
                 Ok(connection)
             }
@@ -142,6 +144,9 @@ impl SqliteStateStore {
                 };
                 let connection =
                     Connection::open_with_flags(&path, flags).map_err(|e| e.to_string())?;
+                connection
+                    .busy_timeout(BUSY_TIMEOUT)
+                    .map_err(|e| e.to_string())?;
                 if readable(&connection).is_ok() {
                     return Ok(connection);
                 }
@@ -228,6 +233,39 @@ fn uri_path(path: &Path) -> String {
 /// Brings the schema up to date. A store that is current is only read:
 /// processes opening the store (every `syncdeck history`) must not take
 /// the write lock from a run that is writing.
+/// How long a statement waits for another process's lock on the store.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Puts the store in WAL mode (kept in the file, so only its creator
+/// switches). SQLite answers a journal-mode change "database is locked" at
+/// once, without waiting, while another process holds a lock, as when a
+/// console, a daemon and a `history` open the store together: that answer
+/// is retried until [`BUSY_TIMEOUT`].
+fn use_wal(connection: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let attempt = connection
+            .query_row("PRAGMA journal_mode", [], |row| row.get::<_, String>(0))
+            .and_then(|mode| {
+                if mode.eq_ignore_ascii_case("wal") {
+                    Ok(())
+                } else {
+                    connection.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+                }
+            })
+            .and_then(|()| connection.execute_batch("PRAGMA synchronous = NORMAL"));
+        match attempt {
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     let current = |connection: &Connection| -> rusqlite::Result<usize> {
         let exists: bool = connection.query_row(
@@ -436,7 +474,10 @@ impl StateStore for SqliteStateStore {
         let now = timestamp(&Utc::now());
         let error = redact(&item.error).into_owned();
         self.call(move |connection| {
-            let transaction = connection.transaction()?;
+            // Immediate: a read upgraded to a write later fails at once
+            // (without waiting) when another process wrote in between.
+            let transaction =
+                connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let existing: Option<i64> = transaction
                 .query_row(
                     "SELECT id FROM failed_items WHERE task_id = ?1 AND kind = ?2 AND item_key = ?3 AND status = 'pending'",
