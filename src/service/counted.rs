@@ -26,6 +26,10 @@ impl CountedStateStore {
         operation: &'static str,
         result: Result<T, StateError>,
     ) -> Result<T, StateError> {
+        debug_assert!(
+            OPERATIONS.contains(&operation),
+            "{operation} is missing from OPERATIONS"
+        );
         if result.is_err() {
             self.errors
                 .get_or_create(&OperationLabel {
@@ -36,6 +40,26 @@ impl CountedStateStore {
         result
     }
 }
+
+/// Every operation counted, so each has its series (at zero) from the start.
+pub(super) const OPERATIONS: &[&str] = &[
+    "acquire_lease",
+    "begin_run",
+    "cancel_requested",
+    "claim_slot",
+    "failed_items",
+    "finish_run",
+    "mark_interrupted",
+    "record_failed_item",
+    "release_lease",
+    "renew_lease",
+    "request_cancel",
+    "runs",
+    "set_item_status",
+    "set_watermark",
+    "update_run",
+    "watermark",
+];
 
 #[async_trait]
 impl StateStore for CountedStateStore {
