@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
@@ -47,6 +47,7 @@ pub(super) const OPERATIONS: &[&str] = &[
     "begin_run",
     "cancel_requested",
     "claim_slot",
+    "execution_date",
     "failed_items",
     "finish_run",
     "mark_interrupted",
@@ -67,16 +68,23 @@ impl StateStore for CountedStateStore {
         self.inner.kind()
     }
 
-    async fn begin_run(
+    async fn begin_run_for(
         &self,
         task_id: &str,
         trigger: Trigger,
         started_at: DateTime<Utc>,
+        execution_date: NaiveDate,
     ) -> Result<RunId, StateError> {
         self.count(
             "begin_run",
-            self.inner.begin_run(task_id, trigger, started_at).await,
+            self.inner
+                .begin_run_for(task_id, trigger, started_at, execution_date)
+                .await,
         )
+    }
+
+    async fn execution_date(&self, run_id: RunId) -> Result<Option<NaiveDate>, StateError> {
+        self.count("execution_date", self.inner.execution_date(run_id).await)
     }
 
     async fn update_run(&self, run_id: RunId, counters: &RunCounters) -> Result<(), StateError> {

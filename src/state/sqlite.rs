@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
@@ -81,6 +81,9 @@ CREATE TABLE cancel_requests (run_id INTEGER PRIMARY KEY, requested_at REAL NOT 
     // The same column name as in every other table and the shared store.
     r"
 ALTER TABLE sync_logs RENAME COLUMN sync_job_id TO task_id;
+",
+    r"
+ALTER TABLE sync_logs ADD COLUMN execution_date TEXT;
 ",
 ];
 
@@ -393,22 +396,48 @@ impl StateStore for SqliteStateStore {
         "sqlite"
     }
 
-    async fn begin_run(
+    async fn begin_run_for(
         &self,
         task_id: &str,
         trigger: Trigger,
         started_at: DateTime<Utc>,
+        execution_date: NaiveDate,
     ) -> Result<RunId, StateError> {
         let task_id = task_id.to_string();
         let started = timestamp(&started_at);
+        let date = execution_date.format("%Y-%m-%d").to_string();
         self.call(move |connection| {
             connection.execute(
-                "INSERT INTO sync_logs (task_id, trigger, status, started_at, owner) VALUES (?1, ?2, 'running', ?3, ?4)",
-                params![task_id, trigger.as_str(), started, owner()],
+                "INSERT INTO sync_logs (task_id, trigger, status, started_at, owner, execution_date) VALUES (?1, ?2, 'running', ?3, ?4, ?5)",
+                params![task_id, trigger.as_str(), started, owner(), date],
             )?;
             Ok(connection.last_insert_rowid())
         })
         .await
+    }
+
+    async fn execution_date(&self, run_id: RunId) -> Result<Option<NaiveDate>, StateError> {
+        let stored: Option<Option<String>> = self
+            .call(move |connection| {
+                Ok(connection
+                    .query_row(
+                        "SELECT execution_date FROM sync_logs WHERE run_id = ?1",
+                        params![run_id],
+                        |row| row.get(0),
+                    )
+                    .optional()?)
+            })
+            .await?;
+        match stored.flatten() {
+            None => Ok(None),
+            Some(text) => NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                .map(Some)
+                .map_err(|_| {
+                    StoredRow::run(run_id)
+                        .bad(format!("execution_date {text:?} is not a date"))
+                        .at(&self.path.display().to_string())
+                }),
+        }
     }
 
     async fn update_run(&self, run_id: RunId, counters: &RunCounters) -> Result<(), StateError> {
@@ -480,8 +509,12 @@ impl StateStore for SqliteStateStore {
                 connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let existing: Option<i64> = transaction
                 .query_row(
-                    "SELECT id FROM failed_items WHERE task_id = ?1 AND kind = ?2 AND item_key = ?3 AND status = 'pending'",
-                    params![item.task_id, item.kind.as_str(), item.key],
+                    // The same key failed for another execution date is
+                    // another item (another folder when paths use the date).
+                    "SELECT f.id FROM failed_items f JOIN sync_logs r ON r.run_id = f.run_id
+                     WHERE f.task_id = ?1 AND f.kind = ?2 AND f.item_key = ?3 AND f.status = 'pending'
+                       AND r.execution_date IS (SELECT execution_date FROM sync_logs WHERE run_id = ?4)",
+                    params![item.task_id, item.kind.as_str(), item.key, item.run_id],
                     |row| row.get(0),
                 )
                 .optional()?;
