@@ -342,3 +342,30 @@ fn jq_unknown_variable_is_named_where_it_is_used() {
         ],
     );
 }
+
+#[test]
+fn history_and_errors_read_the_store_while_an_airbyte_url_is_an_unset_variable() {
+    // The on-call reading history needs no credentials or URLs resolved;
+    // `validate` and `run` still name the variable.
+    let workspace = common::Workspace::new();
+    workspace.write_config(
+        "[[tasks]]\nid = \"ab\"\ntype = \"airbyte\"\n[tasks.properties]\n\
+         api_url = \"${env:SYNCDECK_TEST_UNSET_AIRBYTE_URL}\"\nconnection_id = \"abc\"\n\
+         client_id = \"id\"\nclient_secret = \"${env:SYNCDECK_TEST_UNSET_SECRET}\"\n",
+    );
+    for command in ["history", "errors"] {
+        let output = workspace.run(&[command]);
+        assert!(
+            output.status.success(),
+            "{command}: {}",
+            common::stderr(&output)
+        );
+    }
+    let output = workspace.run(&["validate"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        common::stderr(&output).contains("SYNCDECK_TEST_UNSET_AIRBYTE_URL"),
+        "{}",
+        common::stderr(&output)
+    );
+}

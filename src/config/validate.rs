@@ -406,7 +406,11 @@ fn check_airbyte(
     source: &SourceText<'_>,
     airbyte: &super::AirbyteProperties,
 ) -> Result<(), ConfigError> {
-    if !(airbyte.api_url.starts_with("http://") || airbyte.api_url.starts_with("https://")) {
+    // Unresolved references are checked once resolved, as for http_sync.
+    if !(airbyte.api_url.starts_with("http://")
+        || airbyte.api_url.starts_with("https://")
+        || airbyte.api_url.contains("${"))
+    {
         return Err(source.error(
             None,
             format!(
