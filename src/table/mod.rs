@@ -23,6 +23,7 @@ mod layout;
 mod prune;
 mod reader;
 pub(crate) mod sql;
+mod transform;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +39,6 @@ use crate::run::RunStatus;
 use crate::state::{FailedItem, ItemKind, ItemStatus};
 use crate::task::{RunContext, TaskOutcome, final_status};
 pub(crate) use body::TableSyncBody;
-use layout::ColumnPlan;
 use layout::{BatchBounds, Layout, discover};
 use reader::{Reader, read_with_retries};
 use tokio_postgres::Client;
@@ -430,30 +430,17 @@ async fn load_batch(
     context: &RunContext,
 ) {
     let extracted = batch.rows.len() as u64;
-    let mut good = Rows::with_capacity(layout.columns.len(), batch.rows.len());
+    let transformed = transform::batch(layout, &batch.rows, context);
     let mut skipped = 0;
-    for row in 0..batch.rows.len() {
-        let Err(reason) = transform(layout, &batch.rows, row, &mut good) else {
-            continue;
-        };
+    for (key, reason) in &transformed.bad {
         skipped += 1;
-        let key: Vec<String> = layout
-            .key_indexes
-            .iter()
-            .zip(&layout.keys)
-            .map(|(index, key)| {
-                format!(
-                    "{}={}",
-                    key.name,
-                    batch.rows.get(row, *index).unwrap_or("NULL")
-                )
-            })
-            .collect();
-        crate::batch::record_bad_row(context, skipped, &key.join(", "), &reason).await;
+        crate::batch::record_bad_row(context, skipped, key, reason).await;
     }
+    let good = transformed.rows;
     context.update_counters(|counters| {
         counters.rows_extracted += extracted;
         counters.rows_skipped += skipped;
+        counters.rows_filtered += transformed.filtered;
     });
 
     let label = format!("batch {} {}", batch.number, describe_bounds(&batch.bounds));
@@ -495,29 +482,6 @@ fn describe_bounds(bounds: &BatchBounds) -> String {
     } else {
         range
     }
-}
-
-/// Appends the target values of source row `row` to `out`, or says why
-/// the row cannot be loaded (and appends nothing).
-fn transform(layout: &Layout, rows: &Rows, row: usize, out: &mut Rows) -> Result<(), String> {
-    let value = |column: &ColumnPlan| {
-        rows.get(row, column.source_index)
-            .filter(|value| !column.null_if.iter().any(|null| null == value))
-    };
-    for column in &layout.columns {
-        match value(column) {
-            None if column.required => {
-                return Err(format!("required column `{}` is NULL", column.target));
-            }
-            None => {}
-            Some(text) => column
-                .value_type
-                .check(text)
-                .map_err(|reason| format!("column `{}`: {reason}", column.target))?,
-        }
-    }
-    out.push_row(layout.columns.iter().map(value));
-    Ok(())
 }
 
 /// A new run reads every row again (full mode) or every row since the
