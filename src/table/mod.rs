@@ -3,7 +3,8 @@
 //!
 //! Extraction pages through the source with keyset queries ordered by the
 //! primary key (or the watermark column, then the key). Every batch is
-//! checked row by row against the target's types (a bad row is skipped and
+//! transformed row by row (the jq `filter` and columns, `transform.rs`) and
+//! checked against the target's types (a bad row is skipped and
 //! recorded), then loaded in its own transaction: a plain `COPY` while the
 //! target was empty at the start, otherwise one `INSERT … SELECT FROM
 //! unnest(…) ON CONFLICT DO UPDATE` that leaves unchanged rows alone.
