@@ -425,13 +425,25 @@ async fn run_inner(
 /// what could not be loaded.
 async fn load_batch(
     loader: &mut Loader,
-    layout: &Layout,
+    layout: &Arc<Layout>,
     batch: Batch,
     properties: &TableSyncProperties,
     context: &RunContext,
 ) {
     let extracted = batch.rows.len() as u64;
-    let transformed = transform::batch(layout, &batch.rows, context);
+    let transformed = match transform::batch(layout, batch.rows, context).await {
+        Ok(transformed) => transformed,
+        Err(error) => {
+            context.update_counters(|counters| {
+                counters.rows_extracted += extracted;
+                counters.batches_failed += 1;
+            });
+            context
+                .record_failure(ItemKind::Batch, &batch.bounds.key(), &error, 1)
+                .await;
+            return;
+        }
+    };
     let mut skipped = 0;
     for (key, reason) in &transformed.bad {
         skipped += 1;

@@ -6,10 +6,16 @@
 //! result on the row as an object of every source column (integers,
 //! floats and numerics as numbers, booleans, `json`/`jsonb` parsed, the
 //! rest as strings). Then `null_if`, `required` and the target type are
-//! checked. Synchronous on purpose: jq values are not `Send`, so none may
-//! live across an `.await` of the run.
+//! checked.
+//!
+//! With jq, a batch is transformed on a blocking thread: five expressions
+//! on a thousand rows take milliseconds of CPU, which would otherwise hold
+//! up the run's task, where the source is read and the other batches load
+//! (measured in BENCHMARKS.md). jq values are not `Send`, so they are made
+//! and dropped on that thread.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use super::layout::{ColumnPlan, Layout, ValueFrom};
 use crate::config::jq::{Expression, FieldKind, Program, RowShape, RunValue};
@@ -47,20 +53,43 @@ pub(super) fn field_kind(type_name: &str) -> FieldKind {
     }
 }
 
-/// Transforms the rows of one batch.
-pub(super) fn batch(layout: &Layout, rows: &Rows, context: &RunContext) -> Transformed {
-    let jq = (!layout.row_fields.is_empty()).then(|| {
+/// The run's ids, for `$run`.
+struct RunIds {
+    run_id: i64,
+    task_id: String,
+    execution_date: String,
+}
+
+/// Transforms the rows of one batch; with jq, on a blocking thread. An
+/// error means the transform itself stopped (the batch was not checked).
+pub(super) async fn batch(
+    layout: &Arc<Layout>,
+    rows: Rows,
+    context: &RunContext,
+) -> Result<Transformed, String> {
+    if layout.row_fields.is_empty() {
+        return Ok(transform(layout, &rows, None));
+    }
+    let ids = RunIds {
+        run_id: context.run_id,
+        task_id: context.task_id.clone(),
+        execution_date: context.templates.execution_date.clone(),
+    };
+    let layout = Arc::clone(layout);
+    tokio::task::spawn_blocking(move || transform(&layout, &rows, Some(ids)))
+        .await
+        .map_err(|error| format!("transforming the batch stopped: {error}"))
+}
+
+fn transform(layout: &Layout, rows: &Rows, ids: Option<RunIds>) -> Transformed {
+    let jq = ids.map(|ids| {
         let shape = RowShape::new(
             layout
                 .row_fields
                 .iter()
                 .map(|(name, _, kind)| (name.as_str(), *kind)),
         );
-        let run = RunValue::new(
-            context.run_id,
-            &context.task_id,
-            &context.templates.execution_date,
-        );
+        let run = RunValue::new(ids.run_id, &ids.task_id, &ids.execution_date);
         (shape, run)
     });
     let mut out = Transformed {
