@@ -17,6 +17,7 @@ pub(crate) struct ColumnPlan {
     pub(crate) target: String,
     /// The target column's type, as `format_type` names it.
     pub(crate) target_type: String,
+    /// Where its value comes from: a source column or jq.
     pub(crate) value: ValueFrom,
     pub(crate) value_type: ValueType,
     pub(crate) required: bool,
