@@ -279,7 +279,7 @@ fn the_connection_id_takes_templates_and_environment_values() {
     let workspace = Workspace::new();
     workspace.write_config(&airbyte.task(
         "customers",
-        "${env:AIRBYTE_PLAN}/{{ task_id }}/{{ execution_date }}",
+        "${env:AIRBYTE_PLAN}/{{ task_id }}/{{ execution_date }}/run-{{ run_id }}",
         "",
     ));
     let output = workspace
@@ -295,10 +295,13 @@ fn the_connection_id_takes_templates_and_environment_values() {
         .output()
         .expect("run");
     assert!(output.status.success(), "{}", stderr(&output));
+    let run_id = common::json_lines(&output)[0]["run_id"]
+        .as_i64()
+        .expect("run id");
     assert!(
         airbyte
             .calls()
-            .contains(&"connection ok/customers/2026-03-04".to_string()),
+            .contains(&format!("connection ok/customers/2026-03-04/run-{run_id}")),
         "{:?}",
         airbyte.calls()
     );

@@ -301,7 +301,7 @@ fn path_and_query_take_templates_and_environment_values() {
         .replace("id = \"external_users\"", "id = \"users\"")
         .replace(
             "path = \"/users\"",
-            "path = \"/{{ task_id }}\"\nquery = { source = \"${env:SYNC_SOURCE}-{{ execution_date }}\" }",
+            "path = \"/{{ task_id }}\"\nquery = { source = \"${env:SYNC_SOURCE}-{{ execution_date }}\", run = \"r{{ run_id }}\" }",
         );
     workspace.write_config(&task);
     let output = workspace
@@ -314,11 +314,15 @@ fn path_and_query_take_templates_and_environment_values() {
         .expect("run");
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(database.count("SELECT count(*) FROM public.users"), 250);
+    let run_id = run_of(&json_lines(&output), "users")["run_id"]
+        .as_i64()
+        .expect("run id");
     let requests = api.requests();
     assert!(
         requests.len() == 3
             && requests.iter().all(|request| request.starts_with("/users?")
-                && request.contains("source=crm-2026-03-04")),
+                && request.contains("source=crm-2026-03-04")
+                && request.contains(&format!("run=r{run_id}"))),
         "{requests:?}"
     );
 }

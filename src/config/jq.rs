@@ -1,6 +1,6 @@
 //! jq expressions in the config (`{ jq = "…" }` columns and `filter` of
-//! `http_sync`), compiled with jaq once when the config loads and run on
-//! each item. Compile errors keep the byte offset jaq reports inside the
+//! `http_sync` and `table_sync`), compiled with jaq once when the config
+//! loads and run on each item or row. Compile errors keep the byte offset jaq reports inside the
 //! expression, so the config error can point at the exact character.
 //!
 //! The one variable an expression may use is `$run`: `{run_id, task_id,
@@ -132,6 +132,62 @@ impl Input {
         // Reading a `serde_json::Value` cannot fail: every JSON value is one.
         Self(Val::deserialize(value).unwrap_or_default())
     }
+}
+
+/// How a table column's text becomes a jq value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    /// Integers, floats and numerics: a jq number (numerics keep their digits).
+    Number,
+    /// `true` / `false`.
+    Bool,
+    /// `json` / `jsonb`: the parsed value.
+    Json,
+    /// Everything else (text, dates, timestamps, UUIDs) as a string.
+    Text,
+}
+
+/// The field names of a table row as jq object keys, made once per batch:
+/// each row becomes `{name: value, …}` without building its keys again.
+pub struct RowShape(Vec<(Val, FieldKind)>);
+
+impl RowShape {
+    pub fn new<'a>(fields: impl IntoIterator<Item = (&'a str, FieldKind)>) -> Self {
+        Self(
+            fields
+                .into_iter()
+                .map(|(name, kind)| (Val::utf8_str(name.to_string().into_bytes()), kind))
+                .collect(),
+        )
+    }
+
+    /// The row whose values (text as read, in field order) are `values`.
+    /// A value that does not read as its kind stays a string.
+    pub fn input<'a>(&self, values: impl IntoIterator<Item = Option<&'a str>>) -> Input {
+        let mut object = jaq_json::Map::with_capacity_and_hasher(self.0.len(), Default::default());
+        for ((name, kind), value) in self.0.iter().zip(values) {
+            let value = match value {
+                None => Val::Null,
+                Some(text) => field_value(*kind, text),
+            };
+            object.insert(name.clone(), value);
+        }
+        Input(Val::obj(object))
+    }
+}
+
+fn field_value(kind: FieldKind, text: &str) -> Val {
+    let parsed = match kind {
+        FieldKind::Number => jaq_json::read::parse_single_num(text.as_bytes()).map(Val::Num),
+        FieldKind::Bool => match text {
+            "true" | "t" => Some(Val::Bool(true)),
+            "false" | "f" => Some(Val::Bool(false)),
+            _ => None,
+        },
+        FieldKind::Json => jaq_json::read::parse_single(text.as_bytes()).ok(),
+        FieldKind::Text => None,
+    };
+    parsed.unwrap_or_else(|| Val::utf8_str(text.to_string().into_bytes()))
 }
 
 /// The value of `$run`.
@@ -351,6 +407,42 @@ mod tests {
         let error = text(".first_name + \" \"", item.clone()).expect_err("number + string");
         assert!(error.contains("cannot"), "{error}");
         assert!(text(".first_name, 1", item).is_err());
+    }
+
+    #[test]
+    fn table_rows_read_numbers_booleans_and_json_as_jq_values() {
+        let shape = RowShape::new([
+            ("amount", FieldKind::Number),
+            ("active", FieldKind::Bool),
+            ("profile", FieldKind::Json),
+            ("day", FieldKind::Text),
+            ("gone", FieldKind::Text),
+            ("odd", FieldKind::Number),
+        ]);
+        let row = shape.input([
+            Some("12345678901234567890.50"),
+            Some("true"),
+            Some(r#"{"city": "Turin"}"#),
+            Some("2026-03-04"),
+            None,
+            Some("NaN-ish"),
+        ]);
+        let text = |code: &str| compile(code).expect("compiles").text(&row, &run());
+        assert_eq!(
+            text(".amount"),
+            some("12345678901234567890.50"),
+            "numerics keep their digits"
+        );
+        assert_eq!(text(".amount | type"), some("number"));
+        assert_eq!(text("if .active then 1 else 0 end"), some("1"));
+        assert_eq!(text(".profile.city"), some("Turin"));
+        assert_eq!(text(".day[:4]"), some("2026"));
+        assert_eq!(text(".gone"), Ok(None));
+        assert_eq!(
+            text(".odd | type"),
+            some("string"),
+            "text that is no number stays text"
+        );
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub struct TableSyncProperties {
     /// Target column → how to fill it. Empty: every source column, same name.
     #[serde(default)]
     pub columns: BTreeMap<String, ColumnConfig>,
+    /// jq run on each source row (an object of its columns) first: rows it
+    /// maps to false or null are not loaded (counted as filtered, not skipped).
+    #[schemars(with = "Option<String>")]
+    pub filter: Option<super::jq::Expression>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
@@ -77,6 +81,10 @@ pub enum TableMode {
 pub struct ColumnConfig {
     /// The source column (default: the target column's name).
     pub source: Option<String>,
+    /// Or a jq expression computing the value from the source row (an
+    /// object of its columns), e.g. `'.first_name + " " + .last_name'`.
+    #[schemars(with = "Option<String>")]
+    pub jq: Option<super::jq::Expression>,
     /// The type values must coerce to (default: the target column's type).
     #[serde(rename = "type")]
     pub type_name: Option<String>,

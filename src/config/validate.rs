@@ -321,7 +321,45 @@ fn check_table_sync(
             }
         }
     }
-    Ok(())
+    check_table_jq(source, table)
+}
+
+/// `jq` columns and the row `filter` of a table sync.
+fn check_table_jq(
+    source: &SourceText<'_>,
+    table: &super::TableSyncProperties,
+) -> Result<(), ConfigError> {
+    for (name, column) in &table.columns {
+        let Some(expression) = &column.jq else {
+            continue;
+        };
+        let span = Some(expression.text.span());
+        if column.source.is_some() {
+            return Err(source.error(
+                span,
+                format!("column `{name}` has both source and jq; keep one"),
+            ));
+        }
+        if table.primary_key.get_ref().contains(name) {
+            return Err(source.error(
+                span,
+                format!(
+                    "primary key column `{name}` cannot be computed by jq: batches are read in the source's key order; map it with source = \"…\""
+                ),
+            ));
+        }
+    }
+    let expressions = table
+        .columns
+        .iter()
+        .filter_map(|(name, column)| Some((format!("column `{name}`"), column.jq.as_ref()?)))
+        .chain(
+            table
+                .filter
+                .iter()
+                .map(|filter| ("filter".to_string(), filter)),
+        );
+    check_jq(source, expressions)
 }
 
 fn check_http_sync(
@@ -385,6 +423,15 @@ fn check_http_sync(
                 .iter()
                 .map(|filter| ("filter".to_string(), filter)),
         );
+    check_jq(source, expressions)
+}
+
+/// The first jq expression that does not compile, as an error pointing at
+/// the character inside its string.
+fn check_jq<'a>(
+    source: &SourceText<'_>,
+    expressions: impl IntoIterator<Item = (String, &'a jq::Expression)>,
+) -> Result<(), ConfigError> {
     for (what, expression) in expressions {
         if let Err(error) = &expression.program {
             let span = expression.text.span();

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::Client;
 
 use super::sql::{KeyColumn, Read, SourceColumn, SourceRelation};
+use crate::config::jq::{FieldKind, Program};
 use crate::config::{TableMode, TableSyncProperties};
 use crate::postgres::catalog::target_columns;
 use crate::postgres::coerce::ValueType;
@@ -16,11 +17,20 @@ pub(crate) struct ColumnPlan {
     pub(crate) target: String,
     /// The target column's type, as `format_type` names it.
     pub(crate) target_type: String,
-    /// Position of its source column in the extracted row.
-    pub(crate) source_index: usize,
+    /// Where its value comes from: a source column or jq.
+    pub(crate) value: ValueFrom,
     pub(crate) value_type: ValueType,
     pub(crate) required: bool,
     pub(crate) null_if: Vec<String>,
+}
+
+/// Where a target column's value comes from.
+#[derive(Debug, Clone)]
+pub(crate) enum ValueFrom {
+    /// The source column at this position in the extracted row.
+    Source(usize),
+    /// A jq expression run on the row (see [`Layout::row_fields`]).
+    Jq(Program),
 }
 
 /// Everything a run needs to know about both tables.
@@ -39,6 +49,11 @@ pub(crate) struct Layout {
     pub(crate) primary_key: Vec<String>,
     /// Target columns compared as text in the upsert (json, xml).
     pub(crate) target_table: String,
+    /// The row as jq sees it: every source column (name, position in the
+    /// extracted row, how its text reads). Empty when no jq runs.
+    pub(crate) row_fields: Vec<(String, usize, FieldKind)>,
+    /// The `filter` expression, run on the row before the columns.
+    pub(crate) filter: Option<Program>,
 }
 
 /// Where a batch starts and ends in the ordering key: `after` (exclusive,
@@ -138,7 +153,7 @@ pub(crate) async fn discover(
                 columns.push(ColumnPlan {
                     target: name.clone(),
                     target_type: type_name.clone(),
-                    source_index: index_of(name, &mut source_columns)?,
+                    value: ValueFrom::Source(index_of(name, &mut source_columns)?),
                     value_type: ValueType::from_type_name(type_name),
                     required: false,
                     null_if: Vec::new(),
@@ -155,11 +170,20 @@ pub(crate) async fn discover(
                     "target table `{target_table}` has no column `{target_name}`"
                 )));
             };
-            let source_name = column.source.as_deref().unwrap_or(target_name);
+            let value = match &column.jq {
+                Some(expression) => ValueFrom::Jq(super::transform::program(
+                    expression,
+                    &format!("column `{target_name}`"),
+                )?),
+                None => ValueFrom::Source(index_of(
+                    column.source.as_deref().unwrap_or(target_name),
+                    &mut source_columns,
+                )?),
+            };
             columns.push(ColumnPlan {
                 target: target_name.clone(),
                 target_type: type_name.clone(),
-                source_index: index_of(source_name, &mut source_columns)?,
+                value,
                 value_type: ValueType::from_type_name(
                     column.type_name.as_deref().unwrap_or(type_name),
                 ),
@@ -188,7 +212,12 @@ pub(crate) async fn discover(
                 "primary key column `{key}` is not among the synced columns"
             )));
         };
-        key_sources.push(source_columns[column.source_index].name.clone());
+        let ValueFrom::Source(index) = column.value else {
+            return Err(PgError::Setup(format!(
+                "primary key column `{key}` cannot be computed by jq; map it with source"
+            )));
+        };
+        key_sources.push(source_columns[index].name.clone());
     }
     let mut keys = Vec::new();
     let mut key_indexes = Vec::new();
@@ -201,6 +230,22 @@ pub(crate) async fn discover(
         key_indexes.push(index_of(&name, &mut source_columns)?);
         keys.push(KeyColumn { name, type_name });
     }
+    let filter = properties
+        .filter
+        .as_ref()
+        .map(|filter| super::transform::program(filter, "filter"))
+        .transpose()?;
+    let uses_jq = filter.is_some()
+        || columns
+            .iter()
+            .any(|column| matches!(column.value, ValueFrom::Jq(_)));
+    let mut row_fields = Vec::new();
+    if uses_jq {
+        for (name, type_name) in &source_types {
+            let index = index_of(name, &mut source_columns)?;
+            row_fields.push((name.clone(), index, super::transform::field_kind(type_name)));
+        }
+    }
     Ok(Layout {
         relation,
         source_columns,
@@ -210,5 +255,7 @@ pub(crate) async fn discover(
         key_indexes,
         primary_key,
         target_table,
+        row_fields,
+        filter,
     })
 }

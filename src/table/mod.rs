@@ -3,7 +3,8 @@
 //!
 //! Extraction pages through the source with keyset queries ordered by the
 //! primary key (or the watermark column, then the key). Every batch is
-//! checked row by row against the target's types (a bad row is skipped and
+//! transformed row by row (the jq `filter` and columns, `transform.rs`) and
+//! checked against the target's types (a bad row is skipped and
 //! recorded), then loaded in its own transaction: a plain `COPY` while the
 //! target was empty at the start, otherwise one `INSERT … SELECT FROM
 //! unnest(…) ON CONFLICT DO UPDATE` that leaves unchanged rows alone.
@@ -23,6 +24,7 @@ mod layout;
 mod prune;
 mod reader;
 pub(crate) mod sql;
+mod transform;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +40,6 @@ use crate::run::RunStatus;
 use crate::state::{FailedItem, ItemKind, ItemStatus};
 use crate::task::{RunContext, TaskOutcome, final_status};
 pub(crate) use body::TableSyncBody;
-use layout::ColumnPlan;
 use layout::{BatchBounds, Layout, discover};
 use reader::{Reader, read_with_retries};
 use tokio_postgres::Client;
@@ -424,36 +425,35 @@ async fn run_inner(
 /// what could not be loaded.
 async fn load_batch(
     loader: &mut Loader,
-    layout: &Layout,
+    layout: &Arc<Layout>,
     batch: Batch,
     properties: &TableSyncProperties,
     context: &RunContext,
 ) {
     let extracted = batch.rows.len() as u64;
-    let mut good = Rows::with_capacity(layout.columns.len(), batch.rows.len());
+    let transformed = match transform::batch(layout, batch.rows, context).await {
+        Ok(transformed) => transformed,
+        Err(error) => {
+            context.update_counters(|counters| {
+                counters.rows_extracted += extracted;
+                counters.batches_failed += 1;
+            });
+            context
+                .record_failure(ItemKind::Batch, &batch.bounds.key(), &error, 1)
+                .await;
+            return;
+        }
+    };
     let mut skipped = 0;
-    for row in 0..batch.rows.len() {
-        let Err(reason) = transform(layout, &batch.rows, row, &mut good) else {
-            continue;
-        };
+    for (key, reason) in &transformed.bad {
         skipped += 1;
-        let key: Vec<String> = layout
-            .key_indexes
-            .iter()
-            .zip(&layout.keys)
-            .map(|(index, key)| {
-                format!(
-                    "{}={}",
-                    key.name,
-                    batch.rows.get(row, *index).unwrap_or("NULL")
-                )
-            })
-            .collect();
-        crate::batch::record_bad_row(context, skipped, &key.join(", "), &reason).await;
+        crate::batch::record_bad_row(context, skipped, key, reason).await;
     }
+    let good = transformed.rows;
     context.update_counters(|counters| {
         counters.rows_extracted += extracted;
         counters.rows_skipped += skipped;
+        counters.rows_filtered += transformed.filtered;
     });
 
     let label = format!("batch {} {}", batch.number, describe_bounds(&batch.bounds));
@@ -495,29 +495,6 @@ fn describe_bounds(bounds: &BatchBounds) -> String {
     } else {
         range
     }
-}
-
-/// Appends the target values of source row `row` to `out`, or says why
-/// the row cannot be loaded (and appends nothing).
-fn transform(layout: &Layout, rows: &Rows, row: usize, out: &mut Rows) -> Result<(), String> {
-    let value = |column: &ColumnPlan| {
-        rows.get(row, column.source_index)
-            .filter(|value| !column.null_if.iter().any(|null| null == value))
-    };
-    for column in &layout.columns {
-        match value(column) {
-            None if column.required => {
-                return Err(format!("required column `{}` is NULL", column.target));
-            }
-            None => {}
-            Some(text) => column
-                .value_type
-                .check(text)
-                .map_err(|reason| format!("column `{}`: {reason}", column.target))?,
-        }
-    }
-    out.push_row(layout.columns.iter().map(value));
-    Ok(())
 }
 
 /// A new run reads every row again (full mode) or every row since the
