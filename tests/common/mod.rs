@@ -386,8 +386,9 @@ pub fn sparse_file(path: &Path, size: u64) {
     file.set_len(size).expect("set_len");
 }
 
-/// Where the tests' PostgreSQL server is: `$SYNCDECK_TEST_POSTGRES`, else
-/// the local server on 127.0.0.1:5432 as user postgres (see .ci/run).
+/// Where the tests' PostgreSQL server is: `$SYNCDECK_TEST_POSTGRES` (a
+/// private cluster tests/run.sh starts), else the local server on
+/// 127.0.0.1:5432 as user postgres (a plain `cargo test`).
 pub fn postgres_base_url() -> String {
     std::env::var("SYNCDECK_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
