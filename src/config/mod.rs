@@ -446,7 +446,10 @@ pub struct StoreOptions {
     pub aws_secret_access_key: Option<Secret>,
     pub aws_session_token: Option<Secret>,
     pub region_name: Option<String>,
-    /// S3-compatible endpoint, e.g. `http://127.0.0.1:9000`.
+    /// Where the store's API answers instead of the cloud's own: an
+    /// S3-compatible server (`http://127.0.0.1:9000`), an Azure Blob
+    /// account URL, or a GCS server (`gs://` with no service account then
+    /// sends no credentials, as an emulator expects).
     pub endpoint: Option<String>,
     /// Allow plain HTTP to `endpoint` (defaults to true for http:// endpoints).
     pub allow_http: Option<bool>,
@@ -455,6 +458,12 @@ pub struct StoreOptions {
     /// Azure storage account and key.
     pub account_name: Option<String>,
     pub access_key: Option<Secret>,
+    /// Azure: a shared access signature (`sv=…&sig=…`) instead of the
+    /// account key, as a `${credential:NAME}`.
+    pub sas_token: Option<Secret>,
+    /// Azure: talk to the Azurite emulator (its well-known account and key
+    /// unless given; `endpoint` defaults to `http://127.0.0.1:10000`).
+    pub use_emulator: Option<bool>,
     /// FTP: overrides the host in the URL.
     pub host: Option<String>,
     pub port: Option<u16>,

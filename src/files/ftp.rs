@@ -1,8 +1,10 @@
 //! The FTP store (`ftp://host[:port]/path/`, and `ftps://…` for explicit
 //! TLS: `AUTH TLS`, then both the control and the data connections
 //! encrypted, the server's certificate checked against the system's roots
-//! and `tls_ca_file`). Each operation opens its own connection, so
-//! concurrent transfers never share a control channel.
+//! and `tls_ca_file`). Logged-in connections are pooled per store and
+//! reused across files (one operation on a connection at a time, so
+//! concurrent transfers never share a control channel); a pooled
+//! connection the server has closed meanwhile is replaced by a new one.
 //! Listings use MLSD (exact sizes and times) when the server offers it
 //! (`FEAT`); otherwise `LIST`, Unix- or DOS-style, with each file's exact
 //! time from `MDTM` (a listing shows minutes at best, and unchanged files
@@ -15,7 +17,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use std::sync::{Arc, OnceLock};
+use futures::future::BoxFuture;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream};
 use tokio::io::AsyncWriteExt;
@@ -41,6 +46,59 @@ pub(crate) struct FtpStore {
     root: &'static str,
     /// Whether the server lists with MLSD, learnt from `FEAT` once.
     mlsd: OnceLock<bool>,
+    /// Logged-in connections not in use. Logging in costs several round
+    /// trips (and a TLS handshake for FTPS), more than sending a small
+    /// file; a transfer takes one from here and puts it back when done.
+    idle: IdlePool,
+    /// Folders this store has made (or found) on the server, so uploads
+    /// into one folder do not ask for it again and again.
+    made_folders: Mutex<HashSet<String>>,
+}
+
+/// Pooled connections, each with when it was last used.
+type IdlePool = Arc<Mutex<Vec<(AsyncRustlsFtpStream, Instant)>>>;
+
+/// Connections kept for reuse at most; past that (after a burst of
+/// transfers) a returned connection is closed.
+const MAX_IDLE: usize = 16;
+/// A connection idle this long is checked with NOOP before it is reused:
+/// servers drop idle sessions (vsftpd after 300 s by default).
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(10);
+
+/// A connection taken for one operation.
+struct Taken {
+    ftp: AsyncRustlsFtpStream,
+    /// Whether it came from the pool (and so may have been closed by the
+    /// server since); a new one failing is a real failure.
+    reused: bool,
+}
+
+/// Puts `ftp` back into `idle` for the next operation, or closes it when
+/// enough are kept.
+fn give_back(idle: &IdlePool, ftp: AsyncRustlsFtpStream) {
+    let mut kept = match idle.lock() {
+        Ok(kept) => kept,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if kept.len() < MAX_IDLE {
+        kept.push((ftp, Instant::now()));
+        return;
+    }
+    drop(kept);
+    let mut ftp = ftp;
+    tokio::spawn(async move {
+        let _ = ftp.quit().await;
+    });
+}
+
+/// Whether `error` says the connection itself is gone (the server closed
+/// it or is closing it), rather than the server refusing the command.
+fn connection_lost(error: &suppaftp::FtpError) -> bool {
+    match error {
+        suppaftp::FtpError::ConnectionError(_) | suppaftp::FtpError::BadResponse => true,
+        suppaftp::FtpError::UnexpectedResponse(response) => response.status.code() == 421,
+        _ => false,
+    }
 }
 
 impl FtpStore {
@@ -63,7 +121,66 @@ impl FtpStore {
             name,
             root: if absolute { "/" } else { "" },
             mlsd: OnceLock::new(),
+            idle: IdlePool::default(),
+            made_folders: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// A logged-in connection: the most recently used idle one (checked
+    /// with NOOP when it idled long), or a new one.
+    async fn take(&self) -> Result<Taken, StoreError> {
+        loop {
+            let pooled = match self.idle.lock() {
+                Ok(mut idle) => idle.pop(),
+                Err(poisoned) => poisoned.into_inner().pop(),
+            };
+            let Some((mut ftp, since)) = pooled else {
+                return Ok(Taken {
+                    ftp: self.connect().await?,
+                    reused: false,
+                });
+            };
+            if since.elapsed() < CHECK_IDLE_AFTER || ftp.noop().await.is_ok() {
+                return Ok(Taken { ftp, reused: true });
+            }
+            // Closed by the server while idle: dropped, try the next.
+        }
+    }
+
+    fn give_back(&self, ftp: AsyncRustlsFtpStream) {
+        give_back(&self.idle, ftp);
+    }
+
+    /// Runs `operation` on a pooled connection and hands the connection
+    /// back with the result. A reused connection found closed is replaced
+    /// by a new one and `operation` runs again, so only operations that
+    /// are safe to repeat (nothing sent yet) go through here. The
+    /// connection is kept for reuse after a refusal (it is still sound)
+    /// and dropped when lost.
+    async fn with_connection<T>(
+        &self,
+        operation: impl for<'c> Fn(
+            &'c mut AsyncRustlsFtpStream,
+        ) -> BoxFuture<'c, Result<T, suppaftp::FtpError>>
+        + Send
+        + Sync,
+    ) -> Result<Result<(AsyncRustlsFtpStream, T), suppaftp::FtpError>, StoreError> {
+        let Taken { mut ftp, reused } = self.take().await?;
+        let mut result = operation(&mut ftp).await;
+        if reused && result.as_ref().is_err_and(connection_lost) {
+            tracing::debug!(server = %self.name, "a pooled connection was closed; using a new one");
+            ftp = self.connect().await?;
+            result = operation(&mut ftp).await;
+        }
+        Ok(match result {
+            Ok(value) => Ok((ftp, value)),
+            Err(error) => {
+                if !connection_lost(&error) {
+                    self.give_back(ftp);
+                }
+                Err(error)
+            }
+        })
     }
 
     /// The server's path for `key` (a file or folder key, `/` or not at
@@ -74,6 +191,40 @@ impl FtpStore {
             return self.root.to_string();
         }
         format!("{}{key}", self.root)
+    }
+
+    /// The folders (keys) down to `key` this store has not made yet.
+    fn folders_to_make(&self, key: &str) -> Vec<String> {
+        let made = match self.made_folders.lock() {
+            Ok(made) => made,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut folders = Vec::new();
+        let mut current = String::new();
+        if let Some((folder, _)) = key.trim_matches('/').rsplit_once('/') {
+            for part in folder.split('/').filter(|part| !part.is_empty()) {
+                current.push_str(part);
+                if !made.contains(&current) {
+                    folders.push(current.clone());
+                }
+                current.push('/');
+            }
+        }
+        folders
+    }
+
+    fn folders_made(&self, folders: Vec<String>) {
+        match self.made_folders.lock() {
+            Ok(mut made) => made.extend(folders),
+            Err(poisoned) => poisoned.into_inner().extend(folders),
+        }
+    }
+
+    fn forget_folders(&self) {
+        match self.made_folders.lock() {
+            Ok(mut made) => made.clear(),
+            Err(poisoned) => poisoned.into_inner().clear(),
+        }
     }
 
     async fn offers_mlsd(&self, ftp: &mut AsyncRustlsFtpStream) -> bool {
@@ -219,9 +370,11 @@ impl FtpStore {
 }
 
 /// One FTP connection reading folders: MLSD, or LIST and MDTM (exact
-/// sizes and times either way).
+/// sizes and times either way). The connection goes back to the pool when
+/// the walk ends.
 struct FtpFolders<'a> {
-    ftp: AsyncRustlsFtpStream,
+    /// `None` after a failure left it in an unknown state.
+    ftp: Option<AsyncRustlsFtpStream>,
     store: &'a FtpStore,
 }
 
@@ -229,23 +382,27 @@ struct FtpFolders<'a> {
 impl FolderReader for FtpFolders<'_> {
     async fn read_folder(&mut self, folder: &str) -> Result<Option<RemoteFolder>, StoreError> {
         let mut refused = Listing::default();
-        let mut listed = self
-            .store
-            .list_folder(&mut self.ftp, folder, &mut refused)
-            .await;
+        let mut listed = match self.ftp.as_mut() {
+            Some(ftp) => self.store.list_folder(ftp, folder, &mut refused).await,
+            None => Err(StoreError::transient(String::new())),
+        };
         if listed.is_err() {
-            // The listing connection idles while copies catch up, and a
-            // server may have dropped it since: one try on a new one.
+            // The listing connection idles while copies catch up (or
+            // idled in the pool), and a server may have dropped it since:
+            // one try on a new one.
             tracing::debug!(folder, "listing again on a new connection");
-            self.ftp = self.store.connect().await?;
+            self.ftp = None;
+            let ftp = self.ftp.insert(self.store.connect().await?);
             refused = Listing::default();
-            listed = self
-                .store
-                .list_folder(&mut self.ftp, folder, &mut refused)
-                .await;
+            listed = self.store.list_folder(ftp, folder, &mut refused).await;
         }
-        let Some(named) = listed? else {
-            return Ok(None);
+        let named = match listed {
+            Ok(Some(named)) => named,
+            Ok(None) => return Ok(None),
+            Err(error) => {
+                self.ftp = None;
+                return Err(error);
+            }
         };
         let names = named
             .into_iter()
@@ -260,7 +417,9 @@ impl FolderReader for FtpFolders<'_> {
     }
 
     async fn close(&mut self) {
-        let _ = self.ftp.quit().await;
+        if let Some(ftp) = self.ftp.take() {
+            self.store.give_back(ftp);
+        }
     }
 }
 
@@ -323,9 +482,12 @@ impl Store for FtpStore {
         // Keys are relative to the store's root; `read_folder` maps them.
         let root = prefix.trim_end_matches('/').to_string();
         tokio::spawn(async move {
-            match self.connect().await {
-                Ok(ftp) => {
-                    let reader = FtpFolders { ftp, store: &self };
+            match self.take().await {
+                Ok(Taken { ftp, .. }) => {
+                    let reader = FtpFolders {
+                        ftp: Some(ftp),
+                        store: &self,
+                    };
                     walk_remote(reader, &root, recursive, &sender).await;
                 }
                 Err(error) => {
@@ -340,29 +502,45 @@ impl Store for FtpStore {
         if key.ends_with('/') || key.is_empty() {
             return Ok(None);
         }
-        let mut ftp = self.connect().await?;
         let path = self.path_of(key);
-        let Ok(size) = ftp.size(&path).await else {
-            let _ = ftp.quit().await;
-            return Ok(None);
-        };
-        let modified = ftp.mdtm(&path).await.ok().map(|time| time.and_utc());
-        let _ = ftp.quit().await;
-        Ok(Some(Entry {
-            key: key.to_string(),
-            size: size as u64,
-            modified,
-            checksum: None,
-        }))
+        let looked = self
+            .with_connection(|ftp| {
+                let path = path.clone();
+                Box::pin(async move {
+                    let size = ftp.size(&path).await?;
+                    let modified = ftp.mdtm(&path).await.ok().map(|time| time.and_utc());
+                    Ok((size, modified))
+                })
+            })
+            .await?;
+        match looked {
+            Ok((ftp, (size, modified))) => {
+                self.give_back(ftp);
+                Ok(Some(Entry {
+                    key: key.to_string(),
+                    size: size as u64,
+                    modified,
+                    checksum: None,
+                }))
+            }
+            Err(error) if connection_lost(&error) => Err(self.error(key, error)),
+            // No SIZE for it: not a file there.
+            Err(_) => Ok(None),
+        }
     }
 
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
-        let mut ftp = self.connect().await?;
-        let data = ftp
-            .retr_as_stream(self.path_of(key))
-            .await
+        let path = self.path_of(key);
+        let (mut ftp, data) = self
+            .with_connection(|ftp| {
+                let path = path.clone();
+                Box::pin(async move { ftp.retr_as_stream(path).await })
+            })
+            .await?
             .map_err(|error| self.error(key, error))?;
-        // The connection lives until the download is read and confirmed.
+        // The connection lives until the download is read and confirmed,
+        // then goes back to the pool.
+        let idle = Arc::clone(&self.idle);
         Ok(read_in_background(
             data,
             format!("{}/{key}", self.name),
@@ -371,7 +549,9 @@ impl Store for FtpStore {
                     .finalize_retr_stream(data)
                     .await
                     .map_err(|error| error.to_string());
-                let _ = ftp.quit().await;
+                if confirmed.is_ok() {
+                    give_back(&idle, ftp);
+                }
                 confirmed
             },
         ))
@@ -387,20 +567,27 @@ impl Store for FtpStore {
     ) -> Result<(), StoreError> {
         let target = self.path_of(key);
         let partial = self.path_of(&partial_key(key));
-        let mut ftp = self.connect().await?;
-        // Create the folders down to the target; existing ones refuse, which is fine.
-        let mut current = String::new();
-        if let Some((folder, _)) = key.trim_matches('/').rsplit_once('/') {
-            for part in folder.split('/').filter(|part| !part.is_empty()) {
-                current.push_str(part);
-                let _ = ftp.mkdir(self.path_of(&current)).await;
-                current.push('/');
-            }
-        }
-        let mut upload = ftp
-            .put_with_stream(&partial)
-            .await
+        let folders = self.folders_to_make(key);
+        let (mut ftp, mut upload) = self
+            .with_connection(|ftp| {
+                let folders: Vec<String> =
+                    folders.iter().map(|folder| self.path_of(folder)).collect();
+                let partial = partial.clone();
+                Box::pin(async move {
+                    // Existing folders refuse, which is fine.
+                    for folder in &folders {
+                        if let Err(error) = ftp.mkdir(folder).await
+                            && connection_lost(&error)
+                        {
+                            return Err(error);
+                        }
+                    }
+                    ftp.put_with_stream(&partial).await
+                })
+            })
+            .await?
             .map_err(|error| self.error(key, error))?;
+        self.folders_made(folders);
         let written: Result<(), StoreError> = async {
             loop {
                 let chunk = tokio::select! {
@@ -454,24 +641,41 @@ impl Store for FtpStore {
                 Err(error)
             }
         };
-        if result.is_err() {
-            // The control channel may be mid-transfer: clean up on a fresh one.
-            if let Ok(mut cleanup) = self.connect().await {
-                let _ = cleanup.rm(&partial).await;
-                let _ = cleanup.quit().await;
+        match result {
+            Ok(()) => self.give_back(ftp),
+            Err(_) => {
+                // The control channel may be mid-transfer: it is not
+                // reused, and the cleanup goes over another one. A folder
+                // may have gone too: the next upload asks for them again.
+                drop(ftp);
+                self.forget_folders();
+                if let Ok(Ok((ftp, ()))) = self
+                    .with_connection(|ftp| {
+                        let partial = partial.clone();
+                        Box::pin(async move { ftp.rm(partial).await })
+                    })
+                    .await
+                {
+                    self.give_back(ftp);
+                }
             }
-        } else {
-            let _ = ftp.quit().await;
         }
         result
     }
 
     async fn remove(&self, key: &str) -> Result<(), StoreError> {
-        let mut ftp = self.connect().await?;
-        let removed = ftp.rm(self.path_of(key)).await;
-        let _ = ftp.quit().await;
+        let path = self.path_of(key);
+        let removed = self
+            .with_connection(|ftp| {
+                let path = path.clone();
+                Box::pin(async move { ftp.rm(path).await })
+            })
+            .await?;
         match removed {
-            Ok(()) => Ok(()),
+            Ok((ftp, ())) => {
+                self.give_back(ftp);
+                Ok(())
+            }
             // Already gone.
             Err(suppaftp::FtpError::UnexpectedResponse(response))
                 if response.status.code() == 550 =>

@@ -9,6 +9,7 @@
 //! stores live in `store`, `local`, `object`, `ftp` and `sftp` (over `ssh`).
 
 mod body;
+mod cloud;
 pub(crate) mod ftp;
 mod gone;
 pub(crate) mod local;

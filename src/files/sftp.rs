@@ -1,13 +1,15 @@
 //! The SFTP store (`sftp://host[:port]/path`, the path absolute on the
 //! server). Connecting, the host key check and logging in are in `ssh`.
-//! One SSH connection per operation; uploads go to a hidden partial name
+//! SSH connections with an SFTP session on each are pooled per store and
+//! reused across files (a handshake costs more than a small file); a
+//! listing walks on a connection of its own. Uploads go to a hidden partial name
 //! and are renamed into place when complete (over an existing file in one
 //! step where the server offers `posix-rename@openssh.com`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use russh_sftp::client::{RawSftpSession, SftpSession};
 use russh_sftp::protocol::{Packet, StatusCode};
@@ -28,6 +30,38 @@ pub(crate) struct SftpStore {
     login: Login,
     host_key: Option<HostKeyCheck>,
     name: String,
+    /// Sessions not in use: a transfer takes one and puts it back when
+    /// done, so files after the first skip the SSH handshake and login.
+    idle: IdleSessions,
+}
+
+/// An SSH connection and the SFTP session on it.
+struct Session {
+    ssh: russh::client::Handle<ssh::Client>,
+    sftp: SftpSession,
+}
+
+type IdleSessions = Arc<Mutex<Vec<Session>>>;
+
+/// Sessions kept for reuse at most; past that a returned one is closed.
+const MAX_IDLE: usize = 16;
+
+/// Puts `session` back for the next operation, or closes it when enough
+/// are kept.
+fn give_back(idle: &IdleSessions, session: Session) {
+    let mut kept = match idle.lock() {
+        Ok(kept) => kept,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if kept.len() < MAX_IDLE && !session.ssh.is_closed() {
+        kept.push(session);
+    }
+}
+
+/// Whether `error` says the session itself is gone, rather than the
+/// server refusing the request with a status.
+fn session_lost(error: &russh_sftp::client::error::Error) -> bool {
+    !matches!(error, russh_sftp::client::error::Error::Status(_))
 }
 
 impl SftpStore {
@@ -48,6 +82,30 @@ impl SftpStore {
             login,
             host_key,
             name,
+            idle: IdleSessions::default(),
+        }
+    }
+
+    async fn open_session(&self) -> Result<Session, StoreError> {
+        let ssh = self.connect().await?;
+        let sftp = self.sftp_on(&ssh).await?;
+        Ok(Session { ssh, sftp })
+    }
+
+    /// A session: the most recently used idle one whose connection is
+    /// still open, or a new one; `true` with a reused one (the server may
+    /// have ended it since, which only a request tells).
+    async fn take(&self) -> Result<(Session, bool), StoreError> {
+        loop {
+            let pooled = match self.idle.lock() {
+                Ok(mut idle) => idle.pop(),
+                Err(poisoned) => poisoned.into_inner().pop(),
+            };
+            match pooled {
+                Some(session) if !session.ssh.is_closed() => return Ok((session, true)),
+                Some(_) => continue,
+                None => return Ok((self.open_session().await?, false)),
+            }
         }
     }
 
@@ -190,6 +248,29 @@ impl FolderReader for SftpFolders<'_> {
     }
 }
 
+/// Makes the folders down to `folder` where missing, then creates the
+/// partial file an upload writes.
+async fn create_in(
+    sftp: &SftpSession,
+    folder: &str,
+    partial: &str,
+) -> Result<russh_sftp::client::fs::File, russh_sftp::client::error::Error> {
+    let mut current = String::new();
+    for part in folder.split('/').filter(|part| !part.is_empty()) {
+        current.push('/');
+        current.push_str(part);
+        match sftp.try_exists(current.clone()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = sftp.create_dir(current.clone()).await;
+            }
+            Err(error) if session_lost(&error) => return Err(error),
+            Err(_) => {}
+        }
+    }
+    sftp.create(partial.to_string()).await
+}
+
 fn path_of(key: &str) -> String {
     format!("/{}", key.trim_end_matches('/'))
 }
@@ -244,14 +325,18 @@ impl Store for SftpStore {
         if key.ends_with('/') || key.is_empty() {
             return Ok(None);
         }
-        let ssh = self.connect().await?;
-        let sftp = self.sftp_on(&ssh).await?;
-        let found = sftp
-            .metadata(path_of(key))
-            .await
-            .ok()
-            .filter(|metadata| !metadata.is_dir());
-        let _ = sftp.close().await;
+        let (mut session, reused) = self.take().await?;
+        let mut found = session.sftp.metadata(path_of(key)).await;
+        if reused && found.as_ref().is_err_and(session_lost) {
+            session = self.open_session().await?;
+            found = session.sftp.metadata(path_of(key)).await;
+        }
+        let found = match found {
+            Ok(metadata) => Some(metadata).filter(|metadata| !metadata.is_dir()),
+            Err(error) if session_lost(&error) => return Err(self.error(key, error)),
+            Err(_) => None,
+        };
+        give_back(&self.idle, session);
         Ok(found.map(|metadata| Entry {
             key: key.to_string(),
             size: metadata.size.unwrap_or(0),
@@ -261,19 +346,31 @@ impl Store for SftpStore {
     }
 
     async fn get(&self, key: &str) -> Result<ByteStream, StoreError> {
-        let ssh = self.connect().await?;
-        let sftp = self.sftp_on(&ssh).await?;
-        let file = sftp
-            .open(path_of(key))
-            .await
-            .map_err(|error| self.error(key, error))?;
-        // The session lives until the file is read.
+        let (mut session, reused) = self.take().await?;
+        let mut opened = session.sftp.open(path_of(key)).await;
+        if reused && opened.as_ref().is_err_and(session_lost) {
+            session = self.open_session().await?;
+            opened = session.sftp.open(path_of(key)).await;
+        }
+        let file = match opened {
+            Ok(file) => file,
+            Err(error) => {
+                if !session_lost(&error) {
+                    give_back(&self.idle, session);
+                }
+                return Err(self.error(key, error));
+            }
+        };
+        // The session lives until the file is read, then goes back.
+        let idle = Arc::clone(&self.idle);
         Ok(read_in_background(
             file,
             format!("{}/{key}", self.name),
             |mut file| async move {
-                let _ = file.shutdown().await;
-                let _ = sftp.close().await;
+                let closed = file.shutdown().await;
+                if closed.is_ok() {
+                    give_back(&idle, session);
+                }
                 Ok(())
             },
         ))
@@ -290,21 +387,15 @@ impl Store for SftpStore {
         let target = path_of(key);
         let (folder, name) = target.rsplit_once('/').unwrap_or(("", &target));
         let partial = format!("{folder}/{PARTIAL_PREFIX}{}-{name}", std::process::id());
-        let ssh = self.connect().await?;
-        let sftp = self.sftp_on(&ssh).await?;
-        let mut current = String::new();
-        for part in folder.split('/').filter(|part| !part.is_empty()) {
-            current.push('/');
-            current.push_str(part);
-            if !sftp.try_exists(current.clone()).await.unwrap_or(false) {
-                let _ = sftp.create_dir(current.clone()).await;
-            }
+        let (mut session, reused) = self.take().await?;
+        let mut created = create_in(&session.sftp, folder, &partial).await;
+        if reused && created.as_ref().is_err_and(session_lost) {
+            session = self.open_session().await?;
+            created = create_in(&session.sftp, folder, &partial).await;
         }
+        let Session { ssh, sftp } = &session;
         let result: Result<(), StoreError> = async {
-            let mut file = sftp
-                .create(partial.clone())
-                .await
-                .map_err(|error| self.error(key, error))?;
+            let mut file = created.map_err(|error| self.error(key, error))?;
             loop {
                 let chunk = tokio::select! {
                     _ = cancel.cancelled() => return Err(StoreError::cancelled()),
@@ -319,7 +410,7 @@ impl Store for SftpStore {
                 .await
                 .map_err(|error| self.error(key, error))?;
             if sftp.try_exists(target.clone()).await.unwrap_or(false) {
-                self.replace(&ssh, &sftp, &partial, &target)
+                self.replace(ssh, sftp, &partial, &target)
                     .await
                     .map_err(|error| self.error(key, error))
             } else {
@@ -329,23 +420,31 @@ impl Store for SftpStore {
             }
         }
         .await;
-        if result.is_err() {
-            let _ = sftp.remove_file(partial).await;
+        match result {
+            Ok(()) => give_back(&self.idle, session),
+            Err(_) => {
+                // Not reused: the failure may have left the session unsound.
+                let _ = session.sftp.remove_file(partial).await;
+                let _ = session.sftp.close().await;
+            }
         }
-        let _ = sftp.close().await;
         result
     }
 
     async fn remove(&self, key: &str) -> Result<(), StoreError> {
-        let ssh = self.connect().await?;
-        let sftp = self.sftp_on(&ssh).await?;
         let path = path_of(key);
-        let removed = match sftp.remove_file(path.clone()).await {
+        let (mut session, reused) = self.take().await?;
+        let mut removed = session.sftp.remove_file(path.clone()).await;
+        if reused && removed.as_ref().is_err_and(session_lost) {
+            session = self.open_session().await?;
+            removed = session.sftp.remove_file(path.clone()).await;
+        }
+        let removed = match removed {
             Ok(()) => Ok(()),
-            Err(_) if !sftp.try_exists(path).await.unwrap_or(true) => Ok(()),
+            Err(_) if !session.sftp.try_exists(path).await.unwrap_or(true) => Ok(()),
             Err(error) => Err(self.error(key, error)),
         };
-        let _ = sftp.close().await;
+        give_back(&self.idle, session);
         removed
     }
 }

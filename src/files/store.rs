@@ -371,43 +371,10 @@ pub(crate) fn open(
             }))
         }
         LocationSpec::Gcs { bucket, .. } => {
-            let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                .with_bucket_name(bucket)
-                .with_retry(retry_config())
-                .with_client_options(client_options());
-            if let Some(path) = &options.service_account_path {
-                builder = builder.with_service_account_path(path.to_string_lossy());
-            }
-            let store = builder
-                .build()
-                .map_err(|error| StoreError::permanent(format!("gs://{bucket}: {error}")))?;
-            Ok(Arc::new(ObjectStoreBackend {
-                store: Arc::new(store),
-                name: format!("gs://{bucket}"),
-                identity: identity_of(&["gs", bucket]),
-                s3: None,
-            }))
+            Ok(Arc::new(super::cloud::open_gcs(bucket, options, base_dir)?))
         }
         LocationSpec::Azure { container, .. } => {
-            let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_container_name(container)
-                .with_retry(retry_config())
-                .with_client_options(client_options());
-            if let Some(account) = &options.account_name {
-                builder = builder.with_account(account);
-            }
-            if let Some(key) = &options.access_key {
-                builder = builder.with_access_key(key.expose());
-            }
-            let store = builder
-                .build()
-                .map_err(|error| StoreError::permanent(format!("az://{container}: {error}")))?;
-            Ok(Arc::new(ObjectStoreBackend {
-                store: Arc::new(store),
-                name: format!("az://{container}"),
-                identity: identity_of(&["az", container]),
-                s3: None,
-            }))
+            Ok(Arc::new(super::cloud::open_azure(container, options)?))
         }
         LocationSpec::Ftp {
             host,
@@ -472,7 +439,7 @@ pub(crate) fn open(
 /// object_store's own retries of failed requests. Its default keeps trying
 /// for three minutes; an operator should hear about a dead endpoint sooner,
 /// and syncdeck retries whole files on top of this.
-fn retry_config() -> object_store::RetryConfig {
+pub(crate) fn retry_config() -> object_store::RetryConfig {
     object_store::RetryConfig {
         backoff: object_store::BackoffConfig::default(),
         max_retries: 3,
@@ -480,11 +447,11 @@ fn retry_config() -> object_store::RetryConfig {
     }
 }
 
-fn client_options() -> object_store::ClientOptions {
+pub(crate) fn client_options() -> object_store::ClientOptions {
     object_store::ClientOptions::new().with_connect_timeout(std::time::Duration::from_secs(5))
 }
 
-fn identity_of(parts: &[&str]) -> u64 {
+pub(crate) fn identity_of(parts: &[&str]) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     parts.hash(&mut hasher);
     hasher.finish()

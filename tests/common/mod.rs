@@ -14,6 +14,7 @@ use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
 
+pub mod cloud;
 pub mod openssh;
 pub mod vsftpd;
 
@@ -159,8 +160,19 @@ pub fn free_port() -> u16 {
 /// Reads a server's log (stderr) until `marker` and returns the port that
 /// follows it; the rest of the log is drained so the server never blocks.
 fn announced_port(child: &mut Child, marker: &str, what: &str) -> u16 {
-    use std::io::BufRead;
     let stderr = child.stderr.take().expect("stderr");
+    announced_port_in(stderr, child, marker, what)
+}
+
+/// [`announced_port`] for a server that announces on `log` (its stdout).
+fn announced_port_in(
+    log: impl Read + Send + 'static,
+    child: &mut Child,
+    marker: &str,
+    what: &str,
+) -> u16 {
+    use std::io::BufRead;
+    let stderr = log;
     let (sender, receiver) = std::sync::mpsc::channel();
     let marker = marker.to_string();
     // The reader keeps draining the log after the port, so the server
@@ -374,8 +386,9 @@ pub fn sparse_file(path: &Path, size: u64) {
     file.set_len(size).expect("set_len");
 }
 
-/// Where the tests' PostgreSQL server is: `$SYNCDECK_TEST_POSTGRES`, else
-/// the local server on 127.0.0.1:5432 as user postgres (see .ci/run).
+/// Where the tests' PostgreSQL server is: `$SYNCDECK_TEST_POSTGRES` (a
+/// private cluster tests/run.sh starts), else the local server on
+/// 127.0.0.1:5432 as user postgres (a plain `cargo test`).
 pub fn postgres_base_url() -> String {
     std::env::var("SYNCDECK_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
