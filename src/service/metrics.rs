@@ -65,6 +65,8 @@ pub struct Metrics {
     slots_skipped: Counters<ReasonLabels>,
     state_store_errors: Counters<OperationLabel>,
     events_missed: Counter,
+    /// The config's tasks, whose pending gauges a full refresh sets.
+    task_ids: Vec<String>,
 }
 
 fn task(task_id: &str) -> TaskLabel {
@@ -183,7 +185,9 @@ impl Metrics {
                 operation: (*operation).to_string(),
             });
         }
-        for task_id in task_ids {
+        let task_ids: Vec<String> = task_ids.into_iter().map(str::to_string).collect();
+        for task_id in &task_ids {
+            let task_id = task_id.as_str();
             let label = task(task_id);
             for trigger in Trigger::ALL {
                 let _ = runs_started.get_or_create(&TriggerLabels {
@@ -229,6 +233,7 @@ impl Metrics {
             slots_skipped,
             state_store_errors,
             events_missed,
+            task_ids,
         }
     }
 
@@ -317,6 +322,10 @@ impl Metrics {
                     return;
                 }
                 let mut counts = std::collections::BTreeMap::<&str, i64>::new();
+                // A task whose items were all resolved goes back to zero.
+                for task_id in &self.task_ids {
+                    counts.insert(task_id.as_str(), 0);
+                }
                 for item in &items {
                     *counts.entry(item.task_id.as_str()).or_default() += 1;
                 }
@@ -356,6 +365,9 @@ impl Metrics {
     }
 }
 
+/// How often the pending failed items are counted again from the store.
+const PENDING_REFRESH: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Counts the engine's events into `metrics` until `stop`.
 pub async fn follow(
     metrics: Arc<Metrics>,
@@ -363,10 +375,17 @@ pub async fn follow(
     state: Arc<dyn StateStore>,
     stop: CancellationToken,
 ) {
-    metrics.refresh_pending(state.as_ref(), None).await;
+    // Runs of other processes sharing the store (a `syncdeck run`, another
+    // daemon) and retries resolve items too: the gauges are read again on
+    // this period, not only after this process's runs.
+    let mut refresh = tokio::time::interval(PENDING_REFRESH);
     loop {
         let received = tokio::select! {
             _ = stop.cancelled() => return,
+            _ = refresh.tick() => {
+                metrics.refresh_pending(state.as_ref(), None).await;
+                continue;
+            }
             received = events.recv() => received,
         };
         match received {
@@ -436,6 +455,25 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
         }
         assert!(text.contains("syncdeck_build_info{version=\""), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_full_refresh_sets_a_task_with_nothing_pending_back_to_zero() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = crate::state::SqliteStateStore::open(&dir.path().join("state.db"))
+            .await
+            .expect("store");
+        let metrics = Metrics::new(["copy"]);
+        metrics
+            .failed_items_pending
+            .get_or_create(&task("copy"))
+            .set(3);
+        metrics.refresh_pending(&state, None).await;
+        let text = metrics.encode_prometheus().expect("encode");
+        assert!(
+            text.contains("syncdeck_failed_items_pending{task=\"copy\"} 0\n"),
+            "{text}"
+        );
     }
 
     #[test]
