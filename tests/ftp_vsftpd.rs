@@ -120,3 +120,36 @@ fn a_path_is_relative_to_the_login_folder_and_percent_2f_makes_it_absolute() {
         "ftp://host/%2F<root>/abs/ is the absolute path"
     );
 }
+
+#[test]
+fn many_files_go_over_a_few_reused_logins_not_one_per_file() {
+    let server = VsftpdServer::start();
+    let workspace = Workspace::new();
+    for index in 0..40 {
+        workspace.file(
+            &format!("in/f{index:02}.csv"),
+            format!("{index}\n").as_bytes(),
+        );
+    }
+    let url = format!("ftp://127.0.0.1:{}/drop/", server.port);
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"push\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"{url}\"\ntransfers = 2\n\
+         [tasks.properties.sync_config]\ndestination_config = {ftp}\n",
+        ftp = server.options()
+    ));
+    let output = run(&workspace);
+    assert!(
+        output.status.success(),
+        "{}",
+        stdout(&output) + &stderr(&output)
+    );
+    assert_eq!(
+        counter(run_of(&json_lines(&output), "push"), "files_synced"),
+        40
+    );
+    assert_eq!(std::fs::read_dir(server.path("drop")).unwrap().count(), 40);
+    let logins = server.logins();
+    // One for the listing and one per concurrent transfer, give or take
+    // a transfer that started before another one finished.
+    assert!((1..=4).contains(&logins), "40 files took {logins} logins");
+}

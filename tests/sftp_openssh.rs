@@ -466,3 +466,46 @@ fn an_encrypted_pkcs8_key_asks_for_its_passphrase_then_logs_in_with_it() {
     assert!(output.status.success(), "{}", stdout(&output));
     assert!(server.root.path().join("drop/a.csv").exists());
 }
+
+#[test]
+fn many_files_go_over_a_few_reused_logins_not_one_per_file() {
+    let server = OpenSshServer::start();
+    let workspace = Workspace::new();
+    let key = make_key(workspace.path(), "id_ed25519", "ed25519", "", false);
+    server.authorize(&key);
+    workspace.file("known_hosts", server.known_hosts_line(false).as_bytes());
+    for index in 0..40 {
+        workspace.file(
+            &format!("in/f{index:02}.csv"),
+            format!("{index}\n").as_bytes(),
+        );
+    }
+    let options = format!(
+        "{{ username = \"{}\", private_key_file = \"id_ed25519\", known_hosts = \"known_hosts\" }}",
+        server.user
+    );
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"push\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"{url}\"\ntransfers = 2\n\
+         [tasks.properties.sync_config]\ndestination_config = {options}\n",
+        url = server.url("drop"),
+    ));
+    let home = tempfile::tempdir().expect("home");
+    let output = run(&workspace, home.path(), "");
+    assert!(
+        output.status.success(),
+        "{}",
+        stdout(&output) + &stderr(&output)
+    );
+    assert_eq!(
+        counter(run_of(&json_lines(&output), "push"), "files_synced"),
+        40
+    );
+    let logins = server.sshd_log().matches("Accepted publickey").count();
+    // One for the listing and one per concurrent transfer, give or take
+    // a transfer that started before another one finished.
+    assert!(
+        (1..=4).contains(&logins),
+        "40 files took {logins} logins:\n{}",
+        server.sshd_log()
+    );
+}

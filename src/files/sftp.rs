@@ -9,6 +9,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use russh_sftp::client::{RawSftpSession, SftpSession};
@@ -33,6 +34,9 @@ pub(crate) struct SftpStore {
     /// Sessions not in use: a transfer takes one and puts it back when
     /// done, so files after the first skip the SSH handshake and login.
     idle: IdleSessions,
+    /// Folders known to exist on the server (made or found by an upload),
+    /// so uploads into one folder do not ask for each parent again.
+    made_folders: Mutex<HashSet<String>>,
 }
 
 /// An SSH connection and the SFTP session on it.
@@ -83,6 +87,14 @@ impl SftpStore {
             host_key,
             name,
             idle: IdleSessions::default(),
+            made_folders: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn made_folders(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        match self.made_folders.lock() {
+            Ok(made) => made,
+            Err(poisoned) => poisoned.into_inner(),
         }
     }
 
@@ -248,15 +260,17 @@ impl FolderReader for SftpFolders<'_> {
     }
 }
 
-/// Makes the folders down to `folder` where missing, then creates the
-/// partial file an upload writes.
+/// Makes the folders down to `folder` where missing (unless `known` to
+/// exist), then creates the partial file an upload writes.
 async fn create_in(
     sftp: &SftpSession,
     folder: &str,
+    known: bool,
     partial: &str,
 ) -> Result<russh_sftp::client::fs::File, russh_sftp::client::error::Error> {
     let mut current = String::new();
-    for part in folder.split('/').filter(|part| !part.is_empty()) {
+    let parts = folder.split('/').filter(|part| !part.is_empty());
+    for part in parts.filter(|_| !known) {
         current.push('/');
         current.push_str(part);
         match sftp.try_exists(current.clone()).await {
@@ -388,10 +402,14 @@ impl Store for SftpStore {
         let (folder, name) = target.rsplit_once('/').unwrap_or(("", &target));
         let partial = format!("{folder}/{PARTIAL_PREFIX}{}-{name}", std::process::id());
         let (mut session, reused) = self.take().await?;
-        let mut created = create_in(&session.sftp, folder, &partial).await;
+        let known = self.made_folders().contains(folder);
+        let mut created = create_in(&session.sftp, folder, known, &partial).await;
         if reused && created.as_ref().is_err_and(session_lost) {
             session = self.open_session().await?;
-            created = create_in(&session.sftp, folder, &partial).await;
+            created = create_in(&session.sftp, folder, known, &partial).await;
+        }
+        if created.is_ok() {
+            self.made_folders().insert(folder.to_string());
         }
         let Session { ssh, sftp } = &session;
         let result: Result<(), StoreError> = async {
@@ -423,6 +441,8 @@ impl Store for SftpStore {
         match result {
             Ok(()) => give_back(&self.idle, session),
             Err(_) => {
+                // A folder may have gone: the next upload asks again.
+                self.made_folders().clear();
                 // Not reused: the failure may have left the session unsound.
                 let _ = session.sftp.remove_file(partial).await;
                 let _ = session.sftp.close().await;

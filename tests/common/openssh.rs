@@ -152,6 +152,12 @@ impl OpenSshServer {
         std::fs::read_to_string(self.dir.path().join("sftp.log")).unwrap_or_default()
     }
 
+    /// sshd's own log (LogLevel VERBOSE): one `Accepted publickey` line
+    /// per login.
+    pub fn sshd_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
     /// Lets the key at `private_key` (its `.pub` next to it) log in.
     pub fn authorize(&self, private_key: &Path) {
         let public = std::fs::read_to_string(private_key.with_extension("pub")).expect("pub key");

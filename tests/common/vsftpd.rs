@@ -18,7 +18,8 @@ pub struct VsftpdServer {
     pub port: u16,
     /// The folder the user lands in after logging in.
     pub root: tempfile::TempDir,
-    _dir: tempfile::TempDir,
+    /// Its config and log.
+    dir: tempfile::TempDir,
 }
 
 /// Creates the test user once; parallel tests wait on one lock.
@@ -61,8 +62,10 @@ impl VsftpdServer {
                      local_umask=022\nlocal_root={root}\npasv_enable=YES\npasv_address=127.0.0.1\n\
                      pasv_min_port={passive}\npasv_max_port={last}\nseccomp_sandbox=NO\n\
                      secure_chroot_dir=/var/run/vsftpd/empty\npam_service_name=vsftpd\n\
-                     userlist_enable=NO\nxferlog_enable=NO\nsyslog_enable=NO\n",
+                     userlist_enable=NO\nsyslog_enable=NO\nxferlog_enable=YES\n\
+                     xferlog_std_format=NO\nvsftpd_log_file={log}\n",
                     root = root.path().display(),
+                    log = dir.path().join("vsftpd.log").display(),
                     last = passive.saturating_add(20),
                 ),
             )
@@ -82,7 +85,7 @@ impl VsftpdServer {
                         _process: process,
                         port,
                         root,
-                        _dir: dir,
+                        dir,
                     };
                     server.hand_over();
                     return server;
@@ -115,6 +118,14 @@ impl VsftpdServer {
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(&path, contents).expect("write");
         self.hand_over();
+    }
+
+    /// Successful logins so far (vsftpd logs each as `OK LOGIN`).
+    pub fn logins(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("vsftpd.log"))
+            .unwrap_or_default()
+            .matches("OK LOGIN")
+            .count()
     }
 
     pub fn path(&self, relative: &str) -> std::path::PathBuf {
