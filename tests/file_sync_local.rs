@@ -586,3 +586,48 @@ fn a_symlink_looping_back_up_is_reported_and_the_rest_syncs() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_retry_copies_into_the_folder_of_the_date_the_file_failed_for() {
+    let workspace = Workspace::new();
+    workspace.file("in/2026-11-01/ok.csv", b"fine");
+    workspace.file("in/2026-11-01/sub/blocked.csv", b"first of november");
+    workspace.file("in/2026-11-02/sub/blocked.csv", b"second of november");
+    // Files where the destinations need folders: those copies fail.
+    workspace.file("out/2026-11-01/sub", b"in the way");
+    workspace.file("out/2026-11-02/sub", b"in the way");
+    workspace.write_config(
+        "[[tasks]]\nid = \"daily\"\ntype = \"sync\"\n[tasks.properties]\n\
+         source_path = \"in/{{ execution_date }}/\"\n\
+         destination_path = \"out/{{ execution_date }}/\"\nrecursive = true\n",
+    );
+    for date in ["2026-11-01", "2026-11-02"] {
+        let output = workspace.run(&["run", "daily", "--execution-date", date]);
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    }
+    std::fs::remove_file(workspace.path().join("out/2026-11-01/sub")).expect("unblock");
+    std::fs::remove_file(workspace.path().join("out/2026-11-02/sub")).expect("unblock");
+
+    let output = workspace.run(&["retry", "daily", "--all-failed", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        json_lines(&output).len(),
+        2,
+        "one retry run per date: {}",
+        stdout(&output)
+    );
+    // Each file lands in its own day's folder, not in today's.
+    assert_eq!(
+        workspace.tree("out"),
+        vec![
+            "2026-11-01/ok.csv",
+            "2026-11-01/sub/blocked.csv",
+            "2026-11-02/sub/blocked.csv"
+        ]
+    );
+    assert_eq!(
+        std::fs::read(workspace.path().join("out/2026-11-01/sub/blocked.csv")).expect("read"),
+        b"first of november"
+    );
+    assert!(json_lines(&workspace.run(&["errors", "--json"])).is_empty());
+}

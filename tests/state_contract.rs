@@ -133,6 +133,7 @@ contract!(
     runs_of_dead_workers_are_marked_interrupted,
     unknown_stored_words_are_errors_naming_the_row,
     bad_stored_times_are_errors_naming_the_row,
+    a_run_keeps_its_execution_date_and_failures_are_per_date,
 );
 
 /// A time the stores keep exactly (they keep milliseconds).
@@ -727,5 +728,53 @@ async fn bad_stored_times_are_errors_naming_the_row(store: Store) {
             .to_string()
             .contains(&format!("failed_items item {item}: updated_at")),
         "{error}"
+    );
+}
+
+async fn a_run_keeps_its_execution_date_and_failures_are_per_date(store: Store) {
+    let state = &store.state;
+    let day = |d| chrono::NaiveDate::from_ymd_opt(2026, 11, d).expect("date");
+    let first = state
+        .begin_run_for("copy", Trigger::Schedule, at(1, 0), day(1))
+        .await
+        .expect("begin");
+    let second = state
+        .begin_run_for("copy", Trigger::Schedule, at(2, 0), day(2))
+        .await
+        .expect("begin");
+    let plain = state
+        .begin_run("copy", Trigger::Manual, at(3, 0))
+        .await
+        .expect("begin");
+    assert_eq!(
+        state.execution_date(first).await.expect("read"),
+        Some(day(1))
+    );
+    assert_eq!(
+        state.execution_date(second).await.expect("read"),
+        Some(day(2))
+    );
+    assert_eq!(
+        state.execution_date(plain).await.expect("read"),
+        Some(at(3, 0).date_naive()),
+        "a run begun without a date is for the day it started"
+    );
+    assert_eq!(state.execution_date(9_999).await.expect("read"), None);
+
+    // The same key failing for two dates is two files (two folders when
+    // paths use the date): neither replaces the other.
+    let one = state
+        .record_failed_item(&failure(first, ItemKind::File, "a.csv", "timeout", 1))
+        .await
+        .expect("record");
+    let two = state
+        .record_failed_item(&failure(second, ItemKind::File, "a.csv", "timeout", 1))
+        .await
+        .expect("record");
+    assert_ne!(one, two);
+    let pending = state.failed_items(Some("copy"), true).await.expect("items");
+    assert_eq!(
+        pending.iter().map(|item| item.run_id).collect::<Vec<_>>(),
+        vec![first, second]
     );
 }

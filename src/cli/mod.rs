@@ -439,8 +439,11 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 watcher.finish().await;
             }
             match result {
-                Ok(record) => {
-                    let results = [TaskResult::Ran(Box::new(record))];
+                Ok(records) => {
+                    let results: Vec<_> = records
+                        .into_iter()
+                        .map(|record| TaskResult::Ran(Box::new(record)))
+                        .collect();
                     report::results(&results, json);
                     Ok(exit_code(&results))
                 }

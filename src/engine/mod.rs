@@ -270,12 +270,17 @@ impl Engine {
     }
 
     /// Retries pending failed items of a task: `item_ids`, or all of them.
+    ///
+    /// Each item is retried for the execution date of the run that failed
+    /// it, so `{{ execution_date }}` renders the folder it failed in, not
+    /// today's: items of runs for different dates are retried in one run
+    /// per date, oldest first. `options.execution_date` overrides that.
     pub async fn retry(
         self: &Arc<Self>,
         task_id: &str,
         item_ids: Option<&[i64]>,
         options: RunOptions,
-    ) -> Result<RunRecord, EngineError> {
+    ) -> Result<Vec<RunRecord>, EngineError> {
         let pending = self.state.failed_items(Some(task_id), true).await?;
         let chosen: Vec<FailedItem> = match item_ids {
             Some(ids) => pending
@@ -301,8 +306,35 @@ impl Engine {
                 which,
             });
         }
-        self.start(task_id, Trigger::Retry, options, Some(chosen))
-            .await
+        let mut by_date: std::collections::BTreeMap<Option<NaiveDate>, Vec<FailedItem>> =
+            std::collections::BTreeMap::new();
+        let mut dates: HashMap<RunId, Option<NaiveDate>> = HashMap::new();
+        for item in chosen {
+            let date = match options.execution_date {
+                Some(date) => Some(date),
+                None => match dates.get(&item.run_id) {
+                    Some(date) => *date,
+                    None => {
+                        let date = self.state.execution_date(item.run_id).await?;
+                        dates.insert(item.run_id, date);
+                        date
+                    }
+                },
+            };
+            by_date.entry(date).or_default().push(item);
+        }
+        let mut records = Vec::new();
+        for (date, items) in by_date {
+            let options = RunOptions {
+                // Runs recorded before dates were kept: today, as then.
+                execution_date: date,
+            };
+            records.push(
+                self.start(task_id, Trigger::Retry, options, Some(items))
+                    .await?,
+            );
+        }
+        Ok(records)
     }
 
     /// Records that a task was not started because `dependency` did not
@@ -391,7 +423,14 @@ impl Engine {
             return Err(EngineError::RunningElsewhere(task.id.clone()));
         }
         let started_at = Utc::now();
-        let run_id = match self.state.begin_run(&task.id, trigger, started_at).await {
+        let execution_date = options
+            .execution_date
+            .unwrap_or_else(|| started_at.date_naive());
+        let run_id = match self
+            .state
+            .begin_run_for(&task.id, trigger, started_at, execution_date)
+            .await
+        {
             Ok(run_id) => run_id,
             Err(error) => {
                 let _ = self.state.release_lease(&task.id, &owner).await;
@@ -416,9 +455,6 @@ impl Engine {
             },
         );
 
-        let execution_date = options
-            .execution_date
-            .unwrap_or_else(|| started_at.date_naive());
         let context = RunContext {
             run_id,
             task_id: task.id.clone(),

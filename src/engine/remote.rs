@@ -146,6 +146,12 @@ impl Engine {
                     "watching a job submitted by a process that has ended"
                 )
             });
+            // The date the run was started for; its start day for runs
+            // recorded before dates were kept.
+            let execution_date = match self.state.execution_date(record.run_id).await {
+                Ok(Some(date)) => date,
+                _ => record.started_at.date_naive(),
+            };
             let counters = SharedCounters::default();
             let previous = record.counters.clone();
             counters.update(|counters| *counters = previous);
@@ -156,7 +162,7 @@ impl Engine {
                 events: self.events.clone(),
                 state: Arc::clone(&self.state),
                 templates: TemplateContext {
-                    execution_date: record.started_at.format("%Y-%m-%d").to_string(),
+                    execution_date: execution_date.format("%Y-%m-%d").to_string(),
                     run_id: record.run_id.to_string(),
                     task_id: record.task_id.clone(),
                 },

@@ -127,7 +127,9 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
     }
     let settled = std::mem::take(&mut run.settled);
     context
-        .resolve_pending(|item| item.kind == ItemKind::File && settled.contains(&item.key))
+        .resolve_pending_of_this_date(|item| {
+            item.kind == ItemKind::File && settled.contains(&item.key)
+        })
         .await;
 
     let gone = gone::settle_gone(properties, &plan, context).await;

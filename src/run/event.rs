@@ -50,6 +50,9 @@ pub enum SlotSkipReason {
 }
 
 impl SlotSkipReason {
+    /// Every reason, in declaration order.
+    pub const ALL: &'static [Self] = &[Self::Overlap, Self::Misfire, Self::Blocked];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Overlap => "overlap",

@@ -55,6 +55,9 @@ impl RunStatus {
 macro_rules! text_enum {
     ($type:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
         impl $type {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
             pub fn as_str(self) -> &'static str {
                 match self { $(Self::$variant => $text),+ }
             }

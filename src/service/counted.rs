@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
@@ -26,6 +26,10 @@ impl CountedStateStore {
         operation: &'static str,
         result: Result<T, StateError>,
     ) -> Result<T, StateError> {
+        debug_assert!(
+            OPERATIONS.contains(&operation),
+            "{operation} is missing from OPERATIONS"
+        );
         if result.is_err() {
             self.errors
                 .get_or_create(&OperationLabel {
@@ -37,22 +41,50 @@ impl CountedStateStore {
     }
 }
 
+/// Every operation counted, so each has its series (at zero) from the start.
+pub(super) const OPERATIONS: &[&str] = &[
+    "acquire_lease",
+    "begin_run",
+    "cancel_requested",
+    "claim_slot",
+    "execution_date",
+    "failed_items",
+    "finish_run",
+    "mark_interrupted",
+    "record_failed_item",
+    "release_lease",
+    "renew_lease",
+    "request_cancel",
+    "runs",
+    "set_item_status",
+    "set_watermark",
+    "update_run",
+    "watermark",
+];
+
 #[async_trait]
 impl StateStore for CountedStateStore {
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
 
-    async fn begin_run(
+    async fn begin_run_for(
         &self,
         task_id: &str,
         trigger: Trigger,
         started_at: DateTime<Utc>,
+        execution_date: NaiveDate,
     ) -> Result<RunId, StateError> {
         self.count(
             "begin_run",
-            self.inner.begin_run(task_id, trigger, started_at).await,
+            self.inner
+                .begin_run_for(task_id, trigger, started_at, execution_date)
+                .await,
         )
+    }
+
+    async fn execution_date(&self, run_id: RunId) -> Result<Option<NaiveDate>, StateError> {
+        self.count("execution_date", self.inner.execution_date(run_id).await)
     }
 
     async fn update_run(&self, run_id: RunId, counters: &RunCounters) -> Result<(), StateError> {

@@ -14,7 +14,8 @@ use prometheus_client::registry::{Registry, Unit};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::run::event::EngineEvent;
+use crate::run::event::{EngineEvent, SlotSkipReason};
+use crate::run::{RunStatus, Trigger};
 use crate::state::StateStore;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -175,8 +176,34 @@ impl Metrics {
             "The running syncdeck's version",
             Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
+        // Series at zero for every label value known up front, so a rate
+        // or an alert on a family works before its first event.
+        for operation in super::counted::OPERATIONS {
+            let _ = state_store_errors.get_or_create(&OperationLabel {
+                operation: (*operation).to_string(),
+            });
+        }
         for task_id in task_ids {
             let label = task(task_id);
+            for trigger in Trigger::ALL {
+                let _ = runs_started.get_or_create(&TriggerLabels {
+                    task: task_id.to_string(),
+                    trigger: trigger.as_str().to_string(),
+                });
+            }
+            for status in RunStatus::ALL.iter().filter(|status| status.is_finished()) {
+                let _ = runs_finished.get_or_create(&StatusLabels {
+                    task: task_id.to_string(),
+                    status: status.as_str().to_string(),
+                });
+            }
+            for reason in SlotSkipReason::ALL {
+                let _ = slots_skipped.get_or_create(&ReasonLabels {
+                    task: task_id.to_string(),
+                    reason: reason.as_str().to_string(),
+                });
+            }
+            let _ = run_duration.get_or_create(&label);
             let _ = files_copied.get_or_create(&label);
             let _ = bytes_copied.get_or_create(&label);
             let _ = rows_read.get_or_create(&label);
@@ -361,8 +388,8 @@ pub async fn follow(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::event::SlotSkipReason;
-    use crate::run::{RunCounters, RunRecord, RunStatus, Trigger};
+    use crate::run::RunCounters;
+    use crate::run::RunRecord;
 
     fn finished(status: RunStatus, files: u64, bytes: u64) -> EngineEvent {
         EngineEvent::RunFinished {
@@ -409,6 +436,26 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
         }
         assert!(text.contains("syncdeck_build_info{version=\""), "{text}");
+    }
+
+    #[test]
+    fn every_family_has_its_series_at_zero_before_anything_happens() {
+        let text = Metrics::new(["idle"]).encode_prometheus().expect("encode");
+        for line in [
+            "syncdeck_runs_started_total{task=\"idle\",trigger=\"schedule\"} 0",
+            "syncdeck_runs_finished_total{task=\"idle\",status=\"failed\"} 0",
+            "syncdeck_runs_finished_total{task=\"idle\",status=\"blocked\"} 0",
+            "syncdeck_run_duration_seconds_count{task=\"idle\"} 0",
+            "syncdeck_schedule_slots_skipped_total{task=\"idle\",reason=\"misfire\"} 0",
+            "syncdeck_state_store_errors_total{operation=\"begin_run\"} 0",
+            "syncdeck_metrics_events_missed_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
+        assert!(
+            !text.contains("status=\"running\""),
+            "only final statuses are counted: {text}"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::run::{RunCounters, RunId, RunRecord, Trigger};
@@ -133,13 +133,29 @@ pub struct NewFailedItem {
 pub trait StateStore: Send + Sync {
     /// `sqlite` or `postgres`, for the console's title bar.
     fn kind(&self) -> &'static str;
-    /// Records a run as running and returns its id.
+    /// Records a run as running and returns its id; its execution date is
+    /// the day it started (UTC).
     async fn begin_run(
         &self,
         task_id: &str,
         trigger: Trigger,
         started_at: DateTime<Utc>,
+    ) -> Result<RunId, StateError> {
+        self.begin_run_for(task_id, trigger, started_at, started_at.date_naive())
+            .await
+    }
+    /// Records a run as running for the logical date `execution_date` (what
+    /// `{{ execution_date }}` renders to) and returns its id.
+    async fn begin_run_for(
+        &self,
+        task_id: &str,
+        trigger: Trigger,
+        started_at: DateTime<Utc>,
+        execution_date: NaiveDate,
     ) -> Result<RunId, StateError>;
+    /// The execution date a run was recorded with; `None` for an unknown
+    /// run or one recorded before execution dates were kept.
+    async fn execution_date(&self, run_id: RunId) -> Result<Option<NaiveDate>, StateError>;
     /// Stores the latest counters of a running run.
     async fn update_run(&self, run_id: RunId, counters: &RunCounters) -> Result<(), StateError>;
     /// Records a run's final status, counters and error.

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use tokio::sync::Mutex;
 use tokio_postgres::Client;
 use tokio_postgres::types::FromSql;
@@ -72,6 +72,8 @@ ALTER TABLE syncdeck.failed_items
     ALTER COLUMN updated_at TYPE TIMESTAMPTZ USING updated_at::timestamptz;
 ALTER TABLE syncdeck.watermarks
     ALTER COLUMN updated_at TYPE TIMESTAMPTZ USING updated_at::timestamptz;
+", "
+ALTER TABLE syncdeck.sync_logs ADD COLUMN execution_date DATE;
 "];
 
 pub struct PostgresStateStore {
@@ -296,19 +298,33 @@ impl StateStore for PostgresStateStore {
         "postgres"
     }
 
-    async fn begin_run(
+    async fn begin_run_for(
         &self,
         task_id: &str,
         trigger: Trigger,
         started_at: DateTime<Utc>,
+        execution_date: NaiveDate,
     ) -> Result<RunId, StateError> {
         let rows = self
             .query(
-                "INSERT INTO syncdeck.sync_logs (task_id, trigger, status, started_at, owner) VALUES ($1, $2, 'running', $3, $4) RETURNING run_id",
-                &[&task_id, &trigger.as_str(), &to_millis(started_at), &owner()],
+                "INSERT INTO syncdeck.sync_logs (task_id, trigger, status, started_at, owner, execution_date) VALUES ($1, $2, 'running', $3, $4, $5) RETURNING run_id",
+                &[&task_id, &trigger.as_str(), &to_millis(started_at), &owner(), &execution_date],
             )
             .await?;
         returned_id(&rows, "sync_logs").map_err(|bad| bad.at(&self.name))
+    }
+
+    async fn execution_date(&self, run_id: RunId) -> Result<Option<NaiveDate>, StateError> {
+        let rows = self
+            .query(
+                "SELECT execution_date FROM syncdeck.sync_logs WHERE run_id = $1",
+                &[&run_id],
+            )
+            .await?;
+        match rows.first() {
+            None => Ok(None),
+            Some(row) => column(&StoredRow::run(run_id), row, 0).map_err(|bad| bad.at(&self.name)),
+        }
     }
 
     async fn update_run(&self, run_id: RunId, counters: &RunCounters) -> Result<(), StateError> {
@@ -374,7 +390,10 @@ impl StateStore for PostgresStateStore {
         let updated = self
             .query(
                 "UPDATE syncdeck.failed_items SET run_id = $4, error = $5, attempts = attempts + $6, updated_at = $7
-                 WHERE task_id = $1 AND kind = $2 AND item_key = $3 AND status = 'pending' RETURNING id",
+                 WHERE task_id = $1 AND kind = $2 AND item_key = $3 AND status = 'pending'
+                   AND (SELECT execution_date FROM syncdeck.sync_logs r WHERE r.run_id = failed_items.run_id)
+                       IS NOT DISTINCT FROM (SELECT execution_date FROM syncdeck.sync_logs WHERE run_id = $4)
+                 RETURNING id",
                 &[&item.task_id, &item.kind.as_str(), &item.key, &item.run_id, &error, &attempts, &now],
             )
             .await?;

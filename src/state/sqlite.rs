@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
@@ -82,6 +82,9 @@ CREATE TABLE cancel_requests (run_id INTEGER PRIMARY KEY, requested_at REAL NOT 
     r"
 ALTER TABLE sync_logs RENAME COLUMN sync_job_id TO task_id;
 ",
+    r"
+ALTER TABLE sync_logs ADD COLUMN execution_date TEXT;
+",
 ];
 
 pub struct SqliteStateStore {
@@ -102,12 +105,14 @@ impl SqliteStateStore {
             let path = path.clone();
             move || -> Result<Connection, String> {
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
                 }
                 let mut connection = Connection::open(&path).map_err(|e| e.to_string())?;
                 connection
-                    .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;")
+                    .busy_timeout(BUSY_TIMEOUT)
                     .map_err(|e| e.to_string())?;
+                use_wal(&connection).map_err(|e| e.to_string())?;
                 migrate(&mut connection).map_err(|e| format!("migration failed: {e}"))?;
                 Ok(connection)
             }
@@ -142,6 +147,9 @@ impl SqliteStateStore {
                 };
                 let connection =
                     Connection::open_with_flags(&path, flags).map_err(|e| e.to_string())?;
+                connection
+                    .busy_timeout(BUSY_TIMEOUT)
+                    .map_err(|e| e.to_string())?;
                 if readable(&connection).is_ok() {
                     return Ok(connection);
                 }
@@ -228,6 +236,39 @@ fn uri_path(path: &Path) -> String {
 /// Brings the schema up to date. A store that is current is only read:
 /// processes opening the store (every `syncdeck history`) must not take
 /// the write lock from a run that is writing.
+/// How long a statement waits for another process's lock on the store.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Puts the store in WAL mode (kept in the file, so only its creator
+/// switches). SQLite answers a journal-mode change "database is locked" at
+/// once, without waiting, while another process holds a lock, as when a
+/// console, a daemon and a `history` open the store together: that answer
+/// is retried until [`BUSY_TIMEOUT`].
+fn use_wal(connection: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        let attempt = connection
+            .query_row("PRAGMA journal_mode", [], |row| row.get::<_, String>(0))
+            .and_then(|mode| {
+                if mode.eq_ignore_ascii_case("wal") {
+                    Ok(())
+                } else {
+                    connection.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+                }
+            })
+            .and_then(|()| connection.execute_batch("PRAGMA synchronous = NORMAL"));
+        match attempt {
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     let current = |connection: &Connection| -> rusqlite::Result<usize> {
         let exists: bool = connection.query_row(
@@ -355,22 +396,48 @@ impl StateStore for SqliteStateStore {
         "sqlite"
     }
 
-    async fn begin_run(
+    async fn begin_run_for(
         &self,
         task_id: &str,
         trigger: Trigger,
         started_at: DateTime<Utc>,
+        execution_date: NaiveDate,
     ) -> Result<RunId, StateError> {
         let task_id = task_id.to_string();
         let started = timestamp(&started_at);
+        let date = execution_date.format("%Y-%m-%d").to_string();
         self.call(move |connection| {
             connection.execute(
-                "INSERT INTO sync_logs (task_id, trigger, status, started_at, owner) VALUES (?1, ?2, 'running', ?3, ?4)",
-                params![task_id, trigger.as_str(), started, owner()],
+                "INSERT INTO sync_logs (task_id, trigger, status, started_at, owner, execution_date) VALUES (?1, ?2, 'running', ?3, ?4, ?5)",
+                params![task_id, trigger.as_str(), started, owner(), date],
             )?;
             Ok(connection.last_insert_rowid())
         })
         .await
+    }
+
+    async fn execution_date(&self, run_id: RunId) -> Result<Option<NaiveDate>, StateError> {
+        let stored: Option<Option<String>> = self
+            .call(move |connection| {
+                Ok(connection
+                    .query_row(
+                        "SELECT execution_date FROM sync_logs WHERE run_id = ?1",
+                        params![run_id],
+                        |row| row.get(0),
+                    )
+                    .optional()?)
+            })
+            .await?;
+        match stored.flatten() {
+            None => Ok(None),
+            Some(text) => NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                .map(Some)
+                .map_err(|_| {
+                    StoredRow::run(run_id)
+                        .bad(format!("execution_date {text:?} is not a date"))
+                        .at(&self.path.display().to_string())
+                }),
+        }
     }
 
     async fn update_run(&self, run_id: RunId, counters: &RunCounters) -> Result<(), StateError> {
@@ -436,11 +503,18 @@ impl StateStore for SqliteStateStore {
         let now = timestamp(&Utc::now());
         let error = redact(&item.error).into_owned();
         self.call(move |connection| {
-            let transaction = connection.transaction()?;
+            // Immediate: a read upgraded to a write later fails at once
+            // (without waiting) when another process wrote in between.
+            let transaction =
+                connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let existing: Option<i64> = transaction
                 .query_row(
-                    "SELECT id FROM failed_items WHERE task_id = ?1 AND kind = ?2 AND item_key = ?3 AND status = 'pending'",
-                    params![item.task_id, item.kind.as_str(), item.key],
+                    // The same key failed for another execution date is
+                    // another item (another folder when paths use the date).
+                    "SELECT f.id FROM failed_items f JOIN sync_logs r ON r.run_id = f.run_id
+                     WHERE f.task_id = ?1 AND f.kind = ?2 AND f.item_key = ?3 AND f.status = 'pending'
+                       AND r.execution_date IS (SELECT execution_date FROM sync_logs WHERE run_id = ?4)",
+                    params![item.task_id, item.kind.as_str(), item.key, item.run_id],
                     |row| row.get(0),
                 )
                 .optional()?;

@@ -1,7 +1,7 @@
 //! What a task body gets while it runs: ids, the cancel token, counters,
 //! the event channel and the state store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -199,6 +199,18 @@ impl RunContext {
 
     /// Marks this task's pending failed items that `settled` picks as resolved.
     pub(crate) async fn resolve_pending(&self, settled: impl Fn(&FailedItem) -> bool) {
+        self.resolve_pending_where(settled, false).await;
+    }
+
+    /// As [`RunContext::resolve_pending`], for items failed by runs of this
+    /// run's execution date only: with `{{ execution_date }}` in a path,
+    /// the same key on another date is another file, which this run did
+    /// not settle.
+    pub(crate) async fn resolve_pending_of_this_date(&self, settled: impl Fn(&FailedItem) -> bool) {
+        self.resolve_pending_where(settled, true).await;
+    }
+
+    async fn resolve_pending_where(&self, settled: impl Fn(&FailedItem) -> bool, this_date: bool) {
         let items = match self.state.failed_items(Some(&self.task_id), true).await {
             Ok(items) => items,
             Err(error) => {
@@ -206,7 +218,33 @@ impl RunContext {
                 return;
             }
         };
+        let mut dates: HashMap<RunId, bool> = HashMap::new();
+        let mut same_date = Vec::new();
         for item in items.into_iter().filter(|item| settled(item)) {
+            let same = match dates.get(&item.run_id) {
+                _ if !this_date => true,
+                Some(same) => *same,
+                None => {
+                    let same = match self.state.execution_date(item.run_id).await {
+                        Ok(Some(date)) => {
+                            date.format("%Y-%m-%d").to_string() == self.templates.execution_date
+                        }
+                        // Recorded before dates were kept: as before.
+                        Ok(None) => true,
+                        Err(error) => {
+                            tracing::warn!(%error, item = item.id, "cannot read the date of the run that failed an item; it stays pending");
+                            false
+                        }
+                    };
+                    dates.insert(item.run_id, same);
+                    same
+                }
+            };
+            if same {
+                same_date.push(item);
+            }
+        }
+        for item in same_date {
             if let Err(error) = self
                 .state
                 .set_item_status(item.id, ItemStatus::Resolved)
