@@ -134,6 +134,7 @@ contract!(
     unknown_stored_words_are_errors_naming_the_row,
     bad_stored_times_are_errors_naming_the_row,
     a_run_keeps_its_execution_date_and_failures_are_per_date,
+    paused_schedules_are_kept_until_resumed,
 );
 
 /// A time the stores keep exactly (they keep milliseconds).
@@ -776,5 +777,38 @@ async fn a_run_keeps_its_execution_date_and_failures_are_per_date(store: Store) 
     assert_eq!(
         pending.iter().map(|item| item.run_id).collect::<Vec<_>>(),
         vec![first, second]
+    );
+}
+
+async fn paused_schedules_are_kept_until_resumed(store: Store) {
+    let state = &store.state;
+    assert!(state.paused_schedules().await.expect("read").is_empty());
+    state
+        .set_schedule_paused("often", true)
+        .await
+        .expect("pause");
+    state
+        .set_schedule_paused("often", true)
+        .await
+        .expect("pausing twice is fine");
+    state
+        .set_schedule_paused("nightly", true)
+        .await
+        .expect("pause");
+    assert_eq!(
+        state.paused_schedules().await.expect("read"),
+        vec!["nightly".to_string(), "often".to_string()]
+    );
+    state
+        .set_schedule_paused("often", false)
+        .await
+        .expect("resume");
+    state
+        .set_schedule_paused("never_paused", false)
+        .await
+        .expect("resuming a running schedule is fine");
+    assert_eq!(
+        state.paused_schedules().await.expect("read"),
+        vec!["nightly".to_string()]
     );
 }

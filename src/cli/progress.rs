@@ -1,6 +1,7 @@
 //! Live progress bars on stderr for headless runs in a terminal: one bar
-//! per running task with bytes done of total, rate and ETA; "counting…"
-//! until the totals are known.
+//! per running task with bytes done of total, rate and ETA (from the same
+//! estimator and in the same words as the console); "counting…" until
+//! the totals are known.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,9 +11,22 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use crate::console::format;
 use crate::engine::Engine;
-use crate::run::RunId;
 use crate::run::event::EngineEvent;
+use crate::run::rate::RateEstimator;
+use crate::run::{RunCounters, RunId};
+
+/// How often a bar's rate is brought up to date when no progress came
+/// (a stalled transfer slows down instead of showing its last speed).
+const REFRESH: Duration = Duration::from_secs(1);
+
+/// A running task's bar and what its rate is measured from.
+struct RunBar {
+    bar: ProgressBar,
+    rate: RateEstimator,
+    counters: RunCounters,
+}
 
 pub(super) struct Watcher {
     stop: CancellationToken,
@@ -33,7 +47,9 @@ pub(super) fn spawn(engine: &Arc<Engine>) -> Watcher {
     let stopped = stop.clone();
     let handle = tokio::spawn(async move {
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-        let mut bars: HashMap<RunId, ProgressBar> = HashMap::new();
+        let mut bars: HashMap<RunId, RunBar> = HashMap::new();
+        let mut refresh = tokio::time::interval(REFRESH);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             let event = tokio::select! {
                 biased;
@@ -42,6 +58,14 @@ pub(super) fn spawn(engine: &Arc<Engine>) -> Watcher {
                     Ok(event) => Ok(event),
                     Err(_) => break,
                 },
+                _ = refresh.tick() => {
+                    let now = chrono::Utc::now();
+                    for run in bars.values_mut() {
+                        run.rate.observe_counters(now, &run.counters);
+                        run.bar.set_message(message(&run.counters, &run.rate));
+                    }
+                    continue;
+                }
             };
             match event {
                 Ok(event) => show(&multi, &mut bars, event),
@@ -49,8 +73,8 @@ pub(super) fn spawn(engine: &Arc<Engine>) -> Watcher {
                 Err(RecvError::Closed) => break,
             }
         }
-        for bar in bars.values() {
-            bar.abandon();
+        for run in bars.values() {
+            run.bar.abandon();
         }
     });
     Watcher { stop, handle }
@@ -62,14 +86,16 @@ fn counting_style() -> ProgressStyle {
 }
 
 fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template("{prefix:24} [{bar:30}] {percent:>3}% {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}")
-        .map(|style| style.progress_chars("=> "))
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
+    ProgressStyle::with_template(
+        "{prefix:24} [{bar:30}] {percent:>3}% {binary_bytes}/{binary_total_bytes} {msg}",
+    )
+    .map(|style| style.progress_chars("=> "))
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 fn row_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{prefix:24} [{bar:30}] {percent:>3}% {human_pos}/{human_len} rows ETA {eta} {msg}",
+        "{prefix:24} [{bar:30}] {percent:>3}% {human_pos}/{human_len} rows {msg}",
     )
     .map(|style| style.progress_chars("=> "))
     .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -92,7 +118,27 @@ fn file_message(counters: &crate::run::RunCounters) -> String {
     }
 }
 
-fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, ProgressBar>, event: EngineEvent) {
+/// What follows the bar: speed and ETA, then the run's counts.
+fn message(counters: &RunCounters, rate: &RateEstimator) -> String {
+    let counts = if counters.counts_rows() {
+        format!(
+            "upserted {} unchanged {} skipped {} batches failed {}",
+            counters.rows_upserted,
+            counters.rows_unchanged,
+            counters.rows_skipped,
+            counters.batches_failed
+        )
+    } else {
+        file_message(counters)
+    };
+    if counters.totals_known {
+        format!("{} · {counts}", format::speed(counters, rate))
+    } else {
+        counts
+    }
+}
+
+fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineEvent) {
     match event {
         EngineEvent::RunStarted {
             run_id, task_id, ..
@@ -103,14 +149,27 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, ProgressBar>, event: En
                     .with_prefix(task_id),
             );
             bar.enable_steady_tick(Duration::from_millis(120));
-            bars.insert(run_id, bar);
+            bars.insert(
+                run_id,
+                RunBar {
+                    bar,
+                    rate: RateEstimator::new(),
+                    counters: RunCounters::default(),
+                },
+            );
         }
         EngineEvent::RunProgress {
-            run_id, counters, ..
+            run_id,
+            counters,
+            at,
+            ..
         } => {
-            let Some(bar) = bars.get(&run_id) else { return };
+            let Some(run) = bars.get_mut(&run_id) else {
+                return;
+            };
+            let bar = &run.bar;
             // Table runs count rows; file runs count bytes.
-            let rows = counters.rows_total.is_some() || counters.rows_extracted > 0;
+            let rows = counters.counts_rows();
             if counters.totals_known && bar.length().is_none() {
                 bar.disable_steady_tick();
                 bar.set_style(if rows { row_style() } else { bar_style() });
@@ -127,17 +186,9 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, ProgressBar>, event: En
                     }
                 }
             }
-            bar.set_message(if rows {
-                format!(
-                    "upserted {} unchanged {} skipped {} batches failed {}",
-                    counters.rows_upserted,
-                    counters.rows_unchanged,
-                    counters.rows_skipped,
-                    counters.batches_failed
-                )
-            } else {
-                file_message(&counters)
-            });
+            run.rate.observe_counters(at, &counters);
+            bar.set_message(message(&counters, &run.rate));
+            run.counters = *counters;
         }
         EngineEvent::ItemFailed {
             task_id,
@@ -156,9 +207,9 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, ProgressBar>, event: En
             )));
         }
         EngineEvent::RunFinished { record } => {
-            if let Some(bar) = bars.remove(&record.run_id) {
-                bar.finish_and_clear();
-                multi.remove(&bar);
+            if let Some(run) = bars.remove(&record.run_id) {
+                run.bar.finish_and_clear();
+                multi.remove(&run.bar);
             }
         }
         EngineEvent::TaskBlocked {
@@ -179,6 +230,73 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, ProgressBar>, event: En
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::console::app::{App, Msg};
+    use chrono::{TimeDelta, TimeZone, Utc};
+
+    #[test]
+    fn the_bar_and_the_console_show_the_same_speed_and_eta() {
+        let config = crate::config::parse(
+            std::path::Path::new("/etc/syncdeck/syncdeck.toml"),
+            "[[tasks]]\nid = \"big\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\n",
+            crate::config::Resolve::Everything,
+        )
+        .expect("config");
+        let mut app = App::new(
+            &config,
+            crate::console::keymap::Keymap::new(&config.keys),
+            crate::logging::LogBuffer::new(10),
+            "sqlite",
+            false,
+        );
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::hidden());
+        let mut bars = HashMap::new();
+        let start = Utc
+            .with_ymd_and_hms(2026, 11, 22, 15, 0, 0)
+            .single()
+            .expect("time");
+        let started = EngineEvent::RunStarted {
+            run_id: 3,
+            task_id: "big".into(),
+            trigger: crate::run::Trigger::Manual,
+            started_at: start,
+        };
+        let mut events = vec![started];
+        // A link at 2 KiB/s, with a file boundary (a second of nothing).
+        let mut done = 0;
+        for tenth in 0..120 {
+            if !(50..60).contains(&tenth) {
+                done += 205;
+            }
+            events.push(EngineEvent::RunProgress {
+                run_id: 3,
+                task_id: "big".into(),
+                counters: Box::new(RunCounters {
+                    totals_known: true,
+                    files_to_copy: 2,
+                    bytes_total: 48_300,
+                    bytes_done: done,
+                    ..Default::default()
+                }),
+                in_flight: Vec::new(),
+                at: start + TimeDelta::milliseconds(tenth * 100),
+            });
+        }
+        for event in events {
+            app.set_now(start);
+            app.update(Msg::Engine(event.clone()));
+            show(&multi, &mut bars, event);
+        }
+        let console = app.tasks[0].active.as_ref().expect("running").speed();
+        let bar = bars[&3].bar.message();
+        assert!(
+            console.starts_with("1.9K/s · ETA 0:") || console.starts_with("2.0K/s · ETA 0:"),
+            "about 2 KiB/s, a second without bytes barely shows: {console}"
+        );
+        assert!(
+            bar.starts_with(&console),
+            "the CLI said `{bar}` where the console said `{console}`"
+        );
+    }
 
     #[test]
     fn a_file_run_still_listing_shows_what_is_known_so_far() {

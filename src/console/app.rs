@@ -75,6 +75,8 @@ pub enum Focus {
 pub enum Overlay {
     Help,
     Confirm(Confirm),
+    /// A log line, error or run opened in full (`enter`).
+    FullText(super::fulltext::FullText),
 }
 
 /// A question the operator must answer before something happens.
@@ -122,6 +124,10 @@ pub struct TaskState {
     /// The newest finished run.
     pub last: Option<RunRecord>,
     pub active: Option<ActiveRun>,
+    /// The last run this console followed to its end, as it stood then
+    /// (items, throughput, files in flight when it stopped): its detail
+    /// stays readable after the run.
+    pub finished: Option<ActiveRun>,
     /// Pending failed items in the state store.
     pub pending_failures: usize,
     /// When the scheduler will start it next (none: unscheduled or paused).
@@ -192,6 +198,9 @@ pub struct App {
     pub history: Vec<RunRecord>,
     pub history_task: Option<String>,
     pub history_selected: usize,
+    /// A past run opened from history (`enter` on its row): the detail
+    /// view shows it instead of the task's live or newest run.
+    pub opened_run: Option<RunRecord>,
     pub status: Option<(String, DateTime<Utc>)>,
     /// Something changed since the last frame.
     pub dirty: bool,
@@ -223,6 +232,7 @@ impl App {
                 next_run: None,
                 paused: false,
                 blocked_by: None,
+                finished: None,
             })
             .collect();
         let config_name = config
@@ -254,6 +264,7 @@ impl App {
             history: Vec::new(),
             history_task: None,
             history_selected: 0,
+            opened_run: None,
             status: None,
             dirty: true,
             ticks_since_poll: 0,
@@ -508,10 +519,13 @@ impl App {
                 run_id,
                 task_id,
                 counters,
+                in_flight,
+                at,
             } => {
                 if let Some(active) = self.active_run_mut(&task_id, run_id) {
                     active.counters = *counters;
-                    active.sample(now);
+                    active.in_flight = in_flight;
+                    active.sample(at);
                 }
                 Vec::new()
             }
@@ -524,6 +538,7 @@ impl App {
             } => {
                 if let Some(active) = self.active_run_mut(&task_id, run_id) {
                     active.retrying.remove(&path);
+                    active.in_flight.retain(|file| file.path != path);
                     active.push_recent(RecentItem {
                         path,
                         outcome: ItemOutcome::Synced { bytes, method },
@@ -578,8 +593,12 @@ impl App {
                 if let Some(task) = self.task_mut(&task_id) {
                     // A submitted run goes on remotely: keep following it.
                     // A blocked run never started, so it ends no live one.
-                    if !matches!(status, RunStatus::Submitted | RunStatus::Blocked) {
-                        task.active = None;
+                    if !matches!(status, RunStatus::Submitted | RunStatus::Blocked)
+                        && let Some(mut ended) = task.active.take()
+                        && ended.run_id == record.run_id
+                    {
+                        ended.counters = record.counters.clone();
+                        task.finished = Some(ended);
                     }
                     task.last = Some(*record);
                 }

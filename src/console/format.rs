@@ -76,6 +76,24 @@ pub fn count(value: u64) -> String {
     out
 }
 
+/// A run's speed and time left, as the console and the CLI's progress
+/// bar both show them: `2.0K/s · ETA 0:12`, `1,200 rows/s · ETA 1:05`,
+/// `measuring…` before a rate is known.
+pub fn speed(counters: &crate::run::RunCounters, rate: &crate::run::rate::RateEstimator) -> String {
+    let Some(per_second) = rate.rate() else {
+        return "measuring…".into();
+    };
+    let speed = if counters.counts_rows() {
+        format!("{} rows/s", count(per_second.max(0.0) as u64))
+    } else {
+        self::rate(per_second)
+    };
+    match rate.eta_for(counters) {
+        Some(eta) => format!("{speed} · ETA {}", clock(eta)),
+        None => speed,
+    }
+}
+
 /// Cuts `text` to `width` characters, ending with `…` when cut.
 pub fn fit(text: &str, width: usize) -> String {
     if text.chars().count() <= width {

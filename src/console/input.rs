@@ -35,6 +35,10 @@ impl App {
                 self.overlay = None;
                 Vec::new()
             }
+            Overlay::FullText(open) => {
+                self.on_full_text_key(open, key);
+                Vec::new()
+            }
             Overlay::Confirm(confirm) => match key.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') | KeyCode::Enter => {
                     self.overlay = None;
@@ -142,14 +146,25 @@ impl App {
             Action::Logs => self.view = View::Logs,
             Action::Open => match self.view {
                 View::Tasks if self.focus == Focus::Tasks && self.selected_task().is_some() => {
+                    self.opened_run = None;
                     self.view = View::Detail
                 }
-                View::Errors => return self.retry_selected_item(),
-                View::History => {}
-                _ => {}
+                View::History => {
+                    if let Some(run) = self.history.get(self.history_selected) {
+                        self.opened_run = Some(run.clone());
+                        self.view = View::Detail;
+                    }
+                }
+                _ => {
+                    if let Some(open) = self.full_text_here() {
+                        self.overlay = Some(Overlay::FullText(open));
+                    }
+                }
             },
             Action::Back => {
-                if self.view == View::Tasks && !self.task_filter.is_empty() {
+                if self.view == View::Detail && self.opened_run.take().is_some() {
+                    self.view = View::History;
+                } else if self.view == View::Tasks && !self.task_filter.is_empty() {
                     self.task_filter.clear();
                 } else {
                     self.view = View::Tasks;

@@ -10,7 +10,8 @@
 //! `config` and `logging`; the model in `app` does no I/O.
 
 pub mod app;
-mod format;
+pub(crate) mod format;
+pub mod fulltext;
 mod input;
 pub mod keymap;
 mod run_state;

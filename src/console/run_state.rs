@@ -1,19 +1,19 @@
-//! A run as the console follows it: its live counters, recent items,
-//! throughput samples, rate and ETA.
+//! A run as the console follows it: its live counters, files in flight,
+//! recent items, throughput samples, rate and ETA. Kept after the run
+//! ends, so its detail stays readable.
 
 use std::collections::{HashMap, VecDeque};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::run::event::{CopyMethod, SkipReason};
-use crate::run::{RunCounters, RunId, Trigger};
+use crate::run::rate::RateEstimator;
+use crate::run::{FileInFlight, RunCounters, RunId, Trigger};
 
 /// Recent items kept per run for the detail view.
 const RECENT_ITEMS: usize = 200;
 /// Seconds of throughput history for the sparkline.
 const THROUGHPUT_SECONDS: usize = 60;
-/// The window the rate and ETA are computed over.
-const RATE_WINDOW: TimeDelta = TimeDelta::seconds(10);
 
 /// What happened to a file or batch in a run, newest last.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,8 +47,10 @@ pub struct ActiveRun {
     pub recent: VecDeque<RecentItem>,
     /// Items failing right now, by path: the newest attempt.
     pub retrying: HashMap<String, RecentItem>,
-    /// (time, bytes done, rows read) samples over the last [`RATE_WINDOW`].
-    pub(super) samples: VecDeque<(DateTime<Utc>, u64, u64)>,
+    /// Files being copied, with their own progress (runs of this process).
+    pub in_flight: Vec<FileInFlight>,
+    /// Rate and ETA, the same estimator as the CLI's progress bar.
+    pub(super) estimator: RateEstimator,
     /// Bytes per second, one value per second, newest last.
     pub throughput: VecDeque<u64>,
     pub(super) last_second: Option<(DateTime<Utc>, u64)>,
@@ -67,7 +69,8 @@ impl ActiveRun {
             counters: RunCounters::default(),
             recent: VecDeque::new(),
             retrying: HashMap::new(),
-            samples: VecDeque::new(),
+            in_flight: Vec::new(),
+            estimator: RateEstimator::new(),
             throughput: VecDeque::new(),
             last_second: None,
             cancel_requested: false,
@@ -77,44 +80,23 @@ impl ActiveRun {
 
     /// Whether this run moves rows (table sync) rather than files.
     pub fn is_rows(&self) -> bool {
-        self.counters.rows_total.is_some()
-            || self.counters.rows_extracted > 0
-            || self.counters.batches_done > 0
+        self.counters.counts_rows()
     }
 
-    /// Bytes (or, for table runs, rows) per second over the rolling window,
-    /// once it spans a second.
+    /// Bytes (or, for table runs, rows) per second, smoothed over the
+    /// last seconds; `None` until half a second was measured.
     pub fn rate(&self) -> Option<f64> {
-        let (first_time, first_bytes, first_rows) = self.samples.front()?;
-        let (last_time, last_bytes, last_rows) = self.samples.back()?;
-        let seconds = (*last_time - *first_time).num_milliseconds() as f64 / 1000.0;
-        let done = if self.is_rows() {
-            last_rows.saturating_sub(*first_rows)
-        } else {
-            last_bytes.saturating_sub(*first_bytes)
-        };
-        (seconds >= 1.0).then(|| done as f64 / seconds)
+        self.estimator.rate()
     }
 
     /// Time left at the current rate, when totals and a rate are known.
     pub fn eta(&self) -> Option<TimeDelta> {
-        if !self.counters.totals_known {
-            return None;
-        }
-        let remaining = match self.counters.rows_total {
-            Some(total) => total.saturating_sub(self.counters.rows_extracted),
-            None => self
-                .counters
-                .bytes_total
-                .saturating_sub(self.counters.bytes_done),
-        };
-        if remaining == 0 {
-            return Some(TimeDelta::zero());
-        }
-        let rate = self.rate().filter(|rate| *rate > 0.0)?;
-        Some(TimeDelta::milliseconds(
-            (remaining as f64 / rate * 1000.0) as i64,
-        ))
+        self.estimator.eta_for(&self.counters)
+    }
+
+    /// The rate and ETA, as the CLI's progress bar words them.
+    pub fn speed(&self) -> String {
+        super::format::speed(&self.counters, &self.estimator)
     }
 
     /// Share of the work done, weighted by bytes (files) or rows (tables);
@@ -144,23 +126,11 @@ impl ActiveRun {
     }
 
     pub(super) fn sample(&mut self, now: DateTime<Utc>) {
-        self.samples
-            .push_back((now, self.counters.bytes_done, self.counters.rows_extracted));
-        while self
-            .samples
-            .front()
-            .is_some_and(|(time, _, _)| now - *time > RATE_WINDOW)
-        {
-            self.samples.pop_front();
-        }
+        self.estimator.observe_counters(now, &self.counters);
     }
 
     pub(super) fn tick(&mut self, now: DateTime<Utc>) {
-        let bytes = if self.is_rows() {
-            self.counters.rows_extracted
-        } else {
-            self.counters.bytes_done
-        };
+        let bytes = self.counters.done();
         match self.last_second {
             None => self.last_second = Some((now, bytes)),
             Some((time, before)) if now - time >= TimeDelta::seconds(1) => {

@@ -565,7 +565,7 @@ impl Engine {
             let mut last_saved = tokio::time::Instant::now();
             loop {
                 interval.tick().await;
-                let snapshot = counters.snapshot();
+                let (snapshot, in_flight) = counters.snapshot_with_files();
                 if last_sent.as_ref() == Some(&snapshot) {
                     continue;
                 }
@@ -579,6 +579,8 @@ impl Engine {
                     run_id,
                     task_id: task_id.clone(),
                     counters: Box::new(snapshot.clone()),
+                    in_flight,
+                    at: Utc::now(),
                 });
                 last_sent = Some(snapshot);
             }

@@ -17,6 +17,9 @@ use crate::config::Config;
 use crate::run::event::{EngineEvent, SlotSkipReason};
 use crate::run::{RunStatus, Trigger};
 
+/// How often the scheduler reads the pauses other processes stored.
+const PAUSE_POLL: Duration = Duration::from_secs(2);
+
 /// How late a run may start before it is skipped, when not configured.
 pub const DEFAULT_MISFIRE_GRACE: Duration = Duration::from_secs(60);
 
@@ -208,6 +211,11 @@ pub async fn run(
 ) {
     // `None` once every sender is gone: the schedules then only run.
     let mut commands = Some(commands);
+    // Pauses live in the state store, so every process on it sees them;
+    // this is how soon another process's pause or resume shows here.
+    let mut pause_poll = tokio::time::interval(PAUSE_POLL);
+    pause_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    sync_pauses(&engine, &mut schedules).await;
     publish(&engine, &schedules);
     loop {
         let wake = schedules.next_wake();
@@ -215,16 +223,25 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             command = next_command(&mut commands) => match command {
                 Some(ScheduleCommand::Pause(task_id)) => {
+                    store_pause(&engine, &task_id, true).await;
                     schedules.set_paused(&task_id, true, Instant::now());
                     tracing::info!(task_id, "schedule paused");
                 }
                 Some(ScheduleCommand::Resume(task_id)) => {
+                    store_pause(&engine, &task_id, false).await;
                     schedules.set_paused(&task_id, false, Instant::now());
                     tracing::info!(task_id, "schedule resumed");
                 }
                 None => commands = None,
             },
+            _ = pause_poll.tick() => {
+                if !sync_pauses(&engine, &mut schedules).await {
+                    continue;
+                }
+            }
             _ = sleep_until(wake) => {
+                // A pause made elsewhere since the last poll still counts.
+                sync_pauses(&engine, &mut schedules).await;
                 let mut statuses = BTreeMap::new();
                 for task in &engine.config().tasks {
                     match engine.state().runs(Some(&task.id), 1).await {
@@ -246,6 +263,45 @@ pub async fn run(
         }
         publish(&engine, &schedules);
     }
+}
+
+/// Saves a pause or resume in the state store, for every process on it.
+async fn store_pause(engine: &Engine, task_id: &str, paused: bool) {
+    if let Err(error) = engine.state().set_schedule_paused(task_id, paused).await {
+        tracing::error!(
+            task_id,
+            %error,
+            "could not save the schedule's pause in the state store; it holds in this process only"
+        );
+    }
+}
+
+/// Brings the pauses in line with the state store (another console or
+/// daemon may have paused or resumed a task). Returns whether any changed.
+async fn sync_pauses(engine: &Engine, schedules: &mut Schedules) -> bool {
+    let paused: std::collections::HashSet<String> = match engine.state().paused_schedules().await {
+        Ok(tasks) => tasks.into_iter().collect(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read paused schedules from the state store; keeping the pauses known");
+            return false;
+        }
+    };
+    let now = Instant::now();
+    let mut changed = false;
+    let task_ids: Vec<String> = schedules.entries.keys().cloned().collect();
+    for task_id in task_ids {
+        let pause = paused.contains(&task_id);
+        if schedules.is_paused(&task_id) != pause {
+            schedules.set_paused(&task_id, pause, now);
+            tracing::info!(
+                task_id,
+                "schedule {} in the state store",
+                if pause { "paused" } else { "resumed" }
+            );
+            changed = true;
+        }
+    }
+    changed
 }
 
 /// The next command, or never once the channel is closed (a closed

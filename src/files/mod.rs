@@ -388,6 +388,11 @@ impl Transfer<'_> {
 
     async fn copy_once(&self, file: &PlannedFile) -> Result<CopyMethod, StoreError> {
         let cancel = &self.context.cancel;
+        let in_flight = Arc::new(
+            self.context
+                .clone_for_progress()
+                .start_file(&file.relative, file.size),
+        );
         if self.same_store && self.throttle.is_none() {
             self.destination_store
                 .copy(&file.source, &file.destination_key, cancel)
@@ -408,14 +413,14 @@ impl Transfer<'_> {
             ))
         })?;
         let data = source_store.get(&file.source.key).await?;
-        let context = self.context.clone_for_progress();
+        let progress = Arc::clone(&in_flight);
         let throttle = self.throttle.clone();
         let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let sent_in_stream = Arc::clone(&sent);
         let counted = data
             .flat_map(|chunk| futures::stream::iter(split_chunk(chunk)))
             .then(move |chunk| {
-                let context = context.clone();
+                let progress = Arc::clone(&progress);
                 let throttle = throttle.clone();
                 let sent = Arc::clone(&sent_in_stream);
                 async move {
@@ -425,7 +430,7 @@ impl Transfer<'_> {
                             throttle.pass(length).await;
                         }
                         sent.fetch_add(length, std::sync::atomic::Ordering::Relaxed);
-                        context.update(|counters| counters.bytes_done += length);
+                        progress.add(length);
                     }
                     chunk
                 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{RunCounters, RunId, RunRecord, Trigger};
+use super::{FileInFlight, RunCounters, RunId, RunRecord, Trigger};
 
 /// Why a file was not copied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -75,6 +75,11 @@ pub enum EngineEvent {
         run_id: RunId,
         task_id: String,
         counters: Box<RunCounters>,
+        /// Files being copied, with the bytes each has moved so far.
+        in_flight: Vec<FileInFlight>,
+        /// When the snapshot was taken: rates and ETAs are measured
+        /// against it, not against when a watcher got round to it.
+        at: DateTime<Utc>,
     },
     ItemSynced {
         run_id: RunId,

@@ -3,6 +3,7 @@
 //! syncdeck, so the state store, the engine and the console share it.
 
 pub mod event;
+pub mod rate;
 
 use std::fmt;
 use std::str::FromStr;
@@ -148,6 +149,50 @@ impl RunCounters {
     pub fn files_queued(&self) -> u64 {
         self.files_to_copy
             .saturating_sub(self.files_synced + self.files_failed + self.files_active)
+    }
+
+    /// Whether the run moves rows (table sync) rather than files.
+    pub fn counts_rows(&self) -> bool {
+        self.rows_total.is_some() || self.rows_extracted > 0 || self.batches_done > 0
+    }
+
+    /// What progress is measured in: rows read, or bytes copied.
+    pub fn done(&self) -> u64 {
+        if self.counts_rows() {
+            self.rows_extracted
+        } else {
+            self.bytes_done
+        }
+    }
+
+    /// Rows or bytes still to go; `None` while the totals are counted.
+    pub fn remaining(&self) -> Option<u64> {
+        if !self.totals_known {
+            return None;
+        }
+        Some(match self.rows_total {
+            Some(total) => total.saturating_sub(self.rows_extracted),
+            None => self.bytes_total.saturating_sub(self.bytes_done),
+        })
+    }
+}
+
+/// A file being copied right now, and how far it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInFlight {
+    pub path: String,
+    pub bytes_done: u64,
+    pub bytes_total: u64,
+}
+
+impl FileInFlight {
+    /// Share of the file copied, 0.0 to 1.0 (an empty file counts as done).
+    pub fn fraction(&self) -> f64 {
+        if self.bytes_total == 0 {
+            1.0
+        } else {
+            (self.bytes_done as f64 / self.bytes_total as f64).min(1.0)
+        }
     }
 }
 

@@ -51,12 +51,14 @@ pub(super) const OPERATIONS: &[&str] = &[
     "failed_items",
     "finish_run",
     "mark_interrupted",
+    "paused_schedules",
     "record_failed_item",
     "release_lease",
     "renew_lease",
     "request_cancel",
     "runs",
     "set_item_status",
+    "set_schedule_paused",
     "set_watermark",
     "update_run",
     "watermark",
@@ -183,6 +185,17 @@ impl StateStore for CountedStateStore {
 
     async fn request_cancel(&self, run_id: RunId) -> Result<(), StateError> {
         self.count("request_cancel", self.inner.request_cancel(run_id).await)
+    }
+
+    async fn paused_schedules(&self) -> Result<Vec<String>, StateError> {
+        self.count("paused_schedules", self.inner.paused_schedules().await)
+    }
+
+    async fn set_schedule_paused(&self, task_id: &str, paused: bool) -> Result<(), StateError> {
+        self.count(
+            "set_schedule_paused",
+            self.inner.set_schedule_paused(task_id, paused).await,
+        )
     }
 
     async fn cancel_requested(&self, run_id: RunId) -> Result<bool, StateError> {

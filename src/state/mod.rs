@@ -201,6 +201,11 @@ pub trait StateStore: Send + Sync {
     async fn request_cancel(&self, run_id: RunId) -> Result<(), StateError>;
     /// Whether a cancel of `run_id` was asked for.
     async fn cancel_requested(&self, run_id: RunId) -> Result<bool, StateError>;
+    /// Tasks whose schedule an operator paused: every console and daemon
+    /// on this store skips their slots until they are resumed.
+    async fn paused_schedules(&self) -> Result<Vec<String>, StateError>;
+    /// Pauses or resumes a task's schedule for every process on the store.
+    async fn set_schedule_paused(&self, task_id: &str, paused: bool) -> Result<(), StateError>;
 }
 
 /// Who this process is, in `running` rows and leases: `host:pid`.

@@ -74,6 +74,8 @@ ALTER TABLE syncdeck.watermarks
     ALTER COLUMN updated_at TYPE TIMESTAMPTZ USING updated_at::timestamptz;
 ", "
 ALTER TABLE syncdeck.sync_logs ADD COLUMN execution_date DATE;
+", "
+CREATE TABLE syncdeck.paused_schedules (task_id TEXT PRIMARY KEY, paused_by TEXT NOT NULL, paused_at TIMESTAMPTZ NOT NULL DEFAULT now());
 "];
 
 pub struct PostgresStateStore {
@@ -522,6 +524,35 @@ impl StateStore for PostgresStateStore {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn paused_schedules(&self) -> Result<Vec<String>, StateError> {
+        Ok(self
+            .query(
+                "SELECT task_id FROM syncdeck.paused_schedules ORDER BY task_id",
+                &[],
+            )
+            .await?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
+    }
+
+    async fn set_schedule_paused(&self, task_id: &str, paused: bool) -> Result<(), StateError> {
+        if paused {
+            self.execute(
+                "INSERT INTO syncdeck.paused_schedules (task_id, paused_by) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[&task_id, &owner()],
+            )
+            .await?;
+        } else {
+            self.execute(
+                "DELETE FROM syncdeck.paused_schedules WHERE task_id = $1",
+                &[&task_id],
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     async fn cancel_requested(&self, run_id: RunId) -> Result<bool, StateError> {

@@ -85,6 +85,9 @@ ALTER TABLE sync_logs RENAME COLUMN sync_job_id TO task_id;
     r"
 ALTER TABLE sync_logs ADD COLUMN execution_date TEXT;
 ",
+    r"
+CREATE TABLE paused_schedules (task_id TEXT PRIMARY KEY, paused_by TEXT NOT NULL, paused_at REAL NOT NULL);
+",
 ];
 
 pub struct SqliteStateStore {
@@ -681,6 +684,38 @@ impl StateStore for SqliteStateStore {
                 "INSERT INTO cancel_requests (run_id, requested_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![run_id, unix_now()],
             )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn paused_schedules(&self) -> Result<Vec<String>, StateError> {
+        self.call(move |connection| {
+            let mut statement =
+                connection.prepare("SELECT task_id FROM paused_schedules ORDER BY task_id")?;
+            let tasks = statement
+                .query_map([], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(tasks)
+        })
+        .await
+    }
+
+    async fn set_schedule_paused(&self, task_id: &str, paused: bool) -> Result<(), StateError> {
+        let task_id = task_id.to_string();
+        let owner = owner();
+        self.call(move |connection| {
+            if paused {
+                connection.execute(
+                    "INSERT INTO paused_schedules (task_id, paused_by, paused_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+                    params![task_id, owner, unix_now()],
+                )?;
+            } else {
+                connection.execute(
+                    "DELETE FROM paused_schedules WHERE task_id = ?1",
+                    params![task_id],
+                )?;
+            }
             Ok(())
         })
         .await

@@ -1,7 +1,7 @@
 //! What a task body gets while it runs: ids, the cancel token, counters,
 //! the event channel and the state store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -10,28 +10,86 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::template::TemplateContext;
 use crate::run::event::EngineEvent;
-use crate::run::{RunCounters, RunId};
+use crate::run::{FileInFlight, RunCounters, RunId};
 use crate::state::{FailedItem, ItemKind, ItemStatus, NewFailedItem, StateStore};
 
-/// A run's live counters, shared between its transfers and the progress
-/// ticker that publishes snapshots.
+/// A run's live counters and the files it is copying, shared between its
+/// transfers and the progress ticker that publishes snapshots. One lock
+/// for both, so a snapshot's bytes done and its files in flight agree.
 #[derive(Clone, Default)]
-pub(crate) struct SharedCounters(Arc<Mutex<RunCounters>>);
+pub(crate) struct SharedCounters(Arc<Mutex<LiveProgress>>);
+
+#[derive(Default)]
+struct LiveProgress {
+    counters: RunCounters,
+    /// Keyed by path: a file is copied by one transfer at a time.
+    in_flight: BTreeMap<String, FileInFlight>,
+}
 
 impl SharedCounters {
-    pub(crate) fn update(&self, change: impl FnOnce(&mut RunCounters)) {
-        let mut counters = match self.0.lock() {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LiveProgress> {
+        match self.0.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
-        };
-        change(&mut counters);
+        }
+    }
+
+    pub(crate) fn update(&self, change: impl FnOnce(&mut RunCounters)) {
+        change(&mut self.lock().counters);
     }
 
     pub(crate) fn snapshot(&self) -> RunCounters {
-        match self.0.lock() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+        self.lock().counters.clone()
+    }
+
+    /// The counters and the files in flight, taken together.
+    pub(crate) fn snapshot_with_files(&self) -> (RunCounters, Vec<FileInFlight>) {
+        let live = self.lock();
+        (
+            live.counters.clone(),
+            live.in_flight.values().cloned().collect(),
+        )
+    }
+
+    /// Shows `path` as in flight until the returned guard is dropped
+    /// (the copy landed, failed or was cancelled).
+    pub(crate) fn start_file(&self, path: &str, bytes_total: u64) -> FileProgress {
+        self.lock().in_flight.insert(
+            path.to_string(),
+            FileInFlight {
+                path: path.to_string(),
+                bytes_done: 0,
+                bytes_total,
+            },
+        );
+        FileProgress {
+            counters: self.clone(),
+            path: path.to_string(),
         }
+    }
+}
+
+/// A file in flight: counts its bytes as they stream, and stops showing
+/// it when dropped.
+pub(crate) struct FileProgress {
+    counters: SharedCounters,
+    path: String,
+}
+
+impl FileProgress {
+    /// Counts `bytes` more of this file (and of the run).
+    pub(crate) fn add(&self, bytes: u64) {
+        let mut live = self.counters.lock();
+        live.counters.bytes_done += bytes;
+        if let Some(file) = live.in_flight.get_mut(&self.path) {
+            file.bytes_done += bytes;
+        }
+    }
+}
+
+impl Drop for FileProgress {
+    fn drop(&mut self) {
+        self.counters.lock().in_flight.remove(&self.path);
     }
 }
 
@@ -99,10 +157,13 @@ impl RunContext {
     /// Publishes the counters now, rather than at the next progress tick:
     /// for moments a watcher should see at once (totals became known).
     pub(crate) fn publish_progress(&self) {
+        let (counters, in_flight) = self.counters.snapshot_with_files();
         self.emit(EngineEvent::RunProgress {
             run_id: self.run_id,
             task_id: self.task_id.clone(),
-            counters: Box::new(self.counters()),
+            counters: Box::new(counters),
+            in_flight,
+            at: chrono::Utc::now(),
         });
     }
 

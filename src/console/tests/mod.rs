@@ -3,7 +3,9 @@
 //! clock, so screens are reproducible. `model` sends messages and checks
 //! the state and commands; `snapshots` draws whole screens.
 
+mod fulltext;
 mod model;
+mod progress;
 mod snapshots;
 mod truth;
 
@@ -183,6 +185,8 @@ pub(super) fn fixture_with(read_only: bool, keys: &str) -> App {
         run_id: 46,
         task_id: "orders_to_s3".into(),
         counters: Box::new(counters(800_000_000, 700)),
+        in_flight: Vec::new(),
+        at: app.now,
     }));
     for step in 1..=10 {
         app.set_now(now() - TimeDelta::seconds(10 - step));
@@ -193,6 +197,8 @@ pub(super) fn fixture_with(read_only: bool, keys: &str) -> App {
                 800_000_000 + step as u64 * 50_331_648,
                 700 + step as u64 * 50,
             )),
+            in_flight: Vec::new(),
+            at: app.now,
         }));
         app.update(Msg::Tick);
     }

@@ -1,5 +1,7 @@
-//! A task's run: counters, progress, throughput, ETA, failing items and
-//! (in the full view) the most recent items with their decisions.
+//! A task's run: counters, progress, throughput, ETA, files in flight,
+//! failing items and (in the full view) the most recent items with their
+//! decisions. A finished run keeps its detail: the one the console
+//! followed (its items and throughput), or a run opened from history.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -10,6 +12,10 @@ use crate::console::app::{ActiveRun, App, ItemOutcome, RecentItem, TaskState};
 use crate::console::format;
 use crate::console::theme::Theme;
 use crate::run::event::CopyMethod;
+use crate::run::{RunRecord, RunStatus};
+
+/// Files in flight listed by name; more are counted.
+const IN_FLIGHT_SHOWN: usize = 5;
 
 /// The right-hand panel of the task list.
 pub struct SummaryView<'a> {
@@ -23,8 +29,38 @@ pub struct DetailView<'a> {
     pub theme: Theme,
 }
 
+/// The run the detail shows when it is not the live one: a run opened
+/// from history, else the task's newest finished run.
+fn shown_record<'a>(task: &'a TaskState, app: &'a App) -> Option<&'a RunRecord> {
+    app.opened_run
+        .as_ref()
+        .filter(|run| run.task_id == task.id)
+        .or(task.last.as_ref())
+}
+
+/// What this console saw of `record` while it ran, if it followed it.
+fn followed<'a>(task: &'a TaskState, record: &RunRecord) -> Option<&'a ActiveRun> {
+    task.finished
+        .as_ref()
+        .filter(|run| run.run_id == record.run_id)
+}
+
+/// The live run, unless a past run was opened from history.
+fn live<'a>(task: &'a TaskState, app: &App) -> Option<&'a ActiveRun> {
+    task.active.as_ref().filter(|_| {
+        app.opened_run
+            .as_ref()
+            .is_none_or(|run| run.task_id != task.id)
+    })
+}
+
+/// The run whose items and throughput the detail shows.
+fn shown_run<'a>(task: &'a TaskState, app: &'a App) -> Option<&'a ActiveRun> {
+    live(task, app).or_else(|| shown_record(task, app).and_then(|record| followed(task, record)))
+}
+
 fn header(task: &TaskState, app: &App, theme: Theme) -> Line<'static> {
-    if let Some(active) = &task.active {
+    if let Some(active) = live(task, app) {
         let elapsed = format::clock(app.now - active.started_at);
         let what = if active.cancel_requested {
             "cancelling"
@@ -38,7 +74,7 @@ fn header(task: &TaskState, app: &App, theme: Theme) -> Line<'static> {
             Span::styled(format!(" · {}", active.trigger), theme.dim()),
         ]);
     }
-    match &task.last {
+    match shown_record(task, app) {
         Some(last) => {
             let age = last
                 .completed_at
@@ -110,17 +146,9 @@ fn table_active_lines(
     width: usize,
 ) -> Vec<Line<'static>> {
     let mut lines = row_lines(&active.counters, theme);
-    let rate = active
-        .rate()
-        .map(|rate| format!("{} rows/s", format::count(rate as u64)))
-        .unwrap_or_else(|| "measuring…".into());
-    let eta = active
-        .eta()
-        .map(|eta| format!(" · ETA {}", format::clock(eta)))
-        .unwrap_or_default();
     lines.push(Line::from(vec![
         Span::styled("speed ", theme.dim()),
-        Span::raw(format!("{rate}{eta}")),
+        Span::raw(active.speed()),
     ]));
     match active.fraction() {
         Some(fraction) => lines.push(Line::from(vec![
@@ -156,20 +184,13 @@ fn active_lines(active: &ActiveRun, app: &App, theme: Theme, width: usize) -> Ve
                 format::count(counters.files_to_copy)
             )),
         ]));
-        let rate = active
-            .rate()
-            .map(format::rate)
-            .unwrap_or_else(|| "measuring…".into());
-        let eta = active
-            .eta()
-            .map(|eta| format!(" · ETA {}", format::clock(eta)))
-            .unwrap_or_default();
         lines.push(Line::from(vec![
             Span::styled("bytes ", theme.dim()),
             Span::raw(format!(
-                "{} of {} · {rate}{eta}",
+                "{} of {} · {}",
                 format::size(counters.bytes_done),
-                format::size(counters.bytes_total)
+                format::size(counters.bytes_total),
+                active.speed()
             )),
         ]));
         let fraction = active.fraction().unwrap_or(0.0);
@@ -179,6 +200,7 @@ fn active_lines(active: &ActiveRun, app: &App, theme: Theme, width: usize) -> Ve
             Span::styled(super::bar(fraction, bar_width), theme.running()),
             Span::raw(format!(" {:>3.0}%", fraction * 100.0)),
         ]));
+        lines.extend(in_flight_lines(active, theme, width));
     } else {
         // Copies start while the listing goes on: what is known so far.
         lines.push(Line::from(vec![
@@ -205,6 +227,38 @@ fn active_lines(active: &ActiveRun, app: &App, theme: Theme, width: usize) -> Ve
     lines
 }
 
+/// Files being copied, each with its own percent, biggest share first.
+fn in_flight_lines(active: &ActiveRun, theme: Theme, width: usize) -> Vec<Line<'static>> {
+    if active.in_flight.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![Line::styled("In flight", theme.dim())];
+    let bar_width = 10;
+    for file in active.in_flight.iter().take(IN_FLIGHT_SHOWN) {
+        let sizes = format!(
+            " ({} of {})",
+            format::size(file.bytes_done),
+            format::size(file.bytes_total)
+        );
+        let room = width.saturating_sub(bar_width + 7 + sizes.chars().count());
+        lines.push(Line::from(vec![
+            Span::styled(
+                format!(" {:>3.0}% ", file.fraction() * 100.0),
+                theme.running(),
+            ),
+            Span::styled(super::bar(file.fraction(), bar_width), theme.running()),
+            Span::raw(format!(" {}{sizes}", format::fit(&file.path, room.max(8)))),
+        ]));
+    }
+    lines.extend(more_line(active.in_flight.len(), IN_FLIGHT_SHOWN, theme));
+    lines
+}
+
+/// `+4 more` under a list cut at `shown` of `total`.
+fn more_line(total: usize, shown: usize, theme: Theme) -> Option<Line<'static>> {
+    (total > shown).then(|| Line::styled(format!(" +{} more", total - shown), theme.dim()))
+}
+
 /// Items failing right now (attempt n/m, retry countdown, last error).
 fn failing_lines(active: &ActiveRun, app: &App, theme: Theme, title: &str) -> Vec<Line<'static>> {
     let mut failing: Vec<&RecentItem> = active.retrying.values().collect();
@@ -219,6 +273,7 @@ fn failing_lines(active: &ActiveRun, app: &App, theme: Theme, title: &str) -> Ve
             .take(4)
             .map(|item| item_line(item, app, theme)),
     );
+    lines.extend(more_line(failing.len(), 4, theme));
     lines
 }
 
@@ -265,41 +320,48 @@ fn item_line(item: &RecentItem, app: &App, theme: Theme) -> Line<'static> {
 
 fn finished_lines(task: &TaskState, app: &App, theme: Theme) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
-    if let Some(last) = &task.last {
+    let record = shown_record(task, app);
+    if let Some(last) = record {
         let counters = &last.counters;
         if task.kind == crate::config::TaskKind::TableSync {
             lines.extend(row_lines(counters, theme));
-            lines.extend(last.error.iter().map(|error| {
-                Line::from(vec![
-                    Span::styled("error ", theme.error()),
-                    Span::raw(error.clone()),
-                ])
-            }));
+        } else {
+            lines.push(Line::from(vec![
+                Span::styled("files ", theme.dim()),
+                Span::raw(super::file_counts(counters)),
+            ]));
+            lines.push(Line::from(vec![
+                Span::styled("      ", theme.dim()),
+                Span::raw(format!(
+                    "skipped: exists {}, unchanged {} · listed {}",
+                    format::count(counters.files_skipped_exists),
+                    format::count(counters.files_skipped_unchanged),
+                    format::count(counters.files_listed)
+                )),
+            ]));
+            let speed = last
+                .duration_ms
+                .filter(|took| *took > 0 && counters.bytes_done > 0)
+                .map(|took| {
+                    format!(
+                        " · {} on average",
+                        format::rate(counters.bytes_done as f64 * 1000.0 / took as f64)
+                    )
+                })
+                .unwrap_or_default();
+            lines.push(Line::from(vec![
+                Span::styled("bytes ", theme.dim()),
+                Span::raw(if counters.bytes_total > 0 {
+                    format!(
+                        "{} of {}{speed}",
+                        format::size(counters.bytes_done),
+                        format::size(counters.bytes_total)
+                    )
+                } else {
+                    format!("{}{speed}", format::size(counters.bytes_done))
+                }),
+            ]));
         }
-    }
-    if let Some(last) = task
-        .last
-        .as_ref()
-        .filter(|_| task.kind != crate::config::TaskKind::TableSync)
-    {
-        let counters = &last.counters;
-        lines.push(Line::from(vec![
-            Span::styled("files ", theme.dim()),
-            Span::raw(super::file_counts(counters)),
-        ]));
-        lines.push(Line::from(vec![
-            Span::styled("      ", theme.dim()),
-            Span::raw(format!(
-                "skipped: exists {}, unchanged {} · listed {}",
-                format::count(counters.files_skipped_exists),
-                format::count(counters.files_skipped_unchanged),
-                format::count(counters.files_listed)
-            )),
-        ]));
-        lines.push(Line::from(vec![
-            Span::styled("bytes ", theme.dim()),
-            Span::raw(format::size(counters.bytes_done)),
-        ]));
         if let Some(error) = &last.error {
             lines.push(Line::from(vec![
                 Span::styled("error ", theme.error()),
@@ -312,27 +374,98 @@ fn finished_lines(task: &TaskState, app: &App, theme: Theme) -> Vec<Line<'static
                 Span::raw(warning.clone()),
             ]));
         }
+        if task.kind != crate::config::TaskKind::TableSync {
+            lines.extend(not_copied_lines(last, followed(task, last), theme));
+        }
     }
-    if task.pending_failures > 0 {
+    let opened = app.opened_run.as_ref().filter(|run| run.task_id == task.id);
+    let pending: Vec<_> = app
+        .pending_items()
+        .into_iter()
+        .filter(|item| item.task_id == task.id)
+        .filter(|item| opened.is_none_or(|run| run.run_id == item.run_id))
+        .collect();
+    if !pending.is_empty() {
         let retry = app.keymap.label("retry");
+        let shown = pending.len().min(3);
+        let of_run = if opened.is_some() { " of this run" } else { "" };
+        let count = if shown < pending.len() {
+            format!("{shown} of {}", pending.len())
+        } else {
+            pending.len().to_string()
+        };
         lines.push(Line::styled(
-            format!(
-                "{} failed item(s) pending · {retry} to retry",
-                task.pending_failures
-            ),
+            format!("{count} failed item(s){of_run} pending · {retry} to retry"),
             theme.warn(),
         ));
-        for item in app
-            .pending_items()
-            .into_iter()
-            .filter(|item| item.task_id == task.id)
-            .take(3)
-        {
+        for item in pending.iter().take(shown) {
             lines.push(Line::from(vec![
                 Span::styled(format!(" #{} {}x ", item.id, item.attempts), theme.error()),
                 Span::raw(format!("{}: {}", item.key, item.error)),
             ]));
         }
+        lines.extend(more_line(pending.len(), shown, theme));
+    }
+    lines
+}
+
+/// For a run that stopped short: how many files it did not copy, and
+/// those it was copying when it stopped (with how far each got).
+fn not_copied_lines(
+    record: &RunRecord,
+    followed: Option<&ActiveRun>,
+    theme: Theme,
+) -> Vec<Line<'static>> {
+    if !matches!(
+        record.status,
+        RunStatus::Cancelled | RunStatus::Failed | RunStatus::Interrupted | RunStatus::Partial
+    ) {
+        return Vec::new();
+    }
+    let counters = &record.counters;
+    let never_done = counters
+        .files_to_copy
+        .saturating_sub(counters.files_synced + counters.files_failed);
+    let stopped: &[crate::run::FileInFlight] = followed.map_or(&[], |run| &run.in_flight);
+    if never_done == 0 && stopped.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![Line::styled(
+        format!(
+            "Not copied: {} file(s){}",
+            format::count(never_done.max(stopped.len() as u64)),
+            if counters.totals_known {
+                ""
+            } else {
+                " (listing had not finished)"
+            }
+        ),
+        theme.error(),
+    )];
+    for file in stopped.iter().take(IN_FLIGHT_SHOWN) {
+        lines.push(Line::raw(format!(
+            " {} (stopped at {:.0}%, {} of {})",
+            file.path,
+            file.fraction() * 100.0,
+            format::size(file.bytes_done),
+            format::size(file.bytes_total)
+        )));
+    }
+    let named = stopped.len().min(IN_FLIGHT_SHOWN) as u64;
+    if never_done > named {
+        let never_started = never_done.saturating_sub(stopped.len() as u64);
+        lines.push(Line::styled(
+            match (named, never_started) {
+                (0, _) => " none were in flight when it stopped".to_string(),
+                (_, 0) => format!(" +{} more in flight", never_done - named),
+                _ => format!(
+                    " +{} more: {} never started",
+                    never_done - named,
+                    format::count(never_started)
+                ),
+            },
+            theme.dim(),
+        ));
     }
     lines
 }
@@ -357,7 +490,7 @@ fn body_lines(task: &TaskState, app: &App, theme: Theme, width: usize) -> Vec<Li
             Span::raw(text),
         ]));
     }
-    match &task.active {
+    match live(task, app) {
         Some(active) => lines.extend(active_lines(active, app, theme, width)),
         None => lines.extend(finished_lines(task, app, theme)),
     }
@@ -403,33 +536,31 @@ impl Widget for DetailView<'_> {
             .wrap(Wrap { trim: false })
             .render(summary, buffer);
 
-        let throughput: Vec<u64> = task
-            .active
-            .as_ref()
-            .map(|active| active.throughput.iter().copied().collect())
+        let shown = shown_run(task, app);
+        let throughput: Vec<u64> = shown
+            .map(|run| run.throughput.iter().copied().collect())
             .unwrap_or_default();
         let peak = throughput.iter().copied().max().unwrap_or(0);
         Sparkline::default()
-            .block(Block::default().title(
-                match task.active.as_ref().is_some_and(ActiveRun::is_rows) {
-                    true => format!(
-                        "rows per second, last {}s (peak {})",
-                        throughput.len(),
-                        format::count(peak)
-                    ),
-                    false => format!(
-                        "throughput, last {}s (peak {}/s)",
-                        throughput.len(),
-                        format::size(peak)
-                    ),
-                },
-            ))
+            .block(Block::default().title(match shown.map(ActiveRun::is_rows) {
+                None => "throughput: recorded for runs this console followed".to_string(),
+                Some(true) => format!(
+                    "rows per second, last {}s (peak {})",
+                    throughput.len(),
+                    format::count(peak)
+                ),
+                Some(false) => format!(
+                    "throughput, last {}s (peak {}/s)",
+                    throughput.len(),
+                    format::size(peak)
+                ),
+            }))
             .data(&throughput)
             .style(theme.running())
             .render(spark, buffer);
 
         let mut recent_lines = vec![Line::styled("Recent items (newest first)", theme.dim())];
-        match &task.active {
+        match shown {
             Some(active) if !active.recent.is_empty() => {
                 recent_lines.extend(
                     active
@@ -442,7 +573,7 @@ impl Widget for DetailView<'_> {
             }
             Some(_) => recent_lines.push(Line::styled(" nothing decided yet", theme.dim())),
             None => recent_lines.push(Line::styled(
-                " shown while a run is in progress",
+                " kept for runs this console followed; see the counts above",
                 theme.dim(),
             )),
         }

@@ -146,7 +146,18 @@ impl Widget for LogsView<'_> {
                 height: 1,
                 ..inner
             };
-            Line::from(spans).render(line_area, buffer);
+            let line = Line::from(spans);
+            let cut = line.width() > line_area.width as usize;
+            line.render(line_area, buffer);
+            if cut && line_area.width > 0 {
+                // Cut at the edge: say so (enter shows the whole line).
+                buffer.set_string(
+                    line_area.x + line_area.width - 1,
+                    line_area.y,
+                    "…",
+                    theme.dim(),
+                );
+            }
             if state.current_match == Some(index) {
                 buffer.set_style(
                     Rect {

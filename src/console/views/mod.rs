@@ -3,6 +3,7 @@
 
 mod detail;
 mod errors;
+mod fulltext;
 mod history;
 mod logs;
 mod overlay;
@@ -182,7 +183,14 @@ impl Widget for Footer<'_> {
                     ]);
                 }
                 hints.extend([
-                    (keys.label("open"), "details"),
+                    (
+                        keys.label("open"),
+                        match app.view {
+                            View::Tasks if app.focus == Focus::Tasks => "details",
+                            View::History => "details",
+                            _ => "full text",
+                        },
+                    ),
                     (
                         keys.label("filter"),
                         if app.view == View::Logs {

@@ -29,7 +29,12 @@ impl Widget for OverlayView<'_> {
     fn render(self, area: Rect, buffer: &mut Buffer) {
         let (app, theme) = (self.app, self.theme);
         let Some(overlay) = &app.overlay else { return };
+        if let Overlay::FullText(open) = overlay {
+            super::fulltext::FullTextView { open, theme }.render(area, buffer);
+            return;
+        }
         let (title, lines): (String, Vec<Line>) = match overlay {
+            Overlay::FullText(_) => return,
             Overlay::Help => {
                 let entries: Vec<(String, &str)> = app
                     .keymap

@@ -1,0 +1,153 @@
+//! Progress from bytes in flight: a throttled copy of one large file moves
+//! its byte count while the file streams (not only when it lands), names
+//! the file in flight with its own progress, and the rate estimator the
+//! CLI and the console share gives an ETA close to the time really left.
+//! Everything is measured on the run's own events and their timestamps.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use syncdeck::config::{self, Resolve};
+use syncdeck::engine::{Engine, RunOptions};
+use syncdeck::run::event::EngineEvent;
+use syncdeck::run::rate::RateEstimator;
+use syncdeck::run::{FileInFlight, RunCounters, RunStatus, Trigger};
+
+const MIB: u64 = 1024 * 1024;
+
+async fn engine_for(dir: &Path, tasks: &str) -> Arc<Engine> {
+    let text = format!("[engine]\nstate = \"sqlite:state.db\"\nlog_dir = \"logs\"\n\n{tasks}");
+    let config = config::parse(&dir.join("syncdeck.toml"), &text, Resolve::Everything)
+        .expect("valid config");
+    let state = syncdeck::state::open(&config.engine.state, &config.base_dir)
+        .await
+        .expect("state store");
+    Engine::new(Arc::new(config), state, syncdeck::kinds::all())
+        .await
+        .expect("engine")
+}
+
+struct Snapshot {
+    at: DateTime<Utc>,
+    counters: RunCounters,
+    in_flight: Vec<FileInFlight>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_large_file_shows_bytes_in_flight_and_a_steady_eta() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let size = 10 * MIB;
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
+    let file = std::fs::File::create(dir.path().join("in/big.bin")).expect("create");
+    file.set_len(size).expect("size the file");
+    let engine = engine_for(
+        dir.path(),
+        "[[tasks]]\nid = \"slow\"\ntype = \"sync\"\n[tasks.properties]\n\
+         source_path = \"in/\"\ndestination_path = \"out/\"\nbwlimit = \"1MiB\"\n",
+    )
+    .await;
+    let mut events = engine.subscribe();
+    let runner = {
+        let engine = Arc::clone(&engine);
+        tokio::spawn(async move {
+            engine
+                .run_task("slow", Trigger::Manual, RunOptions::default())
+                .await
+        })
+    };
+    let mut snapshots = Vec::new();
+    loop {
+        match events.recv().await.expect("the engine's events") {
+            EngineEvent::RunProgress {
+                counters,
+                in_flight,
+                at,
+                ..
+            } => snapshots.push(Snapshot {
+                at,
+                counters: *counters,
+                in_flight,
+            }),
+            EngineEvent::RunFinished { .. } => break,
+            _ => {}
+        }
+    }
+    let record = runner.await.expect("join").expect("run");
+    assert_eq!(record.status, RunStatus::Succeeded, "{:?}", record.error);
+    assert_eq!(record.counters.bytes_done, size);
+
+    // The file is in flight from its first byte until its last.
+    let first = snapshots
+        .iter()
+        .position(|snapshot| snapshot.counters.bytes_done > 0)
+        .expect("bytes moved before the file landed");
+    // The last byte lands by the time the run is recorded complete (the
+    // last snapshot may come before it).
+    let last = snapshots.len() - 1;
+    let end = record.completed_at.expect("a finished run has an end");
+    let start = snapshots[first].at;
+    let seconds = (end - start).num_milliseconds() as f64 / 1000.0;
+    assert!(
+        seconds > 6.0,
+        "10 MiB at 1 MiB/s should take about ten seconds, took {seconds}s"
+    );
+
+    // Bytes done rise at least once a second while the file streams,
+    // and the file is named in flight with its own count.
+    let mut last_rise = start;
+    let mut before = 0;
+    for snapshot in &snapshots[first..=last] {
+        let done = snapshot.counters.bytes_done;
+        if done > before {
+            let gap = snapshot.at - last_rise;
+            assert!(
+                gap.num_milliseconds() <= 1000,
+                "bytes done stood at {before} for {gap} while the file was in flight"
+            );
+            last_rise = snapshot.at;
+            before = done;
+        }
+        if done < size {
+            assert_eq!(
+                snapshot.in_flight,
+                vec![FileInFlight {
+                    path: "big.bin".into(),
+                    bytes_done: done,
+                    bytes_total: size,
+                }],
+                "the file in flight, with its own bytes done"
+            );
+        }
+    }
+
+    // From the second quarter on, the ETA is within 25% of the time that
+    // was really left (up to the last second, where a tenth of a second
+    // between snapshots is already more than a quarter of what is left).
+    let mut estimator = RateEstimator::new();
+    let mut checked = 0;
+    for snapshot in &snapshots[..=last] {
+        estimator.observe_counters(snapshot.at, &snapshot.counters);
+        let elapsed = (snapshot.at - start).num_milliseconds() as f64 / 1000.0;
+        let left = (end - snapshot.at).num_milliseconds() as f64 / 1000.0;
+        if elapsed < seconds / 4.0 || left < 1.0 {
+            continue;
+        }
+        let eta = estimator
+            .eta_for(&snapshot.counters)
+            .expect("an ETA once the rate is measured")
+            .num_milliseconds() as f64
+            / 1000.0;
+        assert!(
+            (eta - left).abs() <= left * 0.25,
+            "{elapsed:.1}s in, the ETA said {eta:.1}s but {left:.1}s were left"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 20,
+        "only {checked} snapshots were checked; progress should arrive about ten times a second"
+    );
+}
