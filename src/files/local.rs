@@ -213,7 +213,8 @@ impl Store for LocalStore {
     fn list_stream(self: std::sync::Arc<Self>, prefix: &str, recursive: bool) -> ListStream {
         let root = absolute(prefix);
         let (sender, stream) = list_channel();
-        tokio::task::spawn_blocking(move || walk_sorted(&root, recursive, &sender));
+        let spill = Spill::from_env();
+        tokio::task::spawn_blocking(move || walk_sorted(&root, recursive, &spill, &sender));
         stream
     }
 
@@ -353,39 +354,177 @@ impl Store for LocalStore {
     }
 }
 
-/// One name in a folder being walked.
-struct Child {
-    path: PathBuf,
-    /// What the name sorts by: its bytes, with a `/` after a folder's, so
-    /// the walk gives paths in byte order (`a-b` before `a/x`).
-    order: Vec<u8>,
-    is_folder: bool,
+/// Names of one folder held in memory while it is walked; a folder with
+/// more goes through sorted temporary files instead (about 50 bytes a
+/// name held, so a few MiB at most whatever the folder's size).
+const LIST_CUTOFF: usize = 100_000;
+
+/// Where a walk puts the sorted parts of folders too large to hold.
+struct Spill {
+    /// Names held before a part is written.
+    cutoff: usize,
+    dir: PathBuf,
 }
 
-/// Reads one folder's names, sorted; symlinks are followed.
-fn read_sorted(folder: &Path) -> std::io::Result<Vec<Child>> {
+impl Spill {
+    /// The cutoff (`SYNCDECK_LIST_CUTOFF` can lower it, to exercise the
+    /// spilling on small folders) and the system's temporary folder.
+    fn from_env() -> Self {
+        let cutoff = std::env::var("SYNCDECK_LIST_CUTOFF")
+            .ok()
+            .and_then(|value| value.parse().ok())
+            .filter(|&cutoff| cutoff > 0)
+            .unwrap_or(LIST_CUTOFF);
+        Self {
+            cutoff,
+            dir: std::env::temp_dir(),
+        }
+    }
+}
+
+/// One name in a folder being walked, as it sorts: its bytes, with a `/`
+/// after a folder's, so the walk gives paths in byte order (`a-b` before
+/// `a/x`). A name never holds `/`, so the trailing one marks a folder.
+type Child = Box<[u8]>;
+
+fn is_folder(child: &[u8]) -> bool {
+    child.last() == Some(&b'/')
+}
+
+fn child_path(folder: &Path, child: &[u8]) -> PathBuf {
     use std::os::unix::ffi::OsStrExt;
-    let mut children = Vec::new();
+    let name = child.strip_suffix(b"/").unwrap_or(child);
+    folder.join(std::ffi::OsStr::from_bytes(name))
+}
+
+/// A folder's names in order: held, or merged from sorted temporary files.
+enum Children {
+    Held(std::vec::IntoIter<Child>),
+    Spilled(Spilled),
+}
+
+impl Children {
+    fn next(&mut self) -> Option<std::io::Result<Child>> {
+        match self {
+            Self::Held(children) => children.next().map(Ok),
+            Self::Spilled(spilled) => spilled.next(),
+        }
+    }
+}
+
+/// One sorted part of a large folder's names, on disk (removed when
+/// dropped): each name is its length (u32, little endian) then its bytes.
+struct Part {
+    reader: std::io::BufReader<std::fs::File>,
+    _file: tempfile::NamedTempFile,
+}
+
+impl Part {
+    fn write(spill: &Spill, children: &mut Vec<Child>) -> std::io::Result<Self> {
+        use std::io::Write;
+        children.sort_unstable();
+        let file = tempfile::Builder::new()
+            .prefix("syncdeck-list-")
+            .tempfile_in(&spill.dir)?;
+        let mut writer = std::io::BufWriter::new(file.as_file());
+        for child in children.drain(..) {
+            let length = u32::try_from(child.len()).map_err(std::io::Error::other)?;
+            writer.write_all(&length.to_le_bytes())?;
+            writer.write_all(&child)?;
+        }
+        writer.flush()?;
+        drop(writer);
+        Ok(Self {
+            reader: std::io::BufReader::new(file.reopen()?),
+            _file: file,
+        })
+    }
+
+    fn read(&mut self) -> std::io::Result<Option<Child>> {
+        use std::io::Read;
+        let mut length = [0; 4];
+        match self.reader.read_exact(&mut length) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(error) => return Err(error),
+        }
+        let mut child = vec![0; u32::from_le_bytes(length) as usize];
+        self.reader.read_exact(&mut child)?;
+        Ok(Some(child.into_boxed_slice()))
+    }
+}
+
+/// The merge of a large folder's sorted parts: holds one name a part.
+struct Spilled {
+    parts: Vec<Part>,
+    heads: std::collections::BinaryHeap<std::cmp::Reverse<(Child, usize)>>,
+}
+
+impl Spilled {
+    fn new(mut parts: Vec<Part>) -> std::io::Result<Self> {
+        let mut heads = std::collections::BinaryHeap::new();
+        for (index, part) in parts.iter_mut().enumerate() {
+            if let Some(child) = part.read()? {
+                heads.push(std::cmp::Reverse((child, index)));
+            }
+        }
+        Ok(Self { parts, heads })
+    }
+
+    fn next(&mut self) -> Option<std::io::Result<Child>> {
+        let std::cmp::Reverse((child, index)) = self.heads.pop()?;
+        match self.parts[index].read() {
+            Ok(Some(next)) => self.heads.push(std::cmp::Reverse((next, index))),
+            Ok(None) => {}
+            Err(error) => return Some(Err(error)),
+        }
+        Some(Ok(child))
+    }
+}
+
+/// Reads one folder's names, sorted; symlinks are followed. Past the
+/// spill's cutoff, names go to sorted temporary files merged as the walk
+/// goes on.
+fn read_sorted(folder: &Path, spill: &Spill) -> std::io::Result<Children> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut children: Vec<Child> = Vec::new();
+    let mut parts = Vec::new();
+    let mut names = 0_u64;
     for item in std::fs::read_dir(folder)? {
         let item = item?;
-        let path = item.path();
         let is_folder = match item.file_type() {
-            Ok(kind) if kind.is_symlink() => std::fs::metadata(&path).is_ok_and(|m| m.is_dir()),
+            Ok(kind) if kind.is_symlink() => {
+                std::fs::metadata(item.path()).is_ok_and(|m| m.is_dir())
+            }
             Ok(kind) => kind.is_dir(),
             Err(_) => false,
         };
-        let mut order = item.file_name().as_bytes().to_vec();
+        let name = item.file_name();
+        let mut child = Vec::with_capacity(name.len() + 1);
+        child.extend_from_slice(name.as_bytes());
         if is_folder {
-            order.push(b'/');
+            child.push(b'/');
         }
-        children.push(Child {
-            path,
-            order,
-            is_folder,
-        });
+        children.push(child.into_boxed_slice());
+        names += 1;
+        if children.len() >= spill.cutoff {
+            parts.push(Part::write(spill, &mut children)?);
+        }
     }
-    children.sort_unstable_by(|a, b| a.order.cmp(&b.order));
-    Ok(children)
+    if parts.is_empty() {
+        children.sort_unstable();
+        return Ok(Children::Held(children.into_iter()));
+    }
+    if !children.is_empty() {
+        parts.push(Part::write(spill, &mut children)?);
+    }
+    tracing::info!(
+        folder = %folder.display(),
+        names,
+        parts = parts.len(),
+        "a folder too large to hold is sorted on disk in parts"
+    );
+    Ok(Children::Spilled(Spilled::new(parts)?))
 }
 
 /// The (device, inode) of a folder, to notice symlink loops.
@@ -395,11 +534,12 @@ fn folder_id(path: &Path) -> Option<(u64, u64)> {
 }
 
 /// Walks `root` depth first in key order, sending what it finds; holds
-/// the names of the folders on the current path only. Stops when the
-/// receiver is gone.
+/// the names of the folders on the current path only (or a part of each
+/// for folders past the spill's cutoff). Stops when the receiver is gone.
 fn walk_sorted(
     root: &Path,
     recursive: bool,
+    spill: &Spill,
     sender: &tokio::sync::mpsc::Sender<Result<ListItem, StoreError>>,
 ) {
     let send = |item: Result<ListItem, StoreError>| sender.blocking_send(item).is_ok();
@@ -415,46 +555,56 @@ fn walk_sorted(
             return;
         }
     }
-    let children = match read_sorted(root) {
+    let children = match read_sorted(root, spill) {
         Ok(children) => children,
         Err(error) => {
             send(Err(io_error(root, error)));
             return;
         }
     };
-    let mut stack = vec![children.into_iter()];
+    let mut stack = vec![(root.to_path_buf(), children)];
     let mut ancestors: Vec<Option<(u64, u64)>> = vec![folder_id(root)];
-    while let Some(level) = stack.last_mut() {
-        let Some(child) = level.next() else {
-            stack.pop();
-            ancestors.pop();
-            continue;
+    while let Some((folder, level)) = stack.last_mut() {
+        let child = match level.next() {
+            None => {
+                stack.pop();
+                ancestors.pop();
+                continue;
+            }
+            Some(Ok(child)) => child,
+            Some(Err(error)) => {
+                // Only a sorted part on disk can fail here.
+                let folder = folder.clone();
+                send(Err(io_error(&folder, error)));
+                return;
+            }
         };
-        let item = if child.is_folder {
+        let path = child_path(folder, &child);
+        let item = if is_folder(&child) {
             if !recursive {
                 continue;
             }
-            let id = folder_id(&child.path);
+            let id = folder_id(&path);
             if id.is_some() && ancestors.contains(&id) {
                 Some(ListItem::Refused(
-                    child.path.display().to_string(),
+                    path.display().to_string(),
                     "cannot read: a symlink loops back to a folder above it".into(),
                 ))
             } else {
-                match read_sorted(&child.path) {
+                match read_sorted(&path, spill) {
                     Ok(children) => {
-                        stack.push(children.into_iter());
+                        stack.push((path, children));
                         ancestors.push(id);
                         None
                     }
                     Err(error) => Some(ListItem::Refused(
-                        child.path.display().to_string(),
+                        path.display().to_string(),
                         format!("cannot read: {error}"),
                     )),
                 }
             }
         } else {
-            file_item(&child.path)
+            file_item(&path)
         };
         if let Some(item) = item
             && !send(Ok(item))
@@ -503,6 +653,67 @@ fn file_item(path: &Path) -> Option<ListItem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The keys a walk of `root` sends, in order.
+    fn walked(root: &Path, spill: &Spill) -> Vec<String> {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(10_000);
+        walk_sorted(root, true, spill, &sender);
+        drop(sender);
+        let mut keys = Vec::new();
+        while let Ok(item) = receiver.try_recv() {
+            match item.expect("listed") {
+                ListItem::File(entry) => keys.push(entry.key),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn a_folder_past_the_cutoff_lists_in_the_same_order_from_sorted_parts_then_removes_them() {
+        let tree = tempfile::tempdir().expect("temp dir");
+        let root = tree.path().join("in");
+        // Names whose order by path differs from their order by name
+        // (`a-b` < `a/x`, though `a` < `a-b`), spread over many parts.
+        for index in (0..200).rev() {
+            let name = format!("{}{index:03}", ["a", "a-b", "a.", "b", "é"][index % 5]);
+            std::fs::create_dir_all(root.join("deep")).expect("mkdir");
+            std::fs::write(root.join(&name), b"x").expect("write");
+            if index % 7 == 0 {
+                let folder = root.join(format!("{name}-d"));
+                std::fs::create_dir_all(&folder).expect("mkdir");
+                std::fs::write(folder.join("x"), b"").expect("write");
+            }
+            std::fs::write(root.join("deep").join(&name), b"").expect("write");
+        }
+        let parts = tempfile::tempdir().expect("temp dir");
+        let spilled = walked(
+            &root,
+            &Spill {
+                cutoff: 7,
+                dir: parts.path().to_path_buf(),
+            },
+        );
+        let held = walked(
+            &root,
+            &Spill {
+                cutoff: LIST_CUTOFF,
+                dir: parts.path().to_path_buf(),
+            },
+        );
+        let mut sorted = held.clone();
+        sorted.sort();
+        assert_eq!(held, sorted, "a held walk lists in key order");
+        assert_eq!(spilled.len(), 200 + 200 + 29);
+        assert_eq!(
+            spilled, held,
+            "a spilled walk lists the same keys in the same order"
+        );
+        let left: Vec<_> = std::fs::read_dir(parts.path())
+            .expect("read parts folder")
+            .collect();
+        assert!(left.is_empty(), "sorted parts left behind: {left:?}");
+    }
 
     #[test]
     fn a_long_name_gets_a_partial_name_within_the_limit_that_cleanup_recognises() {
