@@ -17,9 +17,17 @@ use crate::run::event::EngineEvent;
 pub(super) struct Watcher {
     stop: CancellationToken,
     handle: tokio::task::JoinHandle<()>,
+    /// Shared with whoever prints while the bars are drawn, so lines go
+    /// above the bars instead of through them.
+    multi: MultiProgress,
 }
 
 impl Watcher {
+    /// The bars, to print above them or clear them.
+    pub(super) fn bars(&self) -> MultiProgress {
+        self.multi.clone()
+    }
+
     /// Stops watching after the events already sent have been shown.
     pub(super) async fn finish(self) {
         self.stop.cancel();
@@ -31,8 +39,10 @@ pub(super) fn spawn(engine: &Arc<Engine>) -> Watcher {
     let mut events = engine.subscribe();
     let stop = CancellationToken::new();
     let stopped = stop.clone();
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+    let shown = multi.clone();
     let handle = tokio::spawn(async move {
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let multi = shown;
         let mut bars: HashMap<RunId, ProgressBar> = HashMap::new();
         loop {
             let event = tokio::select! {
@@ -49,11 +59,18 @@ pub(super) fn spawn(engine: &Arc<Engine>) -> Watcher {
                 Err(RecvError::Closed) => break,
             }
         }
+        // The summaries say how each run ended; a bar left on screen would
+        // only repeat a stale state.
         for bar in bars.values() {
-            bar.abandon();
+            bar.finish_and_clear();
         }
+        let _ = multi.clear();
     });
-    Watcher { stop, handle }
+    Watcher {
+        stop,
+        handle,
+        multi,
+    }
 }
 
 fn counting_style() -> ProgressStyle {
