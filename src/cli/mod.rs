@@ -734,3 +734,35 @@ async fn plan_with(
     report::plan(&plan, json);
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `syncdeck help run` and friends: an argument without a line of help
+    /// leaves the operator guessing (as `--json` and `<TASK>` once did).
+    #[test]
+    fn every_argument_of_every_command_has_help() {
+        let mut missing = Vec::new();
+        let mut command = Cli::command();
+        command.build();
+        for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() {
+                    missing.push(format!("{} {id}", sub.get_name()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
+
+    #[test]
+    fn retry_parses_without_a_choice_so_it_can_say_how_to_choose() {
+        let cli = Cli::try_parse_from(["syncdeck", "retry", "only"]);
+        assert!(cli.is_ok(), "parsed; the command explains --all-failed");
+    }
+}

@@ -356,3 +356,60 @@ pub(super) fn failed_items(items: &[FailedItem], json: bool) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{RunStatus, Trigger};
+
+    fn record(task: &str, run_id: RunId, status: RunStatus) -> RunRecord {
+        RunRecord {
+            run_id,
+            task_id: task.into(),
+            trigger: Trigger::Manual,
+            status,
+            started_at: chrono::Utc::now(),
+            completed_at: Some(chrono::Utc::now()),
+            duration_ms: Some(1000),
+            counters: Default::default(),
+            error: None,
+            warning: None,
+        }
+    }
+
+    #[test]
+    fn a_long_summary_breaks_between_fields_and_never_inside_a_word() {
+        let line = "mirror_slowly  run 42  succeeded  synced 1204  skipped 388 (exists 0, unchanged 388)  failed 2  1.2 GiB in 61.0s";
+        let fitted = fit(line, Some(40));
+        for part in fitted.lines() {
+            assert!(part.chars().count() <= 40, "too wide: {part:?}");
+        }
+        let words = |text: &str| {
+            text.split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(words(&fitted), words(line), "every word kept whole");
+        assert!(fitted.starts_with("mirror_slowly  run 42  succeeded\n    "));
+        assert!(fitted.lines().count() > 1);
+        assert_eq!(fit(line, None), line, "not a terminal: one line");
+    }
+
+    #[test]
+    fn totals_count_outcomes_best_first_and_say_task_or_tasks() {
+        let mut failed = record("b", 2, RunStatus::Failed);
+        failed.counters.files_failed = 3;
+        let mut ok = record("a", 1, RunStatus::Succeeded);
+        ok.counters.files_synced = 5;
+        ok.counters.bytes_done = 2048;
+        let results = [
+            TaskResult::Ran(Box::new(failed)),
+            TaskResult::Ran(Box::new(ok)),
+        ];
+        assert_eq!(
+            totals_line(&results, std::time::Duration::from_millis(1500)),
+            "total  2 tasks  1 succeeded  1 failed  files synced 5 failed 3  2.0 KiB  in 1.5s"
+        );
+        assert_eq!(count(1, "task"), "1 task");
+    }
+}
