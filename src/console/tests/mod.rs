@@ -5,6 +5,7 @@
 
 mod model;
 mod snapshots;
+mod triage;
 mod truth;
 
 use std::path::Path;
