@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::report;
 use crate::engine::{Engine, TaskResult};
-use crate::run::RunId;
 use crate::run::event::EngineEvent;
+use crate::run::{RunId, RunStatus};
 
 pub(super) struct Summaries {
     stop: CancellationToken,
@@ -51,7 +51,11 @@ pub(super) fn spawn(
                 },
             };
             let record = match event {
-                Ok(EngineEvent::RunFinished { record }) => record,
+                // A blocked task is reported at the end, with the
+                // dependency that kept it from starting.
+                Ok(EngineEvent::RunFinished { record }) if record.status != RunStatus::Blocked => {
+                    record
+                }
                 Ok(_) | Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => break,
             };
