@@ -31,8 +31,8 @@ fn cancel_mid_run(workspace: &Workspace, task: &str) -> serde_json::Value {
     let output = child.wait_with_output().expect("wait");
     assert_eq!(
         output.status.code(),
-        Some(1),
-        "a cancelled run exits 1: {}",
+        Some(130),
+        "a run stopped by ctrl-c exits 130: {}",
         stderr(&output)
     );
     json_lines(&output)

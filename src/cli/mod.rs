@@ -5,6 +5,7 @@
 mod daemon;
 mod progress;
 mod report;
+mod summaries;
 
 pub use daemon::DAEMON_STOP_GRACE;
 
@@ -51,41 +52,51 @@ enum Command {
     Run(RunArgs),
     /// Show what a run of TASK would copy or skip, and why
     Plan {
+        /// The task to plan (an id from the config)
         task: String,
         /// The logical date for {{ execution_date }} (YYYY-MM-DD)
         #[arg(long)]
         execution_date: Option<NaiveDate>,
+        /// Print the plan as one JSON object on stdout
         #[arg(long)]
         json: bool,
     },
-    /// Check the config and resolve its credential references
+    /// Check the config and resolve its credential references; lists every
+    /// problem found (up to 20)
     Validate,
     /// Past runs, newest first
     History {
+        /// Only the runs of this task (default: all tasks)
         task: Option<String>,
-        #[arg(long, default_value_t = 20)]
+        /// How many runs to show
+        #[arg(long, default_value_t = 20, value_name = "N", value_parser = number_of_runs)]
         limit: usize,
+        /// Print one JSON object per run on stdout
         #[arg(long)]
         json: bool,
     },
     /// Failed files and batches still pending
     Errors {
+        /// Only the items of this task (default: all tasks)
         task: Option<String>,
         /// Include resolved, abandoned and gone items
         #[arg(long)]
         all: bool,
+        /// Print one JSON object per item on stdout
         #[arg(long)]
         json: bool,
     },
-    /// Retry failed items of TASK
+    /// Retry failed items of TASK: all of them (--all-failed) or some (--batch ID…)
     Retry {
+        /// The task whose failed items to retry
         task: String,
         /// Ids of the failed items to retry (from `syncdeck errors`)
-        #[arg(long = "batch", alias = "item", value_name = "ID", num_args = 1.., required_unless_present = "all_failed")]
+        #[arg(long = "batch", alias = "item", value_name = "ID", num_args = 1..)]
         batch: Vec<i64>,
         /// Retry every pending failed item of TASK
         #[arg(long, conflicts_with = "batch")]
         all_failed: bool,
+        /// Print the retry's JSON summary on stdout
         #[arg(long)]
         json: bool,
     },
@@ -98,6 +109,7 @@ enum Command {
     },
     /// Print a shell completion script (bash, zsh, fish, powershell)
     Completions {
+        /// The shell to complete for
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
@@ -127,6 +139,18 @@ struct RunArgs {
     #[arg(long)]
     execution_date: Option<NaiveDate>,
 }
+
+/// `--limit N`: a count of runs, said in words when it is not one.
+fn number_of_runs(text: &str) -> Result<usize, String> {
+    text.parse::<usize>()
+        .map_err(|_| format!("`{text}` is not a number of runs; give a whole number like 50"))
+}
+
+/// How many problems `validate` lists before it stops counting.
+const VALIDATE_CAP: usize = 20;
+
+/// Exit code after ctrl-c (128 + SIGINT), as shells expect.
+const EXIT_INTERRUPTED: u8 = 130;
 
 /// A failure with the exit code it should give.
 struct Failure {
@@ -347,17 +371,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 }
             }
         }
-        Some(Command::Validate) => {
-            let config = load(config_path, Resolve::Everything)?;
-            let ids: Vec<&str> = config.tasks.iter().map(|task| task.id.as_str()).collect();
-            println!(
-                "{}: ok, {} tasks ({})",
-                config.file.display(),
-                ids.len(),
-                ids.join(", ")
-            );
-            Ok(0)
-        }
+        Some(Command::Validate) => validate(config_path),
         Some(Command::Run(args)) => run(config_path, args).await,
         Some(Command::Plan {
             task,
@@ -419,6 +433,11 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             if config.task(&task).is_none() {
                 return Err(usage(config.unknown_task(&task)));
             }
+            if batch.is_empty() && !all_failed {
+                return Err(usage(format!(
+                    "retry needs to know which items: `syncdeck retry {task} --all-failed` retries every pending failed item, `--batch ID…` chooses some (ids from `syncdeck errors {task}`)"
+                )));
+            }
             let progress = std::io::stderr().is_terminal();
             let _logs = init_logs(
                 &config,
@@ -433,6 +452,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             if let Some(code) = nothing_to_retry(&engine, &task, ids, json).await? {
                 return Ok(code);
             }
+            let started = std::time::Instant::now();
             let watcher = progress.then(|| progress::spawn(&engine));
             let result = engine.retry(&task, ids, RunOptions::default()).await;
             if let Some(watcher) = watcher {
@@ -444,7 +464,14 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                         .into_iter()
                         .map(|record| TaskResult::Ran(Box::new(record)))
                         .collect();
-                    report::results(&results, json);
+                    let width = report::terminal_width();
+                    report::results(
+                        &results,
+                        json,
+                        &Default::default(),
+                        width,
+                        started.elapsed(),
+                    );
                     Ok(exit_code(&results))
                 }
                 // Emptied by another worker since the check above.
@@ -569,8 +596,13 @@ async fn run(config_path: Option<&Path>, args: RunArgs) -> Result<u8, Failure> {
         },
     );
     let engine = open_engine(config).await?;
+    let started = std::time::Instant::now();
+    let width = report::terminal_width();
     let watcher = progress.then(|| progress::spawn(&engine));
-    let interrupt = spawn_interrupt_handler(Arc::clone(&engine));
+    let bars = watcher.as_ref().map(progress::Watcher::bars);
+    let summaries = summaries::spawn(&engine, args.json, bars.clone(), width);
+    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let interrupt = spawn_interrupt_handler(Arc::clone(&engine), bars, Arc::clone(&interrupted));
     let options = RunOptions {
         execution_date: args.execution_date,
     };
@@ -579,16 +611,64 @@ async fn run(config_path: Option<&Path>, args: RunArgs) -> Result<u8, Failure> {
     if let Some(watcher) = watcher {
         watcher.finish().await;
     }
+    let shown = summaries.finish().await;
     let results = results.map_err(|error| match error {
         EngineError::UnknownTask(_) => usage(error.to_string()),
         other => anyhow::Error::from(other).into(),
     })?;
-    report::results(&results, args.json);
+    report::results(&results, args.json, &shown, width, started.elapsed());
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(EXIT_INTERRUPTED);
+    }
     Ok(exit_code(&results))
 }
 
-/// First ctrl-c or SIGTERM: cancel every run cleanly. Second ctrl-c: exit now.
-fn spawn_interrupt_handler(engine: Arc<Engine>) -> tokio::task::JoinHandle<()> {
+/// `validate`: every problem in the config, one a line (up to
+/// [`VALIDATE_CAP`]), then exit 2; or the tasks it defines.
+fn validate(config_path: Option<&Path>) -> Result<u8, Failure> {
+    let path = config::find_config(config_path)?;
+    match config::load_all(&path, Resolve::Everything) {
+        Ok(config) => {
+            println!(
+                "{}: ok, {}",
+                config.file.display(),
+                report::count(config.tasks.len() as u64, "task")
+            );
+            for task in &config.tasks {
+                println!("  {}  {}", task.id, task.kind.name());
+            }
+            Ok(0)
+        }
+        Err(errors) => {
+            for error in errors.iter().take(VALIDATE_CAP) {
+                eprintln!("syncdeck: {}", config::redact(&error.to_string()));
+            }
+            if errors.len() > VALIDATE_CAP {
+                eprintln!(
+                    "syncdeck: … and {} more; fix these and run `syncdeck validate` again",
+                    errors.len() - VALIDATE_CAP
+                );
+            }
+            // One problem stays one line (what scripts and editors parse).
+            if errors.len() > 1 {
+                eprintln!(
+                    "syncdeck: {}: {} found",
+                    path.display(),
+                    report::count(errors.len() as u64, "problem")
+                );
+            }
+            Ok(2)
+        }
+    }
+}
+
+/// First ctrl-c or SIGTERM: cancel every run cleanly (and remember a
+/// ctrl-c, for exit code 130). Second ctrl-c: clear the bars, exit now.
+fn spawn_interrupt_handler(
+    engine: Arc<Engine>,
+    bars: Option<indicatif::MultiProgress>,
+    interrupted: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -601,13 +681,22 @@ fn spawn_interrupt_handler(engine: Arc<Engine>) -> tokio::task::JoinHandle<()> {
             }
         };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = tokio::signal::ctrl_c() => {
+                interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             _ = terminated => {}
         }
-        eprintln!("syncdeck: cancelling runs (press ctrl-c again to stop at once)");
+        let say = || eprintln!("syncdeck: cancelling runs (press ctrl-c again to stop at once)");
+        match &bars {
+            Some(bars) => bars.suspend(say),
+            None => say(),
+        }
         engine.cancel_all();
         if tokio::signal::ctrl_c().await.is_ok() {
-            std::process::exit(130);
+            if let Some(bars) = &bars {
+                let _ = bars.clear();
+            }
+            std::process::exit(i32::from(EXIT_INTERRUPTED));
         }
     })
 }
@@ -647,4 +736,36 @@ async fn plan_with(
         .map_err(|error| anyhow::anyhow!("task `{task_id}`: {error}"))?;
     report::plan(&plan, json);
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `syncdeck help run` and friends: an argument without a line of help
+    /// leaves the operator guessing (as `--json` and `<TASK>` once did).
+    #[test]
+    fn every_argument_of_every_command_has_help() {
+        let mut missing = Vec::new();
+        let mut command = Cli::command();
+        command.build();
+        for sub in command.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() {
+                    missing.push(format!("{} {id}", sub.get_name()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
+
+    #[test]
+    fn retry_parses_without_a_choice_so_it_can_say_how_to_choose() {
+        let cli = Cli::try_parse_from(["syncdeck", "retry", "only"]);
+        assert!(cli.is_ok(), "parsed; the command explains --all-failed");
+    }
 }

@@ -31,9 +31,17 @@ struct RunBar {
 pub(super) struct Watcher {
     stop: CancellationToken,
     handle: tokio::task::JoinHandle<()>,
+    /// Shared with whoever prints while the bars are drawn, so lines go
+    /// above the bars instead of through them.
+    multi: MultiProgress,
 }
 
 impl Watcher {
+    /// The bars, to print above them or clear them.
+    pub(super) fn bars(&self) -> MultiProgress {
+        self.multi.clone()
+    }
+
     /// Stops watching after the events already sent have been shown.
     pub(super) async fn finish(self) {
         self.stop.cancel();
@@ -45,8 +53,10 @@ pub(super) fn spawn(engine: &Arc<Engine>) -> Watcher {
     let mut events = engine.subscribe();
     let stop = CancellationToken::new();
     let stopped = stop.clone();
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+    let shown = multi.clone();
     let handle = tokio::spawn(async move {
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let multi = shown;
         let mut bars: HashMap<RunId, RunBar> = HashMap::new();
         let mut refresh = tokio::time::interval(REFRESH);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -73,11 +83,18 @@ pub(super) fn spawn(engine: &Arc<Engine>) -> Watcher {
                 Err(RecvError::Closed) => break,
             }
         }
+        // The summaries say how each run ended; a bar left on screen would
+        // only repeat a stale state.
         for run in bars.values() {
-            run.bar.abandon();
+            run.bar.finish_and_clear();
         }
+        let _ = multi.clear();
     });
-    Watcher { stop, handle }
+    Watcher {
+        stop,
+        handle,
+        multi,
+    }
 }
 
 fn counting_style() -> ProgressStyle {

@@ -1,11 +1,13 @@
 //! What headless commands print on stdout: run summaries, plans, history
 //! and failed items, as aligned text or one JSON object per line.
 
+use std::collections::HashSet;
+
 use bytesize::ByteSize;
 use serde_json::json;
 
 use crate::engine::TaskResult;
-use crate::run::RunRecord;
+use crate::run::{RunId, RunRecord};
 use crate::state::FailedItem;
 
 fn size(bytes: u64) -> String {
@@ -16,38 +18,209 @@ fn print_json(value: &serde_json::Value) {
     println!("{}", crate::config::redact(&value.to_string()));
 }
 
-pub(super) fn results(results: &[TaskResult], json: bool) {
+/// Prints the results not already printed as their runs ended (`shown`),
+/// then, as text, a totals line over all of them. `width` fits text to
+/// the terminal.
+pub(super) fn results(
+    results: &[TaskResult],
+    json: bool,
+    shown: &HashSet<RunId>,
+    width: Option<usize>,
+    elapsed: std::time::Duration,
+) {
     for result in results {
-        match result {
-            TaskResult::Ran(record) if json => {
-                print_json(&serde_json::to_value(record).unwrap_or_default())
-            }
-            TaskResult::Ran(record) => println!("{}", crate::config::redact(&summary_line(record))),
-            TaskResult::Blocked {
-                task_id,
-                dependency,
-                run_id,
-            } if json => print_json(
-                &json!({ "task_id": task_id, "run_id": run_id, "status": "blocked", "dependency": dependency }),
-            ),
-            TaskResult::Blocked {
-                task_id,
-                dependency,
-                run_id,
-            } => {
-                let run = run_id.map(|id| format!("run {id}  ")).unwrap_or_default();
-                println!(
-                    "{task_id}  {run}blocked: dependency `{dependency}` did not succeed; not started"
-                )
-            }
-            TaskResult::Error { task_id, message } if json => {
-                print_json(&json!({ "task_id": task_id, "status": "error", "error": message }))
-            }
-            TaskResult::Error { task_id, message } => {
-                println!("{task_id}  error: {}", crate::config::redact(message))
-            }
+        if let TaskResult::Ran(record) = result
+            && shown.contains(&record.run_id)
+        {
+            continue;
+        }
+        match json {
+            true => print_json(&result_json(result)),
+            false => println!("{}", fit(&result_line(result), width)),
         }
     }
+    if !json && !results.is_empty() {
+        println!("{}", fit(&totals_line(results, elapsed), width));
+    }
+}
+
+/// One result as the JSON object `--json` prints.
+pub(super) fn result_json(result: &TaskResult) -> serde_json::Value {
+    match result {
+        TaskResult::Ran(record) => serde_json::to_value(record).unwrap_or_default(),
+        TaskResult::Blocked {
+            task_id,
+            dependency,
+            run_id,
+        } => {
+            json!({ "task_id": task_id, "run_id": run_id, "status": "blocked", "dependency": dependency })
+        }
+        TaskResult::Error { task_id, message } => {
+            json!({ "task_id": task_id, "status": "error", "error": message })
+        }
+    }
+}
+
+/// One result as a text line (secrets redacted).
+pub(super) fn result_line(result: &TaskResult) -> String {
+    let line = match result {
+        TaskResult::Ran(record) => summary_line(record),
+        TaskResult::Blocked {
+            task_id,
+            dependency,
+            run_id,
+        } => {
+            let run = run_id.map(|id| format!("run {id}  ")).unwrap_or_default();
+            format!(
+                "{task_id}  {run}blocked: dependency `{dependency}` did not succeed; not started"
+            )
+        }
+        TaskResult::Error { task_id, message } => format!("{task_id}  error: {message}"),
+    };
+    crate::config::redact(&line).into_owned()
+}
+
+/// `2 tasks` / `1 task`.
+pub(super) fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// `total  3 tasks  2 succeeded  1 partial  files synced 12 failed 2  1.2 MiB  rows upserted 900  in 4.2s`:
+/// how the tasks ended, then what moved, over every result; zero counts
+/// are left out.
+pub(super) fn totals_line(results: &[TaskResult], elapsed: std::time::Duration) -> String {
+    // Best first, the order an operator reads a run's outcome in.
+    let mut outcomes: Vec<(String, u64)> = [
+        "succeeded",
+        "submitted",
+        "partial",
+        "failed",
+        "cancelled",
+        "interrupted",
+        "blocked",
+        "error",
+    ]
+    .iter()
+    .map(|outcome| (outcome.to_string(), 0))
+    .collect();
+    let mut add = |outcome: String| match outcomes.iter_mut().find(|(name, _)| *name == outcome) {
+        Some((_, n)) => *n += 1,
+        None => outcomes.push((outcome, 1)),
+    };
+    let mut counters = crate::run::RunCounters::default();
+    for result in results {
+        match result {
+            TaskResult::Ran(record) => {
+                add(record.status.to_string());
+                let run = &record.counters;
+                counters.files_synced += run.files_synced;
+                counters.files_failed += run.files_failed;
+                counters.bytes_done += run.bytes_done;
+                counters.rows_upserted += run.rows_upserted;
+                counters.rows_skipped += run.rows_skipped;
+                counters.batches_failed += run.batches_failed;
+            }
+            TaskResult::Blocked { .. } => add("blocked".into()),
+            TaskResult::Error { .. } => add("error".into()),
+        }
+    }
+    let mut fields = vec!["total".to_string(), count(results.len() as u64, "task")];
+    fields.extend(
+        outcomes
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(outcome, n)| format!("{n} {outcome}")),
+    );
+    let mut files = Vec::new();
+    if counters.files_synced > 0 {
+        files.push(format!("synced {}", counters.files_synced));
+    }
+    if counters.files_failed > 0 {
+        files.push(format!("failed {}", counters.files_failed));
+    }
+    if !files.is_empty() {
+        fields.push(format!("files {}", files.join(" ")));
+    }
+    if counters.bytes_done > 0 {
+        fields.push(size(counters.bytes_done));
+    }
+    let mut rows = Vec::new();
+    if counters.rows_upserted > 0 {
+        rows.push(format!("upserted {}", counters.rows_upserted));
+    }
+    if counters.rows_skipped > 0 {
+        rows.push(format!("skipped {}", counters.rows_skipped));
+    }
+    if !rows.is_empty() {
+        fields.push(format!("rows {}", rows.join(" ")));
+    }
+    if counters.batches_failed > 0 {
+        fields.push(format!("batches failed {}", counters.batches_failed));
+    }
+    fields.push(format!("in {:.1}s", elapsed.as_secs_f64()));
+    fields.join("  ")
+}
+
+/// The width of the terminal stdout writes to, if it is one.
+pub(super) fn terminal_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    crossterm::terminal::size()
+        .ok()
+        .map(|(columns, _)| usize::from(columns))
+        .filter(|columns| *columns >= 20)
+}
+
+/// Fits text to `width` columns without breaking words: each line's
+/// fields (separated by two spaces) are packed onto lines, and what does
+/// not fit continues on the next line, indented. No width: unchanged.
+pub(super) fn fit(text: &str, width: Option<usize>) -> String {
+    let Some(width) = width else {
+        return text.to_string();
+    };
+    text.lines()
+        .map(|line| fit_line(line, width))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn fit_line(line: &str, width: usize) -> String {
+    let columns = |text: &str| text.chars().count();
+    if columns(line) <= width {
+        return line.to_string();
+    }
+    let body = line.trim_start();
+    let indent = " ".repeat(line.len() - body.len() + 4);
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = line[..line.len() - body.len()].to_string();
+    for field in body.split("  ") {
+        if !current.trim().is_empty() {
+            if columns(&current) + 2 + columns(field) <= width {
+                current.push_str("  ");
+            } else {
+                lines.push(std::mem::replace(&mut current, indent.clone()));
+            }
+        }
+        // A field longer than what is left breaks between its words.
+        for (index, word) in field.split(' ').enumerate() {
+            if index > 0 {
+                if columns(&current) + 1 + columns(word) <= width {
+                    current.push(' ');
+                } else {
+                    lines.push(std::mem::replace(&mut current, indent.clone()));
+                }
+            }
+            current.push_str(word);
+        }
+    }
+    lines.push(current);
+    lines.join("\n")
 }
 
 /// `sync_csv_files  run 42  succeeded  synced 12  skipped 3 (exists 0, unchanged 3)  failed 0  1.2 MiB in 0.4s`
@@ -181,5 +354,62 @@ pub(super) fn failed_items(items: &[FailedItem], json: bool) {
             item.key,
             item.error
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::{RunStatus, Trigger};
+
+    fn record(task: &str, run_id: RunId, status: RunStatus) -> RunRecord {
+        RunRecord {
+            run_id,
+            task_id: task.into(),
+            trigger: Trigger::Manual,
+            status,
+            started_at: chrono::Utc::now(),
+            completed_at: Some(chrono::Utc::now()),
+            duration_ms: Some(1000),
+            counters: Default::default(),
+            error: None,
+            warning: None,
+        }
+    }
+
+    #[test]
+    fn a_long_summary_breaks_between_fields_and_never_inside_a_word() {
+        let line = "mirror_slowly  run 42  succeeded  synced 1204  skipped 388 (exists 0, unchanged 388)  failed 2  1.2 GiB in 61.0s";
+        let fitted = fit(line, Some(40));
+        for part in fitted.lines() {
+            assert!(part.chars().count() <= 40, "too wide: {part:?}");
+        }
+        let words = |text: &str| {
+            text.split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(words(&fitted), words(line), "every word kept whole");
+        assert!(fitted.starts_with("mirror_slowly  run 42  succeeded\n    "));
+        assert!(fitted.lines().count() > 1);
+        assert_eq!(fit(line, None), line, "not a terminal: one line");
+    }
+
+    #[test]
+    fn totals_count_outcomes_best_first_and_say_task_or_tasks() {
+        let mut failed = record("b", 2, RunStatus::Failed);
+        failed.counters.files_failed = 3;
+        let mut ok = record("a", 1, RunStatus::Succeeded);
+        ok.counters.files_synced = 5;
+        ok.counters.bytes_done = 2048;
+        let results = [
+            TaskResult::Ran(Box::new(failed)),
+            TaskResult::Ran(Box::new(ok)),
+        ];
+        assert_eq!(
+            totals_line(&results, std::time::Duration::from_millis(1500)),
+            "total  2 tasks  1 succeeded  1 failed  files synced 5 failed 3  2.0 KiB  in 1.5s"
+        );
+        assert_eq!(count(1, "task"), "1 task");
     }
 }

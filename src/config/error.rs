@@ -67,11 +67,33 @@ impl SourceText<'_> {
             None => match missing_field(message) {
                 Some(key) => format!("missing required key `{key}` in {section}; add it"),
                 None if section == SYNTAX => format!("TOML syntax: {message}; fix the TOML here"),
-                None => format!("{message} (in {section})"),
+                None => format!("{} (in {section})", plain_types(message)),
             },
         };
         self.error(error.span(), message)
     }
+}
+
+/// Serde names Rust types ("expected usize"); say what to write instead.
+fn plain_types(message: &str) -> String {
+    const TYPES: [(&str, &str); 11] = [
+        ("expected usize", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected u16", "expected a whole number"),
+        ("expected u8", "expected a whole number"),
+        ("expected i64", "expected a whole number"),
+        ("expected i32", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+        ("expected a string", "expected a quoted string"),
+    ];
+    let mut message = message.to_string();
+    for (rust, plain) in TYPES {
+        message = message.replace(rust, plain);
+    }
+    message
 }
 
 fn one_line(message: &str) -> String {

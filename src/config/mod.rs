@@ -34,7 +34,7 @@ pub use credentials::{REDACTED, env_var_name, redact, register_secret};
 pub use error::ConfigError;
 use error::SourceText;
 pub(crate) use parse::TaskSpans;
-pub use parse::{Resolve, find_config, load, parse};
+pub use parse::{Resolve, find_config, load, load_all, parse};
 pub use schema::json_schema;
 pub use table::{ColumnConfig, TableMode, TableSyncProperties};
 pub(crate) use validate::parse_rate;

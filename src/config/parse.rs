@@ -47,9 +47,36 @@ pub fn load(path: &Path, resolve: Resolve) -> Result<Config, ConfigError> {
 /// Parses and validates config text; `path` is used in messages and as the
 /// base for relative paths.
 pub fn parse(path: &Path, text: &str, resolve: Resolve) -> Result<Config, ConfigError> {
+    parse_all(path, text, resolve).map_err(|errors| {
+        errors.into_iter().next().unwrap_or_else(|| ConfigError {
+            file: path.to_path_buf(),
+            position: None,
+            message: "the config is invalid".into(),
+        })
+    })
+}
+
+/// Like [`load`], but reports every problem it finds (at least one), in the
+/// order of the file, instead of stopping at the first: for `validate`.
+pub fn load_all(path: &Path, resolve: Resolve) -> Result<Config, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        vec![ConfigError {
+            file: path.to_path_buf(),
+            position: None,
+            message: format!("cannot read the config: {error}; check the path given with -c"),
+        }]
+    })?;
+    parse_all(path, &text, resolve)
+}
+
+/// Parses and validates, collecting the problems: a task that does not
+/// parse is reported and left out, and the checks go on with the others.
+/// A TOML syntax error stops at once (nothing after it can be trusted).
+fn parse_all(path: &Path, text: &str, resolve: Resolve) -> Result<Config, Vec<ConfigError>> {
     let source = SourceText { file: path, text };
     let mut document =
-        DeTable::parse(text).map_err(|error| source.toml_error(&error, error::SYNTAX))?;
+        DeTable::parse(text).map_err(|error| vec![source.toml_error(&error, error::SYNTAX)])?;
+    let mut errors = Vec::new();
 
     let base_dir = path
         .parent()
@@ -63,50 +90,80 @@ pub fn parse(path: &Path, text: &str, resolve: Resolve) -> Result<Config, Config
         .unwrap_or(Path::new("."));
     let base_dir = std::path::absolute(base_dir).unwrap_or_else(|_| base_dir.to_path_buf());
 
-    urls::check_state(&source, &document)?;
+    if let Err(error) = urls::check_state(&source, &document) {
+        errors.push(error);
+    }
     let tasks_value = document.get_mut().remove("tasks");
     let top_span = document.span();
-    let top: TopLevel = deserialize(
+    let top: Option<TopLevel> = deserialize(
         &source,
         Spanned::new(top_span, DeValue::Table(document.into_inner())),
         "the top level",
-    )?;
+    )
+    .map_err(|error| errors.push(error))
+    .ok();
 
     let credentials_file = top
-        .credentials
-        .file
         .as_ref()
+        .and_then(|top| top.credentials.file.as_ref())
         .map(|file| resolve_relative(&base_dir, file));
     let mut resolver = credentials::CredentialResolver::new(credentials_file);
 
     let mut tasks = Vec::new();
     let mut spans = Vec::new();
+    let mut unparsed_ids = Vec::new();
     if let Some(tasks_value) = tasks_value {
         let span = tasks_value.span();
         let DeValue::Array(array) = tasks_value.into_inner() else {
-            return Err(source.error(
+            errors.push(source.error(
                 Some(span),
                 "`tasks` must be an array of tables; write each task as [[tasks]]",
             ));
+            return Err(errors);
         };
         for task_value in array.iter() {
-            let (task, task_spans) =
-                parse_task(&source, task_value.clone(), resolve, &mut resolver)?;
-            tasks.push(task);
-            spans.push(task_spans);
+            match parse_task(&source, task_value.clone(), resolve, &mut resolver) {
+                Ok((task, task_spans)) => {
+                    tasks.push(task);
+                    spans.push(task_spans);
+                }
+                Err(error) => {
+                    errors.push(error);
+                    if let DeValue::Table(table) = task_value.get_ref()
+                        && let Some(id) = table.get("id")
+                        && let DeValue::String(id) = id.get_ref()
+                    {
+                        unparsed_ids.push(id.to_string());
+                    }
+                }
+            }
         }
     }
 
+    let Some(top) = top else {
+        return Err(errors);
+    };
+    let keys = match check_keys(&source, &top.keys) {
+        Ok(keys) => keys,
+        Err(error) => {
+            errors.push(error);
+            BTreeMap::new()
+        }
+    };
     let config = Config {
         file: path.to_path_buf(),
         base_dir,
         engine: top.engine,
         credentials: top.credentials,
-        keys: check_keys(&source, &top.keys)?,
+        keys,
         tasks,
     };
-    validate::validate(&source, &config, &spans)?;
-    Ok(config)
+    errors.extend(validate::validate(&source, &config, &spans, &unparsed_ids));
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(errors)
+    }
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]

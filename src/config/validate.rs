@@ -10,16 +10,22 @@ use super::{Config, TaskProperties, TaskSpans, template};
 use crate::config::location::LocationSpec;
 use crate::config::pattern::Pattern;
 
+/// Every problem found, in the order of the file: engine limits, then per
+/// task its id, its dependencies and its properties (the first problem of
+/// each task's properties), then dependency cycles. `other_ids` are ids of
+/// tasks that failed to parse, so depending on them is not reported again.
 pub(super) fn validate(
     source: &SourceText<'_>,
     config: &Config,
     spans: &[TaskSpans],
-) -> Result<(), ConfigError> {
+    other_ids: &[String],
+) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
     if config.engine.lease_ttl < std::time::Duration::from_secs(1) {
-        return Err(source.error(None, "[engine] lease_ttl must be at least 1s"));
+        errors.push(source.error(None, "[engine] lease_ttl must be at least 1s"));
     }
     if config.engine.max_concurrent_tasks == 0 {
-        return Err(source.error(None, "[engine] max_concurrent_tasks must be at least 1"));
+        errors.push(source.error(None, "[engine] max_concurrent_tasks must be at least 1"));
     }
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (index, task) in config.tasks.iter().enumerate() {
@@ -30,16 +36,15 @@ pub(super) fn validate(
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         if !valid_id {
-            return Err(source.error(
+            errors.push(source.error(
                 Some(span.id.clone()),
                 format!(
                     "task id `{}` may only use a-z, 0-9, `_` and `-`; rename it",
                     task.id
                 ),
             ));
-        }
-        if seen.insert(&task.id, index).is_some() {
-            return Err(source.error(
+        } else if seen.insert(&task.id, index).is_some() {
+            errors.push(source.error(
                 Some(span.id.clone()),
                 format!(
                     "task id `{}` is used twice; give each task its own id",
@@ -48,25 +53,28 @@ pub(super) fn validate(
             ));
         }
     }
-    let ids: Vec<&str> = seen.keys().copied().collect();
+    let ids: Vec<&str> = seen
+        .keys()
+        .copied()
+        .chain(other_ids.iter().map(String::as_str))
+        .collect();
     for (index, task) in config.tasks.iter().enumerate() {
         for (dependency, dependency_span) in
             task.dependencies.iter().zip(&spans[index].dependencies)
         {
-            if !seen.contains_key(dependency.as_str()) {
+            if !seen.contains_key(dependency.as_str()) && !other_ids.contains(dependency) {
                 let hint = did_you_mean(dependency, &ids)
                     .map(|best| format!("did you mean `{best}`?"))
                     .unwrap_or_else(|| "remove it or add a task with that id".into());
-                return Err(source.error(
+                errors.push(source.error(
                     Some(dependency_span.clone()),
                     format!(
                         "task `{}` depends on unknown task `{dependency}`; {hint}",
                         task.id
                     ),
                 ));
-            }
-            if dependency == &task.id {
-                return Err(source.error(
+            } else if dependency == &task.id {
+                errors.push(source.error(
                     Some(dependency_span.clone()),
                     format!(
                         "task `{}` depends on itself; remove it from its dependencies",
@@ -75,24 +83,29 @@ pub(super) fn validate(
                 ));
             }
         }
-        check_properties(source, &task.properties, &config.base_dir)?;
+        if let Err(error) = check_properties(source, &task.properties, &config.base_dir) {
+            errors.push(error);
+        }
     }
-    if let Some(cycle) = find_cycle(config) {
-        let first = cycle[0];
-        let index = seen[first];
-        return Err(source.error(
-            spans[index]
-                .dependencies
-                .first()
-                .cloned()
-                .or(Some(spans[index].task.clone())),
-            format!(
-                "dependency cycle {}; remove one of these dependencies",
-                cycle.join(" -> ")
+    // A cycle through a self-dependency was reported above.
+    if let Some(cycle) = find_cycle(config).filter(|cycle| cycle.len() > 2)
+        && let Some(&index) = seen.get(cycle[0])
+    {
+        errors.push(
+            source.error(
+                spans[index]
+                    .dependencies
+                    .first()
+                    .cloned()
+                    .or(Some(spans[index].task.clone())),
+                format!(
+                    "dependency cycle {}; remove one of these dependencies",
+                    cycle.join(" -> ")
+                ),
             ),
-        ));
+        );
     }
-    Ok(())
+    errors
 }
 
 fn check_properties(

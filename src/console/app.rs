@@ -108,6 +108,8 @@ pub enum Confirm {
 pub enum Input {
     TaskFilter(String),
     LogSearch(String),
+    /// The `:` palette: a task id, a view or an action.
+    Command(String),
 }
 
 /// A task as the console shows it.
@@ -206,6 +208,8 @@ pub struct App {
     pub dirty: bool,
     /// Ticks since the state store was last polled.
     ticks_since_poll: u32,
+    /// Rows of tasks on screen: what page keys move by.
+    pub page_rows: usize,
 }
 
 impl App {
@@ -268,6 +272,7 @@ impl App {
             status: None,
             dirty: true,
             ticks_since_poll: 0,
+            page_rows: 10,
         }
     }
 
@@ -280,16 +285,13 @@ impl App {
         self.now = now;
     }
 
-    /// Tasks matching the filter, in config order.
+    /// Tasks matching the filter (see [`super::triage::TaskFilter`]), in
+    /// config order.
     pub fn visible_tasks(&self) -> Vec<&TaskState> {
-        let filter = self.task_filter.to_lowercase();
+        let filter = super::triage::TaskFilter::parse(&self.task_filter);
         self.tasks
             .iter()
-            .filter(|task| {
-                filter.is_empty()
-                    || task.id.contains(&filter)
-                    || task.name.to_lowercase().contains(&filter)
-            })
+            .filter(|task| filter.matches(task))
             .collect()
     }
 
@@ -321,22 +323,12 @@ impl App {
             .count()
     }
 
-    /// Tasks whose newest run did not succeed.
+    /// Tasks that need the operator: failed, partial (failed items
+    /// pending) or blocked.
     pub fn failing_tasks(&self) -> usize {
         self.tasks
             .iter()
-            .filter(|task| task.active.is_none())
-            .filter(|task| {
-                task.last.as_ref().is_some_and(|run| {
-                    matches!(
-                        run.status,
-                        RunStatus::Failed
-                            | RunStatus::Partial
-                            | RunStatus::Interrupted
-                            | RunStatus::Blocked
-                    )
-                })
-            })
+            .filter(|task| super::triage::TaskHealth::of(task).is_failing())
             .count()
     }
 

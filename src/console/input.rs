@@ -20,7 +20,7 @@ impl App {
             return self.on_input_key(key);
         }
         let Some(action) = self.keymap.action(&key) else {
-            return Vec::new();
+            return self.on_unbound_key(key);
         };
         if self.read_only && action.is_mutating() {
             self.set_status("read-only console: start, retry, cancel and pause are disabled");
@@ -78,12 +78,41 @@ impl App {
         }
     }
 
+    /// Keys no action is bound to: `:` opens the palette, `]` and `[`
+    /// jump to the next and previous failing task.
+    fn on_unbound_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        match key.code {
+            KeyCode::Char(':') => self.input = Some(Input::Command(String::new())),
+            KeyCode::Char(']') => self.jump_to_failing(true),
+            KeyCode::Char('[') => self.jump_to_failing(false),
+            _ => {}
+        }
+        Vec::new()
+    }
+
     pub(super) fn on_input_key(&mut self, key: KeyEvent) -> Vec<Command> {
         let Some(input) = &mut self.input else {
             return Vec::new();
         };
+        if let Input::Command(text) = input {
+            match key.code {
+                KeyCode::Tab => self.complete_palette(),
+                KeyCode::Enter => {
+                    let text = text.clone();
+                    self.input = None;
+                    return self.run_palette(&text);
+                }
+                KeyCode::Esc => self.input = None,
+                KeyCode::Backspace => {
+                    text.pop();
+                }
+                KeyCode::Char(c) => text.push(c),
+                _ => {}
+            }
+            return Vec::new();
+        }
         let text = match input {
-            Input::TaskFilter(text) | Input::LogSearch(text) => text,
+            Input::TaskFilter(text) | Input::LogSearch(text) | Input::Command(text) => text,
         };
         match key.code {
             KeyCode::Char(c) => text.push(c),
@@ -117,6 +146,7 @@ impl App {
                 self.log_view.current_match = None;
                 self.jump_to_match(true);
             }
+            Input::Command(_) => {}
         }
         Vec::new()
     }
@@ -178,8 +208,8 @@ impl App {
             }
             Action::Down => self.move_by(1),
             Action::Up => self.move_by(-1),
-            Action::PageDown => self.move_by(10),
-            Action::PageUp => self.move_by(-10),
+            Action::PageDown => self.move_by(self.page_rows.max(1) as i64),
+            Action::PageUp => self.move_by(-(self.page_rows.max(1) as i64)),
             Action::Top => self.move_to(false),
             Action::Bottom => self.move_to(true),
             Action::Filter => {

@@ -66,6 +66,11 @@ impl Action {
         })
     }
 
+    /// The action a palette word names (`errors`, `history`, …).
+    pub(super) fn from_palette(name: &str) -> Option<Self> {
+        Self::from_name(name)
+    }
+
     /// Actions that change something; refused by a read-only console.
     pub fn is_mutating(self) -> bool {
         matches!(self, Self::Start | Self::Retry | Self::Cancel | Self::Pause)

@@ -16,6 +16,7 @@ mod input;
 pub mod keymap;
 mod run_state;
 pub mod theme;
+pub mod triage;
 pub mod views;
 
 #[cfg(test)]
@@ -160,6 +161,9 @@ async fn event_loop(
         }
         if app.dirty {
             app.dirty = false;
+            if let Ok(size) = terminal.size() {
+                app.page_rows = views::task_rows(size.height);
+            }
             terminal
                 .draw(|frame| frame.render_widget(views::Screen { app, theme }, frame.area()))?;
             if first_frame {

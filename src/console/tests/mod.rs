@@ -7,6 +7,7 @@ mod fulltext;
 mod model;
 mod progress;
 mod snapshots;
+mod triage;
 mod truth;
 
 use std::path::Path;

@@ -18,6 +18,14 @@ use super::app::{App, Focus, Input, View};
 use super::format;
 use super::theme::Theme;
 
+/// Rows of tasks the task list shows on a screen this high (the page
+/// that page keys move by); follows the layout below.
+pub fn task_rows(screen_height: u16) -> usize {
+    let body = screen_height.saturating_sub(2).max(3);
+    let logs_height = (body / 3).max(5).min(body.saturating_sub(6));
+    usize::from(body.saturating_sub(logs_height).max(6).saturating_sub(2)).max(1)
+}
+
 /// The whole console, drawn from the model.
 pub struct Screen<'a> {
     pub app: &'a App,
@@ -164,6 +172,10 @@ impl Widget for Footer<'_> {
             (Some(Input::TaskFilter(text)), _) => Line::from(vec![
                 Span::styled(" filter tasks: ", self.theme.key()),
                 Span::raw(format!("{text}▏  (enter keep, esc clear)")),
+            ]),
+            (Some(Input::Command(text)), _) => Line::from(vec![
+                Span::styled(" :", self.theme.key()),
+                Span::raw(format!("{text}▏  (tab complete, enter run, esc close)")),
             ]),
             (Some(Input::LogSearch(text)), _) => Line::from(vec![
                 Span::styled(" search logs: ", self.theme.key()),

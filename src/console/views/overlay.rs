@@ -77,6 +77,22 @@ impl Widget for OverlayView<'_> {
                     " arrows, pgup/pgdn, home/end move too; remap in [keys]",
                     theme.dim(),
                 ));
+                for (key, help) in [
+                    (":", "palette: task ids, views, actions (tab)"),
+                    ("] [", "next / previous failing task"),
+                    ("/", "filter: status:failed kind:table !word"),
+                ] {
+                    lines.push(Line::from(vec![
+                        Span::styled(format!(" {key:>6} "), theme.key()),
+                        Span::raw(
+                            crate::console::format::fit(help, text_width.max(40)).to_string(),
+                        ),
+                    ]));
+                }
+                lines.push(Line::styled(
+                    " ✔ ok  ● running  ◐ partial  ✖ failed  ■ cancelled  ⊘ blocked  ◌ not run",
+                    theme.dim(),
+                ));
                 if app.read_only {
                     lines.push(Line::styled(
                         " read-only: start, retry, cancel and pause are disabled",
