@@ -309,7 +309,6 @@ pub(crate) fn write_array(raw: &[u8], out: &mut String) -> Result<(), String> {
         lengths.push(usize::try_from(int(raw)?).map_err(|_| short("array"))?);
         lower_bounds.push(int(raw)?);
     }
-    drop(int);
     if dimensions == 0 {
         out.push_str("{}");
         return Ok(());
