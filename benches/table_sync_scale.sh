@@ -58,8 +58,8 @@ src -c "
          CASE WHEN g % 23 = 0 THEN NULL ELSE md5(g::text)::uuid END,
          CASE WHEN g % 29 = 0 THEN NULL ELSE g % 2 = 0 END
   FROM generate_series(1, $ROWS) g;
-  CREATE INDEX ON items (updated_at, tenant, id);
-  VACUUM (FREEZE, ANALYZE) pgbench_accounts, items;"
+  CREATE INDEX ON items (updated_at, tenant, id);"
+src -c "VACUUM (FREEZE, ANALYZE) pgbench_accounts, items"
 pg_dump -s -t pgbench_accounts -t items "$BASE/$SRC" | dst >/dev/null
 
 config() {
