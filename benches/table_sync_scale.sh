@@ -50,7 +50,7 @@ src -c "
       amount numeric(14,2), name text, doc jsonb, ref uuid, active bool,
       PRIMARY KEY (tenant, id));
   INSERT INTO items
-  SELECT g % 97, g, CASE WHEN g % 11 = 0 THEN NULL ELSE g * 7919 END,
+  SELECT g % 97, g, CASE WHEN g % 11 = 0 THEN NULL ELSE g::bigint * 7919 END,
          timestamptz '2026-01-01 00:00:00+00' + (g / 50) * interval '1 second',
          CASE WHEN g % 13 = 0 THEN NULL ELSE (g % 100000) * 1.25 END,
          CASE WHEN g % 17 = 0 THEN NULL ELSE 'item ' || g || ' ünï' END,
