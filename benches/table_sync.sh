@@ -121,7 +121,7 @@ try:
 except FileNotFoundError:
     old = "# Benchmarks\n"
 parts = re.split(r"(?m)^(?=## )", old)
-head, rest = parts[0], [p for p in parts[1:] if not p.startswith("## Table sync")]
+head, rest = parts[0], [p for p in parts[1:] if not p.startswith("## Table sync:")]
 open("BENCHMARKS.md", "w").write(head.rstrip() + "\n\n" + "".join(p.rstrip() + "\n\n" for p in rest) + section + "\n")
 PY
 echo "$section"

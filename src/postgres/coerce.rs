@@ -24,6 +24,10 @@ pub(crate) enum ValueType {
 impl ValueType {
     pub(crate) fn from_type_name(name: &str) -> Self {
         let lower = name.trim().to_ascii_lowercase();
+        // Arrays (`timestamp with time zone[]`): the server checks them.
+        if lower.ends_with(']') {
+            return Self::Other;
+        }
         let base = lower.split('(').next().unwrap_or(&lower).trim();
         let length = || {
             lower
@@ -91,6 +95,7 @@ impl ValueType {
             },
             Self::Date => {
                 let trimmed = value.trim();
+                let trimmed = trimmed.strip_suffix(" BC").unwrap_or(trimmed);
                 if chrono::NaiveDate::parse_from_str(trimmed, "%Y-%m-%d").is_ok()
                     || ["infinity", "-infinity"].contains(&trimmed)
                 {
@@ -100,7 +105,8 @@ impl ValueType {
                 }
             }
             Self::Timestamp => {
-                if is_timestamp(value.trim()) {
+                let trimmed = value.trim();
+                if is_timestamp(trimmed.strip_suffix(" BC").unwrap_or(trimmed)) {
                     Ok(())
                 } else {
                     fail("a timestamp")
@@ -207,6 +213,11 @@ mod tests {
             ValueType::Timestamp
         );
         assert_eq!(ValueType::from_type_name("text"), ValueType::Other);
+        assert_eq!(
+            ValueType::from_type_name("timestamp with time zone[]"),
+            ValueType::Other,
+            "arrays are checked by the server"
+        );
     }
 
     #[test]
@@ -225,6 +236,12 @@ mod tests {
         assert!(ValueType::Boolean.check("t").is_ok());
         assert!(ValueType::Boolean.check("maybe").is_err());
         assert!(ValueType::Date.check("2026-02-30").is_err());
+        assert!(ValueType::Date.check("0044-03-15 BC").is_ok());
+        assert!(
+            ValueType::Timestamp
+                .check("0044-03-15 12:00:00+00 BC")
+                .is_ok()
+        );
         assert!(
             ValueType::Timestamp
                 .check("2026-11-22 15:32:00.123456+00")

@@ -4,6 +4,7 @@
 //! state store build on it; it depends on none of them (only on `config`
 //! for secret registration and `tls` for the system's roots).
 
+pub(crate) mod binary;
 pub(crate) mod catalog;
 pub(crate) mod coerce;
 pub(crate) mod loader;

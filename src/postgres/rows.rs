@@ -78,6 +78,21 @@ impl Rows {
         }
     }
 
+    /// Appends a value written by `write` straight into the batch's buffer
+    /// (nothing is appended if it fails).
+    pub(crate) fn push_with<E>(
+        &mut self,
+        write: impl FnOnce(&mut String) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let start = self.text.len();
+        if let Err(error) = write(&mut self.text) {
+            self.text.truncate(start);
+            return Err(error);
+        }
+        self.cells.push((start, self.text.len()));
+        Ok(())
+    }
+
     /// Appends a row of `width` values.
     pub(crate) fn push_row<'a>(&mut self, values: impl IntoIterator<Item = Option<&'a str>>) {
         for value in values {

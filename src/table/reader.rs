@@ -6,6 +6,7 @@ use tokio_postgres::Client;
 
 use super::layout::{BatchBounds, Layout};
 use super::sql::{self, KeyColumn, Read};
+use crate::postgres::binary::{self, Raw};
 use crate::postgres::sql::quote_ident;
 use crate::postgres::{Endpoint, PgError, Rows, describe};
 
@@ -114,11 +115,33 @@ impl Reader {
                             .map_err(failed)?
                             .map(|value| if value { "true" } else { "false" }),
                     ),
+                    Read::Binary(kind) => {
+                        match row.try_get::<_, Option<Raw>>(index).map_err(failed)? {
+                            None => rows.push(None),
+                            Some(Raw(raw)) => rows
+                                .push_with(|out| binary::write_value(kind, raw, out))
+                                .map_err(|reason| undecodable(&self.endpoint, column, &reason))?,
+                        }
+                    }
+                    Read::Array => match row.try_get::<_, Option<Raw>>(index).map_err(failed)? {
+                        None => rows.push(None),
+                        Some(Raw(raw)) => rows
+                            .push_with(|out| binary::write_array(raw, out))
+                            .map_err(|reason| undecodable(&self.endpoint, column, &reason))?,
+                    },
                 }
             }
         }
         Ok(rows)
     }
+}
+
+fn undecodable(endpoint: &Endpoint, column: &sql::SourceColumn, reason: &str) -> PgError {
+    PgError::Database(format!(
+        "reading {}: column `{name}` holds {reason}; read it as text with a source_query that selects `CAST({name} AS text) AS {name}`",
+        endpoint.name,
+        name = column.name
+    ))
 }
 
 /// Which rows of the watermark column a batch reads: those above the floor,

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::postgres::binary::Binary;
 use crate::postgres::sql::{Dialect, quote_ident, quote_qualified};
 
 /// Where rows come from: a table or a query.
@@ -85,6 +86,11 @@ impl Query {
         self.compare(keys, bound, "<", true)
     }
 
+    /// PostgreSQL compares whole rows, `(k1, k2) > ($1, $2)`, which an
+    /// index on the keys can start a range scan from: a batch costs the
+    /// same wherever it is in the table. Redshift has no row comparison, so
+    /// there the alternatives are spelled out behind a leading `k1 >= $1`
+    /// (or `<=`) that its zone maps and sort key can start from.
     fn compare(
         &mut self,
         keys: &[KeyColumn],
@@ -92,6 +98,26 @@ impl Query {
         op: &str,
         or_equal: bool,
     ) -> String {
+        let full_op = if or_equal {
+            format!("{op}=")
+        } else {
+            op.to_string()
+        };
+        if keys.len() == 1 {
+            let param = self.param(bound.first().cloned().flatten(), &keys[0].type_name);
+            return format!("{} {full_op} {param}", quote_ident(&keys[0].name));
+        }
+        if self.dialect == Dialect::Postgres {
+            let columns: Vec<String> = keys.iter().map(|key| quote_ident(&key.name)).collect();
+            let params: Vec<String> = keys
+                .iter()
+                .enumerate()
+                .map(|(index, key)| self.param(bound.get(index).cloned().flatten(), &key.type_name))
+                .collect();
+            return format!("({}) {full_op} ({})", columns.join(", "), params.join(", "));
+        }
+        let lead = self.param(bound.first().cloned().flatten(), &keys[0].type_name);
+        let lead = format!("{} {op}= {lead}", quote_ident(&keys[0].name));
         let mut alternatives = Vec::new();
         for index in 0..keys.len() {
             let mut terms = Vec::new();
@@ -99,7 +125,7 @@ impl Query {
                 let param = self.param(value.clone(), &key.type_name);
                 terms.push(format!("{} = {param}", quote_ident(&key.name)));
             }
-            let param = self.param(bound[index].clone(), &keys[index].type_name);
+            let param = self.param(bound.get(index).cloned().flatten(), &keys[index].type_name);
             terms.push(format!("{} {op} {param}", quote_ident(&keys[index].name)));
             alternatives.push(format!("({})", terms.join(" AND ")));
         }
@@ -111,7 +137,7 @@ impl Query {
             }
             alternatives.push(format!("({})", terms.join(" AND ")));
         }
-        format!("({})", alternatives.join(" OR "))
+        format!("({lead} AND ({}))", alternatives.join(" OR "))
     }
 
     /// `column > value` for the watermark floor, or `column > value -
@@ -152,6 +178,12 @@ pub(crate) enum Read {
     /// `character(n)`: trailing blanks are dropped, as the cast to text does.
     Char,
     Bool,
+    /// Any other type syncdeck decodes from its binary form (timestamps,
+    /// dates, numerics, floats, uuids, json, bytea), written as the
+    /// server's own text for it.
+    Binary(Binary),
+    /// An array of such a type (or of integers, text, booleans).
+    Array,
 }
 
 impl Read {
@@ -168,7 +200,11 @@ impl Read {
             "text" | "varchar" => Self::Text,
             "bpchar" => Self::Char,
             "bool" => Self::Bool,
-            _ => Self::Cast,
+            other => match Binary::for_type(other) {
+                Some(kind) => Self::Binary(kind),
+                None if other.strip_prefix('_').and_then(Binary::for_type).is_some() => Self::Array,
+                None => Self::Cast,
+            },
         }
     }
 }
@@ -244,11 +280,30 @@ mod tests {
         let after = query.after(&keys, &[Some("2026-01-01".into()), Some("42".into())]);
         assert_eq!(
             after,
-            "((\"updated_at\" > CAST(CAST($1 AS TEXT) AS timestamptz)) OR (\"updated_at\" = CAST(CAST($2 AS TEXT) AS timestamptz) AND \"id\" > CAST(CAST($3 AS TEXT) AS int8)))"
+            "(\"updated_at\", \"id\") > (CAST(CAST($1 AS TEXT) AS timestamptz), CAST(CAST($2 AS TEXT) AS int8))",
+            "one row comparison, which an index on the keys can start from"
         );
-        assert_eq!(query.params.len(), 3);
+        assert_eq!(query.params.len(), 2);
         let through = query.through(&keys, &[Some("2026-02-01".into()), Some("99".into())]);
-        assert!(through.ends_with("(\"updated_at\" = CAST(CAST($7 AS TEXT) AS timestamptz) AND \"id\" = CAST(CAST($8 AS TEXT) AS int8)))"), "{through}");
+        assert_eq!(
+            through,
+            "(\"updated_at\", \"id\") <= (CAST(CAST($3 AS TEXT) AS timestamptz), CAST(CAST($4 AS TEXT) AS int8))"
+        );
+        let mut single = Query::new(Dialect::Postgres);
+        assert_eq!(
+            single.after(&keys[1..], &[Some("7".into())]),
+            "\"id\" > CAST(CAST($1 AS TEXT) AS int8)"
+        );
+        let mut redshift = Query::new(Dialect::Redshift);
+        let after = redshift.after(&keys, &[Some("2026-01-01".into()), Some("42".into())]);
+        assert!(
+            after.starts_with("(\"updated_at\" >= CAST(CAST($1 AS VARCHAR(65535)) AS timestamptz) AND ((\"updated_at\" > "),
+            "Redshift: a leading range, then the alternatives: {after}"
+        );
+        assert!(
+            after.ends_with("AND \"id\" > CAST(CAST($4 AS VARCHAR(65535)) AS int8))))"),
+            "{after}"
+        );
         assert!(
             !after.contains("42") && !through.contains("99"),
             "values are parameters"
