@@ -157,3 +157,36 @@ fn history_and_errors_read_a_store_this_user_cannot_write() {
 
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
+
+#[test]
+fn a_reader_that_closes_the_pipe_early_ends_the_output_quietly() {
+    let workspace = Workspace::new();
+    workspace.file("in/a.csv", b"a\n");
+    std::fs::write(
+        workspace.config_path(),
+        format!("[engine]\nstate = \"sqlite:state/state.db\"\n{LOCAL_TASK}"),
+    )
+    .expect("write config");
+    assert!(workspace.run(&["run"]).status.success());
+    for args in [
+        &["history"][..],
+        &["history", "--json"],
+        &["errors", "--all"],
+        &["schema"],
+        &["validate"],
+        &["run"],
+    ] {
+        // A pipe whose reader is already gone, as after `| head -c 10`.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let output = workspace
+            .command(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run syncdeck");
+        let text = stderr(&output);
+        assert!(!text.contains("panicked"), "{args:?}: {text}");
+        assert_eq!(output.status.code(), Some(141), "{args:?}: {text}");
+    }
+}

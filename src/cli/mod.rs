@@ -2,6 +2,30 @@
 //! commands. Exit codes: 0 ok, 1 a run failed or was partial, cancelled or
 //! blocked, 2 bad usage or config.
 
+/// `println!` for the CLI's output: a reader that closes the pipe early
+/// (`syncdeck history | head`) ends the process quietly with 141, as it
+/// ends `cat`, instead of a panic. Anything the command had to do is done by then: the
+/// CLI prints after the work (a run's summary once it is recorded).
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::print_line(format_args!($($arg)*))
+    };
+}
+
+/// Writes one line on stdout; see [`out!`].
+pub(crate) fn print_line(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = writeln!(stdout, "{line}").and_then(|()| stdout.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            // 141, as a shell reports a program ended by SIGPIPE (`cat`).
+            std::process::exit(141);
+        }
+        eprintln!("syncdeck: cannot write the output: {error}");
+        std::process::exit(1);
+    }
+}
+
 mod daemon;
 mod progress;
 mod report;
@@ -351,14 +375,14 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         Some(Command::TaskIds) => {
             let config = load(config_path, Resolve::WithoutCredentials)?;
             for task in &config.tasks {
-                println!("{}", task.id);
+                out!("{}", task.id);
             }
             Ok(0)
         }
         Some(Command::Schema) => {
             let schema = serde_json::to_string_pretty(&config::json_schema())
                 .context("cannot write the schema")?;
-            println!("{schema}");
+            out!("{schema}");
             Ok(0)
         }
         Some(Command::Man) => {
@@ -534,7 +558,7 @@ fn say_nothing_to_retry(message: &str, json: bool) {
     if json {
         eprintln!("syncdeck: {message}");
     } else {
-        println!("{message}");
+        out!("{message}");
     }
 }
 
@@ -629,13 +653,13 @@ fn validate(config_path: Option<&Path>) -> Result<u8, Failure> {
     let path = config::find_config(config_path)?;
     match config::load_all(&path, Resolve::Everything) {
         Ok(config) => {
-            println!(
+            out!(
                 "{}: ok, {}",
                 config.file.display(),
                 report::count(config.tasks.len() as u64, "task")
             );
             for task in &config.tasks {
-                println!("  {}  {}", task.id, task.kind.name());
+                out!("  {}  {}", task.id, task.kind.name());
             }
             Ok(0)
         }

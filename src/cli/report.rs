@@ -15,7 +15,7 @@ fn size(bytes: u64) -> String {
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!("{}", crate::config::redact(&value.to_string()));
+    out!("{}", crate::config::redact(&value.to_string()));
 }
 
 /// Prints the results not already printed as their runs ended (`shown`),
@@ -36,11 +36,11 @@ pub(super) fn results(
         }
         match json {
             true => print_json(&result_json(result)),
-            false => println!("{}", fit(&result_line(result), width)),
+            false => out!("{}", fit(&result_line(result), width)),
         }
     }
     if !json && !results.is_empty() {
-        println!("{}", fit(&totals_line(results, elapsed), width));
+        out!("{}", fit(&totals_line(results, elapsed), width));
     }
 }
 
@@ -275,7 +275,7 @@ pub(super) fn plan(plan: &crate::task::TaskPlan, json: bool) {
         return;
     }
     for line in &plan.lines {
-        println!("{}", crate::config::redact(line));
+        out!("{}", crate::config::redact(line));
     }
 }
 
@@ -287,10 +287,10 @@ pub(super) fn history(runs: &[RunRecord], json: bool) {
         return;
     }
     if runs.is_empty() {
-        println!("no runs recorded yet");
+        out!("no runs recorded yet");
         return;
     }
-    println!(
+    out!(
         "{:>6}  {:<24} {:<9} {:<11} {:<20} {:>9} {:>7} {:>7} {:>6} {:>10}  ERROR",
         "RUN",
         "TASK",
@@ -308,7 +308,7 @@ pub(super) fn history(runs: &[RunRecord], json: bool) {
             .duration_ms
             .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
             .unwrap_or_else(|| "-".into());
-        println!(
+        out!(
             "{:>6}  {:<24} {:<9} {:<11} {:<20} {:>9} {:>7} {:>7} {:>6} {:>10}  {}",
             run.run_id,
             run.task_id,
@@ -336,15 +336,20 @@ pub(super) fn failed_items(items: &[FailedItem], json: bool) {
         return;
     }
     if items.is_empty() {
-        println!("no failed items");
+        out!("no failed items");
         return;
     }
-    println!(
+    out!(
         "{:>5}  {:<24} {:<6} {:>8} {:<9} {:<30}  ERROR",
-        "ID", "TASK", "KIND", "ATTEMPTS", "STATUS", "ITEM"
+        "ID",
+        "TASK",
+        "KIND",
+        "ATTEMPTS",
+        "STATUS",
+        "ITEM"
     );
     for item in items {
-        println!(
+        out!(
             "{:>5}  {:<24} {:<6} {:>8} {:<9} {:<30}  {}",
             item.id,
             item.task_id,

@@ -67,8 +67,8 @@ pub(super) fn spawn(
                 report::fit(&report::result_line(&result), width)
             };
             match &bars {
-                Some(bars) => bars.suspend(|| println!("{line}")),
-                None => println!("{line}"),
+                Some(bars) => bars.suspend(|| out!("{line}")),
+                None => out!("{line}"),
             }
         }
         shown
