@@ -75,13 +75,21 @@ async fn run_inner(
     drop(target);
 
     let incremental = *properties.mode.get_ref() == TableMode::Incremental;
-    let retrying: Option<Vec<FailedItem>> = context.retry_items.as_ref().map(|items| {
-        items
-            .iter()
-            .filter(|item| item.kind == ItemKind::Batch)
-            .cloned()
-            .collect()
-    });
+    // Failed batches are read again by their recorded bounds. Bad rows have
+    // no bounds of their own: a retry of rows only is a run like any other,
+    // which reads them again (they sit after the watermark, which stays
+    // before them) and records them again if they are still bad.
+    let retrying: Option<Vec<FailedItem>> = context
+        .retry_items
+        .as_ref()
+        .map(|items| {
+            items
+                .iter()
+                .filter(|item| item.kind == ItemKind::Batch)
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .filter(|batches| !batches.is_empty());
     let watermark = if incremental && retrying.is_none() {
         context
             .state
