@@ -7,13 +7,10 @@ use crossterm::event::{KeyCode, KeyModifiers};
 /// Every action a key can trigger: name, default key, help text.
 pub const ACTIONS: &[(&str, &str, &str)] = &[
     ("start", "s", "start the selected task"),
-    (
-        "retry",
-        "r",
-        "retry failed items (shows what it touches first)",
-    ),
-    ("cancel", "c", "cancel the selected task's run (asks first)"),
-    ("pause", "p", "pause or resume the task's schedule"),
+    // Descriptions fit the help's column at 80 columns (29 characters).
+    ("retry", "r", "retry failed items (previews)"),
+    ("cancel", "c", "cancel the task's run (asks)"),
+    ("pause", "p", "pause/resume the schedule"),
     ("open", "enter", "open the selected item"),
     ("back", "esc", "go back, close"),
     ("filter", "/", "filter tasks; search logs"),
@@ -32,7 +29,7 @@ pub const ACTIONS: &[(&str, &str, &str)] = &[
     ("next_match", "n", "logs: next search match"),
     ("previous_match", "N", "logs: previous search match"),
     ("help", "?", "this help"),
-    ("quit", "q", "quit (asks when runs are active)"),
+    ("quit", "q", "quit (asks if runs active)"),
 ];
 
 pub fn action_names() -> Vec<&'static str> {
