@@ -9,7 +9,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{TestDatabase, Workspace, counter, json_lines, run_of, stderr};
+use common::{TestDatabase, Workspace, counter, json_lines, run_of, stderr, stdout};
 
 /// 20 people; every fourth inactive, id 7 with no `active` at all.
 const PEOPLE: &str = r#"
@@ -165,6 +165,18 @@ fn a_jq_error_on_one_row_records_only_that_row() {
     assert!(
         reason.starts_with("column `full_name`: jq: ") && reason.contains("cannot"),
         "the reason names the column and jq's error: {reason}"
+    );
+
+    // The history speaks of rows for a table sync, not of files.
+    let history = stdout(&workspace.run(&["history", "t"]));
+    let line = history
+        .lines()
+        .find(|line| line.contains("partial"))
+        .unwrap_or_default();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert!(
+        fields.windows(4).any(|w| w == ["19", "1", "0", "20"]) && line.contains("20 rows"),
+        "upserted 19, skipped 1, no failed batch, 20 rows read: {history}"
     );
 
     // A retry reads the row again: still bad, it stays pending and says so.

@@ -223,13 +223,24 @@ fn fit_line(line: &str, width: usize) -> String {
     lines.join("\n")
 }
 
+/// Whether a run's counters are about rows (a table or HTTP sync) rather
+/// than files.
+fn moves_rows(counters: &crate::run::RunCounters) -> bool {
+    counters.rows_extracted
+        + counters.rows_upserted
+        + counters.rows_skipped
+        + counters.rows_filtered
+        + counters.batches_done
+        + counters.batches_failed
+        > 0
+        || counters.rows_total.is_some()
+}
+
 /// `sync_csv_files  run 42  succeeded  synced 12  skipped 3 (exists 0, unchanged 3)  failed 0  1.2 MiB in 0.4s`
 pub(super) fn summary_line(record: &RunRecord) -> String {
     let counters = &record.counters;
     let seconds = record.duration_ms.unwrap_or(0) as f64 / 1000.0;
-    let is_table = counters.rows_extracted + counters.batches_done + counters.batches_failed > 0
-        || counters.rows_total.is_some();
-    let mut line = if is_table {
+    let mut line = if moves_rows(counters) {
         format!(
             "{}  run {}  {}  rows read {}  upserted {}  unchanged {}  skipped {}  deleted {}  batches {} ok, {} failed  in {seconds:.1}s",
             record.task_id,
@@ -301,13 +312,31 @@ pub(super) fn history(runs: &[RunRecord], json: bool) {
         "SYNCED",
         "SKIPPED",
         "FAILED",
-        "BYTES"
+        "MOVED"
     );
     for run in runs {
         let duration = run
             .duration_ms
             .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
             .unwrap_or_else(|| "-".into());
+        // Rows upserted, skipped (bad rows) and failed batches for a table
+        // or HTTP sync; files and bytes for a file sync.
+        let counters = &run.counters;
+        let (synced, skipped, failed, moved) = if moves_rows(counters) {
+            (
+                counters.rows_upserted,
+                counters.rows_skipped,
+                counters.batches_failed,
+                format!("{} rows", counters.rows_extracted),
+            )
+        } else {
+            (
+                counters.files_synced,
+                counters.files_skipped(),
+                counters.files_failed,
+                size(counters.bytes_done),
+            )
+        };
         out!(
             "{:>6}  {:<24} {:<9} {:<11} {:<20} {:>9} {:>7} {:>7} {:>6} {:>10}  {}",
             run.run_id,
@@ -316,10 +345,10 @@ pub(super) fn history(runs: &[RunRecord], json: bool) {
             run.status,
             run.started_at.format("%Y-%m-%d %H:%M:%S"),
             duration,
-            run.counters.files_synced,
-            run.counters.files_skipped(),
-            run.counters.files_failed,
-            size(run.counters.bytes_done),
+            synced,
+            skipped,
+            failed,
+            moved,
             run.error
                 .as_deref()
                 .or(run.warning.as_deref())
