@@ -251,6 +251,11 @@ fn a_failed_file_is_recorded_and_retried_after_the_cause_is_fixed() {
 
     let (output, runs) = workspace.run_json(&[]);
     assert_eq!(output.status.code(), Some(1), "a partial run exits 1");
+    assert!(
+        !stderr(&output).contains("could not remove a partial file"),
+        "no partial file could be made there, so none is missing: {}",
+        stderr(&output)
+    );
     let run = run_of(&runs, "t");
     assert_eq!(run["status"], "partial");
     assert_eq!(counter(run, "files_failed"), 1);

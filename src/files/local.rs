@@ -181,10 +181,14 @@ fn writer_pid(name: &str) -> Option<u32> {
 /// removes it.
 const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Removes a partial file, ignoring one that is already gone.
+/// Removes a partial file, ignoring one that is already gone or that could
+/// never have been made (a file stands where its folder should be).
 async fn discard(path: &Path) {
     if let Err(error) = tokio::fs::remove_file(path).await
-        && error.kind() != std::io::ErrorKind::NotFound
+        && !matches!(
+            error.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+        )
     {
         tracing::warn!(path = %path.display(), %error, "could not remove a partial file");
     }
