@@ -116,11 +116,41 @@ pub fn json_schema() -> Value {
     root["$schema"] = json!("http://json-schema.org/draft-07/schema#");
     root["title"] = json!("syncdeck configuration (syncdeck.toml)");
     root["definitions"] = Value::Object(generator.take_definitions(true));
+    durations_as_written(&mut root);
     root
+}
+
+/// Defaults of duration options come out of serde as `{"secs": 1, "nanos":
+/// 0}`; the config writes them as text (`"1s"`), and so does the schema.
+fn durations_as_written(value: &mut Value) {
+    match value {
+        Value::Object(fields) => {
+            let is_duration = fields.len() == 2
+                && fields.get("secs").is_some_and(Value::is_u64)
+                && fields.get("nanos").is_some_and(Value::is_u64);
+            if is_duration {
+                let secs = fields.get("secs").and_then(Value::as_u64).unwrap_or(0);
+                let nanos = fields.get("nanos").and_then(Value::as_u64).unwrap_or(0);
+                let duration = std::time::Duration::new(secs, u32::try_from(nanos).unwrap_or(0));
+                *value = json!(humantime::format_duration(duration).to_string());
+            } else {
+                fields.values_mut().for_each(durations_as_written);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(durations_as_written),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn duration_defaults_are_written_as_in_the_config() {
+        let text = super::json_schema().to_string();
+        assert!(!text.contains("\"secs\""), "{text}");
+        assert!(text.contains("\"default\":\"1s\""), "{text}");
+    }
+
     #[test]
     fn every_task_type_has_its_properties_schema() {
         let schema = super::json_schema();
