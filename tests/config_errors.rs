@@ -369,3 +369,12 @@ fn history_and_errors_read_the_store_while_an_airbyte_url_is_an_unset_variable()
         common::stderr(&output)
     );
 }
+
+#[test]
+fn a_host_key_fingerprint_that_is_not_sha256_is_refused_with_the_form_to_use() {
+    assert_error(
+        "sftp_md5_fingerprint.toml",
+        "7:20",
+        &["host_key_fingerprint `MD5:aa:bb`", "SHA256:"],
+    );
+}

@@ -98,7 +98,7 @@ fn a_wrong_password_or_host_key_is_refused_with_the_host_named() {
 
     workspace.write_config(&format!(
         "[[tasks]]\nid = \"pull\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"sftp://127.0.0.1:{}/x/\"\ndestination_path = \"out/\"\n\
-         [tasks.properties.sync_config]\nsource_config = {{ username = \"syncdeck\", password = \"${{credential:sftp_password}}\", host_key_fingerprint = \"SHA256:not-this-server\" }}\n",
+         [tasks.properties.sync_config]\nsource_config = {{ username = \"syncdeck\", password = \"${{credential:sftp_password}}\", host_key_fingerprint = \"SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\" }}\n",
         sftp.port
     ));
     let output = run(&workspace, SFTP_PASSWORD);
@@ -106,7 +106,7 @@ fn a_wrong_password_or_host_key_is_refused_with_the_host_named() {
     let text = stdout(&output);
     assert!(
         text.contains(&format!(
-            "the server's host key {} (ssh-ed25519) does not match host_key_fingerprint SHA256:not-this-server",
+            "the server's host key {} (ssh-ed25519) does not match host_key_fingerprint SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
             sftp.fingerprint
         )),
         "a server with another key is refused, its key named: {text}"

@@ -191,7 +191,7 @@ source_path = "sftp://127.0.0.1:{closed}/drop/"
 destination_path = "out/"
 max_retries = 0
 [tasks.properties.sync_config]
-source_config = {{ username = "u", password = "${{credential:sftp}}", host_key_fingerprint = "SHA256:AAAA" }}
+source_config = {{ username = "u", password = "${{credential:sftp}}", host_key_fingerprint = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }}
 
 [[tasks]]
 id = "s3"

@@ -184,9 +184,54 @@ pub(crate) fn unsafe_relative_path(relative: &str) -> Option<&'static str> {
     None
 }
 
+/// Whether `text` is an SSH host key's SHA256 fingerprint as `ssh-keygen -l`
+/// prints it (`SHA256:` and 43 base64 characters; the prefix and a trailing
+/// `=` are optional, as other tools write it).
+pub fn is_sha256_fingerprint(text: &str) -> bool {
+    let digest = sha256_fingerprint_digest(text);
+    digest.len() == 43
+        && digest
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'+' || byte == b'/')
+}
+
+/// The base64 digest of a SHA256 fingerprint, without its `SHA256:` prefix
+/// or `=` padding, so two ways of writing one key compare equal.
+pub fn sha256_fingerprint_digest(text: &str) -> &str {
+    let text = text.trim();
+    text.strip_prefix("SHA256:")
+        .unwrap_or(text)
+        .trim_end_matches('=')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fingerprints_are_compared_however_they_are_written() {
+        let printed = "SHA256:2atksxrMQry1/hjDZ5f2wILKKStRICv1dzHTSz5dxBg";
+        for written in [
+            printed,
+            "2atksxrMQry1/hjDZ5f2wILKKStRICv1dzHTSz5dxBg",
+            "SHA256:2atksxrMQry1/hjDZ5f2wILKKStRICv1dzHTSz5dxBg=",
+            " 2atksxrMQry1/hjDZ5f2wILKKStRICv1dzHTSz5dxBg= ",
+        ] {
+            assert!(is_sha256_fingerprint(written), "{written}");
+            assert_eq!(
+                sha256_fingerprint_digest(written),
+                sha256_fingerprint_digest(printed)
+            );
+        }
+        for wrong in [
+            "MD5:aa:bb",
+            "SHA256:short",
+            "",
+            "SHA256:2atksxrMQry1/hjDZ5f2wILKKStRICv1dzHTSz5dx!g",
+        ] {
+            assert!(!is_sha256_fingerprint(wrong), "{wrong}");
+        }
+    }
 
     #[test]
     fn parses_schemes() {

@@ -172,6 +172,16 @@ fn check_host_keys(
         let Ok(LocationSpec::Sftp { host, port, .. }) = LocationSpec::parse(path.get_ref()) else {
             continue;
         };
+        if let Some(fingerprint) = &options.host_key_fingerprint
+            && !super::location::is_sha256_fingerprint(fingerprint)
+        {
+            return Err(source.error(
+                Some(path.span()),
+                format!(
+                    "{side}_path: host_key_fingerprint `{fingerprint}` is not a SHA256 fingerprint; write it as `ssh-keygen -lf` prints it: SHA256: and 43 characters"
+                ),
+            ));
+        }
         if options.host_key_fingerprint.is_some()
             || options.known_hosts.is_some()
             || super::location::default_known_hosts().is_some()

@@ -14,6 +14,7 @@ use tokio::sync::OnceCell;
 
 use super::store::StoreError;
 use crate::config::Secret;
+use crate::config::location::sha256_fingerprint_digest;
 
 /// How the server proves who it is.
 #[derive(Clone, Debug)]
@@ -68,7 +69,11 @@ impl Client {
         let presented = key.fingerprint(HashAlg::Sha256).to_string();
         let algorithm = key.algorithm().to_string();
         match &self.check {
-            HostKeyCheck::Fingerprint(expected) if presented == expected.trim() => Ok(()),
+            HostKeyCheck::Fingerprint(expected)
+                if sha256_fingerprint_digest(&presented) == sha256_fingerprint_digest(expected) =>
+            {
+                Ok(())
+            }
             HostKeyCheck::Fingerprint(expected) => Err(format!(
                 "the server's host key {presented} ({algorithm}) does not match host_key_fingerprint {}; if the server's key was changed on purpose, pin the new one",
                 expected.trim()
