@@ -122,6 +122,11 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
         return TaskOutcome::cancelled();
     }
     if let Some(error) = listing_error {
+        // Midway, say what the stop means; before anything was listed (no
+        // connection, no folder) the error says it all.
+        if context.counters().files_listed == 0 {
+            return TaskOutcome::failed(error.to_string());
+        }
         return TaskOutcome::failed(format!(
             "{error} (the listing stopped there: files after that point were not synced; a rerun after the cause is fixed syncs them)"
         ));
