@@ -7,86 +7,9 @@
 mod common;
 
 use std::fmt::Write as _;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
+use common::tmux::Tmux;
 use common::{Workspace, stderr};
-
-/// A tmux server of its own (its own socket), killed when dropped.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(directory: &std::path::Path, width: u16, height: u16) -> Self {
-        let socket = format!(
-            "syncdeck-triage-{}-{}",
-            std::process::id(),
-            common::free_port()
-        );
-        let tmux = Self { socket };
-        let status = Command::new("tmux")
-            .args(["-L", &tmux.socket, "-f", "/dev/null", "new-session", "-d"])
-            .args([
-                "-s",
-                "main",
-                "-x",
-                &width.to_string(),
-                "-y",
-                &height.to_string(),
-            ])
-            .arg("-c")
-            .arg(directory)
-            .args(["env", "PS1=shell$ ", "sh"])
-            .status()
-            .expect("tmux (apt-get install tmux)");
-        assert!(status.success(), "tmux did not start");
-        tmux
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let output = Command::new("tmux")
-            .args(["-L", &self.socket])
-            .args(args)
-            .output()
-            .expect("tmux");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    fn type_text(&self, text: &str) {
-        self.tmux(&["send-keys", "-t", "main", "-l", text]);
-        std::thread::sleep(Duration::from_millis(60));
-    }
-
-    fn key(&self, key: &str) {
-        self.tmux(&["send-keys", "-t", "main", key]);
-        std::thread::sleep(Duration::from_millis(60));
-    }
-
-    /// Waits until the screen shows `text`; fails with the screen if not.
-    fn wait_for(&self, text: &str, what: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let screen = self.tmux(&["capture-pane", "-p", "-t", "main"]);
-            if screen.contains(text) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: expected `{text}` on screen, saw:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
 
 /// Every 50th task reads a folder that does not exist.
 fn failing(index: usize) -> bool {
@@ -122,13 +45,13 @@ fn a_thousand_tasks_twenty_failing() {
         "{} -c syncdeck.toml",
         env!("CARGO_BIN_EXE_syncdeck")
     ));
-    tmux.key("Enter");
+    tmux.keys(&["Enter"]);
     tmux.wait_for("Tasks 1000", "the console opens on 1,000 tasks");
     tmux.wait_for("20 failing", "the header counts the failing tasks");
 
     // `:` and a task id reach a task far down the list.
     tmux.type_text(":task_0777");
-    tmux.key("Enter");
+    tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("›", "a selected task");
     assert!(
         screen
@@ -139,20 +62,20 @@ fn a_thousand_tasks_twenty_failing() {
 
     // The status filter shows exactly the failed ones.
     tmux.type_text("/status:failed");
-    tmux.key("Enter");
+    tmux.keys(&["Enter"]);
     let screen = tmux.wait_for(
         "Tasks 20 of 1000",
         "status:failed keeps the 20 failed tasks",
     );
     assert!(screen.contains("task_0049"), "{screen}");
-    tmux.key("Escape");
+    tmux.keys(&["Escape"]);
     tmux.wait_for("Tasks 1000 ", "esc clears the filter");
 
     // `]` visits each failing task once, then wraps to the first.
     tmux.type_text(":task_0000");
-    tmux.key("Enter");
+    tmux.keys(&["Enter"]);
     for (position, id) in failing_ids.iter().enumerate() {
-        tmux.key("]");
+        tmux.keys(&["]"]);
         let screen = tmux.wait_for(
             &format!("failing task {} of 20", position + 1),
             "] moves to the next failing task",
@@ -164,7 +87,7 @@ fn a_thousand_tasks_twenty_failing() {
             "] selects {id}:\n{screen}"
         );
     }
-    tmux.key("]");
+    tmux.keys(&["]"]);
     let screen = tmux.wait_for("failing task 1 of 20", "] wraps around");
     assert!(
         screen
@@ -172,7 +95,7 @@ fn a_thousand_tasks_twenty_failing() {
             .any(|line| line.contains("›") && line.contains("task_0049")),
         "{screen}"
     );
-    tmux.key("[");
+    tmux.keys(&["["]);
     let screen = tmux.wait_for("failing task 20 of 20", "[ goes back");
     assert!(
         screen
@@ -180,6 +103,6 @@ fn a_thousand_tasks_twenty_failing() {
             .any(|line| line.contains("›") && line.contains("task_0999")),
         "{screen}"
     );
-    tmux.key("q");
+    tmux.keys(&["q"]);
     tmux.wait_for("shell$", "q quits");
 }

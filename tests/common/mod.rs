@@ -16,6 +16,7 @@ use object_store::path::Path as ObjectPath;
 
 pub mod cloud;
 pub mod openssh;
+pub mod tmux;
 pub mod vsftpd;
 
 /// A scratch folder holding `syncdeck.toml`, its state and logs.
