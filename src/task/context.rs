@@ -218,33 +218,12 @@ impl RunContext {
                 return;
             }
         };
-        let mut dates: HashMap<RunId, bool> = HashMap::new();
-        let mut same_date = Vec::new();
+        // Whether each run that failed an item was for this run's date.
+        let mut of_this_date: HashMap<RunId, bool> = HashMap::new();
         for item in items.into_iter().filter(|item| settled(item)) {
-            let same = match dates.get(&item.run_id) {
-                _ if !this_date => true,
-                Some(same) => *same,
-                None => {
-                    let same = match self.state.execution_date(item.run_id).await {
-                        Ok(Some(date)) => {
-                            date.format("%Y-%m-%d").to_string() == self.templates.execution_date
-                        }
-                        // Recorded before dates were kept: as before.
-                        Ok(None) => true,
-                        Err(error) => {
-                            tracing::warn!(%error, item = item.id, "cannot read the date of the run that failed an item; it stays pending");
-                            false
-                        }
-                    };
-                    dates.insert(item.run_id, same);
-                    same
-                }
-            };
-            if same {
-                same_date.push(item);
+            if this_date && !self.same_date(item.run_id, &mut of_this_date).await {
+                continue;
             }
-        }
-        for item in same_date {
             if let Err(error) = self
                 .state
                 .set_item_status(item.id, ItemStatus::Resolved)
@@ -253,6 +232,24 @@ impl RunContext {
                 tracing::warn!(%error, item = item.id, "could not mark a failed item resolved");
             }
         }
+    }
+
+    /// Whether `run_id` ran for this run's execution date (a run recorded
+    /// before dates were kept counts as the same); read once per run.
+    async fn same_date(&self, run_id: RunId, known: &mut HashMap<RunId, bool>) -> bool {
+        if let Some(same) = known.get(&run_id) {
+            return *same;
+        }
+        let same = match self.state.execution_date(run_id).await {
+            Ok(Some(date)) => date.format("%Y-%m-%d").to_string() == self.templates.execution_date,
+            Ok(None) => true,
+            Err(error) => {
+                tracing::warn!(%error, run_id, "cannot read the date of the run that failed an item; it stays pending");
+                false
+            }
+        };
+        known.insert(run_id, same);
+        same
     }
 
     /// A cheap handle for code that outlives a borrow of the context.
