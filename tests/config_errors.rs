@@ -378,3 +378,36 @@ fn a_host_key_fingerprint_that_is_not_sha256_is_refused_with_the_form_to_use() {
         &["host_key_fingerprint `MD5:aa:bb`", "SHA256:"],
     );
 }
+
+#[test]
+fn misspelt_tasks_header_is_named_not_a_duplicate_key() {
+    assert_error(
+        "misspelt_tasks_header.toml",
+        "1:1",
+        &["unknown section `[[task]]`", "did you mean `[[tasks]]`?"],
+    );
+}
+
+#[test]
+fn a_typo_inside_an_inline_table_names_its_key_path() {
+    let line = validate_error("nested_column_typo.toml");
+    assert!(
+        line.contains("unknown key `jqq`")
+            && line.contains("`columns.full_name` of [tasks.properties]"),
+        "{line}"
+    );
+    assert!(line.contains(":10:"), "{line}");
+}
+
+#[test]
+fn validate_names_a_private_key_file_that_is_not_there() {
+    assert_error(
+        "missing_private_key_file.toml",
+        "6:20",
+        &[
+            "task `upload`: destination_path's private_key_file keys/no_such_key cannot be read",
+            "invalid_configs/keys/no_such_key",
+            "fix the path",
+        ],
+    );
+}

@@ -651,7 +651,15 @@ async fn run(config_path: Option<&Path>, args: RunArgs) -> Result<u8, Failure> {
 /// [`VALIDATE_CAP`]), then exit 2; or the tasks it defines.
 fn validate(config_path: Option<&Path>) -> Result<u8, Failure> {
     let path = config::find_config(config_path)?;
-    match config::load_all(&path, Resolve::Everything) {
+    let loaded = config::load_all(&path, Resolve::Everything).and_then(|config| {
+        let unreadable = config::unreadable_files(&config);
+        if unreadable.is_empty() {
+            Ok(config)
+        } else {
+            Err(unreadable)
+        }
+    });
+    match loaded {
         Ok(config) => {
             out!(
                 "{}: ok, {}",

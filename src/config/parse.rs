@@ -74,9 +74,28 @@ pub fn load_all(path: &Path, resolve: Resolve) -> Result<Config, Vec<ConfigError
 /// A TOML syntax error stops at once (nothing after it can be trusted).
 fn parse_all(path: &Path, text: &str, resolve: Resolve) -> Result<Config, Vec<ConfigError>> {
     let source = SourceText { file: path, text };
-    let mut document =
-        DeTable::parse(text).map_err(|error| vec![source.toml_error(&error, error::SYNTAX)])?;
+    let mut document = DeTable::parse(text).map_err(|error| {
+        // A misspelt section header (`[[task]]`) often makes the rest of the
+        // file invalid ("duplicate key"): name the header instead.
+        vec![misspelt_section(&source).unwrap_or_else(|| source.toml_error(&error, error::SYNTAX))]
+    })?;
     let mut errors = Vec::new();
+    let mut misspelt = Vec::new();
+    for (key, _) in document.get_ref().iter() {
+        if let Some(best) = near_section_name(key.get_ref()) {
+            errors.push(source.error(
+                Some(key.span()),
+                format!(
+                    "unknown section `{}`; did you mean `{best}`?",
+                    key.get_ref()
+                ),
+            ));
+            misspelt.push(key.get_ref().to_string());
+        }
+    }
+    for key in misspelt {
+        document.get_mut().remove(key.as_str());
+    }
 
     let base_dir = path
         .parent()
@@ -98,7 +117,7 @@ fn parse_all(path: &Path, text: &str, resolve: Resolve) -> Result<Config, Vec<Co
     let top: Option<TopLevel> = deserialize(
         &source,
         Spanned::new(top_span, DeValue::Table(document.into_inner())),
-        "the top level",
+        TOP_LEVEL,
     )
     .map_err(|error| errors.push(error))
     .ok();
@@ -164,6 +183,52 @@ fn parse_all(path: &Path, text: &str, resolve: Resolve) -> Result<Config, Vec<Co
     } else {
         Err(errors)
     }
+}
+
+/// The section name used in messages about top-level keys.
+const TOP_LEVEL: &str = "the top level";
+
+/// The top-level names a config may use.
+const SECTIONS: [&str; 4] = ["tasks", "engine", "credentials", "keys"];
+
+/// The section a misspelt top-level name was meant to be (`task` for
+/// `tasks`), or `None` for a known name or one too far from any.
+fn near_section_name(given: &str) -> Option<&'static str> {
+    if SECTIONS.contains(&given) {
+        return None;
+    }
+    error::did_you_mean(given, &SECTIONS)
+}
+
+/// The first table header whose top-level name is a near miss of a known
+/// section (`[[task]]`, `[engin]`), as an error at that header.
+fn misspelt_section(source: &SourceText<'_>) -> Option<ConfigError> {
+    let mut offset = 0;
+    for line in source.text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let header = line.trim_start();
+        let Some(inner) = header.strip_prefix('[') else {
+            continue;
+        };
+        let array = inner.starts_with('[');
+        let name = inner
+            .trim_start_matches('[')
+            .trim_start()
+            .split(|c: char| c == '.' || c == ']' || c.is_whitespace())
+            .next()
+            .unwrap_or("");
+        let Some(best) = near_section_name(name) else {
+            continue;
+        };
+        let column = line.len() - header.len();
+        let (open, close) = if array { ("[[", "]]") } else { ("[", "]") };
+        return Some(source.error(
+            Some(start + column..start + column + 1),
+            format!("unknown section `{open}{name}{close}`; did you mean `{open}{best}{close}`?"),
+        ));
+    }
+    None
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -367,6 +432,59 @@ fn deserialize<'de, T: Deserialize<'de>>(
     value: Spanned<DeValue<'de>>,
     section: &str,
 ) -> Result<T, ConfigError> {
-    T::deserialize(ValueDeserializer::from(value))
-        .map_err(|error| source.toml_error(&error, section))
+    let outline = value.clone();
+    T::deserialize(ValueDeserializer::from(value)).map_err(|error| {
+        let path = error
+            .span()
+            .map(|span| key_path_at(&outline, span.start))
+            .unwrap_or_default();
+        if path.is_empty() {
+            source.toml_error(&error, section)
+        } else if section == TOP_LEVEL {
+            source.toml_error(&error, &format!("`{path}`"))
+        } else {
+            source.toml_error(&error, &format!("`{path}` of {section}"))
+        }
+    })
+}
+
+/// The dotted path of the innermost value that holds `offset`, below
+/// `value` (`columns.total`, `columns[2]`): a problem inside an inline or
+/// nested table is named by where it is, not only by its section. A
+/// position on a key names the table holding that key.
+fn key_path_at(value: &Spanned<DeValue<'_>>, offset: usize) -> String {
+    let mut path = String::new();
+    for part in path_to(value, offset).unwrap_or_default() {
+        if !path.is_empty() && !part.starts_with('[') {
+            path.push('.');
+        }
+        path.push_str(&part);
+    }
+    path
+}
+
+/// The keys from `value` down to what holds `offset`, or `None` when it is
+/// not inside `value`. Tables made by dotted keys (`columns.x = …`) have no
+/// span of their own, so every child is searched.
+fn path_to(value: &Spanned<DeValue<'_>>, offset: usize) -> Option<Vec<String>> {
+    let inside = |span: Range<usize>| span.start <= offset && offset < span.end;
+    let below = match value.get_ref() {
+        DeValue::Table(table) => table.iter().find_map(|(key, child)| {
+            if inside(key.span()) {
+                return Some(Vec::new());
+            }
+            path_to(child, offset).map(|mut rest| {
+                rest.insert(0, key.get_ref().to_string());
+                rest
+            })
+        }),
+        DeValue::Array(array) => array.iter().enumerate().find_map(|(index, child)| {
+            path_to(child, offset).map(|mut rest| {
+                rest.insert(0, format!("[{index}]"));
+                rest
+            })
+        }),
+        _ => None,
+    };
+    below.or_else(|| inside(value.span()).then(Vec::new))
 }

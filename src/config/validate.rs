@@ -558,3 +558,60 @@ fn find_cycle(config: &Config) -> Option<Vec<&str>> {
     }
     None
 }
+
+/// Files that sync tasks name beside their locations (an SSH private key,
+/// a known_hosts file, a CA certificate, a GCS service-account key) and
+/// that cannot be read now, each reported at its location's line. Only
+/// `validate` asks: a missing key file fails that task's runs, not the
+/// loading of the whole config (a console on another machine still opens).
+pub fn unreadable_files(config: &Config) -> Vec<ConfigError> {
+    let text = std::fs::read_to_string(&config.file).unwrap_or_default();
+    let source = SourceText {
+        file: &config.file,
+        text: &text,
+    };
+    let mut errors = Vec::new();
+    for task in &config.tasks {
+        let TaskProperties::Sync(sync) = &task.properties else {
+            continue;
+        };
+        let sides = [
+            (
+                "source_path",
+                &sync.source_path,
+                &sync.sync_config.source_config,
+            ),
+            (
+                "destination_path",
+                &sync.destination_path,
+                &sync.sync_config.destination_config,
+            ),
+        ];
+        for (side, path, options) in sides {
+            let files = [
+                ("private_key_file", &options.private_key_file),
+                ("known_hosts", &options.known_hosts),
+                ("tls_ca_file", &options.tls_ca_file),
+                ("service_account_path", &options.service_account_path),
+            ];
+            for (key, file) in files {
+                let Some(file) = file else {
+                    continue;
+                };
+                let resolved = config.resolve_path(file);
+                if let Err(error) = std::fs::File::open(&resolved) {
+                    errors.push(source.error(
+                        Some(path.span()),
+                        format!(
+                            "task `{}`: {side}'s {key} {} cannot be read ({}: {error}); fix the path in its sync_config (a relative path starts at the config's folder)",
+                            task.id,
+                            file.display(),
+                            resolved.display()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    errors
+}
