@@ -71,6 +71,7 @@ fn app_with(tasks: usize, log_lines: usize) -> App {
             },
             error: None,
             warning: None,
+            execution_date: None,
         })
         .collect();
     app.update(Msg::RunsLoaded(runs));

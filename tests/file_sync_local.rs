@@ -635,4 +635,21 @@ fn a_retry_copies_into_the_folder_of_the_date_the_file_failed_for() {
         b"first of november"
     );
     assert!(json_lines(&workspace.run(&["errors", "--json"])).is_empty());
+
+    // History says which day each run was for: the two retries started
+    // today but ran for the 1st and the 2nd.
+    let history = workspace.run(&["history", "daily"]);
+    let text = stdout(&history);
+    let header = text.lines().next().unwrap_or_default();
+    assert!(header.contains(" FOR "), "{text}");
+    let retries: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains(" retry "))
+        .collect();
+    assert_eq!(retries.len(), 2, "{text}");
+    assert!(
+        retries.iter().any(|line| line.contains("2026-11-01"))
+            && retries.iter().any(|line| line.contains("2026-11-02")),
+        "{text}"
+    );
 }

@@ -214,6 +214,7 @@ async fn a_blocked_run_keeps_its_status_and_reason(store: Store) {
         counters: RunCounters::default(),
         error: Some("blocked: dependency `load` did not succeed; not started".into()),
         warning: None,
+        execution_date: Some(now.date_naive()),
     };
     state.finish_run(&blocked).await.expect("finish");
     assert_eq!(
@@ -761,6 +762,18 @@ async fn a_run_keeps_its_execution_date_and_failures_are_per_date(store: Store) 
         "a run begun without a date is for the day it started"
     );
     assert_eq!(state.execution_date(9_999).await.expect("read"), None);
+    let runs = state.runs(Some("copy"), 10).await.expect("runs");
+    assert_eq!(
+        runs.iter()
+            .map(|run| (run.run_id, run.execution_date))
+            .collect::<Vec<_>>(),
+        vec![
+            (plain, Some(at(3, 0).date_naive())),
+            (second, Some(day(2))),
+            (first, Some(day(1)))
+        ],
+        "history reads each run's date back"
+    );
 
     // The same key failing for two dates is two files (two folders when
     // paths use the date): neither replaces the other.

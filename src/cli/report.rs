@@ -301,13 +301,31 @@ pub(super) fn history(runs: &[RunRecord], json: bool) {
         out!("no runs recorded yet");
         return;
     }
+    // A retry of items that failed on an older day runs for that day: the
+    // FOR column says which, shown when some run is for another day than
+    // the one it started on.
+    let for_other_day = runs.iter().any(|run| {
+        run.execution_date
+            .is_some_and(|date| date != run.started_at.date_naive())
+    });
+    let for_day = |run: &RunRecord| {
+        if !for_other_day {
+            return String::new();
+        }
+        let date = run
+            .execution_date
+            .map(|date| date.format("%Y-%m-%d").to_string())
+            .unwrap_or_else(|| "-".into());
+        format!(" {date:<10}")
+    };
     out!(
-        "{:>6}  {:<24} {:<9} {:<11} {:<20} {:>9} {:>7} {:>7} {:>6} {:>10}  ERROR",
+        "{:>6}  {:<24} {:<9} {:<11} {:<20}{} {:>9} {:>7} {:>7} {:>6} {:>10}  ERROR",
         "RUN",
         "TASK",
         "TRIGGER",
         "STATUS",
         "STARTED",
+        if for_other_day { " FOR       " } else { "" },
         "DURATION",
         "SYNCED",
         "SKIPPED",
@@ -338,12 +356,13 @@ pub(super) fn history(runs: &[RunRecord], json: bool) {
             )
         };
         out!(
-            "{:>6}  {:<24} {:<9} {:<11} {:<20} {:>9} {:>7} {:>7} {:>6} {:>10}  {}",
+            "{:>6}  {:<24} {:<9} {:<11} {:<20}{} {:>9} {:>7} {:>7} {:>6} {:>10}  {}",
             run.run_id,
             run.task_id,
             run.trigger,
             run.status,
             run.started_at.format("%Y-%m-%d %H:%M:%S"),
+            for_day(run),
             duration,
             synced,
             skipped,
@@ -408,6 +427,7 @@ mod tests {
             counters: Default::default(),
             error: None,
             warning: None,
+            execution_date: None,
         }
     }
 

@@ -382,6 +382,7 @@ impl Engine {
                 "blocked: dependency `{dependency}` did not succeed; not started"
             )),
             warning: None,
+            execution_date: Some(now.date_naive()),
         };
         self.state.finish_run(&record).await?;
         let _ = self.events.send(EngineEvent::RunFinished {
@@ -619,6 +620,11 @@ impl Engine {
             counters,
             error: error.map(|error| crate::config::redact(&error).into_owned()),
             warning: outcome.warning,
+            execution_date: chrono::NaiveDate::parse_from_str(
+                &context.templates.execution_date,
+                "%Y-%m-%d",
+            )
+            .ok(),
         };
         if let Err(error) = self.state.finish_run(&record).await {
             tracing::error!(%error, "could not record the run's end");

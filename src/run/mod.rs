@@ -212,4 +212,9 @@ pub struct RunRecord {
     /// Something the operator should know about a successful run
     /// (for example that no file matched the pattern).
     pub warning: Option<String>,
+    /// The logical date the run was for (what `{{ execution_date }}`
+    /// rendered to): the day it started, or an older day for a retry of
+    /// items that failed then. Unknown for runs recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_date: Option<chrono::NaiveDate>,
 }

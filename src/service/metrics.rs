@@ -427,6 +427,7 @@ mod tests {
                 },
                 error: None,
                 warning: None,
+                execution_date: None,
             }),
         }
     }

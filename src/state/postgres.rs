@@ -252,7 +252,7 @@ fn returned_id(rows: &[tokio_postgres::Row], table: &'static str) -> Result<i64,
     }
 }
 
-const RUN_COLUMNS: &str = "run_id, task_id, trigger, status, started_at, completed_at, duration_ms, counters, error, warning";
+const RUN_COLUMNS: &str = "run_id, task_id, trigger, status, started_at, completed_at, duration_ms, counters, error, warning, execution_date";
 
 fn run_from_row(row: &tokio_postgres::Row) -> Result<RunRecord, BadRow> {
     let run_id: RunId = column(&StoredRow::new("sync_logs", "a row"), row, 0)?;
@@ -271,6 +271,7 @@ fn run_from_row(row: &tokio_postgres::Row) -> Result<RunRecord, BadRow> {
         counters: stored.counters(&counters)?,
         error: column(&stored, row, 8)?,
         warning: column(&stored, row, 9)?,
+        execution_date: column(&stored, row, 10)?,
     })
 }
 

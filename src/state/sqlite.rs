@@ -306,7 +306,7 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     transaction.commit()
 }
 
-const RUN_COLUMNS: &str = "run_id, task_id, trigger, status, started_at, completed_at, duration_ms, counters, error, warning";
+const RUN_COLUMNS: &str = "run_id, task_id, trigger, status, started_at, completed_at, duration_ms, counters, error, warning, execution_date";
 
 /// Column `index` of a row, an error naming the row if it has another type.
 fn get<T: rusqlite::types::FromSql>(
@@ -337,6 +337,13 @@ fn run_from_row(row: &rusqlite::Row<'_>) -> Result<RunRecord, BadRow> {
     let started_at: String = get(&stored, row, 4)?;
     let completed_at: Option<String> = get(&stored, row, 5)?;
     let counters: String = get(&stored, row, 7)?;
+    let execution_date: Option<String> = get(&stored, row, 10)?;
+    let execution_date = execution_date
+        .map(|text| {
+            NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                .map_err(|_| stored.bad(format!("execution_date {text:?} is not a date")))
+        })
+        .transpose()?;
     Ok(RunRecord {
         run_id,
         task_id: get(&stored, row, 1)?,
@@ -350,6 +357,7 @@ fn run_from_row(row: &rusqlite::Row<'_>) -> Result<RunRecord, BadRow> {
         counters: stored.counters(&counters)?,
         error: get(&stored, row, 8)?,
         warning: get(&stored, row, 9)?,
+        execution_date,
     })
 }
 

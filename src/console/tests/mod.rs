@@ -88,6 +88,7 @@ pub(super) fn record(
         },
         error: error.map(str::to_string),
         warning: None,
+        execution_date: None,
     }
 }
 
