@@ -187,3 +187,29 @@ fn a_bad_number_is_said_in_words() {
     assert!(printed.contains("expected a whole number"), "{printed}");
     assert!(!printed.contains("usize"), "{printed}");
 }
+
+/// A table sync that fails before reading a row is still reported in rows
+/// (run summary and history), not as a file sync that copied nothing.
+#[test]
+fn a_table_run_that_fails_before_reading_is_summarised_in_rows() {
+    let database = common::TestDatabase::create("rows_words");
+    let workspace = Workspace::new();
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"orders\"\ntype = \"table_sync\"\n[tasks.properties]\nsource = \"{url}\"\ntarget = \"{url}\"\n\
+         source_table = \"public.no_such_table\"\ntarget_table = \"public.also_missing\"\nprimary_key = [\"id\"]\n",
+        url = database.url
+    ));
+    let output = workspace.run(&["run", "orders"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let summary = stdout(&output);
+    assert!(summary.contains("rows read 0"), "{summary}");
+    assert!(!summary.contains("synced 0"), "{summary}");
+
+    let history = stdout(&workspace.run(&["history", "orders"]));
+    let row = history
+        .lines()
+        .find(|line| line.contains("orders"))
+        .expect("a history row");
+    assert!(row.contains("0 rows"), "{history}");
+    assert!(!row.contains(" B "), "in rows, not bytes: {history}");
+}

@@ -423,7 +423,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             {
                 return Err(usage(config.unknown_task(task)));
             }
-            report::history(&runs, json);
+            report::history(&runs, &report::Kinds::of(&config), json);
             Ok(0)
         }
         Some(Command::Errors { task, all, json }) => {
@@ -491,6 +491,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                     let width = report::terminal_width();
                     report::results(
                         &results,
+                        &report::Kinds::of(engine.config()),
                         json,
                         &Default::default(),
                         width,
@@ -640,7 +641,14 @@ async fn run(config_path: Option<&Path>, args: RunArgs) -> Result<u8, Failure> {
         EngineError::UnknownTask(_) => usage(error.to_string()),
         other => anyhow::Error::from(other).into(),
     })?;
-    report::results(&results, args.json, &shown, width, started.elapsed());
+    report::results(
+        &results,
+        &report::Kinds::of(engine.config()),
+        args.json,
+        &shown,
+        width,
+        started.elapsed(),
+    );
     if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
         return Ok(EXIT_INTERRUPTED);
     }

@@ -6,9 +6,36 @@ use std::collections::HashSet;
 use bytesize::ByteSize;
 use serde_json::json;
 
+use crate::config::{Config, TaskKind};
 use crate::engine::TaskResult;
 use crate::run::{RunId, RunRecord};
 use crate::state::FailedItem;
+
+/// Which tasks move rows (table and HTTP syncs) rather than files, from the
+/// config: a run that failed before reading a row is still a table run.
+pub(super) struct Kinds(std::collections::HashMap<String, TaskKind>);
+
+impl Kinds {
+    pub(super) fn of(config: &Config) -> Self {
+        Kinds(
+            config
+                .tasks
+                .iter()
+                .map(|task| (task.id.clone(), task.kind))
+                .collect(),
+        )
+    }
+
+    /// Whether `record` is to be reported in rows: by its task's kind, or,
+    /// for a task no longer in the config, by what its counters counted.
+    fn moves_rows(&self, record: &RunRecord) -> bool {
+        match self.0.get(&record.task_id) {
+            Some(TaskKind::TableSync | TaskKind::HttpSync) => true,
+            Some(TaskKind::Sync) => false,
+            Some(TaskKind::Airbyte) | None => counted_rows(&record.counters),
+        }
+    }
+}
 
 fn size(bytes: u64) -> String {
     ByteSize(bytes).display().iec().to_string()
@@ -23,6 +50,7 @@ fn print_json(value: &serde_json::Value) {
 /// the terminal.
 pub(super) fn results(
     results: &[TaskResult],
+    kinds: &Kinds,
     json: bool,
     shown: &HashSet<RunId>,
     width: Option<usize>,
@@ -36,7 +64,7 @@ pub(super) fn results(
         }
         match json {
             true => print_json(&result_json(result)),
-            false => out!("{}", fit(&result_line(result), width)),
+            false => out!("{}", fit(&result_line(result, kinds), width)),
         }
     }
     if !json && !results.is_empty() {
@@ -62,9 +90,9 @@ pub(super) fn result_json(result: &TaskResult) -> serde_json::Value {
 }
 
 /// One result as a text line (secrets redacted).
-pub(super) fn result_line(result: &TaskResult) -> String {
+pub(super) fn result_line(result: &TaskResult, kinds: &Kinds) -> String {
     let line = match result {
-        TaskResult::Ran(record) => summary_line(record),
+        TaskResult::Ran(record) => summary_line(record, kinds),
         TaskResult::Blocked {
             task_id,
             dependency,
@@ -225,7 +253,7 @@ fn fit_line(line: &str, width: usize) -> String {
 
 /// Whether a run's counters are about rows (a table or HTTP sync) rather
 /// than files.
-fn moves_rows(counters: &crate::run::RunCounters) -> bool {
+fn counted_rows(counters: &crate::run::RunCounters) -> bool {
     counters.rows_extracted
         + counters.rows_upserted
         + counters.rows_skipped
@@ -237,10 +265,10 @@ fn moves_rows(counters: &crate::run::RunCounters) -> bool {
 }
 
 /// `sync_csv_files  run 42  succeeded  synced 12  skipped 3 (exists 0, unchanged 3)  failed 0  1.2 MiB in 0.4s`
-pub(super) fn summary_line(record: &RunRecord) -> String {
+pub(super) fn summary_line(record: &RunRecord, kinds: &Kinds) -> String {
     let counters = &record.counters;
     let seconds = record.duration_ms.unwrap_or(0) as f64 / 1000.0;
-    let mut line = if moves_rows(counters) {
+    let mut line = if kinds.moves_rows(record) {
         format!(
             "{}  run {}  {}  rows read {}  upserted {}  unchanged {}  skipped {}  deleted {}  batches {} ok, {} failed  in {seconds:.1}s",
             record.task_id,
@@ -290,7 +318,7 @@ pub(super) fn plan(plan: &crate::task::TaskPlan, json: bool) {
     }
 }
 
-pub(super) fn history(runs: &[RunRecord], json: bool) {
+pub(super) fn history(runs: &[RunRecord], kinds: &Kinds, json: bool) {
     if json {
         for run in runs {
             print_json(&serde_json::to_value(run).unwrap_or_default());
@@ -340,7 +368,7 @@ pub(super) fn history(runs: &[RunRecord], json: bool) {
         // Rows upserted, skipped (bad rows) and failed batches for a table
         // or HTTP sync; files and bytes for a file sync.
         let counters = &run.counters;
-        let (synced, skipped, failed, moved) = if moves_rows(counters) {
+        let (synced, skipped, failed, moved) = if kinds.moves_rows(run) {
             (
                 counters.rows_upserted,
                 counters.rows_skipped,

@@ -37,6 +37,7 @@ pub(super) fn spawn(
     width: Option<usize>,
 ) -> Summaries {
     let mut events = engine.subscribe();
+    let kinds = report::Kinds::of(engine.config());
     let stop = CancellationToken::new();
     let stopped = stop.clone();
     let handle = tokio::spawn(async move {
@@ -64,7 +65,7 @@ pub(super) fn spawn(
             let line = if json {
                 crate::config::redact(&report::result_json(&result).to_string()).into_owned()
             } else {
-                report::fit(&report::result_line(&result), width)
+                report::fit(&report::result_line(&result, &kinds), width)
             };
             match &bars {
                 Some(bars) => bars.suspend(|| out!("{line}")),
