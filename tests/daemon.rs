@@ -144,7 +144,6 @@ fn a_scheduled_task_blocked_by_a_failed_dependency_is_recorded_as_blocked() {
             .count()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    // In the first slot `load` has not failed yet: `report` may run once.
     while blocked() == 0 {
         assert!(
             Instant::now() < deadline,
@@ -172,6 +171,14 @@ fn a_scheduled_task_blocked_by_a_failed_dependency_is_recorded_as_blocked() {
         .filter(|run| run["task_id"] == "report" && run["status"] == "blocked")
         .collect();
     assert!(!blocked.is_empty());
+    // Even in the daemon's first slot, `report` waited for that slot's run
+    // of `load` instead of running beside it: it never ran.
+    assert!(
+        runs.iter()
+            .filter(|run| run["task_id"] == "report")
+            .all(|run| run["status"] == "blocked"),
+        "{runs:?}"
+    );
     for run in &blocked {
         assert_eq!(run["trigger"], "schedule", "{run}");
         assert!(
@@ -181,4 +188,70 @@ fn a_scheduled_task_blocked_by_a_failed_dependency_is_recorded_as_blocked() {
             "{run}"
         );
     }
+}
+
+#[test]
+fn a_dependent_on_the_same_schedule_starts_after_its_dependency_ends() {
+    let workspace = Workspace::new();
+    sparse_file(&workspace.path().join("in/big.bin"), 3 * 1024 * 1024);
+    // `load` takes about a second and a half; `report` copies what it loaded.
+    workspace.write_config(
+        "[[tasks]]\nid = \"load\"\ntype = \"sync\"\nschedule = \"4s\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\ncompare = \"always\"\nbwlimit = \"2MiB\"\n\n\
+         [[tasks]]\nid = \"report\"\ntype = \"sync\"\nschedule = \"4s\"\ndependencies = [\"load\"]\n[tasks.properties]\nsource_path = \"out/\"\ndestination_path = \"report/\"\ncompare = \"always\"\n",
+    );
+    let child = workspace
+        .command(&["daemon"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("daemon");
+    let reports = || {
+        history(&workspace)
+            .into_iter()
+            .filter(|run| run["task_id"] == "report" && run["status"] == "succeeded")
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while reports() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "report did not run twice: {:?}",
+            history(&workspace)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = terminate_and_wait(child);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let runs = history(&workspace);
+    let span = |run: &serde_json::Value| {
+        (
+            run["started_at"].as_str().unwrap_or("").to_string(),
+            run["completed_at"].as_str().unwrap_or("~").to_string(),
+        )
+    };
+    let loads: Vec<_> = runs
+        .iter()
+        .filter(|run| run["task_id"] == "load")
+        .map(span)
+        .collect();
+    for report in runs.iter().filter(|run| run["task_id"] == "report") {
+        assert_eq!(report["status"], "succeeded", "{runs:?}");
+        let (started, _) = span(report);
+        assert!(
+            loads
+                .iter()
+                .all(|(load_start, load_end)| started >= *load_end || started < *load_start),
+            "report started while load ran: {runs:?}"
+        );
+        assert!(
+            loads.iter().any(|(_, load_end)| *load_end <= started),
+            "report started before any load ended: {runs:?}"
+        );
+    }
+    assert_eq!(
+        std::fs::metadata(workspace.path().join("report/big.bin"))
+            .expect("report copied what load loaded")
+            .len(),
+        3 * 1024 * 1024
+    );
 }

@@ -49,6 +49,14 @@ pub enum Decision {
         task_id: String,
         dependency: String,
     },
+    /// Dependencies start in this same slot (or are running): start once
+    /// their runs end and succeed, else record the run as blocked. Without
+    /// the wait a dependent would run beside its dependency, checking only
+    /// the dependency's previous run.
+    StartAfter {
+        task_id: String,
+        dependencies: Vec<String>,
+    },
 }
 
 /// The schedules of all scheduled tasks.
@@ -131,11 +139,26 @@ impl Schedules {
         last_status: impl Fn(&str) -> Option<RunStatus>,
     ) -> Vec<Decision> {
         let mut decisions = Vec::new();
+        let starting: std::collections::HashSet<String> = self
+            .entries
+            .iter()
+            .filter(|(task_id, entry)| {
+                !entry.paused
+                    && entry.next_due <= now
+                    && now - entry.next_due <= entry.misfire_grace
+                    && !is_busy(task_id)
+            })
+            .map(|(task_id, _)| task_id.clone())
+            .collect();
         for (task_id, entry) in &mut self.entries {
             if entry.paused || entry.next_due > now {
                 continue;
             }
             let late_by = now - entry.next_due;
+            let (waiting, settled): (Vec<&String>, Vec<&String>) = entry
+                .dependencies
+                .iter()
+                .partition(|dependency| starting.contains(*dependency) || is_busy(dependency));
             let decision = if late_by > entry.misfire_grace {
                 Decision::SkipMissed {
                     task_id: task_id.clone(),
@@ -143,12 +166,17 @@ impl Schedules {
                 }
             } else if is_busy(task_id) {
                 Decision::SkipRunning(task_id.clone())
-            } else if let Some(dependency) = entry.dependencies.iter().find(|dependency| {
+            } else if let Some(dependency) = settled.iter().find(|dependency| {
                 last_status(dependency).is_some_and(|status| !status.is_success())
             }) {
                 Decision::Blocked {
                     task_id: task_id.clone(),
-                    dependency: dependency.clone(),
+                    dependency: (*dependency).clone(),
+                }
+            } else if !waiting.is_empty() {
+                Decision::StartAfter {
+                    task_id: task_id.clone(),
+                    dependencies: waiting.into_iter().cloned().collect(),
                 }
             } else {
                 Decision::Start(task_id.clone())
@@ -217,6 +245,9 @@ pub async fn run(
     pause_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     sync_pauses(&engine, &mut schedules).await;
     publish(&engine, &schedules);
+    // Dependents waiting for their dependencies' runs of the same slot: busy
+    // for the next slot's decision, as a running task is.
+    let waiting = Waiting::default();
     loop {
         let wake = schedules.next_wake();
         tokio::select! {
@@ -255,9 +286,15 @@ pub async fn run(
                         }
                     }
                 }
-                let decisions = schedules.due(Instant::now(), |task| engine.is_busy(task), |task| statuses.get(task).copied());
+                // Runs of this slot start after this moment.
+                let slot_time = chrono::Utc::now();
+                let decisions = schedules.due(
+                    Instant::now(),
+                    |task| engine.is_busy(task) || waiting.contains(task),
+                    |task| statuses.get(task).copied(),
+                );
                 for decision in decisions {
-                    carry_out(&engine, &schedules, decision).await;
+                    carry_out(&engine, &schedules, decision, &waiting, &shutdown, slot_time).await;
                 }
             }
         }
@@ -347,8 +384,133 @@ async fn claim(engine: &Engine, schedules: &Schedules, task_id: &str) -> bool {
     }
 }
 
-async fn carry_out(engine: &Arc<Engine>, schedules: &Schedules, decision: Decision) {
+/// Tasks whose scheduled run waits for its dependencies' runs.
+#[derive(Clone, Default)]
+struct Waiting(Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+impl Waiting {
+    fn contains(&self, task_id: &str) -> bool {
+        self.0
+            .lock()
+            .map(|tasks| tasks.contains(task_id))
+            .unwrap_or(false)
+    }
+
+    fn set(&self, task_id: &str, waits: bool) {
+        if let Ok(mut tasks) = self.0.lock() {
+            if waits {
+                tasks.insert(task_id.to_string());
+            } else {
+                tasks.remove(task_id);
+            }
+        }
+    }
+}
+
+/// How often a waiting dependent looks at its dependencies' runs.
+const DEPENDENCY_POLL: Duration = Duration::from_millis(500);
+
+/// How long a dependent waits for a dependency's run of its slot to
+/// appear (another worker may have taken that slot, or skipped it) before
+/// it goes by the dependency's last finished run.
+const DEPENDENCY_START_GRACE: Duration = Duration::from_secs(10);
+
+/// Waits until every dependency's run of this slot has ended (read from the
+/// state store, so a run on another worker counts), then starts `task_id`
+/// if they all succeeded, else records it as blocked by the first that did
+/// not. Returns early, starting nothing, when the scheduler shuts down.
+async fn start_after(
+    engine: Arc<Engine>,
+    task_id: String,
+    dependencies: Vec<String>,
+    shutdown: CancellationToken,
+    since: chrono::DateTime<chrono::Utc>,
+) {
+    let waited_from = Instant::now();
+    let mut settled: BTreeMap<String, Option<RunStatus>> = BTreeMap::new();
+    while settled.len() < dependencies.len() {
+        for dependency in &dependencies {
+            if settled.contains_key(dependency) || engine.is_busy(dependency) {
+                continue;
+            }
+            let newest = match engine.state().runs(Some(dependency), 1).await {
+                Ok(runs) => runs.into_iter().next(),
+                Err(error) => {
+                    tracing::warn!(task_id, dependency, %error, "cannot read the dependency's last run; waiting");
+                    continue;
+                }
+            };
+            let grace_over = waited_from.elapsed() >= DEPENDENCY_START_GRACE;
+            match newest {
+                Some(run)
+                    if run.status.is_finished() && (run.started_at >= since || grace_over) =>
+                {
+                    settled.insert(dependency.clone(), Some(run.status));
+                }
+                None if grace_over => {
+                    settled.insert(dependency.clone(), None);
+                }
+                _ => {}
+            }
+        }
+        if settled.len() == dependencies.len() {
+            break;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(DEPENDENCY_POLL) => {}
+        }
+    }
+    let failed = settled
+        .iter()
+        .find(|(_, status)| status.is_some_and(|status| !status.is_success()));
+    if let Some((dependency, _)) = failed {
+        engine.publish(EngineEvent::SlotSkipped {
+            task_id: task_id.clone(),
+            reason: SlotSkipReason::Blocked,
+        });
+        if let Err(error) = engine
+            .record_blocked(&task_id, Trigger::Schedule, dependency)
+            .await
+        {
+            tracing::warn!(task_id, %error, "could not record the blocked scheduled run");
+        }
+        return;
+    }
+    if let Err(error) = engine
+        .run_task(&task_id, Trigger::Schedule, RunOptions::default())
+        .await
+    {
+        tracing::warn!(task_id, %error, "scheduled run not started");
+    }
+}
+
+async fn carry_out(
+    engine: &Arc<Engine>,
+    schedules: &Schedules,
+    decision: Decision,
+    waiting: &Waiting,
+    shutdown: &CancellationToken,
+    slot_time: chrono::DateTime<chrono::Utc>,
+) {
     match decision {
+        Decision::StartAfter {
+            task_id,
+            dependencies,
+        } => {
+            if !claim(engine, schedules, &task_id).await {
+                return;
+            }
+            tracing::info!(task_id, dependencies = ?dependencies, "scheduled run waits for its dependencies' runs of this slot");
+            waiting.set(&task_id, true);
+            let engine = Arc::clone(engine);
+            let waiting = waiting.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                start_after(engine, task_id.clone(), dependencies, shutdown, slot_time).await;
+                waiting.set(&task_id, false);
+            });
+        }
         Decision::Start(task_id) => {
             if !claim(engine, schedules, &task_id).await {
                 return;
@@ -521,20 +683,59 @@ mod tests {
         let mut schedules = schedules(&tasks);
         tokio::time::advance(Duration::from_secs(60)).await;
         let failed = |task: &str| (task == "load").then_some(RunStatus::Failed);
+        // `load` is due in another slot (paused here): its last failure
+        // blocks `report`.
+        schedules.set_paused("load", true, Instant::now());
         let decisions = schedules.due(Instant::now(), idle, failed);
         assert_eq!(
             decisions,
-            vec![
-                Decision::Start("load".into()),
-                Decision::Blocked {
-                    task_id: "report".into(),
-                    dependency: "load".into()
-                }
-            ]
+            vec![Decision::Blocked {
+                task_id: "report".into(),
+                dependency: "load".into()
+            }]
         );
         tokio::time::advance(Duration::from_secs(60)).await;
         let succeeded = |task: &str| (task == "load").then_some(RunStatus::Succeeded);
-        assert_eq!(schedules.due(Instant::now(), idle, succeeded).len(), 2);
+        assert_eq!(
+            schedules.due(Instant::now(), idle, succeeded),
+            vec![Decision::Start("report".into())]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dependent_due_with_its_dependency_waits_for_that_run() {
+        let tasks = task("a_report", "\"1m\"", "\"load\"")
+            + &task("load", "\"1m\"", "")
+            + &task("z_publish", "\"1m\"", "\"a_report\"");
+        let mut schedules = schedules(&tasks);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        // Whatever the last run of `load` was, this slot's run decides.
+        let failed = |task: &str| (task == "load").then_some(RunStatus::Failed);
+        assert_eq!(
+            schedules.due(Instant::now(), idle, failed),
+            vec![
+                Decision::StartAfter {
+                    task_id: "a_report".into(),
+                    dependencies: vec!["load".into()]
+                },
+                Decision::Start("load".into()),
+                Decision::StartAfter {
+                    task_id: "z_publish".into(),
+                    dependencies: vec!["a_report".into()]
+                },
+            ],
+            "each waits for the run before it in the chain, in any id order"
+        );
+        // A dependency still running from before is waited for too.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        let load_busy = |task: &str| task == "load";
+        assert_eq!(
+            schedules.due(Instant::now(), load_busy, never_ran)[0],
+            Decision::StartAfter {
+                task_id: "a_report".into(),
+                dependencies: vec!["load".into()]
+            }
+        );
     }
 
     #[tokio::test(start_paused = true)]
