@@ -6,7 +6,8 @@
 #   - items: a composite key (tenant int, id bigint) and bigint,
 #     timestamptz, numeric, text, jsonb, uuid and bool columns with NULLs,
 #     an index on (updated_at, tenant, id).
-# For each: syncdeck's full load into an empty target, its incremental
+# For each: syncdeck's full load into an empty target (with the default
+# parallel_reads, and with one reading connection), its incremental
 # first load into an empty target, an incremental run after 1% of the rows
 # changed, and a rerun with no change; against a `COPY … TO STDOUT | COPY
 # … FROM STDIN` pipe and 1,000-row `INSERT … ON CONFLICT DO UPDATE`
@@ -72,7 +73,7 @@ TOML
         local name=$table keys='["aid"]'
         [ $table = accounts ] && name=pgbench_accounts
         [ $table = items ] && keys='["tenant", "id"]'
-        for mode in full incremental; do
+        for mode in full incremental serial; do
             cat <<TOML
 [[tasks]]
 id = "${table}_$mode"
@@ -83,8 +84,11 @@ target = "$BASE/$DST?sslmode=disable"
 source_table = "public.$name"
 target_table = "public.$name"
 primary_key = $keys
-mode = "$mode"
+mode = "${mode/serial/full}"
 TOML
+            if [ $mode = serial ]; then
+                printf 'parallel_reads = 1\n'
+            fi
             if [ $mode = incremental ]; then
                 printf 'watermark_column = "updated_at"\nwatermark_lookback = "0s"\n'
             fi
@@ -143,27 +147,30 @@ for round in $(seq "$ROUNDS"); do
         # Alternate which runs first.
         if [ $((round % 2)) = 0 ]; then references; fi
         empty $name; record "$table full" "$(syncdeck ${table}_full)"; check $name "a full load"
+        empty $name; record "$table serial" "$(syncdeck ${table}_serial)"; check $name "a full load on one reading connection"
         empty $name; record "$table first" "$(syncdeck ${table}_incremental)"; check $name "an incremental first load"
         change $name "$round" $key
         record "$table changed" "$(syncdeck ${table}_incremental)"; check $name "an incremental run"
         record "$table rerun" "$(syncdeck ${table}_incremental)"
         if [ $((round % 2)) = 1 ]; then references; fi
-        echo "round $round $table: $(for k in full first changed rerun pipe insert; do printf '%s %ss  ' $k "${times[$table $k]##* }"; done)" >&2
+        echo "round $round $table: $(for k in full serial first changed rerun pipe insert; do printf '%s %ss  ' $k "${times[$table $k]##* }"; done)" >&2
     done
 done
 
 median() { python3 -c "import statistics,sys; print(f'{statistics.median(map(float, sys.argv[1:])):.3f}')" "$@"; }
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 rows=""
+share=""
 for table in accounts items; do
     P=$(median ${times[$table pipe]}); I=$(median ${times[$table insert]})
-    for k in full first changed rerun; do
-        label=$(case $k in full) echo "full load, empty target";; first) echo "incremental first load, empty target";;
+    for k in full serial first changed rerun; do
+        label=$(case $k in full) echo "full load, empty target";; serial) echo "full load, empty target, parallel_reads = 1";; first) echo "incremental first load, empty target";;
             changed) echo "incremental run after 1% changed";; rerun) echo "incremental rerun, no change";; esac)
         T=$(median ${times[$table $k]})
         rows+="| $table | $label | $T | $(ratio "$T" "$P")x | $(ratio "$I" "$T")x faster | $(( ${rss[$table $k]} / 1024 )) MiB |"$'\n'
     done
     rows+="| $table | COPY pipe (the floor) | $P | 1.00x | | |"$'\n'
+    share+="- $table: the run after 1% changed took $(python3 -c "print(f'{100 * $(median ${times[$table changed]}) / $(median ${times[$table first]}):.0f}')")% of the incremental first load's time."$'\n'
     rows+="| $table | 1,000-row INSERT … ON CONFLICT batches | $I | $(ratio "$I" "$P")x | 1.00x | |"$'\n'
 done
 
@@ -171,15 +178,16 @@ section=$(cat <<MD
 ## Table sync at scale: $ROWS rows
 
 Written by \`ROWS=$ROWS benches/table_sync_scale.sh\` on $(date -u +%Y-%m-%d); $(nproc) cores,
-PostgreSQL $(psql -qAt "$BASE/postgres" -c "SHOW server_version"), one server for both databases. Median of
-$ROUNDS rounds each, same invocation, syncdeck with its defaults (batches of 1,000 rows, 2 loading
-connections) and \`watermark_lookback = "0s"\`. \`accounts\` is pgbench_accounts plus an
+PostgreSQL $(psql -qAt "$BASE/postgres" -c "SHOW server_version"), the machine's shared server, one for both databases; syncdeck at commit $(git rev-parse --short HEAD). Median of
+$ROUNDS rounds each, same invocation, syncdeck with its defaults (batches of 1,000 rows, 2 reading connections
+over key ranges for whole-source loads, 2 loading connections) and \`watermark_lookback = "0s"\`. \`accounts\` is pgbench_accounts plus an
 \`updated_at\` column (50 rows per value) indexed with \`aid\`; \`items\` has a composite key and
 bigint, timestamptz, numeric, text, jsonb, uuid and bool columns, a tenth of them NULL.
 
 | table | run | seconds | against the COPY pipe | against INSERT batches | syncdeck peak RSS |
 |---|---|---:|---:|---:|---:|
 $rows
+$share
 MD
 )
 python3 - "$section" "## Table sync at scale: $ROWS rows" <<'PY'

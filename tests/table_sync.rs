@@ -909,7 +909,7 @@ fn an_incremental_sync_with_a_composite_key_and_heavy_ties_pages_exactly() {
     workspace.write_config(&format!(
         "[[tasks]]\nid = \"t\"\ntype = \"table_sync\"\n[tasks.properties]\nsource = \"{url}\"\ntarget = \"{url}\"\n\
          source_table = \"src.orders\"\ntarget_table = \"dst.orders\"\nprimary_key = [\"region\", \"id\"]\n\
-         batch_size = 500\nmode = \"incremental\"\nwatermark_column = \"updated_at\"\nwatermark_lookback = \"0s\"\n",
+         batch_size = 500\nparallel_reads = 1\nmode = \"incremental\"\nwatermark_column = \"updated_at\"\nwatermark_lookback = \"0s\"\n",
         url = database.url
     ));
     let before = tuples_read(&database, "src.orders", 0);

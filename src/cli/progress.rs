@@ -148,7 +148,12 @@ fn message(counters: &RunCounters, rate: &RateEstimator) -> String {
     } else {
         file_message(counters)
     };
-    if counters.totals_known {
+    if counters.totals_known && counters.rows_total_estimated {
+        format!(
+            "{} · total estimated, counting · {counts}",
+            format::speed(counters, rate)
+        )
+    } else if counters.totals_known {
         format!("{} · {counts}", format::speed(counters, rate))
     } else {
         counts

@@ -58,6 +58,10 @@ pub struct TableSyncProperties {
     /// Target connections loading batches at once.
     #[serde(default = "default_parallel_loads")]
     pub parallel_loads: usize,
+    /// Source connections reading key ranges at once when a run reads the
+    /// whole source (full mode, or no watermark yet).
+    #[serde(default = "default_parallel_reads")]
+    pub parallel_reads: usize,
     /// Target column → how to fill it. Empty: every source column, same name.
     #[serde(default)]
     pub columns: BTreeMap<String, ColumnConfig>,
@@ -100,6 +104,9 @@ fn default_batch_size() -> Spanned<usize> {
     Spanned::new(0..0, 1000)
 }
 fn default_parallel_loads() -> usize {
+    2
+}
+fn default_parallel_reads() -> usize {
     2
 }
 fn default_mode() -> Spanned<TableMode> {

@@ -265,7 +265,28 @@ impl Loader {
             self.load_unflushed_again().await?;
         }
         self.track().await?;
+        if !self.unflushed.is_empty() && !self.replay {
+            self.flush_now().await?;
+            self.track().await?;
+        }
         Ok(self.unflushed.is_empty())
+    }
+
+    /// Asks the target to write its WAL out now, instead of waiting for
+    /// its WAL writer (up to `wal_writer_delay`, 200 ms by default, at the
+    /// end of every run that loaded anything): a
+    /// transaction with an id that commits synchronously flushes the WAL
+    /// through its commit record, past every earlier commit.
+    async fn flush_now(&mut self) -> Result<(), PgError> {
+        let Some((client, _)) = self.client.as_ref() else {
+            return Err(PgError::Database("no target connection".into()));
+        };
+        client
+            .batch_execute(
+                "BEGIN; SET LOCAL synchronous_commit TO on; SELECT txid_current(); COMMIT",
+            )
+            .await
+            .map_err(|error| PgError::Database(describe(&error)))
     }
 
     /// Stops tracking every kept batch and returns their (label, item key)

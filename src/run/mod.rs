@@ -132,6 +132,9 @@ pub struct RunCounters {
     pub rows_deleted: u64,
     /// Source rows the run will read, once counted.
     pub rows_total: Option<u64>,
+    /// `rows_total` is the planner's estimate, until the count replaces it.
+    #[serde(default)]
+    pub rows_total_estimated: bool,
     pub batches_done: u64,
     pub batches_failed: u64,
     pub batches_total: Option<u64>,

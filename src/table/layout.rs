@@ -64,7 +64,12 @@ pub(crate) struct Layout {
 /// by it, so an incremental run reads them in batches of their own
 /// (`null_watermark`), ordered by the primary key alone: their bounds
 /// hold only the primary key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// A run that reads the whole source may split it into key ranges read at
+/// once (`range`): their batches are ordered by the primary key alone, hold
+/// only the primary key, and read every row of the range whatever its
+/// watermark.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchBounds {
     pub after: Option<Vec<Option<String>>>,
     pub through: Vec<Option<String>>,
@@ -74,6 +79,19 @@ pub struct BatchBounds {
     pub lookback_micros: Option<u64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub null_watermark: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<KeyRange>,
+}
+
+/// A range of the first primary key column: above `above` (exclusive, none
+/// for the first range) through `through` (inclusive, none for the last).
+/// Ranges are read at once, each on its own source connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<String>,
 }
 
 impl BatchBounds {
@@ -96,7 +114,7 @@ impl BatchBounds {
     }
 
     fn key_start(&self, layout: &Layout) -> usize {
-        usize::from(self.null_watermark && layout.watermark)
+        usize::from((self.null_watermark || self.range.is_some()) && layout.watermark)
     }
 }
 

@@ -22,6 +22,7 @@
 mod body;
 mod layout;
 mod prune;
+mod ranges;
 mod reader;
 pub(crate) mod sql;
 mod transform;
@@ -126,7 +127,35 @@ async fn run_inner(
         None
     };
 
-    let (batches_tx, batches_rx) = mpsc::channel::<Result<Batch, PgError>>(READ_AHEAD);
+    // A read of the whole source is split into key ranges read at once.
+    let ranges = if whole_source && properties.parallel_reads > 1 {
+        ranges::plan(
+            &source,
+            source_endpoint.dialect,
+            &layout,
+            properties.parallel_reads,
+            *properties.batch_size.get_ref(),
+        )
+        .await?
+    } else {
+        Vec::new()
+    };
+    // Ranges are read in key order, not watermark order: the watermark a
+    // successful run stores is the greatest one before it started.
+    let range_watermark = if ranges.is_empty() || !incremental {
+        None
+    } else {
+        ranges::greatest_watermark(&source, source_endpoint.dialect, &layout).await?
+    };
+    if !ranges.is_empty() {
+        tracing::info!(
+            ranges = ranges.len(),
+            "reading the source in key ranges at once"
+        );
+    }
+
+    let (batches_tx, batches_rx) =
+        mpsc::channel::<Result<Batch, PgError>>(READ_AHEAD * ranges.len().max(1));
     let prune_source = source_endpoint.clone();
     let mut reader = Reader {
         endpoint: source_endpoint,
@@ -134,14 +163,19 @@ async fn run_inner(
         prepared: std::collections::HashMap::new(),
     };
     let read_layout = Arc::clone(&layout);
-    let batch_size = *properties.batch_size.get_ref();
     let read_watermark = watermark.clone();
     let lookback_micros = lookback
         .filter(|_| watermark.is_some())
         .map(|lookback| u64::try_from(lookback.as_micros()).unwrap_or(u64::MAX));
-    let retries = properties.max_retries;
-    let backoff = properties.retry_backoff;
-    let cancel = context.cancel.clone();
+    let paging = Paging {
+        layout: Arc::clone(&layout),
+        batch_size: *properties.batch_size.get_ref(),
+        retries: properties.max_retries,
+        backoff: properties.retry_backoff,
+        cancel: context.cancel.clone(),
+        batches: batches_tx,
+        numbers: std::sync::atomic::AtomicU64::new(0),
+    };
     // Returns how many rows without a watermark it read.
     let producer = async move {
         let mut null_rows: u64 = 0;
@@ -151,7 +185,8 @@ async fn run_inner(
                     let bounds: BatchBounds = match serde_json::from_str(&item.key) {
                         Ok(bounds) => bounds,
                         Err(error) => {
-                            let _ = batches_tx
+                            let _ = paging
+                                .batches
                                 .send(Err(PgError::Setup(format!(
                                     "failed item #{} has unreadable bounds: {error}",
                                     item.id
@@ -165,9 +200,9 @@ async fn run_inner(
                         &read_layout,
                         &bounds,
                         None,
-                        retries,
-                        backoff,
-                        &cancel,
+                        paging.retries,
+                        paging.backoff,
+                        &paging.cancel,
                     )
                     .await;
                     let batch = read.map(|rows| Batch {
@@ -176,9 +211,28 @@ async fn run_inner(
                         rows,
                         item_id: Some(item.id),
                     });
-                    if batches_tx.send(batch).await.is_err() {
+                    if paging.batches.send(batch).await.is_err() {
                         return null_rows;
                     }
+                }
+            }
+            None if !ranges.is_empty() => {
+                // Each range on its own source connection, at once.
+                let readers = ranges.into_iter().map(|range| {
+                    let mut reader = Reader {
+                        endpoint: reader.endpoint.clone(),
+                        client: None,
+                        prepared: std::collections::HashMap::new(),
+                    };
+                    let template = BatchBounds {
+                        range: Some(range),
+                        ..BatchBounds::default()
+                    };
+                    let paging = &paging;
+                    async move { page(&mut reader, template, paging).await }
+                });
+                for result in futures::future::join_all(readers).await {
+                    null_rows += result.unwrap_or(0);
                 }
             }
             None => {
@@ -189,64 +243,16 @@ async fn run_inner(
                 } else {
                     &[false]
                 };
-                let mut number = 0;
                 for &null_watermark in phases {
-                    let mut after: Option<Vec<Option<String>>> = None;
-                    loop {
-                        if cancel.is_cancelled() {
-                            return null_rows;
-                        }
-                        let bounds = BatchBounds {
-                            after: after.clone(),
-                            through: Vec::new(),
-                            watermark_above: read_watermark.clone().filter(|_| !null_watermark),
-                            lookback_micros: lookback_micros.filter(|_| !null_watermark),
-                            null_watermark,
-                        };
-                        let rows = match read_with_retries(
-                            &mut reader,
-                            &read_layout,
-                            &bounds,
-                            Some(batch_size),
-                            retries,
-                            backoff,
-                            &cancel,
-                        )
-                        .await
-                        {
-                            Ok(rows) => rows,
-                            Err(error) => {
-                                let _ = batches_tx.send(Err(error)).await;
-                                return null_rows;
-                            }
-                        };
-                        let Some(last) = rows.len().checked_sub(1) else {
-                            break;
-                        };
-                        number += 1;
-                        if null_watermark {
-                            null_rows += rows.len() as u64;
-                        }
-                        let through: Vec<Option<String>> = bounds
-                            .key_indexes(&read_layout)
-                            .iter()
-                            .map(|index| rows.get(last, *index).map(str::to_owned))
-                            .collect();
-                        let full = rows.len() == batch_size;
-                        after = Some(through.clone());
-                        let bounds = BatchBounds { through, ..bounds };
-                        let batch = Batch {
-                            number,
-                            bounds,
-                            rows,
-                            item_id: None,
-                        };
-                        if batches_tx.send(Ok(batch)).await.is_err() {
-                            return null_rows;
-                        }
-                        if !full {
-                            break;
-                        }
+                    let template = BatchBounds {
+                        watermark_above: read_watermark.clone().filter(|_| !null_watermark),
+                        lookback_micros: lookback_micros.filter(|_| !null_watermark),
+                        null_watermark,
+                        ..BatchBounds::default()
+                    };
+                    match page(&mut reader, template, &paging).await {
+                        Some(rows) => null_rows += rows,
+                        None => return null_rows,
                     }
                 }
             }
@@ -279,6 +285,8 @@ async fn run_inner(
                 let next = batches_rx.lock().await.recv().await;
                 let Some(batch) = next else { break };
                 if context.cancel.is_cancelled() {
+                    // Readers waiting to send see the channel closed.
+                    batches_rx.lock().await.close();
                     break;
                 }
                 let batch = match batch {
@@ -287,11 +295,13 @@ async fn run_inner(
                         if let Ok(mut slot) = read_error.lock() {
                             *slot = Some(error);
                         }
+                        batches_rx.lock().await.close();
                         break;
                     }
                 };
                 // Batches without a watermark say nothing about it.
                 if !batch.bounds.null_watermark
+                    && batch.bounds.range.is_none()
                     && newest
                         .as_ref()
                         .is_none_or(|(number, _)| batch.number > *number)
@@ -319,7 +329,7 @@ async fn run_inner(
         .flatten()
         .max_by_key(|(number, _)| *number)
         .and_then(|(_, watermark)| watermark);
-    let newest_watermark = newest_watermark.filter(|_| incremental);
+    let newest_watermark = newest_watermark.or(range_watermark).filter(|_| incremental);
     let read_error = read_error.into_inner().ok().flatten();
     if context.cancel.is_cancelled() || read_error.is_some() || !whole_source {
         if let Some(counter) = &counter {
@@ -349,6 +359,7 @@ async fn run_inner(
         ));
     }
     if whole_source
+        && !counters.rows_total_estimated
         && let Some(total) = counters.rows_total
         && total != counters.rows_extracted
     {
@@ -374,7 +385,7 @@ async fn run_inner(
                 &layout,
                 &prune_source,
                 &target_endpoint,
-                batch_size,
+                *properties.batch_size.get_ref(),
                 context,
             )
             .await
@@ -427,6 +438,96 @@ async fn run_inner(
         )),
         warning,
     ))
+}
+
+/// What every reader of a run shares: how to read a batch, and where
+/// batches go.
+struct Paging {
+    layout: Arc<Layout>,
+    batch_size: usize,
+    retries: u32,
+    backoff: Duration,
+    cancel: tokio_util::sync::CancellationToken,
+    /// To the loading workers; bounded, so readers stay a few batches ahead.
+    batches: mpsc::Sender<Result<Batch, PgError>>,
+    /// Numbers batches across readers, in the order they were read.
+    numbers: std::sync::atomic::AtomicU64,
+}
+
+/// Reads batches from the start of `template`'s rows to their end, each
+/// after the last key of the one before, and sends them to the loaders.
+/// Returns the rows read without a watermark, or `None` once the run
+/// stops (an error sent, cancelled, the loaders gone).
+async fn page(reader: &mut Reader, template: BatchBounds, paging: &Paging) -> Option<u64> {
+    let layout = &paging.layout;
+    let mut null_rows = 0;
+    let mut after: Option<Vec<Option<String>>> = None;
+    loop {
+        if paging.cancel.is_cancelled() {
+            return None;
+        }
+        let bounds = BatchBounds {
+            after: after.clone(),
+            through: Vec::new(),
+            ..template.clone()
+        };
+        let rows = match read_with_retries(
+            reader,
+            layout,
+            &bounds,
+            Some(paging.batch_size),
+            paging.retries,
+            paging.backoff,
+            &paging.cancel,
+        )
+        .await
+        {
+            Ok(rows) => rows,
+            Err(error) => {
+                let _ = paging.batches.send(Err(error)).await;
+                return None;
+            }
+        };
+        let Some(last) = rows.len().checked_sub(1) else {
+            return Some(null_rows);
+        };
+        if bounds.null_watermark {
+            null_rows += rows.len() as u64;
+        } else if bounds.range.is_some()
+            && layout.watermark
+            && let Some(&column) = layout.key_indexes.first()
+        {
+            null_rows += (0..rows.len())
+                .filter(|&row| rows.get(row, column).is_none())
+                .count() as u64;
+        }
+        let through: Vec<Option<String>> = bounds
+            .key_indexes(layout)
+            .iter()
+            .map(|index| rows.get(last, *index).map(str::to_owned))
+            .collect();
+        let full = rows.len() == paging.batch_size;
+        after = Some(through.clone());
+        let batch = Batch {
+            number: paging
+                .numbers
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1,
+            bounds: BatchBounds { through, ..bounds },
+            rows,
+            item_id: None,
+        };
+        // The loaders stop taking batches once the run is cancelled.
+        tokio::select! {
+            _ = paging.cancel.cancelled() => return None,
+            sent = paging.batches.send(Ok(batch)) => if sent.is_err() {
+                return None;
+            }
+        }
+        if !full {
+            return Some(null_rows);
+        }
+    }
 }
 
 /// Checks a batch's rows, loads the good ones with retries, and records
@@ -500,6 +601,12 @@ fn describe_bounds(bounds: &BatchBounds) -> String {
     };
     if bounds.null_watermark {
         format!("{range} of the rows without a watermark")
+    } else if let Some(key_range) = &bounds.range {
+        format!(
+            "{range} of the key range ({}..{}]",
+            key_range.above.as_deref().unwrap_or("start"),
+            key_range.through.as_deref().unwrap_or("end")
+        )
     } else {
         range
     }
@@ -527,6 +634,19 @@ fn spawn_count(
     tokio::spawn(async move {
         let result = async {
             let client = endpoint.connect().await?;
+            // The planner's estimate shows at once; counting a large table
+            // takes a while.
+            if watermark.is_none()
+                && let Some(estimate) =
+                    ranges::estimate_rows(&client, endpoint.dialect, &layout.relation).await
+            {
+                counters.update(|counters| {
+                    counters.rows_total = Some(estimate);
+                    counters.rows_total_estimated = true;
+                    counters.batches_total = Some(estimate.div_ceil(batch_size.max(1)));
+                    counters.totals_known = true;
+                });
+            }
             count_rows(
                 &client,
                 endpoint.dialect,
@@ -540,6 +660,7 @@ fn spawn_count(
         match result {
             Ok(total) => counters.update(|counters| {
                 counters.rows_total = Some(total);
+                counters.rows_total_estimated = false;
                 counters.batches_total = Some(total.div_ceil(batch_size.max(1)));
                 counters.totals_known = true;
             }),

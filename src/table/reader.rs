@@ -37,11 +37,21 @@ impl Reader {
         let mut query = sql::Query::new(self.endpoint.dialect);
         let mut conditions = Vec::new();
         if layout.watermark
+            && bounds.range.is_none()
             && let Some(column) = layout.keys.first()
         {
             conditions.push(watermark_condition(&mut query, column, bounds));
         }
         let keys = bounds.keys(layout);
+        if let Some(range) = &bounds.range {
+            let first = &keys[..keys.len().min(1)];
+            if let Some(above) = &range.above {
+                conditions.push(query.after(first, &[Some(above.clone())]));
+            }
+            if let Some(through) = &range.through {
+                conditions.push(query.through(first, &[Some(through.clone())]));
+            }
+        }
         if let Some(after) = &bounds.after {
             conditions.push(query.after(keys, after));
         }

@@ -103,10 +103,13 @@ fn header(task: &TaskState, app: &App, theme: Theme) -> Line<'static> {
 
 /// Counts of a table run: rows and batches.
 fn row_lines(counters: &crate::run::RunCounters, theme: Theme) -> Vec<Line<'static>> {
-    let total = counters
-        .rows_total
-        .map(format::count)
-        .unwrap_or_else(|| "counting…".into());
+    let total = match counters.rows_total {
+        Some(total) if counters.rows_total_estimated => {
+            format!("~{} (estimated, counting…)", format::count(total))
+        }
+        Some(total) => format::count(total),
+        None => "counting…".into(),
+    };
     let batches = counters
         .batches_total
         .map(|total| format!(" of {}", format::count(total)))
