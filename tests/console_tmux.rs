@@ -19,7 +19,7 @@ fn an_operator_session_in_a_real_terminal() {
     tmux.wait_for("shell$", "the shell prompt");
     let command = format!("{} -c config.example.toml", env!("CARGO_BIN_EXE_syncdeck"));
     tmux.type_line(&command);
-    let screen = tmux.wait_for("Tasks 5", "the console opens on the task list");
+    let screen = tmux.wait_for("Tasks 1/5", "the console opens on the task list");
     assert!(
         screen.contains("sync_csv_files") && screen.contains("never run"),
         "{screen}"
@@ -77,7 +77,7 @@ fn an_operator_session_in_a_real_terminal() {
         "the shell prompt after quitting, on the original screen",
     );
     assert!(
-        !screen.contains("Tasks 5"),
+        !screen.contains("Tasks 1/5"),
         "no console left on screen: {screen}"
     );
     assert_eq!(
@@ -202,7 +202,7 @@ fn cancelling_an_airbyte_run_in_the_console_cancels_the_remote_job() {
         common::AIRBYTE_CLIENT_SECRET,
         env!("CARGO_BIN_EXE_syncdeck")
     ));
-    tmux.wait_for("Tasks 1", "the console");
+    tmux.wait_for("Tasks 1/1", "the console");
     tmux.keys(&["s"]);
     tmux.wait_for(
         "customers · run 1 · running",

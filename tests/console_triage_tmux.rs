@@ -46,7 +46,7 @@ fn a_thousand_tasks_twenty_failing() {
         env!("CARGO_BIN_EXE_syncdeck")
     ));
     tmux.keys(&["Enter"]);
-    tmux.wait_for("Tasks 1000", "the console opens on 1,000 tasks");
+    tmux.wait_for("Tasks 1/1000", "the console opens on 1,000 tasks");
     tmux.wait_for("20 failing", "the header counts the failing tasks");
 
     // `:` and a task id reach a task far down the list.
@@ -64,12 +64,30 @@ fn a_thousand_tasks_twenty_failing() {
     tmux.type_text("/status:failed");
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_for(
-        "Tasks 20 of 1000",
+        "Tasks 1/20 · 1000 total",
         "status:failed keeps the 20 failed tasks",
     );
     assert!(screen.contains("task_0049"), "{screen}");
     tmux.keys(&["Escape"]);
-    tmux.wait_for("Tasks 1000 ", "esc clears the filter");
+    let screen = tmux.wait_for(
+        "Tasks 778/1000 ",
+        "esc clears the filter, back on the task chosen before it",
+    );
+    assert!(
+        screen
+            .lines()
+            .any(|line| line.contains("›") && line.contains("task_0777")),
+        "{screen}"
+    );
+
+    // The header's key lists the failing runs of every task.
+    tmux.keys(&["F"]);
+    let screen = tmux.wait_for("Runs 1/20 ", "F lists the 20 failed runs");
+    assert!(screen.contains("status:failing"), "{screen}");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("Runs 1/20 · every task", "esc clears the runs filter");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("Tasks 778/1000 ", "esc goes back to the task list");
 
     // `]` visits each failing task once, then wraps to the first.
     tmux.type_text(":task_0000");

@@ -7,6 +7,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crossterm::event::KeyEvent;
 
 use super::keymap::Keymap;
+use super::lists::Chosen;
 pub use super::run_state::{ActiveRun, ItemOutcome, RecentItem};
 use crate::config::{Config, TaskKind};
 use crate::logging::{LogBuffer, LogLine};
@@ -36,6 +37,8 @@ pub enum Msg {
     HistoryLoaded(Vec<RunRecord>),
     /// Pending failed items of every task.
     FailedItemsLoaded(Vec<FailedItem>),
+    /// Runs of every task for the runs view, newest first.
+    RunListLoaded(Vec<RunRecord>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,9 @@ pub enum Command {
         task_id: String,
     },
     LoadFailedItems,
+    /// The newest runs of every task, for the runs view
+    /// ([`super::lists::RUNS_LISTED`] of them).
+    LoadRunList,
     /// Pause (true) or resume a task's schedule.
     PauseSchedule {
         task_id: String,
@@ -63,6 +69,8 @@ pub enum View {
     Errors,
     History,
     Logs,
+    /// Runs of every task, newest first.
+    Runs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +115,8 @@ pub enum Confirm {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     TaskFilter(String),
+    /// The filter of the list on screen: errors, history or runs.
+    ListFilter(String),
     LogSearch(String),
     /// The `:` palette: a task id, a view or an action.
     Command(String),
@@ -193,16 +203,32 @@ pub struct App {
     pub overlay: Option<Overlay>,
     pub input: Option<Input>,
     pub task_filter: String,
+    pub task_sort: super::lists::TaskSort,
+    /// The task the operator chose, which the cursor stays on.
+    pub(super) task_chosen: Chosen<String>,
     pub logs: LogBuffer,
     pub log_view: LogViewState,
     pub failed_items: Vec<FailedItem>,
     pub errors_selected: usize,
+    pub errors_filter: String,
+    pub(super) errors_chosen: Chosen<i64>,
     pub history: Vec<RunRecord>,
     pub history_task: Option<String>,
     pub history_selected: usize,
-    /// A past run opened from history (`enter` on its row): the detail
-    /// view shows it instead of the task's live or newest run.
+    pub history_filter: String,
+    pub(super) history_chosen: Chosen<RunId>,
+    /// The runs view's rows: the newest runs of every task.
+    pub runs: Vec<RunRecord>,
+    /// Index into [`App::visible_runs`].
+    pub runs_selected: usize,
+    pub runs_filter: String,
+    pub(super) runs_chosen: Chosen<RunId>,
+    /// A past run opened from history or the runs view (`enter` on its
+    /// row): the detail view shows it instead of the task's live or
+    /// newest run.
     pub opened_run: Option<RunRecord>,
+    /// The view `esc` goes back to from an opened run.
+    pub opened_from: View,
     pub status: Option<(String, DateTime<Utc>)>,
     /// Something changed since the last frame.
     pub dirty: bool,
@@ -238,7 +264,8 @@ impl App {
                 blocked_by: None,
                 finished: None,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let first_task = tasks.first().map(|task: &TaskState| task.id.clone());
         let config_name = config
             .file
             .file_name()
@@ -258,6 +285,8 @@ impl App {
             overlay: None,
             input: None,
             task_filter: String::new(),
+            task_sort: Default::default(),
+            task_chosen: Chosen::new(first_task),
             logs,
             log_view: LogViewState {
                 follow: true,
@@ -265,10 +294,19 @@ impl App {
             },
             failed_items: Vec::new(),
             errors_selected: 0,
+            errors_filter: String::new(),
+            errors_chosen: Chosen::default(),
             history: Vec::new(),
             history_task: None,
             history_selected: 0,
+            history_filter: String::new(),
+            history_chosen: Chosen::default(),
+            runs: Vec::new(),
+            runs_selected: 0,
+            runs_filter: String::new(),
+            runs_chosen: Chosen::default(),
             opened_run: None,
+            opened_from: View::History,
             status: None,
             dirty: true,
             ticks_since_poll: 0,
@@ -285,17 +323,38 @@ impl App {
         self.now = now;
     }
 
-    /// Tasks matching the filter (see [`super::triage::TaskFilter`]), in
-    /// config order.
+    /// Tasks matching the filter (see [`super::triage::Filter`]), in the
+    /// chosen order (see [`super::lists::TaskSort`]).
     pub fn visible_tasks(&self) -> Vec<&TaskState> {
-        let filter = super::triage::TaskFilter::parse(&self.task_filter);
-        self.tasks
+        let filter = super::triage::Filter::parse(&self.task_filter);
+        let mut tasks: Vec<&TaskState> = self
+            .tasks
             .iter()
             .filter(|task| filter.matches(task))
-            .collect()
+            .collect();
+        self.task_sort.sort(&mut tasks);
+        tasks
     }
 
+    /// The task the operator is looking at: the one under the task list's
+    /// cursor; in the runs view, the selected run's task; in the detail of
+    /// a run opened from a list, that run's task (so start, retry, cancel
+    /// and history act on the task on screen).
     pub fn selected_task(&self) -> Option<&TaskState> {
+        let run_task = match self.view {
+            View::Detail => self.opened_run.as_ref().map(|run| run.task_id.as_str()),
+            View::Runs => self
+                .visible_runs()
+                .get(self.runs_selected)
+                .map(|run| run.task_id.as_str()),
+            _ => None,
+        };
+        if let Some(task_id) = run_task {
+            return self.tasks.iter().find(|task| task.id == task_id);
+        }
+        if self.view == View::Runs {
+            return None;
+        }
         self.visible_tasks().get(self.selected).copied()
     }
 
@@ -357,6 +416,15 @@ impl App {
     }
 
     pub fn update(&mut self, message: Msg) -> Vec<Command> {
+        let before = super::lists::may_reorder(&message).then(|| self.marks());
+        let commands = self.apply(message);
+        if let Some(before) = before {
+            self.settle_cursors(before);
+        }
+        commands
+    }
+
+    fn apply(&mut self, message: Msg) -> Vec<Command> {
         let commands = match message {
             Msg::Key(key) => self.on_key(key),
             Msg::Engine(event) => self.on_engine(event),
@@ -381,8 +449,16 @@ impl App {
             Msg::RunsLoaded(runs) => {
                 if self.on_runs_loaded(runs) {
                     self.dirty = true;
+                    // Another process's run started or ended.
+                    if self.view == View::Runs {
+                        return vec![Command::LoadRunList];
+                    }
                 }
                 return Vec::new();
+            }
+            Msg::RunListLoaded(runs) => {
+                self.runs = runs;
+                Vec::new()
             }
             Msg::HistoryLoaded(runs) => {
                 self.history = runs;
@@ -505,6 +581,9 @@ impl App {
                     active.sample(now);
                     task.active = Some(active);
                 }
+                if self.view == View::Runs {
+                    return vec![Command::LoadRunList];
+                }
                 Vec::new()
             }
             EngineEvent::RunProgress {
@@ -600,6 +679,9 @@ impl App {
                 let mut commands = vec![Command::LoadFailedItems];
                 if self.history_task.as_deref() == Some(task_id.as_str()) {
                     commands.push(Command::LoadHistory { task_id });
+                }
+                if self.view == View::Runs {
+                    commands.push(Command::LoadRunList);
                 }
                 commands
             }

@@ -93,7 +93,7 @@ impl App {
             View::Logs => self.log_line_in_view(),
             View::Tasks if self.focus == Focus::Logs => self.log_line_in_view(),
             View::Errors => self
-                .pending_items()
+                .visible_pending_items()
                 .get(self.errors_selected)
                 .map(|item| FullText::failed_item(item)),
             View::Detail => {

@@ -6,7 +6,6 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use super::app::*;
 use super::keymap::Action;
 use crate::run::event::EngineCommand;
-use crate::state::ItemStatus;
 
 impl App {
     pub(super) fn on_key(&mut self, key: KeyEvent) -> Vec<Command> {
@@ -112,7 +111,10 @@ impl App {
             return Vec::new();
         }
         let text = match input {
-            Input::TaskFilter(text) | Input::LogSearch(text) | Input::Command(text) => text,
+            Input::TaskFilter(text)
+            | Input::ListFilter(text)
+            | Input::LogSearch(text)
+            | Input::Command(text) => text,
         };
         match key.code {
             KeyCode::Char(c) => text.push(c),
@@ -120,11 +122,17 @@ impl App {
                 text.pop();
             }
             KeyCode::Esc => {
-                if matches!(input, Input::TaskFilter(_)) {
-                    self.task_filter.clear();
-                } else {
-                    self.log_view.search = None;
-                    self.log_view.current_match = None;
+                match input {
+                    Input::TaskFilter(_) => self.task_filter.clear(),
+                    Input::ListFilter(_) => {
+                        if let Some(filter) = self.list_filter_mut() {
+                            filter.clear();
+                        }
+                    }
+                    _ => {
+                        self.log_view.search = None;
+                        self.log_view.current_match = None;
+                    }
                 }
                 self.input = None;
                 return Vec::new();
@@ -135,11 +143,14 @@ impl App {
             }
             _ => return Vec::new(),
         }
-        // Apply as the operator types.
+        // Apply as the operator types; the cursor stays on the chosen
+        // row while it matches (see `lists::Chosen`).
         match input.clone() {
-            Input::TaskFilter(text) => {
-                self.task_filter = text;
-                self.selected = 0;
+            Input::TaskFilter(text) => self.task_filter = text,
+            Input::ListFilter(text) => {
+                if let Some(filter) = self.list_filter_mut() {
+                    *filter = text;
+                }
             }
             Input::LogSearch(text) => {
                 self.log_view.search = (!text.is_empty()).then_some(text);
@@ -174,15 +185,27 @@ impl App {
             }
             Action::History => return self.open_history(),
             Action::Logs => self.view = View::Logs,
+            Action::Runs => return self.open_runs(None),
+            Action::FailingRuns => return self.open_runs(Some("status:failing")),
+            Action::Sort => {
+                let sort = self.task_sort.next();
+                self.sort_tasks(sort);
+            }
             Action::Open => match self.view {
                 View::Tasks if self.focus == Focus::Tasks && self.selected_task().is_some() => {
                     self.opened_run = None;
                     self.view = View::Detail
                 }
                 View::History => {
-                    if let Some(run) = self.history.get(self.history_selected) {
-                        self.opened_run = Some(run.clone());
-                        self.view = View::Detail;
+                    let run = self.visible_history().get(self.history_selected).copied();
+                    if let Some(run) = run.cloned() {
+                        self.open_run(run, View::History);
+                    }
+                }
+                View::Runs => {
+                    let run = self.visible_runs().get(self.runs_selected).copied();
+                    if let Some(run) = run.cloned() {
+                        self.open_run(run, View::Runs);
                     }
                 }
                 _ => {
@@ -193,9 +216,11 @@ impl App {
             },
             Action::Back => {
                 if self.view == View::Detail && self.opened_run.take().is_some() {
-                    self.view = View::History;
+                    self.view = self.opened_from;
                 } else if self.view == View::Tasks && !self.task_filter.is_empty() {
                     self.task_filter.clear();
+                } else if let Some(filter) = self.list_filter_mut().filter(|f| !f.is_empty()) {
+                    filter.clear();
                 } else {
                     self.view = View::Tasks;
                 }
@@ -215,6 +240,8 @@ impl App {
             Action::Filter => {
                 self.input = Some(if self.logs_focused() {
                     Input::LogSearch(self.log_view.search.clone().unwrap_or_default())
+                } else if let Some(filter) = self.list_filter_mut() {
+                    Input::ListFilter(filter.clone())
                 } else {
                     self.view = View::Tasks;
                     self.focus = Focus::Tasks;
@@ -278,6 +305,49 @@ impl App {
         self.view == View::Logs || (self.view == View::Tasks && self.focus == Focus::Logs)
     }
 
+    /// The filter of the list on screen (errors, history, runs), which
+    /// `/` edits.
+    pub(super) fn list_filter_mut(&mut self) -> Option<&mut String> {
+        match self.view {
+            View::Errors => Some(&mut self.errors_filter),
+            View::History => Some(&mut self.history_filter),
+            View::Runs => Some(&mut self.runs_filter),
+            _ => None,
+        }
+    }
+
+    /// Opens the runs view (with `filter`, when given) and loads it.
+    pub(super) fn open_runs(&mut self, filter: Option<&str>) -> Vec<Command> {
+        self.view = View::Runs;
+        if let Some(filter) = filter {
+            self.runs_filter = filter.to_string();
+        }
+        vec![Command::LoadRunList]
+    }
+
+    /// Shows a past run's detail; `esc` goes back to `from`.
+    pub(super) fn open_run(&mut self, run: crate::run::RunRecord, from: View) {
+        if !self.tasks.iter().any(|task| task.id == run.task_id) {
+            self.set_status(format!(
+                "{} is no longer in the config; `syncdeck history {}` shows its runs",
+                run.task_id, run.task_id
+            ));
+            return;
+        }
+        self.opened_run = Some(run);
+        self.opened_from = from;
+        self.view = View::Detail;
+    }
+
+    /// Sorts the task list; the cursor stays on its task.
+    pub(super) fn sort_tasks(&mut self, sort: super::lists::TaskSort) {
+        self.task_sort = sort;
+        self.set_status(match sort.describe() {
+            Some(order) => format!("tasks sorted {order}"),
+            None => "tasks in config order".to_string(),
+        });
+    }
+
     pub(super) fn open_history(&mut self) -> Vec<Command> {
         self.view = View::History;
         self.history_selected = 0;
@@ -301,14 +371,18 @@ impl App {
             return;
         }
         let (cursor, len) = match self.view {
-            View::Errors => (
-                &mut self.errors_selected,
-                self.failed_items
-                    .iter()
-                    .filter(|i| i.status == ItemStatus::Pending)
-                    .count(),
-            ),
-            View::History => (&mut self.history_selected, self.history.len()),
+            View::Errors => {
+                let len = self.visible_pending_items().len();
+                (&mut self.errors_selected, len)
+            }
+            View::History => {
+                let len = self.visible_history().len();
+                (&mut self.history_selected, len)
+            }
+            View::Runs => {
+                let len = self.visible_runs().len();
+                (&mut self.runs_selected, len)
+            }
             _ => {
                 let len = self.visible_tasks().len();
                 (&mut self.selected, len)
@@ -432,7 +506,11 @@ impl App {
     }
 
     pub(super) fn retry_selected_item(&mut self) -> Vec<Command> {
-        let Some(item) = self.pending_items().get(self.errors_selected).copied() else {
+        let Some(item) = self
+            .visible_pending_items()
+            .get(self.errors_selected)
+            .copied()
+        else {
             self.set_status("nothing to retry");
             return Vec::new();
         };

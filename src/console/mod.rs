@@ -14,6 +14,7 @@ pub(crate) mod format;
 pub mod fulltext;
 mod input;
 pub mod keymap;
+pub mod lists;
 mod run_state;
 pub mod theme;
 pub mod triage;
@@ -250,6 +251,16 @@ fn carry_out(
                         let _ = loaded.send(Msg::HistoryLoaded(runs)).await;
                     }
                     Err(error) => tracing::error!(%error, "could not read history"),
+                }
+            });
+        }
+        Command::LoadRunList => {
+            tokio::spawn(async move {
+                match state.runs(None, lists::RUNS_LISTED).await {
+                    Ok(runs) => {
+                        let _ = loaded.send(Msg::RunListLoaded(runs)).await;
+                    }
+                    Err(error) => tracing::error!(%error, "could not read runs"),
                 }
             });
         }

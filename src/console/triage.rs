@@ -1,8 +1,10 @@
 //! Finding trouble among many tasks: a task's health (the worst outcome
-//! not yet resolved), the task filter (`status:failed`, `kind:table`,
-//! `!text`), jumping between failing tasks and the `:` command palette.
+//! not yet resolved), the filter every list shares (`status:failed`,
+//! `kind:table`, `!text`), jumping between failing tasks and the `:`
+//! command palette.
 
 use super::app::{App, Command, Input, View};
+use super::lists::TaskSort;
 use crate::run::{RunStatus, Trigger};
 
 /// What a task's state is, as the operator means it: a failed retry of a
@@ -67,23 +69,37 @@ impl TaskHealth {
 /// One word of a filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Term {
-    /// `status:NAME`: the health's name starts with NAME (`status:fail`);
-    /// `status:failing` is every task that needs the operator.
+    /// `status:NAME`: a status name starts with NAME (`status:fail`);
+    /// `status:failing` is every row that needs the operator.
     Status(String),
-    /// `kind:NAME`: the task type contains NAME (`kind:table`).
+    /// `kind:NAME`: a kind (task type, item kind) contains NAME
+    /// (`kind:table`).
     Kind(String),
-    /// Text in the id or the name.
+    /// Text in the row (a task's id or name, a run's task and error, …).
     Text(String),
 }
 
-/// The task filter as typed: words that must all hold; `!` before a word
-/// turns it around (`!nightly`, `!status:ok`).
+/// What a filter looks at in one row of a list.
+pub struct Subject<'a> {
+    /// Names `status:` matches by prefix (a run: `succeeded` and `ok`).
+    pub statuses: &'a [&'a str],
+    /// Needs the operator: what `status:failing` keeps.
+    pub failing: bool,
+    /// Names `kind:` looks in.
+    pub kinds: &'a [&'a str],
+    /// What plain words are looked for in, ignoring case.
+    pub texts: &'a [&'a str],
+}
+
+/// A list's filter as typed: words that must all hold; `!` before a word
+/// turns it around (`!nightly`, `!status:ok`). The task list, errors,
+/// history and runs views share it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TaskFilter {
+pub struct Filter {
     terms: Vec<(bool, Term)>,
 }
 
-impl TaskFilter {
+impl Filter {
     pub fn parse(text: &str) -> Self {
         let terms = text
             .split_whitespace()
@@ -107,23 +123,65 @@ impl TaskFilter {
         Self { terms }
     }
 
-    pub fn matches(&self, task: &super::app::TaskState) -> bool {
+    pub fn is_empty(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// Whether a `kind:` word is in it (so callers look kinds up only
+    /// when they are asked for).
+    pub fn uses_kind(&self) -> bool {
+        self.terms
+            .iter()
+            .any(|(_, term)| matches!(term, Term::Kind(_)))
+    }
+
+    pub fn holds(&self, subject: &Subject) -> bool {
         self.terms.iter().all(|(negated, term)| {
             let holds = match term {
-                Term::Status(name) if name == "failing" => TaskHealth::of(task).is_failing(),
-                Term::Status(name) => TaskHealth::of(task).name().starts_with(name.as_str()),
-                Term::Kind(name) => task.kind.name().contains(name.as_str()),
-                Term::Text(text) => {
-                    task.id.contains(text.as_str()) || task.name.to_lowercase().contains(text)
-                }
+                Term::Status(name) if name == "failing" => subject.failing,
+                Term::Status(name) => subject
+                    .statuses
+                    .iter()
+                    .any(|status| status.starts_with(name.as_str())),
+                Term::Kind(name) => subject
+                    .kinds
+                    .iter()
+                    .any(|kind| kind.contains(name.as_str())),
+                Term::Text(text) => subject
+                    .texts
+                    .iter()
+                    .any(|field| contains_ignoring_case(field, text)),
             };
             holds != *negated
         })
     }
+
+    /// Whether a task passes: its health, its type, its id and name.
+    pub fn matches(&self, task: &super::app::TaskState) -> bool {
+        if self.is_empty() {
+            return true;
+        }
+        let health = TaskHealth::of(task);
+        self.holds(&Subject {
+            statuses: &[health.name()],
+            failing: health.is_failing(),
+            kinds: &[task.kind.name()],
+            texts: &[&task.id, &task.name],
+        })
+    }
+}
+
+/// `needle` is already lower case.
+fn contains_ignoring_case(haystack: &str, needle: &str) -> bool {
+    if haystack.is_ascii() && !haystack.bytes().any(|b| b.is_ascii_uppercase()) {
+        haystack.contains(needle)
+    } else {
+        haystack.to_lowercase().contains(needle)
+    }
 }
 
 /// Views the palette opens by name.
-const VIEWS: [&str; 4] = ["tasks", "errors", "history", "logs"];
+const VIEWS: [&str; 5] = ["tasks", "errors", "history", "logs", "runs"];
 /// Actions the palette runs on a task named after them.
 const ACTIONS: [&str; 2] = ["retry-all", "pause"];
 
@@ -154,7 +212,7 @@ impl App {
         };
         match next {
             Some(index) => {
-                self.selected = index;
+                self.choose_task(index);
                 self.view = View::Tasks;
                 let position = failing.iter().position(|i| *i == index).unwrap_or(0) + 1;
                 self.set_status(format!("failing task {position} of {}", failing.len()));
@@ -174,6 +232,11 @@ impl App {
                     .map(|task| format!("{action} {}", task.id)),
             );
         }
+        candidates.extend(
+            TaskSort::ALL
+                .iter()
+                .map(|sort| format!("sort {}", sort.name())),
+        );
         candidates
     }
 
@@ -228,6 +291,18 @@ impl App {
                 None => Vec::new(),
             },
             [task] if self.select_task(task) => Vec::new(),
+            ["sort", order] => {
+                match TaskSort::from_name(order) {
+                    Some(sort) => {
+                        self.sort_tasks(sort);
+                        self.view = View::Tasks;
+                    }
+                    None => self.set_status(format!(
+                        "unknown sort `{order}`; try :sort status, last, next, duration or config"
+                    )),
+                }
+                Vec::new()
+            }
             [verb, task] if ACTIONS.contains(verb) => {
                 if !self.select_task(task) {
                     self.set_status(format!("no task `{task}`; tab completes task ids"));
@@ -249,7 +324,7 @@ impl App {
             }
             _ => {
                 self.set_status(format!(
-                    "unknown command `{}`; try a task id, :errors, :history, :logs, :retry-all TASK, :pause TASK (tab completes)",
+                    "unknown command `{}`; try a task id, :errors, :history, :logs, :runs, :sort status, :retry-all TASK, :pause TASK (tab completes)",
                     text.trim()
                 ));
                 Vec::new()
@@ -270,7 +345,7 @@ impl App {
             .iter()
             .position(|task| task.id == task_id)
         {
-            self.selected = index;
+            self.choose_task(index);
         }
         self.view = View::Tasks;
         true

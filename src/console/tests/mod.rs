@@ -4,6 +4,7 @@
 //! the state and commands; `snapshots` draws whole screens.
 
 mod fulltext;
+mod lists;
 mod model;
 mod progress;
 mod snapshots;

@@ -113,7 +113,7 @@ fn a_failed_file_deleted_at_the_source_is_listed_as_gone_not_pending() {
     app.update(Msg::FailedItemsLoaded(vec![pending, gone]));
     app.update(char_key('2'));
     let text = screen(&app, 160, 48);
-    assert!(text.contains("Errors · 1 pending · 1 gone"), "{text}");
+    assert!(text.contains("Errors · pending 1/1 · 1 gone"), "{text}");
     let row = text
         .lines()
         .find(|line| line.contains("2026/11/old.csv"))

@@ -4,10 +4,11 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Widget};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, StatefulWidget, Table, TableState, Widget};
 
 use crate::console::app::{App, ItemOutcome};
 use crate::console::format;
+use crate::console::lists::position;
 use crate::console::theme::Theme;
 
 pub struct ErrorsView<'a> {
@@ -18,8 +19,8 @@ pub struct ErrorsView<'a> {
 impl Widget for ErrorsView<'_> {
     fn render(self, area: Rect, buffer: &mut Buffer) {
         let (app, theme) = (self.app, self.theme);
-        let pending = app.pending_items();
-        let gone = app.gone_items();
+        let pending = app.visible_pending_items();
+        let gone = app.visible_gone_items();
         let mut live = Vec::new();
         for task in &app.tasks {
             if let Some(active) = &task.active {
@@ -34,10 +35,18 @@ impl Widget for ErrorsView<'_> {
         } else {
             format!(" · {} gone", gone.len())
         };
-        let title = format!(
-            " Errors · {} pending{gone_count} · {retry} retry the selected item ",
-            pending.len()
+        let mut title = format!(
+            " Errors · pending {}{gone_count}",
+            position(
+                app.errors_selected,
+                pending.len(),
+                app.pending_items().len()
+            )
         );
+        if !app.errors_filter.is_empty() {
+            title.push_str(&format!(" · filter \"{}\"", app.errors_filter));
+        }
+        title.push_str(&format!(" · {retry} retry the selected item "));
         let block = Block::bordered().title(title).border_style(theme.title());
         let inner = block.inner(area);
         block.render(area, buffer);
@@ -82,7 +91,12 @@ impl Widget for ErrorsView<'_> {
             Paragraph::new(lines).render(live_area, buffer);
         }
         if pending.is_empty() && gone.is_empty() {
-            Line::styled(" no failed items pending", theme.dim()).render(table_area, buffer);
+            let text = if app.errors_filter.is_empty() {
+                " no failed items pending"
+            } else {
+                " no failed item matches the filter (esc clears it)"
+            };
+            Line::styled(text, theme.dim()).render(table_area, buffer);
             return;
         }
         // Gone items follow the pending ones, which keep their indexes for
@@ -99,8 +113,8 @@ impl Widget for ErrorsView<'_> {
             ])
             .style(theme.dim())
         });
-        let rows = pending.iter().enumerate().map(|(index, item)| {
-            let row = Row::new(vec![
+        let rows = pending.iter().map(|item| {
+            Row::new(vec![
                 Cell::from(format!("#{}", item.id)),
                 Cell::from(item.task_id.clone()),
                 Cell::from(item.kind.as_str()),
@@ -108,12 +122,7 @@ impl Widget for ErrorsView<'_> {
                 Cell::from(item.key.clone()),
                 Cell::from(item.error.clone()).style(theme.error()),
                 Cell::from(format::age(app.now - item.updated_at)),
-            ]);
-            if index == app.errors_selected {
-                row.style(theme.selected())
-            } else {
-                row
-            }
+            ])
         });
         // The selected item's whole error, wrapped, under the table.
         let selected = pending.get(app.errors_selected);
@@ -165,8 +174,16 @@ impl Widget for ErrorsView<'_> {
             Constraint::Fill(1),
             Constraint::Length(8),
         ];
-        Table::new(rows.chain(gone_rows), widths)
-            .header(header)
-            .render(table_area, buffer);
+        // The table scrolls to keep the selected item in view.
+        let selected = (!pending.is_empty()).then_some(app.errors_selected);
+        let mut state = TableState::default().with_selected(selected);
+        StatefulWidget::render(
+            Table::new(rows.chain(gone_rows), widths)
+                .header(header)
+                .row_highlight_style(theme.selected()),
+            table_area,
+            buffer,
+            &mut state,
+        );
     }
 }

@@ -5,10 +5,13 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Cell, Row, Table, Widget};
+use ratatui::widgets::{
+    Bar, BarChart, BarGroup, Block, Cell, Row, StatefulWidget, Table, TableState, Widget,
+};
 
 use crate::console::app::App;
 use crate::console::format;
+use crate::console::lists::position;
 use crate::console::theme::Theme;
 
 pub struct HistoryView<'a> {
@@ -20,21 +23,34 @@ impl Widget for HistoryView<'_> {
     fn render(self, area: Rect, buffer: &mut Buffer) {
         let (app, theme) = (self.app, self.theme);
         let task = app.history_task.as_deref().unwrap_or("-");
+        let runs = app.visible_history();
+        let mut title = format!(
+            " History · {task} · runs {}",
+            position(app.history_selected, runs.len(), app.history.len())
+        );
+        if !app.history_filter.is_empty() {
+            title.push_str(&format!(" · filter \"{}\"", app.history_filter));
+        }
         let block = Block::bordered()
-            .title(format!(" History · {task} · {} runs ", app.history.len()))
+            .title(title + " ")
             .border_style(theme.title());
         let inner = block.inner(area);
         block.render(area, buffer);
-        if app.history.is_empty() {
-            Line::styled(" no runs recorded yet", theme.dim()).render(inner, buffer);
+        if runs.is_empty() {
+            let text = if app.history.is_empty() {
+                " no runs recorded yet"
+            } else {
+                " no run matches the filter (esc clears it)"
+            };
+            Line::styled(text, theme.dim()).render(inner, buffer);
             return;
         }
         let chart_height = (inner.height / 3).clamp(4, 12);
         let [table_area, charts] =
             Layout::vertical([Constraint::Min(3), Constraint::Length(chart_height)]).areas(inner);
 
-        let rows = app.history.iter().enumerate().map(|(index, run)| {
-            let row = Row::new(vec![
+        let rows = runs.iter().map(|run| {
+            Row::new(vec![
                 Cell::from(format!("{}", run.run_id)),
                 Cell::from(run.status.to_string()).style(theme.status(run.status)),
                 Cell::from(run.trigger.to_string()),
@@ -59,12 +75,7 @@ impl Widget for HistoryView<'_> {
                         .or(run.warning.clone())
                         .unwrap_or_default(),
                 ),
-            ]);
-            if index == app.history_selected {
-                row.style(theme.selected())
-            } else {
-                row
-            }
+            ])
         });
         let header = Row::new(vec![
             "RUN", "STATUS", "TRIGGER", "STARTED", "TOOK", "SYNCED", "SKIPPED", "FAILED", "BYTES",
@@ -83,16 +94,23 @@ impl Widget for HistoryView<'_> {
             Constraint::Length(7),
             Constraint::Fill(1),
         ];
-        Table::new(rows, widths)
-            .header(header)
-            .render(table_area, buffer);
+        // The table scrolls to keep the selected run in view.
+        let mut state = TableState::default().with_selected(Some(app.history_selected));
+        StatefulWidget::render(
+            Table::new(rows, widths)
+                .header(header)
+                .row_highlight_style(theme.selected()),
+            table_area,
+            buffer,
+            &mut state,
+        );
 
         // Oldest on the left, as many runs as fit.
         let [left, right] =
             Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
                 .areas(charts);
         let fit = (left.width.saturating_sub(2) / 4).max(1) as usize;
-        let runs: Vec<_> = app.history.iter().take(fit).rev().collect();
+        let runs: Vec<_> = runs.iter().take(fit).rev().collect();
         let durations: Vec<Bar> = runs
             .iter()
             .map(|run| {

@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Widget};
 
 use crate::console::app::App;
+use crate::console::lists::position;
 use crate::console::theme::Theme;
 use crate::logging::LogLine;
 
@@ -63,7 +64,21 @@ impl Widget for LogsView<'_> {
         let search = state.search.as_deref();
         let matches = search.map(|_| shown.iter().filter(|line| state.matches(line)).count());
 
-        let mut title = format!(" Logs {}", shown.len());
+        let height = usize::from(area.height.saturating_sub(2));
+        // The current match is kept in view; otherwise the offset from the bottom.
+        let end = match state.current_match {
+            Some(current) if !state.follow => (current + height / 2 + 1)
+                .min(shown.len())
+                .max(height.min(shown.len())),
+            _ => shown
+                .len()
+                .saturating_sub(if state.follow { 0 } else { state.offset }),
+        };
+        // The position is the newest line in view.
+        let mut title = format!(
+            " Logs {}",
+            position(end.saturating_sub(1), shown.len(), ring.lines.len())
+        );
         if let Some(level) = state.min_level {
             title.push_str(&format!(" · {level} and worse"));
         }
@@ -104,16 +119,6 @@ impl Widget for LogsView<'_> {
         let inner = block.inner(area);
         block.render(area, buffer);
 
-        let height = inner.height as usize;
-        // The current match is kept in view; otherwise the offset from the bottom.
-        let end = match state.current_match {
-            Some(current) if !state.follow => (current + height / 2 + 1)
-                .min(shown.len())
-                .max(height.min(shown.len())),
-            _ => shown
-                .len()
-                .saturating_sub(if state.follow { 0 } else { state.offset }),
-        };
         let start = end.saturating_sub(height);
         for (row, (index, line)) in shown
             .iter()

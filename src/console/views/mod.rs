@@ -7,6 +7,7 @@ mod fulltext;
 mod history;
 mod logs;
 mod overlay;
+mod runs;
 mod tasks;
 
 use ratatui::buffer::Buffer;
@@ -94,6 +95,11 @@ impl Widget for Screen<'_> {
                 full: true,
             }
             .render(body, buffer),
+            View::Runs => runs::RunsView {
+                app: self.app,
+                theme: self.theme,
+            }
+            .render(body, buffer),
         }
         Footer {
             app: self.app,
@@ -122,6 +128,7 @@ impl Widget for TitleBar<'_> {
             View::Errors => "errors",
             View::History => "history",
             View::Logs => "logs",
+            View::Runs => "runs",
         };
         let mut spans = vec![
             Span::styled(" syncdeck", self.theme.title()),
@@ -142,6 +149,11 @@ impl Widget for TitleBar<'_> {
             spans.push(Span::styled(
                 format!(" · {failing} failing"),
                 self.theme.error(),
+            ));
+            // The key that lists the failing runs.
+            spans.push(Span::styled(
+                format!(" ({})", app.keymap.label("failing_runs")),
+                self.theme.key(),
             ));
         }
         if app.read_only {
@@ -173,6 +185,17 @@ impl Widget for Footer<'_> {
                 Span::styled(" filter tasks: ", self.theme.key()),
                 Span::raw(format!("{text}▏  (enter keep, esc clear)")),
             ]),
+            (Some(Input::ListFilter(text)), _) => Line::from(vec![
+                Span::styled(
+                    match app.view {
+                        View::Errors => " filter errors: ",
+                        View::History => " filter history: ",
+                        _ => " filter runs: ",
+                    },
+                    self.theme.key(),
+                ),
+                Span::raw(format!("{text}▏  (enter keep, esc clear)")),
+            ]),
             (Some(Input::Command(text)), _) => Line::from(vec![
                 Span::styled(" :", self.theme.key()),
                 Span::raw(format!("{text}▏  (tab complete, enter run, esc close)")),
@@ -199,7 +222,7 @@ impl Widget for Footer<'_> {
                         keys.label("open"),
                         match app.view {
                             View::Tasks if app.focus == Focus::Tasks => "details",
-                            View::History => "details",
+                            View::History | View::Runs => "details",
                             _ => "full text",
                         },
                     ),
@@ -213,9 +236,15 @@ impl Widget for Footer<'_> {
                     ),
                     (keys.label("help"), "help"),
                     (keys.label("quit"), "quit"),
-                    (keys.label("focus"), "focus"),
-                    ("2/3/4", "errors/history/logs"),
                 ]);
+                if app.view == View::Runs {
+                    hints.push((keys.label("back"), "back"));
+                }
+                hints.push((keys.label("focus"), "focus"));
+                if app.view == View::Tasks {
+                    hints.push((keys.label("sort"), "sort"));
+                }
+                hints.push(("2-5", "errors/history/logs/runs"));
                 // As many hints as fit, most important first.
                 let mut spans = Vec::new();
                 let mut used = 0;

@@ -9,6 +9,7 @@ use ratatui::widgets::{Block, Widget};
 use crate::config::TaskKind;
 use crate::console::app::{App, Focus, TaskState};
 use crate::console::format;
+use crate::console::lists::position;
 use crate::console::theme::{Theme, glyph};
 use crate::run::RunStatus;
 
@@ -86,15 +87,17 @@ impl Widget for TaskListView<'_> {
         let app = self.app;
         let theme = self.theme;
         let tasks = app.visible_tasks();
-        let mut title = format!(" Tasks {} ", tasks.len());
-        if !app.task_filter.is_empty() {
-            title = format!(
-                " Tasks {} of {} · filter \"{}\" ",
-                tasks.len(),
-                app.tasks.len(),
-                app.task_filter
-            );
+        let mut title = format!(
+            " Tasks {}",
+            position(app.selected, tasks.len(), app.tasks.len())
+        );
+        if let Some(order) = app.task_sort.describe() {
+            title.push_str(&format!(" · {order}"));
         }
+        if !app.task_filter.is_empty() {
+            title.push_str(&format!(" · filter \"{}\"", app.task_filter));
+        }
+        title.push(' ');
         let focused = app.focus == Focus::Tasks;
         let block = Block::bordered().title(title).border_style(if focused {
             theme.title()
