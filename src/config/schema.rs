@@ -172,6 +172,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_schema_knows_the_theme_names_and_the_mouse_option() {
+        let schema = super::json_schema();
+        let text = schema["definitions"]["ThemeName"].to_string();
+        assert!(
+            text.contains("\"dark\"") && text.contains("\"light\""),
+            "{text}"
+        );
+        let console = schema["definitions"]["ConsoleConfig"].to_string();
+        assert!(console.contains("\"mouse\""), "{console}");
+        assert!(schema["properties"].get("theme").is_some());
+    }
+
     fn json_false() -> serde_json::Value {
         serde_json::Value::Bool(false)
     }
