@@ -175,14 +175,12 @@ mod tests {
     #[test]
     fn the_schema_knows_the_theme_names_and_the_mouse_option() {
         let schema = super::json_schema();
-        let text = schema["definitions"]["ThemeName"].to_string();
-        assert!(
-            text.contains("\"dark\"") && text.contains("\"light\""),
-            "{text}"
-        );
-        let console = schema["definitions"]["ConsoleConfig"].to_string();
-        assert!(console.contains("\"mouse\""), "{console}");
-        assert!(schema["properties"].get("theme").is_some());
+        assert!(schema["properties"].get("theme").is_some(), "{schema}");
+        assert!(schema["properties"].get("console").is_some(), "{schema}");
+        let text = schema.to_string();
+        for word in ["\"dark\"", "\"light\"", "\"mouse\""] {
+            assert!(text.contains(word), "the schema lacks {word}: {text}");
+        }
     }
 
     fn json_false() -> serde_json::Value {
