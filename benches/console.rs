@@ -1,10 +1,12 @@
 //! Console benchmarks, written to the "Console" section of BENCHMARKS.md:
-//! - frame time: build and draw one frame with 1,000 tasks and 100,000
-//!   buffered log lines, against a reference frame with 10 tasks and no
-//!   logs, in the same run;
-//! - idle CPU: the real binary in tmux, doing nothing for 10 s;
-//! - memory: resident memory after 1,000,000 log lines went through the
-//!   console's log buffer, against after its first 10,000.
+//! - frame time: the median time to build and draw one frame with 10,000
+//!   tasks and 1,000,000 buffered log lines (task view and log view),
+//!   against a reference frame with 10 tasks and no logs, in the same run;
+//! - memory: resident memory before and after 1,000 such frames, and after
+//!   1,000,000 log lines went through the console's log buffer against
+//!   after its first 10,000;
+//! - idle CPU: the real binary in tmux on a 10,000-task config, doing
+//!   nothing for 10 s, against `sleep` measured the same way.
 //!
 //!   cargo bench --bench console
 
@@ -86,22 +88,42 @@ fn app_with(tasks: usize, log_lines: usize) -> App {
     app
 }
 
-/// Mean time to build and draw one 160x48 frame, over `frames` frames.
+/// Median time to build and draw one 160x48 frame, over `frames` frames.
 fn frame_time(app: &App, frames: u32) -> Duration {
     let mut terminal = Terminal::new(TestBackend::new(160, 48)).expect("terminal");
-    let theme = Theme { color: true };
+    let theme = Theme::from_env(syncdeck::console::theme::ThemeName::Dark);
     for _ in 0..10 {
         terminal
             .draw(|frame| frame.render_widget(Screen { app, theme }, frame.area()))
             .expect("draw");
     }
-    let start = Instant::now();
+    let mut times: Vec<Duration> = (0..frames)
+        .map(|_| {
+            let start = Instant::now();
+            terminal
+                .draw(|frame| frame.render_widget(Screen { app, theme }, frame.area()))
+                .expect("draw");
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Resident memory before and after drawing `frames` frames.
+fn memory_over_frames(app: &App, frames: u32) -> (u64, u64) {
+    let mut terminal = Terminal::new(TestBackend::new(160, 48)).expect("terminal");
+    let theme = Theme::from_env(syncdeck::console::theme::ThemeName::Dark);
+    terminal
+        .draw(|frame| frame.render_widget(Screen { app, theme }, frame.area()))
+        .expect("draw");
+    let before = rss_kib();
     for _ in 0..frames {
         terminal
             .draw(|frame| frame.render_widget(Screen { app, theme }, frame.area()))
             .expect("draw");
     }
-    start.elapsed() / frames
+    (before, rss_kib())
 }
 
 fn rss_kib() -> u64 {
@@ -125,11 +147,11 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-/// Runs the console in tmux on a 1,000-task config, idle, for 10 s.
+/// Runs the console in tmux on a 10,000-task config, idle, for 10 s.
 fn idle_cpu() -> Option<(f64, f64)> {
     let directory = tempfile::tempdir().ok()?;
     let mut text = String::from("[engine]\nstate = \"sqlite:state.db\"\nlog_dir = \"logs\"\n");
-    for index in 0..1000 {
+    for index in 0..10_000 {
         text.push_str(&format!(
             "[[tasks]]\nid = \"task_{index:04}\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\n"
         ));
@@ -158,7 +180,8 @@ fn idle_cpu() -> Option<(f64, f64)> {
     if !started.success() {
         return None;
     }
-    std::thread::sleep(Duration::from_secs(2));
+    // Start-up (reading the config, the first frame) is not idle time.
+    std::thread::sleep(Duration::from_secs(5));
     let pane_pid = Command::new("tmux")
         .args(["-L", &socket, "list-panes", "-F", "#{pane_pid}"])
         .output()
@@ -227,40 +250,45 @@ fn main() {
     );
 
     let reference = app_with(10, 0);
-    let big = app_with(1000, 100_000);
-    let reference_frame = frame_time(&reference, 500);
-    let big_frame = frame_time(&big, 200);
-    let mut logs_view = app_with(1000, 100_000);
+    let big = app_with(10_000, 1_000_000);
+    let reference_frame = frame_time(&reference, 1000);
+    let big_frame = frame_time(&big, 300);
+    let (rss_before_frames, rss_after_frames) = memory_over_frames(&big, 1000);
+    let mut logs_view = big;
     logs_view.update(Msg::Key(crossterm::event::KeyEvent::from(
         crossterm::event::KeyCode::Char('4'),
     )));
-    let logs_frame = frame_time(&logs_view, 100);
+    let logs_frame = frame_time(&logs_view, 300);
     println!(
-        "frame: reference {reference_frame:?}, 1,000 tasks + 100k lines {big_frame:?}, logs view {logs_frame:?}"
+        "frame: reference {reference_frame:?}, 10,000 tasks + 1M lines {big_frame:?}, logs view {logs_frame:?}; memory over 1,000 frames {rss_before_frames} -> {rss_after_frames} KiB"
     );
 
     let idle = idle_cpu();
     println!("idle CPU: {idle:?}");
     let idle_row = match idle {
-        Some((console, sleeper)) => format!("| idle console, 1,000 tasks, 10 s in tmux | {console:.2}% of a core | `sleep`: {sleeper:.2}% | under 1% of a core |"),
-        None => "| idle console, 1,000 tasks, 10 s in tmux | not measured (tmux missing) | | under 1% of a core |".into(),
+        Some((console, sleeper)) => format!("| idle console, 10,000 tasks, 10 s in tmux (the real binary and event loop) | {console:.2}% of a core | `sleep`: {sleeper:.2}% | under 1% of a core |"),
+        None => "| idle console, 10,000 tasks, 10 s in tmux | not measured (tmux missing) | | under 1% of a core |".into(),
     };
     let ms = |duration: Duration| duration.as_secs_f64() * 1000.0;
     let section = format!(
         "## Console\n\n\
-         Written by `cargo bench --bench console` on {date}. Frames are 160x48, drawn into ratatui's\n\
-         `TestBackend` (build the model's view and diff the buffer; no terminal I/O).\n\n\
+         Written by `cargo bench --bench console` on {date} (release build; on a shared machine run\n\
+         it under the cargo lock: `flock -o /tmp/syncdeck-cargo.lock cargo bench --bench console`).\n\
+         Frames are 160x48, drawn into ratatui's `TestBackend` (build the view from the model and\n\
+         diff the buffer; no terminal I/O); frame times are medians.\n\n\
          | measure | syncdeck | reference (same run) | target |\n|---|---:|---:|---|\n\
-         | frame, 1,000 tasks + 100,000 log lines, task view | {big:.3} ms | 10 tasks, no logs: {reference:.3} ms ({big_ratio:.1}x) | under 2 ms |\n\
-         | frame, 1,000 tasks + 100,000 log lines, log view | {logs:.3} ms | {logs_ratio:.1}x the reference | under 2 ms |\n\
+         | frame, 10,000 tasks + 1,000,000 log lines, task view | {big:.3} ms | 10 tasks, no logs: {reference:.3} ms ({big_ratio:.1}x) | under 2 ms |\n\
+         | frame, 10,000 tasks + 1,000,000 log lines, log view | {logs:.3} ms | {logs_ratio:.1}x the reference | under 2 ms |\n\
          {idle_row}\n\
-         | resident memory after 1,000,000 log lines | {after_1m} KiB | after 10,000: {after_10k} KiB ({memory_ratio:.2}x) | flat (buffer keeps {capacity} lines) |\n",
+         | resident memory after 1,000 frames (10,000 tasks, 1,000,000 lines) | {rss_after_frames} KiB | before them: {rss_before_frames} KiB ({frames_ratio:.3}x) | flat |\n\
+         | resident memory after 1,000,000 log lines through the buffer | {after_1m} KiB | after 10,000: {after_10k} KiB ({memory_ratio:.2}x) | flat (buffer keeps {capacity} lines) |\n",
         date = Utc::now().format("%Y-%m-%d"),
         big = ms(big_frame),
         reference = ms(reference_frame),
         big_ratio = ms(big_frame) / ms(reference_frame),
         logs = ms(logs_frame),
         logs_ratio = ms(logs_frame) / ms(reference_frame),
+        frames_ratio = rss_after_frames as f64 / rss_before_frames.max(1) as f64,
         memory_ratio = after_1m as f64 / after_10k.max(1) as f64,
         capacity = syncdeck::logging::DEFAULT_LOG_CAPACITY,
     );

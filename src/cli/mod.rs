@@ -60,6 +60,10 @@ struct Cli {
     /// nothing; `run`, `retry` and `daemon` refuse
     #[arg(long, global = true)]
     read_only: bool,
+    /// Mouse in the console: click selects a row, the wheel scrolls
+    /// (default: [console] mouse, else off)
+    #[arg(long, global = true)]
+    mouse: bool,
     /// Log lines as text or as JSON objects, on stderr and in the log file
     /// (default: [engine] log_format, else text)
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]
@@ -358,7 +362,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
     }
     match cli.command {
-        None | Some(Command::Tui) => console(config_path, cli.read_only).await,
+        None | Some(Command::Tui) => console(config_path, cli.read_only, cli.mouse).await,
         Some(Command::Daemon { metrics_addr }) => daemon::run(config_path, metrics_addr).await,
         Some(Command::Completions { shell }) => {
             clap_complete::generate(
@@ -563,7 +567,7 @@ fn say_nothing_to_retry(message: &str, json: bool) {
     }
 }
 
-async fn console(config_path: Option<&Path>, read_only: bool) -> Result<u8, Failure> {
+async fn console(config_path: Option<&Path>, read_only: bool, mouse: bool) -> Result<u8, Failure> {
     let config = load(config_path, Resolve::Everything)?;
     if !std::io::stdout().is_terminal() {
         return Err(usage(
@@ -576,7 +580,7 @@ async fn console(config_path: Option<&Path>, read_only: bool) -> Result<u8, Fail
     if !read_only {
         engine.spawn_adoption();
     }
-    crate::console::run(engine, buffer, read_only)
+    crate::console::run(engine, buffer, read_only, mouse)
         .await
         .context("console")?;
     Ok(0)

@@ -54,6 +54,10 @@ pub struct Config {
     pub credentials: CredentialsConfig,
     /// Console key for every action (defaults merged with `[keys]`).
     pub keys: BTreeMap<String, String>,
+    /// The console's colours (`[theme]`).
+    pub theme: ThemeConfig,
+    /// How the console behaves (`[console]`).
+    pub console: ConsoleConfig,
     pub tasks: Vec<TaskConfig>,
 }
 
@@ -164,6 +168,58 @@ fn default_lease_ttl() -> Duration {
 pub struct CredentialsConfig {
     /// A TOML file of `name = "value"`; must not be group or world readable.
     pub file: Option<PathBuf>,
+}
+
+/// `[theme]`: the console's colours.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThemeConfig {
+    /// `dark` (light text on a dark background, the default) or `light`.
+    #[serde(default)]
+    pub name: ThemeName,
+}
+
+/// The console's colour themes.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ThemeName {
+    /// Light text on a dark background.
+    #[default]
+    Dark,
+    /// Dark text on a light background.
+    Light,
+}
+
+impl ThemeName {
+    pub const NAMES: [&'static str; 2] = ["dark", "light"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "dark" => Some(Self::Dark),
+            "light" => Some(Self::Light),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dark => "dark",
+            Self::Light => "light",
+        }
+    }
+}
+
+/// `[console]`: how the console behaves.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Mouse support: click selects a row, the wheel scrolls. Off by
+    /// default, so the terminal's own text selection keeps working
+    /// (`--mouse` turns it on for one session).
+    #[serde(default)]
+    pub mouse: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

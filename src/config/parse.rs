@@ -175,6 +175,8 @@ fn parse_all(path: &Path, text: &str, resolve: Resolve) -> Result<Config, Vec<Co
         engine: top.engine,
         credentials: top.credentials,
         keys,
+        theme: top.theme,
+        console: top.console,
         tasks,
     };
     errors.extend(validate::validate(&source, &config, &spans, &unparsed_ids));
@@ -242,6 +244,12 @@ pub(super) struct TopLevel {
     #[serde(default)]
     #[schemars(with = "BTreeMap<String, String>")]
     keys: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// The console's colours: `name = "dark"` or `"light"`.
+    #[serde(default)]
+    theme: ThemeConfig,
+    /// The console's behaviour: `mouse = true`.
+    #[serde(default)]
+    console: ConsoleConfig,
 }
 
 /// Checks `[keys]`: known actions, valid keys, no key bound twice.

@@ -172,6 +172,17 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_schema_knows_the_theme_names_and_the_mouse_option() {
+        let schema = super::json_schema();
+        assert!(schema["properties"].get("theme").is_some(), "{schema}");
+        assert!(schema["properties"].get("console").is_some(), "{schema}");
+        let text = schema.to_string();
+        for word in ["\"dark\"", "\"light\"", "\"mouse\""] {
+            assert!(text.contains(word), "the schema lacks {word}: {text}");
+        }
+    }
+
     fn json_false() -> serde_json::Value {
         serde_json::Value::Bool(false)
     }

@@ -4,7 +4,7 @@
 //! outside ([`App::set_now`]) so tests control time.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use crossterm::event::KeyEvent;
+use crossterm::event::{KeyEvent, MouseEvent};
 
 use super::keymap::Keymap;
 use super::lists::Chosen;
@@ -25,6 +25,8 @@ const GONE_SHOWN_DAYS: i64 = 7;
 #[derive(Debug, Clone)]
 pub enum Msg {
     Key(KeyEvent),
+    /// A click or a wheel turn (only with mouse support on).
+    Mouse(MouseEvent),
     Engine(EngineEvent),
     /// Engine events were missed (the console fell behind): reload state.
     EngineLagged,
@@ -133,6 +135,10 @@ pub struct TaskState {
     pub dependencies: Vec<String>,
     /// The schedule's interval, for display.
     pub every: Option<std::time::Duration>,
+    /// Where it reads and writes: `in/ → s3://bucket/out/`.
+    pub route: String,
+    /// Which files it takes (file syncs with a `pattern`).
+    pub pattern: Option<String>,
     /// The newest finished run.
     pub last: Option<RunRecord>,
     pub active: Option<ActiveRun>,
@@ -236,6 +242,10 @@ pub struct App {
     ticks_since_poll: u32,
     /// Rows of tasks on screen: what page keys move by.
     pub page_rows: usize,
+    /// The colour theme (`[theme] name`, `:theme`).
+    pub theme: super::theme::ThemeName,
+    /// Columns and rows of the terminal, to find what a click hit.
+    pub screen: (u16, u16),
 }
 
 impl App {
@@ -256,6 +266,14 @@ impl App {
                 has_schedule: task.schedule.is_some(),
                 dependencies: task.dependencies.clone(),
                 every: task.schedule.map(|schedule| schedule.every),
+                route: super::format::route(&task.properties),
+                pattern: match &task.properties {
+                    crate::config::TaskProperties::Sync(sync) => sync
+                        .pattern
+                        .as_ref()
+                        .map(|pattern| pattern.get_ref().clone()),
+                    _ => None,
+                },
                 last: None,
                 active: None,
                 pending_failures: 0,
@@ -311,6 +329,8 @@ impl App {
             dirty: true,
             ticks_since_poll: 0,
             page_rows: 10,
+            theme: config.theme.name,
+            screen: (80, 24),
         }
     }
 
@@ -427,6 +447,7 @@ impl App {
     fn apply(&mut self, message: Msg) -> Vec<Command> {
         let commands = match message {
             Msg::Key(key) => self.on_key(key),
+            Msg::Mouse(event) => self.on_mouse(event),
             Msg::Engine(event) => self.on_engine(event),
             Msg::EngineLagged => vec![Command::LoadRuns, Command::LoadFailedItems],
             Msg::Tick => {

@@ -107,9 +107,82 @@ pub fn fit(text: &str, width: usize) -> String {
     }
 }
 
+/// Where a task reads and writes, for the task list and the detail:
+/// `in/orders/ → s3://bucket/orders/`, `orders → public.orders`. Passwords
+/// written in a URL and registered secrets never show.
+pub fn route(properties: &crate::config::TaskProperties) -> String {
+    use crate::config::TaskProperties;
+    let route = match properties {
+        TaskProperties::Sync(sync) => format!(
+            "{} → {}",
+            without_userinfo(sync.source_path.get_ref()),
+            without_userinfo(sync.destination_path.get_ref())
+        ),
+        TaskProperties::TableSync(table) => {
+            let source = match &table.source_table {
+                Some(name) => name.get_ref().clone(),
+                None => "query".into(),
+            };
+            format!("{source} → {}", table.target_table.get_ref())
+        }
+        TaskProperties::HttpSync(http) => format!(
+            "{}{} → {}",
+            without_userinfo(&http.base_url),
+            http.path,
+            http.target_table
+        ),
+        TaskProperties::Airbyte(airbyte) => {
+            format!("airbyte connection {}", airbyte.connection_id)
+        }
+    };
+    crate::config::redact(&route).into_owned()
+}
+
+/// `sftp://user:secret@host/path` → `sftp://host/path`.
+fn without_userinfo(location: &str) -> String {
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return location.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => rest.split_at(slash),
+        None => (rest, ""),
+    };
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    format!("{scheme}://{host}{path}")
+}
+
+/// A schedule's interval as written: `every 5m`, `every 1h 30m`.
+pub fn every(interval: std::time::Duration) -> String {
+    let seconds = interval.as_secs();
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let mut parts = Vec::new();
+    if hours > 0 {
+        parts.push(format!("{hours}h"));
+    }
+    if minutes > 0 {
+        parts.push(format!("{minutes}m"));
+    }
+    if seconds > 0 || parts.is_empty() {
+        parts.push(format!("{seconds}s"));
+    }
+    format!("every {}", parts.join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_a_location_is_not_shown() {
+        assert_eq!(
+            without_userinfo("sftp://deploy:hunter22@files.example.com/in/"),
+            "sftp://files.example.com/in/"
+        );
+        assert_eq!(without_userinfo("in/orders/"), "in/orders/");
+        assert_eq!(every(std::time::Duration::from_secs(5400)), "every 1h 30m");
+    }
 
     #[test]
     fn forms() {

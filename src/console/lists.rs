@@ -186,6 +186,7 @@ pub(super) struct Marks {
 pub(super) fn may_reorder(message: &Msg) -> bool {
     match message {
         Msg::Key(_)
+        | Msg::Mouse(_)
         | Msg::EngineLagged
         | Msg::RunsLoaded(_)
         | Msg::HistoryLoaded(_)

@@ -15,6 +15,7 @@ pub mod fulltext;
 mod input;
 pub mod keymap;
 pub mod lists;
+mod mouse;
 mod run_state;
 pub mod theme;
 pub mod triage;
@@ -59,10 +60,12 @@ pub enum ConsoleError {
 }
 
 /// Runs the console until the operator quits.
+/// `mouse` turns mouse support on (else `[console] mouse` decides).
 pub async fn run(
     engine: Arc<Engine>,
     logs: LogBuffer,
     read_only: bool,
+    mouse: bool,
 ) -> Result<(), ConsoleError> {
     if !io::stdout().is_terminal() {
         return Err(ConsoleError::NotATerminal);
@@ -76,7 +79,8 @@ pub async fn run(
         read_only,
     );
     app.utc_offset = *chrono::Local::now().offset();
-    let mut terminal = enter_terminal()?;
+    let mouse = mouse || config.console.mouse;
+    let mut terminal = enter_terminal(mouse)?;
     let result = event_loop(&mut terminal, &mut app, &engine, &logs, read_only).await;
     restore_terminal();
     // A read-only console started nothing, so it has nothing to cancel.
@@ -92,7 +96,7 @@ pub async fn run(
 
 type ConsoleTerminal = Terminal<CrosstermBackend<io::Stdout>>;
 
-fn enter_terminal() -> Result<ConsoleTerminal, io::Error> {
+fn enter_terminal(mouse: bool) -> Result<ConsoleTerminal, io::Error> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         // Restore first, so the panic message lands on a normal screen.
@@ -105,13 +109,18 @@ fn enter_terminal() -> Result<ConsoleTerminal, io::Error> {
         crossterm::terminal::EnterAlternateScreen,
         crossterm::cursor::Hide
     )?;
+    if mouse {
+        crossterm::execute!(io::stdout(), crossterm::event::EnableMouseCapture)?;
+    }
     Terminal::new(CrosstermBackend::new(io::stdout()))
 }
 
 fn restore_terminal() {
     let _ = crossterm::terminal::disable_raw_mode();
+    // Harmless when capture was never on.
     let _ = crossterm::execute!(
         io::stdout(),
+        crossterm::event::DisableMouseCapture,
         crossterm::terminal::LeaveAlternateScreen,
         crossterm::cursor::Show
     );
@@ -124,7 +133,8 @@ async fn event_loop(
     logs: &LogBuffer,
     read_only: bool,
 ) -> Result<(), ConsoleError> {
-    let theme = Theme::from_env();
+    // Colour or not is fixed for the session; the palette follows `:theme`.
+    let color = Theme::from_env(app.theme).color;
     let mut terminal_events = EventStream::new();
     let mut engine_events = engine.subscribe();
     // Results of state-store reads come back here as messages.
@@ -164,7 +174,12 @@ async fn event_loop(
             app.dirty = false;
             if let Ok(size) = terminal.size() {
                 app.page_rows = views::task_rows(size.height);
+                app.screen = (size.width, size.height);
             }
+            let theme = Theme {
+                color,
+                palette: theme::Palette::of(app.theme),
+            };
             terminal
                 .draw(|frame| frame.render_widget(views::Screen { app, theme }, frame.area()))?;
             if first_frame {
@@ -176,6 +191,7 @@ async fn event_loop(
             event = terminal_events.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind != KeyEventKind::Release => Msg::Key(key),
                 Some(Ok(Event::Resize(..))) => Msg::Resized,
+                Some(Ok(Event::Mouse(mouse))) => Msg::Mouse(mouse),
                 Some(Ok(_)) => continue,
                 Some(Err(error)) => return Err(error.into()),
                 None => return Ok(()),

@@ -237,6 +237,11 @@ impl App {
                 .iter()
                 .map(|sort| format!("sort {}", sort.name())),
         );
+        candidates.extend(
+            super::theme::ThemeName::NAMES
+                .iter()
+                .map(|name| format!("theme {name}")),
+        );
         candidates
     }
 
@@ -303,6 +308,19 @@ impl App {
                 }
                 Vec::new()
             }
+            ["theme", name] => {
+                match super::theme::ThemeName::parse(name) {
+                    Some(theme) => {
+                        self.theme = theme;
+                        self.set_status(format!("theme {name}"));
+                    }
+                    None => self.set_status(format!(
+                        "no theme `{name}`; themes are {}",
+                        super::theme::ThemeName::NAMES.join(", ")
+                    )),
+                }
+                Vec::new()
+            }
             [verb, task] if ACTIONS.contains(verb) => {
                 if !self.select_task(task) {
                     self.set_status(format!("no task `{task}`; tab completes task ids"));
@@ -324,7 +342,7 @@ impl App {
             }
             _ => {
                 self.set_status(format!(
-                    "unknown command `{}`; try a task id, :errors, :history, :logs, :runs, :sort status, :retry-all TASK, :pause TASK (tab completes)",
+                    "unknown command `{}`; try a task id, :errors, :history, :logs, :runs, :sort status, :retry-all TASK, :pause TASK, :theme dark|light (tab completes)",
                     text.trim()
                 ));
                 Vec::new()

@@ -3,6 +3,7 @@
 //! clock, so screens are reproducible. `model` sends messages and checks
 //! the state and commands; `snapshots` draws whole screens.
 
+mod chrome;
 mod fulltext;
 mod lists;
 mod model;

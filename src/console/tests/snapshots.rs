@@ -9,7 +9,7 @@ pub(super) fn screen(app: &App, width: u16, height: u16) -> String {
             frame.render_widget(
                 Screen {
                     app,
-                    theme: Theme { color: false },
+                    theme: Theme::plain(),
                 },
                 frame.area(),
             )

@@ -473,8 +473,48 @@ fn not_copied_lines(
     lines
 }
 
-fn body_lines(task: &TaskState, app: &App, theme: Theme, width: usize) -> Vec<Line<'static>> {
+/// What the task is, from the config: where it reads and writes, which
+/// files, and what it waits for.
+fn task_lines(task: &TaskState, theme: Theme) -> Vec<Line<'static>> {
+    let mut lines = vec![Line::from(vec![
+        Span::styled("route ", theme.dim()),
+        Span::raw(task.route.clone()),
+    ])];
+    if let Some(pattern) = &task.pattern {
+        lines.push(Line::from(vec![
+            Span::styled("files ", theme.dim()),
+            Span::raw(format!("matching {pattern}")),
+        ]));
+    }
+    if !task.dependencies.is_empty() {
+        lines.push(Line::from(vec![
+            Span::styled("after ", theme.dim()),
+            Span::raw(task.dependencies.join(", ")),
+        ]));
+    }
+    if task.every.is_none() {
+        lines.push(Line::from(vec![
+            Span::styled("sched ", theme.dim()),
+            Span::raw("none: runs when started"),
+        ]));
+    }
+    lines
+}
+
+/// `full`: a detail view with room (30 rows or more), which always says
+/// what the task is; otherwise it is said only for a task with no run to
+/// show, so a live run's counters and files keep their rows.
+fn body_lines(
+    task: &TaskState,
+    app: &App,
+    theme: Theme,
+    width: usize,
+    full: bool,
+) -> Vec<Line<'static>> {
     let mut lines = vec![header(task, app, theme)];
+    if full || (live(task, app).is_none() && shown_record(task, app).is_none()) {
+        lines.extend(task_lines(task, theme));
+    }
     if let Some(every) = task.every {
         let every = humantime::format_duration(every).to_string();
         let text = match (task.paused, task.next_run) {
@@ -510,9 +550,15 @@ impl Widget for SummaryView<'_> {
         let Some(task) = self.app.selected_task() else {
             return;
         };
-        Paragraph::new(body_lines(task, self.app, self.theme, inner.width as usize))
-            .wrap(Wrap { trim: false })
-            .render(inner, buffer);
+        Paragraph::new(body_lines(
+            task,
+            self.app,
+            self.theme,
+            inner.width as usize,
+            false,
+        ))
+        .wrap(Wrap { trim: false })
+        .render(inner, buffer);
     }
 }
 
@@ -527,7 +573,7 @@ impl Widget for DetailView<'_> {
             .title(format!(" {} · {} ", task.id, task.name));
         let inner = block.inner(area);
         block.render(area, buffer);
-        let lines = body_lines(task, app, theme, inner.width as usize);
+        let lines = body_lines(task, app, theme, inner.width as usize, inner.height >= 30);
         let summary_height = (lines.len() as u16 + 1).min(inner.height / 2).max(3);
         let [summary, spark, recent] = Layout::vertical([
             Constraint::Length(summary_height),

@@ -19,6 +19,7 @@ impl Widget for FullTextView<'_> {
     fn render(self, area: Rect, buffer: &mut Buffer) {
         let (open, theme) = (self.open, self.theme);
         Clear.render(area, buffer);
+        buffer.set_style(area, theme.base());
         let lines = wrap(&open.text, area.width as usize);
         let height = area.height.saturating_sub(2) as usize;
         let last_page = lines.len().saturating_sub(height);
@@ -33,7 +34,7 @@ impl Widget for FullTextView<'_> {
             .borders(Borders::TOP | Borders::BOTTOM)
             .border_style(theme.title())
             .title(format!(" {} ", open.title))
-            .title_bottom(format!(" esc back · j/k scroll · {position} "));
+            .title_bottom(format!(" {position} "));
         let inner = block.inner(area);
         block.render(area, buffer);
         let text: Vec<Line> = lines[first..shown_to]

@@ -55,12 +55,50 @@ fn highlighted(text: &str, needle: Option<&str>, theme: Theme) -> Vec<Span<'stat
     spans
 }
 
+/// The lines the view shows: the whole buffer, or those a filter kept.
+struct Shown<'a> {
+    all: Option<&'a std::collections::VecDeque<LogLine>>,
+    filtered: &'a [&'a LogLine],
+}
+
+impl<'a> Shown<'a> {
+    fn len(&self) -> usize {
+        self.all.map_or(self.filtered.len(), |all| all.len())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, index: usize) -> Option<&'a LogLine> {
+        match self.all {
+            Some(all) => all.get(index),
+            None => self.filtered.get(index).copied(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a LogLine> + '_ {
+        (0..self.len()).filter_map(|index| self.get(index))
+    }
+}
+
 impl Widget for LogsView<'_> {
     fn render(self, area: Rect, buffer: &mut Buffer) {
         let (app, theme) = (self.app, self.theme);
         let state = &app.log_view;
         let ring = app.logs.lock();
-        let shown: Vec<&LogLine> = ring.lines.iter().filter(|line| state.shows(line)).collect();
+        // Without a level or task filter every line shows: index the
+        // buffer itself rather than collect a million references a frame.
+        let unfiltered = state.min_level.is_none() && state.task.is_none();
+        let filtered: Vec<&LogLine> = if unfiltered {
+            Vec::new()
+        } else {
+            ring.lines.iter().filter(|line| state.shows(line)).collect()
+        };
+        let shown = Shown {
+            all: unfiltered.then_some(&ring.lines),
+            filtered: &filtered,
+        };
         let search = state.search.as_deref();
         let matches = search.map(|_| shown.iter().filter(|line| state.matches(line)).count());
 
@@ -120,11 +158,8 @@ impl Widget for LogsView<'_> {
         block.render(area, buffer);
 
         let start = end.saturating_sub(height);
-        for (row, (index, line)) in shown
-            .iter()
-            .enumerate()
-            .skip(start)
-            .take(end - start)
+        for (row, (index, line)) in (start..end)
+            .filter_map(|index| shown.get(index).map(|line| (index, line)))
             .enumerate()
         {
             let time = line

@@ -29,10 +29,6 @@ impl Widget for OverlayView<'_> {
     fn render(self, area: Rect, buffer: &mut Buffer) {
         let (app, theme) = (self.app, self.theme);
         let Some(overlay) = &app.overlay else { return };
-        if let Overlay::FullText(open) = overlay {
-            super::fulltext::FullTextView { open, theme }.render(area, buffer);
-            return;
-        }
         let (title, lines): (String, Vec<Line>) = match overlay {
             Overlay::FullText(_) => return,
             Overlay::Help => {
@@ -191,6 +187,7 @@ impl Widget for OverlayView<'_> {
             .max(40);
         let dialog = centered(area, width, lines.len() as u16 + 2);
         Clear.render(dialog, buffer);
+        buffer.set_style(dialog, theme.base());
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .block(Block::bordered().title(title).border_style(theme.title()))

@@ -53,7 +53,7 @@ fn state(task: &TaskState, app: &App, theme: Theme, width: usize) -> (String, St
     }
     let next = match (task.paused, task.next_run) {
         (true, _) => " · paused".to_string(),
-        (false, Some(at)) => format!(" · in {}", format::short_age(at - app.now)),
+        (false, Some(at)) => format!(" · next in {}", format::short_age(at - app.now)),
         (false, None) => String::new(),
     };
     let Some(last) = &task.last else {
@@ -64,9 +64,10 @@ fn state(task: &TaskState, app: &App, theme: Theme, width: usize) -> (String, St
         };
         return (text, theme.dim());
     };
+    // "ago": the 6s is how long since the run ended, not how long it took.
     let age = last
         .completed_at
-        .map(|at| format::short_age(app.now - at))
+        .map(|at| format::age(app.now - at))
         .unwrap_or_default();
     let text = match last.status {
         RunStatus::Succeeded if task.pending_failures > 0 => {
@@ -80,6 +81,48 @@ fn state(task: &TaskState, app: &App, theme: Theme, width: usize) -> (String, St
         status => format!("{status} {age}"),
     };
     (text + &next, theme.status(last.status))
+}
+
+/// List rows at least this wide show the extra columns.
+const WIDE_ROW: usize = 80;
+/// List rows narrower than this leave out the task type.
+const NARROW_KIND: usize = 45;
+
+/// The columns a wide list adds after the state: schedule, how long the
+/// last run took, what it moved, and where the task reads and writes.
+fn wide_columns(task: &TaskState, theme: Theme, width: usize) -> Vec<Span<'static>> {
+    let schedule = match (task.every, task.paused) {
+        (Some(_), true) => "paused".to_string(),
+        (Some(every), false) => format::every(every),
+        (None, _) => "manual".to_string(),
+    };
+    let (took, moved) = match &task.last {
+        Some(last) => {
+            let took = last
+                .duration_ms
+                .map(|ms| format!("took {}", format::duration_ms(ms)))
+                .unwrap_or_default();
+            let counters = &last.counters;
+            let moved = if counters.counts_rows() {
+                format!("{} rows", format::count(counters.rows_upserted))
+            } else {
+                format!(
+                    "{} files {}",
+                    format::count(counters.files_synced),
+                    format::size(counters.bytes_done)
+                )
+            };
+            (took, moved)
+        }
+        None => (String::new(), String::new()),
+    };
+    let route_width = width.saturating_sub(10 + 11 + 17);
+    vec![
+        Span::styled(format!("{:<10}", format::fit(&schedule, 9)), theme.dim()),
+        Span::raw(format!("{:<11}", format::fit(&took, 10))),
+        Span::raw(format!("{:<17}", format::fit(&moved, 16))),
+        Span::styled(format::fit(&task.route, route_width), theme.dim()),
+    ]
 }
 
 impl Widget for TaskListView<'_> {
@@ -120,7 +163,14 @@ impl Widget for TaskListView<'_> {
             .map(|task| task.id.chars().count())
             .max()
             .unwrap_or(8);
-        let id_width = longest.clamp(8, (width * 45 / 100).max(8));
+        let wide = width >= WIDE_ROW;
+        // A narrow list drops the type column before it cuts the state.
+        let kind_width = if wide || width >= NARROW_KIND { 6 } else { 0 };
+        let id_width = if wide {
+            longest.clamp(8, 24)
+        } else {
+            longest.clamp(8, (width * 45 / 100).max(8))
+        };
         for (row, (index, task)) in tasks
             .iter()
             .enumerate()
@@ -133,19 +183,41 @@ impl Widget for TaskListView<'_> {
                 .as_ref()
                 .map(|_| RunStatus::Running)
                 .or(task.last.as_ref().map(|run| run.status));
-            let state_width = width.saturating_sub(id_width + 10);
+            let state_width = if wide {
+                22
+            } else {
+                width.saturating_sub(id_width + 4 + kind_width)
+            };
             let (state_text, state_style) = state(task, app, theme, state_width);
             let marker = if index == app.selected { "›" } else { " " };
-            let line = Line::from(vec![
+            let mut spans = vec![
                 Span::raw(marker),
                 Span::styled(
                     format!("{} ", glyph(status)),
                     status.map(|s| theme.status(s)).unwrap_or(theme.dim()),
                 ),
                 Span::raw(format!("{:<id_width$} ", format::fit(&task.id, id_width))),
-                Span::styled(format!("{:<6}", kind(task.kind)), theme.dim()),
-                Span::styled(format::fit(&state_text, state_width), state_style),
-            ]);
+                Span::styled(
+                    format!("{:<kind_width$}", format::fit(kind(task.kind), kind_width)),
+                    theme.dim(),
+                ),
+                Span::styled(
+                    if wide {
+                        format!(
+                            "{:<state_width$}",
+                            format::fit(&state_text, state_width.saturating_sub(1))
+                        )
+                    } else {
+                        format::fit(&state_text, state_width)
+                    },
+                    state_style,
+                ),
+            ];
+            if wide {
+                let rest = width.saturating_sub(id_width + 4 + kind_width + state_width);
+                spans.extend(wide_columns(task, theme, rest));
+            }
+            let line = Line::from(spans);
             let y = inner.y + row as u16;
             let line_area = Rect {
                 x: inner.x,
