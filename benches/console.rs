@@ -54,6 +54,7 @@ fn app_with(tasks: usize, log_lines: usize) -> App {
             task_id: Some(format!("task_{:04}", index % tasks.max(1))),
             run_id: Some(index as i64),
             message: format!("file synced path=data/{index}.csv bytes=4096"),
+            origin: None,
         });
     }
     let mut app = App::new(&config, Keymap::default(), logs, "sqlite", false);

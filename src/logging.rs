@@ -4,9 +4,13 @@
 //! UI). Every line passes through secret redaction before it is kept.
 //! Task events carry `task_id` and `run_id` through the `run` span the
 //! engine opens around each run. With `log_format = "json"` the file and
-//! stderr get one JSON object per line instead ([`json`]).
+//! stderr get one JSON object per line instead ([`json`]). File lines
+//! name the process that wrote them (`pid`), since every process on a
+//! config appends to the same daily file; the console follows that file
+//! for other processes' lines ([`tail`]).
 
 mod json;
+pub mod tail;
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -70,6 +74,7 @@ pub fn init(log_dir: &Path, stderr: StderrLogs, format: LogFormat) -> LoggingGua
             let layer = match format {
                 LogFormat::Text => tracing_subscriber::fmt::layer()
                     .with_ansi(false)
+                    .event_format(WithPid(tracing_subscriber::fmt::format()))
                     .with_writer(writer)
                     .with_filter_boxed(filter()),
                 LogFormat::Json => json::layer(writer).with_filter_boxed(filter()),
@@ -89,6 +94,7 @@ pub fn init(log_dir: &Path, stderr: StderrLogs, format: LogFormat) -> LoggingGua
                     task_id: None,
                     run_id: None,
                     message: redact(&warning).into_owned(),
+                    origin: None,
                 });
             }
             (None, None)
@@ -155,6 +161,32 @@ fn open_log_file(log_dir: &Path) -> Result<tracing_appender::rolling::RollingFil
         .map_err(|error| error.to_string())
 }
 
+/// Text lines ending in ` pid=N`: the process that wrote the line.
+struct WithPid<F>(F);
+
+impl<S, N, F> tracing_subscriber::fmt::FormatEvent<S, N> for WithPid<F>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+    F: tracing_subscriber::fmt::FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        context: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::new();
+        self.0.format_event(
+            context,
+            tracing_subscriber::fmt::format::Writer::new(&mut line),
+            event,
+        )?;
+        let line = line.strip_suffix('\n').unwrap_or(&line);
+        writeln!(writer, "{line} pid={}", std::process::id())
+    }
+}
+
 /// Boxes a layer with its filter, so optional layers have one type.
 trait BoxedFilter<S> {
     fn with_filter_boxed<F>(self, filter: F) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
@@ -184,6 +216,9 @@ pub struct LogLine {
     pub run_id: Option<i64>,
     /// The message and the event's other fields, redacted.
     pub message: String,
+    /// The process that logged it, when another one did (read from the
+    /// log folder); `None` for this process's own lines.
+    pub origin: Option<u32>,
 }
 
 /// The newest log lines, at most `capacity` of them: older lines are
@@ -235,6 +270,37 @@ impl LogBuffer {
             }
             ring.lines.push_back(line);
             ring.total += 1;
+        }
+        self.changed.notify_one();
+    }
+
+    /// Adds lines of other processes where their times put them among the
+    /// lines already kept (their files are read a moment after they were
+    /// written, and a backlog can be older than this process's lines).
+    /// A line older than everything in a full ring is dropped.
+    pub fn merge(&self, lines: Vec<LogLine>) {
+        if lines.is_empty() {
+            return;
+        }
+        {
+            let mut ring = self.lock();
+            for line in lines {
+                let at = ring
+                    .lines
+                    .iter()
+                    .rposition(|kept| kept.time <= line.time)
+                    .map_or(0, |index| index + 1);
+                ring.total += 1;
+                if ring.lines.len() == ring.capacity {
+                    if at == 0 {
+                        continue;
+                    }
+                    ring.lines.pop_front();
+                    ring.lines.insert(at - 1, line);
+                } else {
+                    ring.lines.insert(at, line);
+                }
+            }
         }
         self.changed.notify_one();
     }
@@ -389,6 +455,7 @@ where
             task_id: text.run.task_id,
             run_id: text.run.run_id,
             message: redact(&message).into_owned(),
+            origin: None,
         });
     }
 }
@@ -404,6 +471,7 @@ mod tests {
             task_id: None,
             run_id: None,
             message: message.into(),
+            origin: None,
         }
     }
 
@@ -421,6 +489,59 @@ mod tests {
             .collect();
         assert_eq!(kept, ["7", "8", "9"]);
         assert_eq!(ring.total, 10);
+    }
+
+    fn at(second: u32, message: &str, origin: Option<u32>) -> LogLine {
+        LogLine {
+            time: chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2024, 5, 1, 12, 0, second)
+                .single()
+                .expect("a time"),
+            origin,
+            ..line(message)
+        }
+    }
+
+    fn messages(buffer: &LogBuffer) -> Vec<String> {
+        let ring = buffer.lock();
+        ring.lines.iter().map(|line| line.message.clone()).collect()
+    }
+
+    #[test]
+    fn other_processes_lines_merge_in_time_order_and_the_ring_stays_bounded() {
+        let buffer = LogBuffer::new(4);
+        buffer.push(at(10, "console opened", None));
+        buffer.push(at(20, "console refreshed", None));
+        // A daemon's backlog from before the console opened, and a line
+        // it logged between the console's two.
+        buffer.merge(vec![
+            at(5, "daemon started", Some(7)),
+            at(15, "daemon run finished", Some(7)),
+        ]);
+        assert_eq!(
+            messages(&buffer),
+            [
+                "daemon started",
+                "console opened",
+                "daemon run finished",
+                "console refreshed"
+            ]
+        );
+        // Full: a newer line pushes the oldest out; one older than all is
+        // not kept.
+        buffer.merge(vec![
+            at(25, "daemon slot", Some(7)),
+            at(1, "ancient", Some(7)),
+        ]);
+        assert_eq!(
+            messages(&buffer),
+            [
+                "console opened",
+                "daemon run finished",
+                "console refreshed",
+                "daemon slot"
+            ]
+        );
+        assert_eq!(buffer.total(), 6);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use common::TestDatabase;
-use syncdeck::run::{RunCounters, RunRecord, RunStatus, Trigger};
+use syncdeck::run::{FileInFlight, RunCounters, RunRecord, RunStatus, Trigger};
 use syncdeck::state::{
     ItemKind, ItemStatus, NewFailedItem, PostgresStateStore, SqliteStateStore, StateStore, owner,
 };
@@ -135,6 +135,7 @@ contract!(
     bad_stored_times_are_errors_naming_the_row,
     a_run_keeps_its_execution_date_and_failures_are_per_date,
     paused_schedules_are_kept_until_resumed,
+    files_in_flight_are_published_while_the_run_runs,
 );
 
 /// A time the stores keep exactly (they keep milliseconds).
@@ -823,5 +824,65 @@ async fn paused_schedules_are_kept_until_resumed(store: Store) {
     assert_eq!(
         state.paused_schedules().await.expect("read"),
         vec!["nightly".to_string()]
+    );
+}
+
+/// A run's files in flight, as a console of another process reads them:
+/// the newest list, at most 20 files, and nothing once the run ended.
+async fn files_in_flight_are_published_while_the_run_runs(store: Store) {
+    let state = &store.state;
+    let run_id = state
+        .begin_run("copy", Trigger::Schedule, at(12, 0))
+        .await
+        .expect("begin");
+    assert!(
+        state
+            .files_in_flight(run_id)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    let file = |index: u64| FileInFlight {
+        path: format!("in/{index:02}.bin"),
+        bytes_done: index * 10,
+        bytes_total: 1000,
+    };
+    let many: Vec<FileInFlight> = (0..30).map(file).collect();
+    state
+        .set_files_in_flight(run_id, &many)
+        .await
+        .expect("publish");
+    assert_eq!(
+        state.files_in_flight(run_id).await.expect("read"),
+        many[..20].to_vec(),
+        "the first 20 files in flight"
+    );
+    state
+        .set_files_in_flight(run_id, &[file(7)])
+        .await
+        .expect("publish");
+    assert_eq!(
+        state.files_in_flight(run_id).await.expect("read"),
+        vec![file(7)]
+    );
+    let runs = state.runs(Some("copy"), 1).await.expect("runs");
+    let finished = RunRecord {
+        status: RunStatus::Succeeded,
+        completed_at: Some(at(12, 1000)),
+        duration_ms: Some(1000),
+        ..runs[0].clone()
+    };
+    state.finish_run(&finished).await.expect("finish");
+    state
+        .set_files_in_flight(run_id, &[file(8)])
+        .await
+        .expect("a late publish is harmless");
+    assert!(
+        state
+            .files_in_flight(run_id)
+            .await
+            .expect("read")
+            .is_empty(),
+        "a finished run has nothing in flight"
     );
 }

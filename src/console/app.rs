@@ -41,6 +41,14 @@ pub enum Msg {
     FailedItemsLoaded(Vec<FailedItem>),
     /// Runs of every task for the runs view, newest first.
     RunListLoaded(Vec<RunRecord>),
+    /// Tasks whose schedule is paused in the state store.
+    PausesLoaded(Vec<String>),
+    /// The files in flight that the process running a run published.
+    FilesInFlightLoaded {
+        task_id: String,
+        run_id: RunId,
+        files: Vec<crate::run::FileInFlight>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +64,14 @@ pub enum Command {
     /// The newest runs of every task, for the runs view
     /// ([`super::lists::RUNS_LISTED`] of them).
     LoadRunList,
+    /// Read which schedules are paused (a read-only console runs no
+    /// scheduler to tell it).
+    LoadPauses,
+    /// Read the files in flight of a run another process runs.
+    LoadFilesInFlight {
+        task_id: String,
+        run_id: RunId,
+    },
     /// Pause (true) or resume a task's schedule.
     PauseSchedule {
         task_id: String,
@@ -336,7 +352,11 @@ impl App {
 
     /// What to load when the console opens.
     pub fn init(&self) -> Vec<Command> {
-        vec![Command::LoadRuns, Command::LoadFailedItems]
+        let mut commands = vec![Command::LoadRuns, Command::LoadFailedItems];
+        if self.read_only {
+            commands.push(Command::LoadPauses);
+        }
+        commands
     }
 
     pub fn set_now(&mut self, now: DateTime<Utc>) {
@@ -456,7 +476,13 @@ impl App {
                 self.ticks_since_poll += 1;
                 if self.ticks_since_poll >= POLL_EVERY_TICKS {
                     self.ticks_since_poll = 0;
-                    return vec![Command::PollRuns];
+                    let mut commands = vec![Command::PollRuns];
+                    // Without a scheduler of its own, pauses made by
+                    // another console or daemon show through the store.
+                    if self.read_only {
+                        commands.push(Command::LoadPauses);
+                    }
+                    return commands;
                 }
                 return Vec::new();
             }
@@ -468,12 +494,38 @@ impl App {
             }
             Msg::Resized => Vec::new(),
             Msg::RunsLoaded(runs) => {
+                let mut commands = Vec::new();
                 if self.on_runs_loaded(runs) {
                     self.dirty = true;
                     // Another process's run started or ended.
                     if self.view == View::Runs {
-                        return vec![Command::LoadRunList];
+                        commands.push(Command::LoadRunList);
                     }
+                }
+                commands.extend(self.remote_in_flight_loads());
+                return commands;
+            }
+            Msg::PausesLoaded(paused) => {
+                for task in self.tasks.iter_mut().filter(|task| task.has_schedule) {
+                    let pause = paused.contains(&task.id);
+                    if task.paused != pause {
+                        task.paused = pause;
+                        self.dirty = true;
+                    }
+                }
+                return Vec::new();
+            }
+            Msg::FilesInFlightLoaded {
+                task_id,
+                run_id,
+                files,
+            } => {
+                if let Some(active) = self.active_run_mut(&task_id, run_id)
+                    && active.remote
+                    && active.in_flight != files
+                {
+                    active.in_flight = files;
+                    self.dirty = true;
                 }
                 return Vec::new();
             }
@@ -570,6 +622,21 @@ impl App {
             }
         }
         changed
+    }
+
+    /// Reads of the files in flight of the runs followed through the
+    /// store (their process publishes them there).
+    fn remote_in_flight_loads(&self) -> Vec<Command> {
+        self.tasks
+            .iter()
+            .filter_map(|task| {
+                let active = task.active.as_ref().filter(|active| active.remote)?;
+                Some(Command::LoadFilesInFlight {
+                    task_id: task.id.clone(),
+                    run_id: active.run_id,
+                })
+            })
+            .collect()
     }
 
     pub(super) fn on_failed_items(&mut self, items: Vec<FailedItem>) {

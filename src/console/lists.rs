@@ -191,7 +191,8 @@ pub(super) fn may_reorder(message: &Msg) -> bool {
         | Msg::RunsLoaded(_)
         | Msg::HistoryLoaded(_)
         | Msg::FailedItemsLoaded(_)
-        | Msg::RunListLoaded(_) => true,
+        | Msg::RunListLoaded(_)
+        | Msg::PausesLoaded(_) => true,
         Msg::Engine(event) => matches!(
             event,
             EngineEvent::RunStarted { .. }
@@ -199,7 +200,7 @@ pub(super) fn may_reorder(message: &Msg) -> bool {
                 | EngineEvent::ScheduleChanged { .. }
                 | EngineEvent::TaskBlocked { .. }
         ),
-        Msg::Tick | Msg::LogsChanged | Msg::Resized => false,
+        Msg::Tick | Msg::LogsChanged | Msg::Resized | Msg::FilesInFlightLoaded { .. } => false,
     }
 }
 

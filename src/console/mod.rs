@@ -50,6 +50,8 @@ const QUIT_GRACE: Duration = Duration::from_secs(10);
 const RECENT_RUNS: usize = 1000;
 /// Runs read each second to follow other processes' runs.
 const POLLED_RUNS: usize = 100;
+/// How often the log folder is read for lines other processes logged.
+const FOLLOW_LOGS_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsoleError {
@@ -79,10 +81,12 @@ pub async fn run(
         read_only,
     );
     app.utc_offset = *chrono::Local::now().offset();
+    let follower = follow_other_logs(config.resolve_path(&config.engine.log_dir), logs.clone());
     let mouse = mouse || config.console.mouse;
     let mut terminal = enter_terminal(mouse)?;
     let result = event_loop(&mut terminal, &mut app, &engine, &logs, read_only).await;
     restore_terminal();
+    follower.abort();
     // A read-only console started nothing, so it has nothing to cancel.
     if !read_only && !engine.active_runs().is_empty() {
         engine.cancel_all();
@@ -92,6 +96,32 @@ pub async fn run(
         }
     }
     result
+}
+
+/// Merges lines that other processes on this config (a daemon, a
+/// headless run) write to the shared log folder into the console's buffer,
+/// so the log view is one log; see [`crate::logging::tail`].
+fn follow_other_logs(log_dir: std::path::PathBuf, logs: LogBuffer) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tail = crate::logging::tail::LogTail::new(&log_dir, std::process::id());
+        let mut interval = tokio::time::interval(FOLLOW_LOGS_EVERY);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            // File reads block: off the runtime's threads.
+            let read = tokio::task::spawn_blocking(move || {
+                let lines = tail.read_new();
+                (tail, lines)
+            });
+            match read.await {
+                Ok((kept, lines)) => {
+                    tail = kept;
+                    logs.merge(lines);
+                }
+                Err(_) => return,
+            }
+        }
+    })
 }
 
 type ConsoleTerminal = Terminal<CrosstermBackend<io::Stdout>>;
@@ -277,6 +307,31 @@ fn carry_out(
                         let _ = loaded.send(Msg::RunListLoaded(runs)).await;
                     }
                     Err(error) => tracing::error!(%error, "could not read runs"),
+                }
+            });
+        }
+        Command::LoadPauses => {
+            tokio::spawn(async move {
+                match state.paused_schedules().await {
+                    Ok(paused) => {
+                        let _ = loaded.send(Msg::PausesLoaded(paused)).await;
+                    }
+                    Err(error) => tracing::warn!(%error, "could not read paused schedules"),
+                }
+            });
+        }
+        Command::LoadFilesInFlight { task_id, run_id } => {
+            tokio::spawn(async move {
+                match state.files_in_flight(run_id).await {
+                    Ok(files) => {
+                        let message = Msg::FilesInFlightLoaded {
+                            task_id,
+                            run_id,
+                            files,
+                        };
+                        let _ = loaded.send(message).await;
+                    }
+                    Err(error) => tracing::warn!(%error, "could not read the files in flight"),
                 }
             });
         }

@@ -26,8 +26,8 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::config::template::TemplateContext;
 use crate::run::event::{EngineCommand, EngineEvent};
-use crate::run::{RunId, RunRecord, RunStatus, Trigger};
-use crate::state::{FailedItem, StateError, StateStore};
+use crate::run::{FileInFlight, RunId, RunRecord, RunStatus, Trigger};
+use crate::state::{FILES_IN_FLIGHT_STORED, FailedItem, StateError, StateStore};
 use crate::task::{RunContext, SharedCounters, StopReason, TaskBodies, TaskOutcome};
 
 /// Events buffered per subscriber; a subscriber that falls further behind
@@ -564,6 +564,8 @@ impl Engine {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut last_sent = None;
             let mut last_saved = tokio::time::Instant::now();
+            // What consoles of other processes were last shown in flight.
+            let mut published: Vec<FileInFlight> = Vec::new();
             loop {
                 interval.tick().await;
                 let (snapshot, in_flight) = counters.snapshot_with_files();
@@ -574,6 +576,15 @@ impl Engine {
                     last_saved = tokio::time::Instant::now();
                     if let Err(error) = state.update_run(run_id, &snapshot).await {
                         tracing::warn!(%error, "could not save progress");
+                    }
+                    let shown = &in_flight[..in_flight.len().min(FILES_IN_FLIGHT_STORED)];
+                    if shown != published.as_slice() {
+                        match state.set_files_in_flight(run_id, shown).await {
+                            Ok(()) => published = shown.to_vec(),
+                            Err(error) => {
+                                tracing::warn!(%error, "could not save the files in flight")
+                            }
+                        }
                     }
                 }
                 let _ = events.send(EngineEvent::RunProgress {

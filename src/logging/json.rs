@@ -1,7 +1,8 @@
 //! `log_format = "json"`: one JSON object per line, for log shippers.
 //! Every line has the same keys: `timestamp` (RFC 3339, UTC), `level`,
 //! `target`, `task_id` and `run_id` (from the `run` span, else null),
-//! `message`, and `fields` (the event's other fields). Strings are
+//! `message`, `fields` (the event's other fields) and `pid` (the process
+//! that wrote the line). Strings are
 //! redacted here as well as by the writer, because JSON escaping could
 //! hide a secret with quotes or backslashes from the writer's match.
 
@@ -113,6 +114,7 @@ where
             "run_id": run_id.unwrap_or(Value::Null),
             "message": redact(&recorded.message),
             "fields": recorded.fields,
+            "pid": std::process::id(),
         });
         writeln!(writer, "{line}")
     }

@@ -49,6 +49,7 @@ pub(super) const OPERATIONS: &[&str] = &[
     "claim_slot",
     "execution_date",
     "failed_items",
+    "files_in_flight",
     "finish_run",
     "mark_interrupted",
     "paused_schedules",
@@ -57,6 +58,7 @@ pub(super) const OPERATIONS: &[&str] = &[
     "renew_lease",
     "request_cancel",
     "runs",
+    "set_files_in_flight",
     "set_item_status",
     "set_schedule_paused",
     "set_watermark",
@@ -91,6 +93,24 @@ impl StateStore for CountedStateStore {
 
     async fn update_run(&self, run_id: RunId, counters: &RunCounters) -> Result<(), StateError> {
         self.count("update_run", self.inner.update_run(run_id, counters).await)
+    }
+
+    async fn set_files_in_flight(
+        &self,
+        run_id: RunId,
+        files: &[crate::run::FileInFlight],
+    ) -> Result<(), StateError> {
+        self.count(
+            "set_files_in_flight",
+            self.inner.set_files_in_flight(run_id, files).await,
+        )
+    }
+
+    async fn files_in_flight(
+        &self,
+        run_id: RunId,
+    ) -> Result<Vec<crate::run::FileInFlight>, StateError> {
+        self.count("files_in_flight", self.inner.files_in_flight(run_id).await)
     }
 
     async fn finish_run(&self, record: &RunRecord) -> Result<(), StateError> {

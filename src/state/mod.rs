@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::run::{RunCounters, RunId, RunRecord, Trigger};
+use crate::run::{FileInFlight, RunCounters, RunId, RunRecord, Trigger};
 
 pub use postgres::PostgresStateStore;
 pub use sqlite::SqliteStateStore;
@@ -158,6 +158,17 @@ pub trait StateStore: Send + Sync {
     async fn execution_date(&self, run_id: RunId) -> Result<Option<NaiveDate>, StateError>;
     /// Stores the latest counters of a running run.
     async fn update_run(&self, run_id: RunId, counters: &RunCounters) -> Result<(), StateError>;
+    /// Publishes the files a running run is copying now (at most
+    /// [`FILES_IN_FLIGHT_STORED`]), for consoles watching it through the
+    /// store; nothing once the run has ended.
+    async fn set_files_in_flight(
+        &self,
+        run_id: RunId,
+        files: &[FileInFlight],
+    ) -> Result<(), StateError>;
+    /// The files in flight a running run published last; none for a run
+    /// that has ended.
+    async fn files_in_flight(&self, run_id: RunId) -> Result<Vec<FileInFlight>, StateError>;
     /// Records a run's final status, counters and error.
     async fn finish_run(&self, record: &RunRecord) -> Result<(), StateError>;
     /// Runs, newest first.
@@ -207,6 +218,10 @@ pub trait StateStore: Send + Sync {
     /// Pauses or resumes a task's schedule for every process on the store.
     async fn set_schedule_paused(&self, task_id: &str, paused: bool) -> Result<(), StateError>;
 }
+
+/// Files in flight a run publishes to the store: what the detail view
+/// lists, and a bound on the row's size however many files run at once.
+pub const FILES_IN_FLIGHT_STORED: usize = 20;
 
 /// Who this process is, in `running` rows and leases: `host:pid`.
 pub fn owner() -> String {
@@ -299,6 +314,12 @@ impl StoredRow {
                     "{column} {text:?} is not a time (expected RFC 3339, like 2024-05-01T12:00:00.000Z): {error}"
                 ))
             })
+    }
+
+    /// The files in flight of a run, stored as JSON.
+    pub(crate) fn files_in_flight(&self, text: &str) -> Result<Vec<FileInFlight>, BadRow> {
+        serde_json::from_str(text)
+            .map_err(|error| self.bad(format!("in_flight is not a JSON list of files: {error}")))
     }
 
     /// The counters of a run, stored as JSON.

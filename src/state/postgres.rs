@@ -20,7 +20,7 @@ use super::{
     owner, to_millis,
 };
 use crate::config::redact;
-use crate::run::{RunCounters, RunId, RunRecord, Trigger};
+use crate::run::{FileInFlight, RunCounters, RunId, RunRecord, Trigger};
 
 const MIGRATIONS: &[&str] = &["
 CREATE TABLE syncdeck.sync_logs (
@@ -76,6 +76,8 @@ ALTER TABLE syncdeck.watermarks
 ALTER TABLE syncdeck.sync_logs ADD COLUMN execution_date DATE;
 ", "
 CREATE TABLE syncdeck.paused_schedules (task_id TEXT PRIMARY KEY, paused_by TEXT NOT NULL, paused_at TIMESTAMPTZ NOT NULL DEFAULT now());
+", "
+ALTER TABLE syncdeck.sync_logs ADD COLUMN in_flight TEXT;
 "];
 
 pub struct PostgresStateStore {
@@ -338,6 +340,41 @@ impl StateStore for PostgresStateStore {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn set_files_in_flight(
+        &self,
+        run_id: RunId,
+        files: &[FileInFlight],
+    ) -> Result<(), StateError> {
+        let files = &files[..files.len().min(super::FILES_IN_FLIGHT_STORED)];
+        let json = serde_json::to_string(files).unwrap_or_default();
+        self.execute(
+            "UPDATE syncdeck.sync_logs SET in_flight = $2 WHERE run_id = $1 AND status = 'running'",
+            &[&run_id, &json],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn files_in_flight(&self, run_id: RunId) -> Result<Vec<FileInFlight>, StateError> {
+        let rows = self
+            .query(
+                "SELECT in_flight FROM syncdeck.sync_logs WHERE run_id = $1 AND status = 'running'",
+                &[&run_id],
+            )
+            .await?;
+        let stored = StoredRow::run(run_id);
+        let text: Option<String> = match rows.first() {
+            None => None,
+            Some(row) => column(&stored, row, 0).map_err(|bad| bad.at(&self.name))?,
+        };
+        match text {
+            None => Ok(Vec::new()),
+            Some(text) => stored
+                .files_in_flight(&text)
+                .map_err(|bad| bad.at(&self.name)),
+        }
     }
 
     async fn finish_run(&self, record: &RunRecord) -> Result<(), StateError> {

@@ -17,7 +17,7 @@ use super::{
     hostname, owner, timestamp,
 };
 use crate::config::redact;
-use crate::run::{RunCounters, RunId, RunRecord, Trigger};
+use crate::run::{FileInFlight, RunCounters, RunId, RunRecord, Trigger};
 
 /// Schema changes in order; `schema_version` holds how many were applied.
 const MIGRATIONS: &[&str] = &[
@@ -87,6 +87,10 @@ ALTER TABLE sync_logs ADD COLUMN execution_date TEXT;
 ",
     r"
 CREATE TABLE paused_schedules (task_id TEXT PRIMARY KEY, paused_by TEXT NOT NULL, paused_at REAL NOT NULL);
+",
+    // The files a running run is copying, for consoles of other processes.
+    r"
+ALTER TABLE sync_logs ADD COLUMN in_flight TEXT;
 ",
 ];
 
@@ -459,6 +463,40 @@ impl StateStore for SqliteStateStore {
                 params![run_id, counters_json],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn set_files_in_flight(
+        &self,
+        run_id: RunId,
+        files: &[FileInFlight],
+    ) -> Result<(), StateError> {
+        let files = &files[..files.len().min(super::FILES_IN_FLIGHT_STORED)];
+        let json = serde_json::to_string(files).unwrap_or_default();
+        self.call(move |connection| {
+            connection.execute(
+                "UPDATE sync_logs SET in_flight = ?2 WHERE run_id = ?1 AND status = 'running'",
+                params![run_id, json],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn files_in_flight(&self, run_id: RunId) -> Result<Vec<FileInFlight>, StateError> {
+        self.call(move |connection| {
+            let stored: Option<Option<String>> = connection
+                .query_row(
+                    "SELECT in_flight FROM sync_logs WHERE run_id = ?1 AND status = 'running'",
+                    params![run_id],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            match stored.flatten() {
+                None => Ok(Vec::new()),
+                Some(text) => Ok(StoredRow::run(run_id).files_in_flight(&text)?),
+            }
         })
         .await
     }

@@ -11,6 +11,7 @@ mod progress;
 mod snapshots;
 mod triage;
 mod truth;
+mod watching;
 
 use std::path::Path;
 use std::time::Duration;
@@ -266,6 +267,7 @@ pub(super) fn fixture_with(read_only: bool, keys: &str) -> App {
             task_id: task.map(str::to_string),
             run_id: task.map(|task| if task == "orders_to_s3" { 46 } else { 44 }),
             message: message.into(),
+            origin: None,
         });
     }
     app.set_now(now());

@@ -1,4 +1,5 @@
-//! Log lines from the in-memory buffer: follow mode, level and task
+//! Log lines from the in-memory buffer (this console's own, and other
+//! processes' read from the log folder, marked with their pid): follow mode, level and task
 //! filters, and search that highlights matches without hiding other lines.
 
 use ratatui::buffer::Buffer;
@@ -176,6 +177,10 @@ impl Widget for LogsView<'_> {
                     level_style(line.level, theme),
                 ),
             ];
+            if let Some(pid) = line.origin {
+                // Logged by another process on this config (from the log folder).
+                spans.push(Span::styled(format!("pid {pid} "), theme.dim()));
+            }
             if let Some(task) = &line.task_id {
                 let run = line.run_id.map(|run| format!("#{run}")).unwrap_or_default();
                 spans.push(Span::styled(format!("{task}{run} "), theme.running()));
