@@ -27,9 +27,10 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::local::PARTIAL_PREFIX;
+use super::remote_walk::{FolderNames, FolderReader, RemoteName, walk_remote};
+use super::sorted::Spill;
 use super::store::{
-    ByteStream, Entry, FolderReader, ListStream, Listing, RemoteFolder, RemoteName, Store,
-    StoreError, list_channel, read_in_background, walk_remote,
+    ByteStream, Entry, ListStream, Store, StoreError, list_channel, read_in_background,
 };
 use crate::config::Secret;
 
@@ -240,91 +241,67 @@ impl FtpStore {
         *self.mlsd.get_or_init(|| offered)
     }
 
-    /// One folder's names with sizes and exact times: MLSD, or LIST and MDTM.
+    /// Lists one folder into `names` line by line as the server sends
+    /// it: MLSD (exact sizes and times), or LIST (a file's exact time and
+    /// a link's size asked as the walk reaches them, see
+    /// `FtpFolders::complete`). `false` when the folder does not exist.
     async fn list_folder(
         &self,
         ftp: &mut AsyncRustlsFtpStream,
         folder: &str,
-        listing: &mut Listing,
-    ) -> Result<Option<Vec<Named>>, StoreError> {
+        names: &mut FolderNames,
+        refused: &mut Vec<(String, String)>,
+    ) -> Result<bool, StoreError> {
+        use tokio::io::AsyncBufReadExt;
         let path = self.path_of(folder);
-        let argument = (!path.is_empty()).then_some(path.as_str());
         let mlsd = self.offers_mlsd(ftp).await;
-        let lines = match if mlsd {
-            ftp.mlsd(argument).await
-        } else {
-            ftp.list(argument).await
-        } {
-            Ok(lines) => lines,
+        let verb = if mlsd { "MLSD" } else { "LIST" };
+        let command = match path.is_empty() {
+            true => verb.to_string(),
+            false => format!("{verb} {path}"),
+        };
+        let opened = ftp
+            .custom_data_command(
+                command,
+                &[suppaftp::Status::AboutToSend, suppaftp::Status::AlreadyOpen],
+            )
+            .await;
+        let stream = match opened {
+            Ok((_, stream)) => stream,
             // A missing folder lists as empty, like the other stores.
             // The server says the folder is not there.
-            Err(error) if is_missing(&error) => return Ok(None),
+            Err(error) if is_missing(&error) => return Ok(false),
             Err(error) => return Err(self.error(folder, error)),
         };
-        let mut named = Vec::new();
-        for line in lines {
-            let parsed = if mlsd {
-                suppaftp::list::ListParser::parse_mlsd(&line)
-            } else {
-                let Some(parsed) = parse_list_line(&line) else {
-                    continue;
-                };
-                parsed
-            };
-            let Ok(file) = parsed else {
-                listing.refused.push((
+        let mut lines = tokio::io::BufReader::new(stream);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let read = lines
+                .read_until(b'\n', &mut line)
+                .await
+                .map_err(|error| self.error(folder, error))?;
+            if read == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end_matches(['\r', '\n']);
+            if text.is_empty() {
+                continue;
+            }
+            match listed_name(text, mlsd) {
+                Some(Ok(listed)) => names.push(listed)?,
+                Some(Err(())) => refused.push((
                     format!("{}/?", folder.trim_end_matches('/')),
-                    format!("unreadable listing line: {line}"),
-                ));
-                continue;
-            };
-            let name = file.name().to_string();
-            if name == "." || name == ".." {
-                continue;
+                    format!("unreadable listing line: {text}"),
+                )),
+                None => {}
             }
-            let key = format!("{}/{name}", folder.trim_end_matches('/'));
-            if mlsd {
-                named.push(Named {
-                    is_folder: file.is_directory(),
-                    size: file.size() as u64,
-                    modified: Some(DateTime::<Utc>::from(file.modified())),
-                    name,
-                });
-                continue;
-            }
-            let mut size = file.size() as u64;
-            let is_folder = if file.is_directory() {
-                true
-            } else if file.is_symlink() {
-                // A link to a file has a SIZE; a link to a folder is not
-                // followed (it could loop).
-                match ftp.size(self.path_of(&key)).await {
-                    Ok(target) => {
-                        size = target as u64;
-                        false
-                    }
-                    Err(_) => continue,
-                }
-            } else {
-                false
-            };
-            let modified = if is_folder {
-                Some(DateTime::<Utc>::from(file.modified()))
-            } else {
-                ftp.mdtm(self.path_of(&key))
-                    .await
-                    .map(|time| time.and_utc())
-                    .ok()
-                    .or_else(|| Some(DateTime::<Utc>::from(file.modified())))
-            };
-            named.push(Named {
-                name,
-                is_folder,
-                size,
-                modified,
-            });
         }
-        Ok(Some(named))
+        ftp.close_data_connection(lines)
+            .await
+            .map_err(|error| self.error(folder, error))?;
+        Ok(true)
     }
 
     async fn connect(&self) -> Result<AsyncRustlsFtpStream, StoreError> {
@@ -380,40 +357,64 @@ struct FtpFolders<'a> {
 
 #[async_trait]
 impl FolderReader for FtpFolders<'_> {
-    async fn read_folder(&mut self, folder: &str) -> Result<Option<RemoteFolder>, StoreError> {
-        let mut refused = Listing::default();
+    async fn read_folder(
+        &mut self,
+        folder: &str,
+        names: &mut FolderNames,
+    ) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        let mut refused = Vec::new();
         let mut listed = match self.ftp.as_mut() {
-            Some(ftp) => self.store.list_folder(ftp, folder, &mut refused).await,
+            Some(ftp) => {
+                self.store
+                    .list_folder(ftp, folder, names, &mut refused)
+                    .await
+            }
             None => Err(StoreError::transient(String::new())),
         };
         if listed.is_err() {
             // The listing connection idles while copies catch up (or
             // idled in the pool), and a server may have dropped it since:
-            // one try on a new one.
+            // one try on a new one, from the start of the folder.
             tracing::debug!(folder, "listing again on a new connection");
             self.ftp = None;
+            names.clear();
+            refused.clear();
             let ftp = self.ftp.insert(self.store.connect().await?);
-            refused = Listing::default();
-            listed = self.store.list_folder(ftp, folder, &mut refused).await;
+            listed = self
+                .store
+                .list_folder(ftp, folder, names, &mut refused)
+                .await;
         }
-        let named = match listed {
-            Ok(Some(named)) => named,
-            Ok(None) => return Ok(None),
+        match listed {
+            Ok(true) => Ok(Some(refused)),
+            Ok(false) => Ok(None),
             Err(error) => {
                 self.ftp = None;
-                return Err(error);
+                Err(error)
             }
+        }
+    }
+
+    /// A LIST line shows a time to the minute at best, so the exact one
+    /// comes from MDTM (unchanged files are recognised by their times); a
+    /// link to a file has a SIZE, a link to a folder is not followed (it
+    /// could loop).
+    async fn complete(&mut self, path: &str, mut listed: RemoteName) -> Option<RemoteName> {
+        let Some(ftp) = self.ftp.as_mut() else {
+            return (!listed.is_link).then_some(listed);
         };
-        let names = named
-            .into_iter()
-            .map(|named| RemoteName {
-                name: named.name,
-                is_folder: named.is_folder,
-                size: named.size,
-                modified: named.modified,
-            })
-            .collect();
-        Ok(Some((names, refused.refused)))
+        let remote = self.store.path_of(path);
+        if listed.is_link {
+            listed.size = ftp.size(&remote).await.ok()? as u64;
+            listed.is_link = false;
+        }
+        if !listed.exact_time {
+            if let Ok(time) = ftp.mdtm(&remote).await {
+                listed.modified = Some(time.and_utc());
+            }
+            listed.exact_time = true;
+        }
+        Some(listed)
     }
 
     async fn close(&mut self) {
@@ -429,12 +430,26 @@ fn is_missing(error: &suppaftp::FtpError) -> bool {
         if [450, 501, 550].contains(&response.status.code()))
 }
 
-/// One name a folder listing gave, with what it tells.
-struct Named {
-    name: String,
-    is_folder: bool,
-    size: u64,
-    modified: Option<DateTime<Utc>>,
+/// What one MLSD or LIST line names; `Err` for a line that cannot be
+/// read, `None` for one that names nothing (`total N`).
+fn listed_name(line: &str, mlsd: bool) -> Option<Result<RemoteName, ()>> {
+    let parsed = if mlsd {
+        suppaftp::list::ListParser::parse_mlsd(line)
+    } else {
+        parse_list_line(line)?
+    };
+    let Ok(file) = parsed else {
+        return Some(Err(()));
+    };
+    let modified = Some(DateTime::<Utc>::from(file.modified()));
+    Some(Ok(RemoteName {
+        name: file.name().to_string(),
+        is_folder: file.is_directory(),
+        is_link: !mlsd && file.is_symlink(),
+        size: file.size() as u64,
+        modified,
+        exact_time: mlsd || file.is_directory(),
+    }))
 }
 
 /// A LIST line, Unix-style (`-rw-r--r-- 1 u g 6 Nov 25 19:30 name`) or
@@ -488,7 +503,7 @@ impl Store for FtpStore {
                         ftp: Some(ftp),
                         store: &self,
                     };
-                    walk_remote(reader, &root, recursive, &sender).await;
+                    walk_remote(reader, &root, recursive, &Spill::from_env(), &sender).await;
                 }
                 Err(error) => {
                     let _ = sender.send(Err(error)).await;

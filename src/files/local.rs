@@ -16,6 +16,7 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
+use super::sorted::{Sorted, Sorter, Spill};
 use super::store::{ByteStream, Entry, ListItem, ListStream, Store, StoreError, list_channel};
 
 /// Partial files start with this; listings leave them out.
@@ -124,7 +125,7 @@ fn partial_path(target: &Path) -> PathBuf {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let unique = format!("{}-{:x}", std::process::id(), rand_suffix());
+    let unique = format!("{}-{:x}", own_pid(), rand_suffix());
     target.with_file_name(partial_name(&unique, &name))
 }
 
@@ -141,6 +142,33 @@ fn partial_name(unique: &str, name: &str) -> String {
     let mut hasher = DefaultHasher::new();
     name.hash(&mut hasher);
     format!("{PARTIAL_PREFIX}{unique}-{:016x}", hasher.finish())
+}
+
+/// This process's id, asked of the kernel once (every partial file's
+/// name holds it).
+fn own_pid() -> u32 {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *PID.get_or_init(std::process::id)
+}
+
+/// Creates `partial` for writing `target`, making `target`'s folder first
+/// when it is not there. The folder is made only then, not before every
+/// file: most files go into a folder an earlier file made, and asking
+/// costs two system calls a file (a tenth of a small file's copy on tmpfs).
+fn create_partial(partial: &Path, target: &Path) -> Result<std::fs::File, StoreError> {
+    match std::fs::File::create(partial) {
+        Ok(file) => Ok(file),
+        Err(error)
+            if matches!(
+                error.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            create_parent(target)?;
+            std::fs::File::create(partial).map_err(|error| write_error(target, error))
+        }
+        Err(error) => Err(write_error(target, error)),
+    }
 }
 
 fn rand_suffix() -> u64 {
@@ -161,7 +189,7 @@ fn is_leftover(name: &str, metadata: Option<&std::fs::Metadata>) -> bool {
     let Some(pid) = writer_pid(name) else {
         return false;
     };
-    if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+    if pid == own_pid() || Path::new(&format!("/proc/{pid}")).exists() {
         return false;
     }
     metadata
@@ -255,17 +283,19 @@ impl Store for LocalStore {
         cancel: &CancellationToken,
     ) -> Result<(), StoreError> {
         let target = absolute(key);
-        let for_parent = target.clone();
-        tokio::task::spawn_blocking(move || create_parent(&for_parent))
-            .await
-            .map_err(|error| {
-                StoreError::permanent(format!("creating a folder stopped: {error}"))
-            })??;
         let partial = partial_path(&target);
         let result: Result<(), StoreError> = async {
-            let mut file = tokio::fs::File::create(&partial)
-                .await
-                .map_err(|error| write_error(&target, error))?;
+            let (for_partial, for_target) = (partial.clone(), target.clone());
+            let file =
+                tokio::task::spawn_blocking(move || create_partial(&for_partial, &for_target))
+                    .await
+                    .map_err(|error| {
+                        StoreError::permanent(format!(
+                            "creating {} stopped: {error}",
+                            target.display()
+                        ))
+                    })??;
+            let mut file = tokio::fs::File::from_std(file);
             loop {
                 let chunk = tokio::select! {
                     _ = cancel.cancelled() => return Err(StoreError::cancelled()),
@@ -305,13 +335,11 @@ impl Store for LocalStore {
         let partial = partial_path(&target);
         let partial_for_copy = partial.clone();
         let copy = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            create_parent(&target)?;
             let mut reader = std::fs::File::open(&source).map_err(|error| StoreError {
                 message: format!("cannot read {}: {}", source.display(), describe_io(&error)),
                 ..io_error(&source, error)
             })?;
-            let mut writer = std::fs::File::create(&partial_for_copy)
-                .map_err(|error| write_error(&target, error))?;
+            let mut writer = create_partial(&partial_for_copy, &target)?;
             // std::io::copy between files uses copy_file_range on Linux:
             // the kernel moves the bytes. Its error does not say which side
             // failed, so only errors that can only be the writer's blame it.
@@ -358,34 +386,6 @@ impl Store for LocalStore {
     }
 }
 
-/// Names of one folder held in memory while it is walked; a folder with
-/// more goes through sorted temporary files instead (about 50 bytes a
-/// name held, so a few MiB at most whatever the folder's size).
-const LIST_CUTOFF: usize = 100_000;
-
-/// Where a walk puts the sorted parts of folders too large to hold.
-struct Spill {
-    /// Names held before a part is written.
-    cutoff: usize,
-    dir: PathBuf,
-}
-
-impl Spill {
-    /// The cutoff (`SYNCDECK_LIST_CUTOFF` can lower it, to exercise the
-    /// spilling on small folders) and the system's temporary folder.
-    fn from_env() -> Self {
-        let cutoff = std::env::var("SYNCDECK_LIST_CUTOFF")
-            .ok()
-            .and_then(|value| value.parse().ok())
-            .filter(|&cutoff| cutoff > 0)
-            .unwrap_or(LIST_CUTOFF);
-        Self {
-            cutoff,
-            dir: std::env::temp_dir(),
-        }
-    }
-}
-
 /// One name in a folder being walked, as it sorts: its bytes, with a `/`
 /// after a folder's, so the walk gives paths in byte order (`a-b` before
 /// `a/x`). A name never holds `/`, so the trailing one marks a folder.
@@ -401,99 +401,12 @@ fn child_path(folder: &Path, child: &[u8]) -> PathBuf {
     folder.join(std::ffi::OsStr::from_bytes(name))
 }
 
-/// A folder's names in order: held, or merged from sorted temporary files.
-enum Children {
-    Held(std::vec::IntoIter<Child>),
-    Spilled(Spilled),
-}
-
-impl Children {
-    fn next(&mut self) -> Option<std::io::Result<Child>> {
-        match self {
-            Self::Held(children) => children.next().map(Ok),
-            Self::Spilled(spilled) => spilled.next(),
-        }
-    }
-}
-
-/// One sorted part of a large folder's names, on disk (removed when
-/// dropped): each name is its length (u32, little endian) then its bytes.
-struct Part {
-    reader: std::io::BufReader<std::fs::File>,
-    _file: tempfile::NamedTempFile,
-}
-
-impl Part {
-    fn write(spill: &Spill, children: &mut Vec<Child>) -> std::io::Result<Self> {
-        use std::io::Write;
-        children.sort_unstable();
-        let file = tempfile::Builder::new()
-            .prefix("syncdeck-list-")
-            .tempfile_in(&spill.dir)?;
-        let mut writer = std::io::BufWriter::new(file.as_file());
-        for child in children.drain(..) {
-            let length = u32::try_from(child.len()).map_err(std::io::Error::other)?;
-            writer.write_all(&length.to_le_bytes())?;
-            writer.write_all(&child)?;
-        }
-        writer.flush()?;
-        drop(writer);
-        Ok(Self {
-            reader: std::io::BufReader::new(file.reopen()?),
-            _file: file,
-        })
-    }
-
-    fn read(&mut self) -> std::io::Result<Option<Child>> {
-        use std::io::Read;
-        let mut length = [0; 4];
-        match self.reader.read_exact(&mut length) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(error) => return Err(error),
-        }
-        let mut child = vec![0; u32::from_le_bytes(length) as usize];
-        self.reader.read_exact(&mut child)?;
-        Ok(Some(child.into_boxed_slice()))
-    }
-}
-
-/// The merge of a large folder's sorted parts: holds one name a part.
-struct Spilled {
-    parts: Vec<Part>,
-    heads: std::collections::BinaryHeap<std::cmp::Reverse<(Child, usize)>>,
-}
-
-impl Spilled {
-    fn new(mut parts: Vec<Part>) -> std::io::Result<Self> {
-        let mut heads = std::collections::BinaryHeap::new();
-        for (index, part) in parts.iter_mut().enumerate() {
-            if let Some(child) = part.read()? {
-                heads.push(std::cmp::Reverse((child, index)));
-            }
-        }
-        Ok(Self { parts, heads })
-    }
-
-    fn next(&mut self) -> Option<std::io::Result<Child>> {
-        let std::cmp::Reverse((child, index)) = self.heads.pop()?;
-        match self.parts[index].read() {
-            Ok(Some(next)) => self.heads.push(std::cmp::Reverse((next, index))),
-            Ok(None) => {}
-            Err(error) => return Some(Err(error)),
-        }
-        Some(Ok(child))
-    }
-}
-
 /// Reads one folder's names, sorted; symlinks are followed. Past the
 /// spill's cutoff, names go to sorted temporary files merged as the walk
 /// goes on.
-fn read_sorted(folder: &Path, spill: &Spill) -> std::io::Result<Children> {
+fn read_sorted(folder: &Path, spill: &Spill) -> std::io::Result<Sorted<Child>> {
     use std::os::unix::ffi::OsStrExt;
-    let mut children: Vec<Child> = Vec::new();
-    let mut parts = Vec::new();
-    let mut names = 0_u64;
+    let mut children = Sorter::new(spill);
     for item in std::fs::read_dir(folder)? {
         let item = item?;
         let is_folder = match item.file_type() {
@@ -509,26 +422,17 @@ fn read_sorted(folder: &Path, spill: &Spill) -> std::io::Result<Children> {
         if is_folder {
             child.push(b'/');
         }
-        children.push(child.into_boxed_slice());
-        names += 1;
-        if children.len() >= spill.cutoff {
-            parts.push(Part::write(spill, &mut children)?);
-        }
+        children.push(child.into_boxed_slice())?;
     }
-    if parts.is_empty() {
-        children.sort_unstable();
-        return Ok(Children::Held(children.into_iter()));
+    if children.parts() > 0 {
+        tracing::info!(
+            folder = %folder.display(),
+            names = children.count(),
+            parts = children.parts(),
+            "a folder too large to hold is sorted on disk in parts"
+        );
     }
-    if !children.is_empty() {
-        parts.push(Part::write(spill, &mut children)?);
-    }
-    tracing::info!(
-        folder = %folder.display(),
-        names,
-        parts = parts.len(),
-        "a folder too large to hold is sorted on disk in parts"
-    );
-    Ok(Children::Spilled(Spilled::new(parts)?))
+    children.finish()
 }
 
 /// The (device, inode) of a folder, to notice symlink loops.
@@ -656,6 +560,7 @@ fn file_item(path: &Path) -> Option<ListItem> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::sorted::LIST_CUTOFF;
     use super::*;
 
     /// The keys a walk of `root` sends, in order.

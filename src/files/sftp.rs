@@ -18,10 +18,11 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::local::PARTIAL_PREFIX;
+use super::remote_walk::{FolderNames, FolderReader, RemoteName, walk_remote};
+use super::sorted::Spill;
 use super::ssh::{self, HostKeyCheck, Login, Target};
 use super::store::{
-    ByteStream, Entry, FolderReader, ListStream, RemoteFolder, RemoteName, Store, StoreError,
-    list_channel, read_in_background, walk_remote,
+    ByteStream, Entry, ListStream, Store, StoreError, list_channel, read_in_background,
 };
 
 pub(crate) struct SftpStore {
@@ -157,6 +158,18 @@ impl SftpStore {
             .map_err(|error| StoreError::transient(format!("{}: {error}", self.name)))
     }
 
+    /// A bare SFTP session on `ssh`, for listing folders batch by batch.
+    async fn raw_sftp_on<H: russh::client::Handler>(
+        &self,
+        ssh: &russh::client::Handle<H>,
+    ) -> Result<RawSftpSession, StoreError> {
+        let sftp = RawSftpSession::new(self.channel_on(ssh).await?);
+        sftp.init()
+            .await
+            .map_err(|error| StoreError::transient(format!("{}: {error}", self.name)))?;
+        Ok(sftp)
+    }
+
     /// Puts `partial` in the place of an existing `target` in one step
     /// with OpenSSH's `posix-rename@openssh.com`, so readers never find
     /// the file missing; a server without it gets remove, then rename.
@@ -205,58 +218,81 @@ impl SftpStore {
 
 const POSIX_RENAME: &str = "posix-rename@openssh.com";
 
-/// One SFTP session reading folders.
+/// One SFTP session reading folders. It asks for a folder's names batch
+/// by batch (OpenDir, then ReadDir until the end), so a folder of millions
+/// of names reaches the walk's sorter as the server sends it, never whole.
 struct SftpFolders<'a> {
     /// The connection the session runs on, kept open with it.
     ssh: russh::client::Handle<ssh::Client>,
-    sftp: SftpSession,
+    sftp: RawSftpSession,
     store: &'a SftpStore,
+}
+
+impl SftpFolders<'_> {
+    /// Reads the open folder `handle` to its end into `names`.
+    async fn read_all(
+        &self,
+        folder: &str,
+        handle: &str,
+        names: &mut FolderNames,
+    ) -> Result<(), StoreError> {
+        loop {
+            let batch = match self.sftp.readdir(handle).await {
+                Ok(batch) => batch,
+                Err(russh_sftp::client::error::Error::Status(status))
+                    if status.status_code == StatusCode::Eof =>
+                {
+                    return Ok(());
+                }
+                Err(error) => return Err(self.store.error(folder, error)),
+            };
+            for file in batch.files {
+                names.push(RemoteName::exact(
+                    file.filename,
+                    file.attrs.is_dir(),
+                    file.attrs.size.unwrap_or(0),
+                    modified(file.attrs.mtime),
+                ))?;
+            }
+        }
+    }
 }
 
 #[async_trait]
 impl FolderReader for SftpFolders<'_> {
-    async fn read_folder(&mut self, folder: &str) -> Result<Option<RemoteFolder>, StoreError> {
-        let listed = match self.sftp.read_dir(folder.to_string()).await {
+    async fn read_folder(
+        &mut self,
+        folder: &str,
+        names: &mut FolderNames,
+    ) -> Result<Option<Vec<(String, String)>>, StoreError> {
+        let opened = match self.sftp.opendir(folder).await {
             // The listing session idles while copies catch up, and a server
             // may have dropped it since: one fresh try on a new session.
-            Err(error) if self.sftp.try_exists(folder.to_string()).await.is_err() => {
+            Err(error) if session_lost(&error) => {
                 tracing::debug!(folder, %error, "listing again on a new session");
                 self.ssh = self.store.connect().await?;
-                self.sftp = self.store.sftp_on(&self.ssh).await?;
-                self.sftp.read_dir(folder.to_string()).await
+                self.sftp = self.store.raw_sftp_on(&self.ssh).await?;
+                self.sftp.opendir(folder).await
             }
-            listed => listed,
+            opened => opened,
         };
-        let entries = match listed {
-            Ok(entries) => entries,
+        let handle = match opened {
+            Ok(handle) => handle.handle,
             // A missing folder lists as empty, like the other stores.
-            Err(_)
-                if !self
-                    .sftp
-                    .try_exists(folder.to_string())
-                    .await
-                    .unwrap_or(true) =>
+            Err(russh_sftp::client::error::Error::Status(status))
+                if status.status_code == StatusCode::NoSuchFile =>
             {
                 return Ok(None);
             }
             Err(error) => return Err(self.store.error(folder, error)),
         };
-        let names = entries
-            .map(|entry| {
-                let metadata = entry.metadata();
-                RemoteName {
-                    name: entry.file_name(),
-                    is_folder: metadata.is_dir(),
-                    size: metadata.size.unwrap_or(0),
-                    modified: modified(metadata.mtime),
-                }
-            })
-            .collect();
-        Ok(Some((names, Vec::new())))
+        let read = self.read_all(folder, &handle, names).await;
+        let _ = self.sftp.close(handle).await;
+        read.map(|()| Some(Vec::new()))
     }
 
     async fn close(&mut self) {
-        let _ = self.sftp.close().await;
+        let _ = self.sftp.close_session();
     }
 }
 
@@ -315,7 +351,7 @@ impl Store for SftpStore {
         let root = path_of(prefix);
         tokio::spawn(async move {
             let opened = match self.connect().await {
-                Ok(ssh) => self.sftp_on(&ssh).await.map(|sftp| (ssh, sftp)),
+                Ok(ssh) => self.raw_sftp_on(&ssh).await.map(|sftp| (ssh, sftp)),
                 Err(error) => Err(error),
             };
             match opened {
@@ -325,7 +361,7 @@ impl Store for SftpStore {
                         sftp,
                         store: &self,
                     };
-                    walk_remote(reader, &root, recursive, &sender).await;
+                    walk_remote(reader, &root, recursive, &Spill::from_env(), &sender).await;
                 }
                 Err(error) => {
                     let _ = sender.send(Err(error)).await;
