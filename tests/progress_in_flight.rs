@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -38,15 +40,72 @@ struct Snapshot {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_throttled_large_file_shows_bytes_in_flight_and_a_steady_eta() {
+    throttled_upload_moves_steadily("out/", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_to_ftp_shows_bytes_in_flight_and_a_steady_eta() {
+    let server = common::FtpServer::start();
+    let destination = format!("ftp://127.0.0.1:{}/out/", server.port);
+    let credentials = format!("ftp_password = \"{}\"\n", common::FTP_PASSWORD);
+    throttled_upload_moves_steadily(&destination, Some((server.options(), credentials))).await;
+    let landed = std::fs::metadata(server.root.path().join("out/big.bin")).expect("landed");
+    assert_eq!(landed.len(), 10 * MIB);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_to_sftp_shows_bytes_in_flight_and_a_steady_eta() {
+    let server = common::SftpServer::start();
+    let destination = format!("sftp://127.0.0.1:{}/out/", server.port);
+    let credentials = format!("sftp_password = \"{}\"\n", common::SFTP_PASSWORD);
+    throttled_upload_moves_steadily(&destination, Some((server.options(), credentials))).await;
+    let landed = std::fs::metadata(server.root.path().join("out/big.bin")).expect("landed");
+    assert_eq!(landed.len(), 10 * MIB);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multipart_upload_to_s3_shows_bytes_in_flight_and_a_steady_eta() {
+    let server = common::S3Server::start();
+    server.create_bucket("landing");
+    throttled_upload_moves_steadily("s3://landing/out/", Some((server.options(), String::new())))
+        .await;
+    let landed = server
+        .store("landing")
+        .head(&object_store::path::Path::from("out/big.bin"))
+        .await
+        .expect("landed");
+    assert_eq!(landed.size, 10 * MIB);
+}
+
+/// Copies one 10 MiB file at 1 MiB/s to `destination` (with its
+/// `sync_config` side and the lines of a credentials file, for a server)
+/// and checks, on the run's events, that bytes done rise at least once a
+/// second and the ETA stays within 25% of the time really left.
+async fn throttled_upload_moves_steadily(destination: &str, server: Option<(String, String)>) {
     let dir = tempfile::tempdir().expect("temp dir");
     let size = 10 * MIB;
     std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
     let file = std::fs::File::create(dir.path().join("in/big.bin")).expect("create");
     file.set_len(size).expect("size the file");
+    let (credentials, options) = match server {
+        None => (String::new(), String::new()),
+        Some((options, lines)) => {
+            let path = dir.path().join("creds.toml");
+            std::fs::write(&path, lines).expect("credentials file");
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .expect("chmod");
+            (
+                "[credentials]\nfile = \"creds.toml\"\n\n".to_string(),
+                format!("[tasks.properties.sync_config]\ndestination_config = {options}\n"),
+            )
+        }
+    };
     let engine = engine_for(
         dir.path(),
-        "[[tasks]]\nid = \"slow\"\ntype = \"sync\"\n[tasks.properties]\n\
-         source_path = \"in/\"\ndestination_path = \"out/\"\nbwlimit = \"1MiB\"\n",
+        &format!(
+            "{credentials}[[tasks]]\nid = \"slow\"\ntype = \"sync\"\n[tasks.properties]\n\
+             source_path = \"in/\"\ndestination_path = \"{destination}\"\nbwlimit = \"1MiB\"\n{options}"
+        ),
     )
     .await;
     let mut events = engine.subscribe();
