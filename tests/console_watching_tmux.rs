@@ -72,7 +72,9 @@ fn a_read_only_console_shows_a_daemons_logs_pauses_and_files_in_flight() {
         "a line the daemon logged after the console opened",
     );
     tmux.keys(&["1"]);
-    tmux.wait_for(" · paused", "the stored pause in the task list");
+    // `paused` ends the task's status (`ok 31s ago · paused`, or `paused`
+    // alone before its first run); the log line goes on after the word.
+    tmux.wait_for("paused    ", "the stored pause in the task list");
     tmux.keys(&["j", "p"]);
     tmux.wait_for(
         "read-only console: start, retry, cancel and pause are disabled",

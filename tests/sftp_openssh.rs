@@ -249,6 +249,8 @@ fn a_wrong_passphrase_is_named_and_never_printed() {
 #[test]
 fn validate_reports_an_sftp_task_with_no_way_to_check_the_host_key() {
     let workspace = Workspace::new();
+    // validate checks that the key file can be read, not what is in it.
+    workspace.file("id", b"a key");
     workspace.write_config(
         "[[tasks]]\nid = \"pull\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"sftp://files.example.com:2222/x/\"\ndestination_path = \"out/\"\n\
          [tasks.properties.sync_config]\nsource_config = { username = \"u\", private_key_file = \"id\" }\n",
