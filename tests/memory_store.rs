@@ -260,7 +260,8 @@ async fn a_listing_of_200_000_keys_syncs_and_resyncs_within_64_mib_more_memory()
 async fn files_copy_while_the_listing_goes_on() {
     let dir = tempfile::tempdir().expect("temp dir");
     let source = syncdeck::files::memory_store("early");
-    for key in 0..300 {
+    // More files than the listing may decide ahead of the copies (512).
+    for key in 0..1500 {
         source
             .put(
                 &ObjectPath::from(format!("in/f{key:04}.csv")),
@@ -271,7 +272,7 @@ async fn files_copy_while_the_listing_goes_on() {
     }
     // The file listed last is already at the destination, unchanged.
     std::fs::create_dir_all(dir.path().join("out")).expect("mkdir");
-    std::fs::write(dir.path().join("out/f0299.csv"), b"x").expect("write");
+    std::fs::write(dir.path().join("out/f1499.csv"), b"x").expect("write");
     let engine = engine_for(
         dir.path(),
         "[[tasks]]\nid = \"early\"\ntype = \"sync\"\n[tasks.properties]\n\
@@ -284,7 +285,7 @@ async fn files_copy_while_the_listing_goes_on() {
         .await
         .expect("run");
     assert_eq!(record.status, RunStatus::Succeeded, "{:?}", record.error);
-    assert_eq!(record.counters.files_synced, 299);
+    assert_eq!(record.counters.files_synced, 1499);
     assert_eq!(record.counters.files_skipped_unchanged, 1);
 
     let mut seen = Vec::new();
@@ -295,7 +296,7 @@ async fn files_copy_while_the_listing_goes_on() {
         |wanted: &dyn Fn(&EngineEvent) -> bool| seen.iter().position(wanted).expect("event seen");
     let first_synced = position(&|event| matches!(event, EngineEvent::ItemSynced { .. }));
     let last_decided = position(
-        &|event| matches!(event, EngineEvent::ItemSkipped { path, .. } if path == "f0299.csv"),
+        &|event| matches!(event, EngineEvent::ItemSkipped { path, .. } if path == "f1499.csv"),
     );
     let totals_known = position(
         &|event| matches!(event, EngineEvent::RunProgress { counters, .. } if counters.totals_known),
@@ -313,7 +314,7 @@ async fn files_copy_while_the_listing_goes_on() {
     };
     assert_eq!(
         (counters.files_listed, counters.files_to_copy),
-        (300, 299),
+        (1500, 1499),
         "the totals shown once known are the real ones"
     );
 }

@@ -23,7 +23,7 @@ mod ssh;
 pub mod store;
 mod throttle;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +44,10 @@ use throttle::Throttle;
 
 /// First wait before retrying a failed file; doubles each attempt.
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
+
+/// How many decided files may wait for a transfer slot while the listing
+/// goes on.
+const LIST_AHEAD: usize = 512;
 
 /// Runs a file sync task: copies start while the listing goes on, and at
 /// most `transfers` files are queued or copying at once, so memory does
@@ -89,9 +93,19 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
     };
     let limit = properties.transfers.max(1);
     let mut in_flight = futures::stream::FuturesUnordered::new();
+    // Files decided but not started yet: the listing runs up to this many
+    // ahead of the copies, so a small tree's totals (and the ETA) are known
+    // at once, while memory stays bounded on a huge one.
+    let mut decided = VecDeque::new();
     let mut listing = true;
     let mut listing_error = None;
     loop {
+        while in_flight.len() < limit
+            && !context.cancel.is_cancelled()
+            && let Some(file) = decided.pop_front()
+        {
+            in_flight.push(transfer.copy_with_retries(file));
+        }
         tokio::select! {
             biased;
             Some((relative, landed)) = in_flight.next(), if !in_flight.is_empty() => {
@@ -100,10 +114,10 @@ pub(crate) async fn run(properties: &SyncProperties, context: &RunContext) -> Ta
                 }
             }
             _ = context.cancel.cancelled(), if listing => listing = false,
-            found = found.next(), if listing && in_flight.len() < limit => match found {
+            found = found.next(), if listing && decided.len() < LIST_AHEAD => match found {
                 Some(Ok(found)) => {
                     if let Some(file) = run.take(found, &plan).await {
-                        in_flight.push(transfer.copy_with_retries(file));
+                        decided.push_back(file);
                     }
                 }
                 Some(Err(error)) => {
