@@ -220,6 +220,10 @@ pub struct App {
     pub tasks: Vec<TaskState>,
     /// Index into [`App::visible_tasks`].
     pub selected: usize,
+    /// The first task row the list drew last: the list scrolls only when
+    /// the cursor leaves the rows shown, and a click maps to the row under
+    /// the pointer.
+    pub task_scroll: std::cell::Cell<usize>,
     pub view: View,
     pub focus: Focus,
     pub overlay: Option<Overlay>,
@@ -314,6 +318,7 @@ impl App {
             utc_offset: chrono::Offset::fix(&Utc),
             tasks,
             selected: 0,
+            task_scroll: std::cell::Cell::new(0),
             view: View::Tasks,
             focus: Focus::Tasks,
             overlay: None,
@@ -376,8 +381,23 @@ impl App {
         tasks
     }
 
+    /// Whether `task_id`'s runs are told in rows (table and HTTP syncs)
+    /// rather than files: by the task's kind, so a run that failed before
+    /// reading a row is still a table run; for a task no longer in the
+    /// config, by what its counters counted.
+    pub fn moves_rows(&self, task_id: &str, counters: &crate::run::RunCounters) -> bool {
+        match self.tasks.iter().find(|task| task.id == task_id) {
+            Some(task) => matches!(
+                task.kind,
+                crate::config::TaskKind::TableSync | crate::config::TaskKind::HttpSync
+            ),
+            None => counters.counts_rows(),
+        }
+    }
+
     /// The task the operator is looking at: the one under the task list's
-    /// cursor; in the runs view, the selected run's task; in the detail of
+    /// cursor; in the runs view, the selected run's task; in the errors
+    /// view, the selected item's task; in the detail of
     /// a run opened from a list, that run's task (so start, retry, cancel
     /// and history act on the task on screen).
     pub fn selected_task(&self) -> Option<&TaskState> {
@@ -387,6 +407,12 @@ impl App {
                 .visible_runs()
                 .get(self.runs_selected)
                 .map(|run| run.task_id.as_str()),
+            // The selected failed item's task, so `3`, `s` and `c` there
+            // act on the task of the item on screen.
+            View::Errors => self
+                .visible_pending_items()
+                .get(self.errors_selected)
+                .map(|item| item.task_id.as_str()),
             _ => None,
         };
         if let Some(task_id) = run_task {

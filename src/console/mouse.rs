@@ -65,8 +65,8 @@ impl App {
         if row >= rows {
             return;
         }
-        // The first row shown, as the task list computes it.
-        let first = self.selected.saturating_sub(rows.saturating_sub(1));
+        // The first row shown, as the task list last drew it.
+        let first = self.task_scroll.get();
         let index = first + row;
         if index < self.visible_tasks().len() {
             self.selected = index;

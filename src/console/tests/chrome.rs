@@ -279,6 +279,44 @@ fn a_click_on_a_task_selects_it_and_a_click_on_the_logs_focuses_them() {
 }
 
 #[test]
+fn a_click_in_a_scrolled_list_selects_the_row_under_the_pointer_and_nothing_moves() {
+    use ratatui::layout::Rect;
+    let mut app = fixture();
+    // A short screen: the six tasks do not all fit in the list.
+    let (width, height) = (80, 13);
+    app.screen = (width, height);
+    let [_, body, _] = crate::console::views::screen_layout(Rect::new(0, 0, width, height));
+    let [list, _, _] = crate::console::views::tasks_layout(body);
+    let rows = usize::from(list.height - 2);
+    assert!(rows < 6, "the list must scroll: {rows} rows");
+    for _ in 0..5 {
+        app.update(char_key('j'));
+    }
+    screen(&app, width, height);
+    let first = app.task_scroll.get();
+    assert!(first > 0, "the list scrolled to the last task");
+    // A click on the list's first row selects the task drawn there.
+    let drawn = app.visible_tasks()[first].id.clone();
+    app.update(mouse(
+        MouseEventKind::Down(MouseButton::Left),
+        10,
+        list.y + 1,
+    ));
+    assert_eq!(
+        app.selected_task().map(|task| task.id.clone()),
+        Some(drawn.clone())
+    );
+    let after = screen(&app, width, height);
+    assert_eq!(app.task_scroll.get(), first, "the list did not scroll");
+    let row = after
+        .lines()
+        .nth(usize::from(list.y) + 1)
+        .unwrap_or_default()
+        .to_string();
+    assert!(row.contains(&drawn) && row.contains('›'), "{after}");
+}
+
+#[test]
 fn the_wheel_scrolls_the_list_or_the_logs_under_the_pointer() {
     let mut app = fixture();
     app.screen = (80, 24);

@@ -296,6 +296,59 @@ fn snapshot_table_run_detail() {
     snapshot_views("detail_table_running", &mut app, &[key(KeyCode::Enter)]);
 }
 
+/// A table run that skipped one bad row is `partial` with `1 rows skipped`
+/// in the list (not "0 failed"), and history counts its rows, also for a
+/// run that failed before reading any.
+#[test]
+fn a_table_tasks_list_row_and_history_are_told_in_rows() {
+    let mut app = table_fixture();
+    let mut partial = record(7, "orders_table", RunStatus::Partial, 1, 0, 0, None);
+    partial.counters = RunCounters {
+        rows_extracted: 50,
+        rows_upserted: 49,
+        rows_skipped: 1,
+        batches_done: 1,
+        ..Default::default()
+    };
+    let mut failed = record(
+        6,
+        "orders_table",
+        RunStatus::Failed,
+        2,
+        0,
+        0,
+        Some("no table"),
+    );
+    failed.counters = RunCounters::default();
+    app.update(Msg::Engine(EngineEvent::RunFinished {
+        record: Box::new(partial.clone()),
+    }));
+    app.set_now(now());
+    let list = screen(&app, 80, 24);
+    assert!(list.contains("1 rows skipped"), "{list}");
+    assert!(!list.contains("0 failed 1m"), "{list}");
+    assert!(list.contains("read 50 "), "{list}");
+    assert!(
+        !list.contains("counting"),
+        "a finished run does not count: {list}"
+    );
+
+    app.history_task = Some("orders_table".into());
+    app.update(Msg::HistoryLoaded(vec![partial, failed]));
+    app.view = View::History;
+    let history = screen(&app, 80, 24);
+    assert!(
+        history.contains("UPSERT") && history.contains("READ"),
+        "{history}"
+    );
+    assert!(!history.contains("BYTES"), "{history}");
+    let run7 = history
+        .lines()
+        .find(|line| line.contains("│7 "))
+        .unwrap_or_default();
+    assert!(run7.contains("49") && run7.contains("50"), "{history}");
+}
+
 fn scheduled_fixture() -> App {
     let text = "[[tasks]]\nid = \"hourly\"\ntype = \"sync\"\nschedule = \"1h\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\n";
     let config = config::parse(

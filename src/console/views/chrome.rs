@@ -25,15 +25,25 @@ pub fn breadcrumbs(app: &App) -> Vec<String> {
         }
         View::Detail => {
             if let Some(task) = app.selected_task() {
-                crumbs.push(task.id.clone());
                 let opened = app.opened_run.as_ref().filter(|run| run.task_id == task.id);
                 if let Some(run) = opened {
-                    crumbs.push("history".into());
+                    // The path the operator took: the runs of every task,
+                    // or this task's history.
+                    if app.opened_from == View::Runs {
+                        crumbs.push("runs".into());
+                        crumbs.push(task.id.clone());
+                    } else {
+                        crumbs.push(task.id.clone());
+                        crumbs.push("history".into());
+                    }
                     crumbs.push(format!("run {}", run.run_id));
-                } else if let Some(active) = &task.active {
-                    crumbs.push(format!("run {}", active.run_id));
-                } else if let Some(last) = &task.last {
-                    crumbs.push(format!("run {}", last.run_id));
+                } else {
+                    crumbs.push(task.id.clone());
+                    if let Some(active) = &task.active {
+                        crumbs.push(format!("run {}", active.run_id));
+                    } else if let Some(last) = &task.last {
+                        crumbs.push(format!("run {}", last.run_id));
+                    }
                 }
             }
         }
@@ -55,12 +65,7 @@ pub fn breadcrumbs(app: &App) -> Vec<String> {
                 crumbs.push(task.clone());
             }
         }
-        View::Runs => {
-            crumbs.push("runs".into());
-            if let Some(run) = app.visible_runs().get(app.runs_selected) {
-                crumbs.push(format!("{} › run {}", run.task_id, run.run_id));
-            }
-        }
+        View::Runs => crumbs.push("runs".into()),
     }
     match &app.overlay {
         Some(Overlay::Help) => crumbs.push("help".into()),
@@ -321,15 +326,18 @@ impl Widget for Footer<'_> {
                 text,
                 "enter keep, esc clear; status:failed kind:table !word",
             ),
-            (Some(Input::ListFilter(text)), _) => typing(
-                match app.view {
-                    View::Errors => " filter errors: ".into(),
-                    View::History => " filter history: ".into(),
-                    _ => " filter runs: ".into(),
-                },
-                text,
-                "enter keep, esc clear; status:failed kind:table !word",
-            ),
+            (Some(Input::ListFilter(text)), _) => {
+                let (label, example) = match app.view {
+                    View::Errors => (" filter errors: ", "kind:batch !word"),
+                    View::History => (" filter history: ", "status:failed !word"),
+                    _ => (" filter runs: ", "status:failed kind:table !word"),
+                };
+                typing(
+                    label.into(),
+                    text,
+                    &format!("enter keep, esc clear; {example}"),
+                )
+            }
             (Some(Input::Command(text)), _) => {
                 typing(" :".into(), text, "tab complete, enter run, esc close")
             }

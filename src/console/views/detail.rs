@@ -101,14 +101,21 @@ fn header(task: &TaskState, app: &App, theme: Theme) -> Line<'static> {
     }
 }
 
-/// Counts of a table run: rows and batches.
-fn row_lines(counters: &crate::run::RunCounters, theme: Theme) -> Vec<Line<'static>> {
+/// Counts of a table run: rows and batches. A finished run that never
+/// learnt its total (it failed, or was retried by its batches' bounds)
+/// says how many rows it read, not "of counting…".
+fn row_lines(
+    counters: &crate::run::RunCounters,
+    finished: bool,
+    theme: Theme,
+) -> Vec<Line<'static>> {
     let total = match counters.rows_total {
-        Some(total) if counters.rows_total_estimated => {
-            format!("~{} (estimated, counting…)", format::count(total))
+        Some(total) if counters.rows_total_estimated && !finished => {
+            format!(" of ~{} (estimated, counting…)", format::count(total))
         }
-        Some(total) => format::count(total),
-        None => "counting…".into(),
+        Some(total) if !counters.rows_total_estimated => format!(" of {}", format::count(total)),
+        _ if finished => String::new(),
+        _ => " of counting…".into(),
     };
     let batches = counters
         .batches_total
@@ -118,7 +125,7 @@ fn row_lines(counters: &crate::run::RunCounters, theme: Theme) -> Vec<Line<'stat
         Line::from(vec![
             Span::styled("rows  ", theme.dim()),
             Span::raw(format!(
-                "read {} of {total}",
+                "read {}{total}",
                 format::count(counters.rows_extracted)
             )),
         ]),
@@ -148,7 +155,7 @@ fn table_active_lines(
     theme: Theme,
     width: usize,
 ) -> Vec<Line<'static>> {
-    let mut lines = row_lines(&active.counters, theme);
+    let mut lines = row_lines(&active.counters, false, theme);
     lines.push(Line::from(vec![
         Span::styled("speed ", theme.dim()),
         Span::raw(active.speed()),
@@ -327,7 +334,7 @@ fn finished_lines(task: &TaskState, app: &App, theme: Theme) -> Vec<Line<'static
     if let Some(last) = record {
         let counters = &last.counters;
         if task.kind == crate::config::TaskKind::TableSync {
-            lines.extend(row_lines(counters, theme));
+            lines.extend(row_lines(counters, true, theme));
         } else {
             lines.push(Line::from(vec![
                 Span::styled("files ", theme.dim()),

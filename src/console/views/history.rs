@@ -49,7 +49,8 @@ impl Widget for HistoryView<'_> {
         let [table_area, charts] =
             Layout::vertical([Constraint::Min(3), Constraint::Length(chart_height)]).areas(inner);
 
-        let rows = runs.iter().map(|run| {
+        let rows = app.moves_rows(task, &runs[0].counters);
+        let rows_of_runs = runs.iter().map(|run| {
             Row::new(vec![
                 Cell::from(format!("{}", run.run_id)),
                 Cell::from(run.status.to_string()).style(theme.status(run.status)),
@@ -65,10 +66,28 @@ impl Widget for HistoryView<'_> {
                         .map(format::duration_ms)
                         .unwrap_or_else(|| "-".into()),
                 ),
-                Cell::from(format::count(run.counters.files_synced)),
-                Cell::from(format::count(run.counters.files_skipped())),
-                Cell::from(format::count(run.counters.files_failed)),
-                Cell::from(format::size(run.counters.bytes_done)),
+                // Rows upserted, skipped (bad rows), failed batches and
+                // rows read for a table or HTTP sync.
+                Cell::from(format::count(if rows {
+                    run.counters.rows_upserted
+                } else {
+                    run.counters.files_synced
+                })),
+                Cell::from(format::count(if rows {
+                    run.counters.rows_skipped
+                } else {
+                    run.counters.files_skipped()
+                })),
+                Cell::from(format::count(if rows {
+                    run.counters.batches_failed
+                } else {
+                    run.counters.files_failed
+                })),
+                Cell::from(if rows {
+                    format::count(run.counters.rows_extracted)
+                } else {
+                    format::size(run.counters.bytes_done)
+                }),
                 Cell::from(
                     run.error
                         .clone()
@@ -77,10 +96,17 @@ impl Widget for HistoryView<'_> {
                 ),
             ])
         });
-        let header = Row::new(vec![
-            "RUN", "STATUS", "TRIGGER", "STARTED", "TOOK", "SYNCED", "SKIPPED", "FAILED", "BYTES",
-            "ERROR",
-        ])
+        let header = Row::new(if rows {
+            vec![
+                "RUN", "STATUS", "TRIGGER", "STARTED", "TOOK", "UPSERT", "SKIPPED", "FAILED",
+                "READ", "ERROR",
+            ]
+        } else {
+            vec![
+                "RUN", "STATUS", "TRIGGER", "STARTED", "TOOK", "SYNCED", "SKIPPED", "FAILED",
+                "BYTES", "ERROR",
+            ]
+        })
         .style(theme.dim());
         let widths = [
             Constraint::Length(4),
@@ -97,7 +123,7 @@ impl Widget for HistoryView<'_> {
         // The table scrolls to keep the selected run in view.
         let mut state = TableState::default().with_selected(Some(app.history_selected));
         StatefulWidget::render(
-            Table::new(rows, widths)
+            Table::new(rows_of_runs, widths)
                 .header(header)
                 .row_highlight_style(theme.selected()),
             table_area,

@@ -37,19 +37,19 @@ fn took(run: &RunRecord, app: &App) -> String {
     }
 }
 
-/// Rows for table runs, bytes for file runs.
-fn moved(run: &RunRecord) -> String {
-    if run.counters.counts_rows() {
-        format!("{} rows", format::count(run.counters.rows_extracted))
+/// Rows written for table runs, bytes for file runs.
+fn moved(app: &App, run: &RunRecord) -> String {
+    if app.moves_rows(&run.task_id, &run.counters) {
+        format!("{} rows", format::count(run.counters.rows_upserted))
     } else {
         format::size(run.counters.bytes_done)
     }
 }
 
 /// What a run moved, in full: files, or rows for table runs.
-fn counts(run: &RunRecord) -> String {
+fn counts(app: &App, run: &RunRecord) -> String {
     let counters = &run.counters;
-    if counters.counts_rows() {
+    if app.moves_rows(&run.task_id, counters) {
         format!(
             "rows read {} written {}",
             format::count(counters.rows_extracted),
@@ -132,7 +132,7 @@ impl Widget for RunsView<'_> {
                         .to_string(),
                 ),
                 Cell::from(took(run, app)),
-                Cell::from(moved(run)),
+                Cell::from(moved(app, run)),
                 Cell::from(format::fit(problem, error_width)).style(style),
             ])
         });
@@ -169,7 +169,7 @@ impl Widget for RunsView<'_> {
                     run.started_at
                         .with_timezone(&app.utc_offset)
                         .format("%Y-%m-%d %H:%M:%S"),
-                    counts(run),
+                    counts(app, run),
                 ),
                 theme.dim(),
             )];

@@ -11,6 +11,7 @@ use crate::console::app::{App, Focus, TaskState};
 use crate::console::format;
 use crate::console::lists::position;
 use crate::console::theme::{Theme, glyph};
+use crate::console::triage::TaskHealth;
 use crate::run::RunStatus;
 
 pub struct TaskListView<'a> {
@@ -69,18 +70,36 @@ fn state(task: &TaskState, app: &App, theme: Theme, width: usize) -> (String, St
         .completed_at
         .map(|at| format::age(app.now - at))
         .unwrap_or_default();
+    // A retry that failed leaves the task partial while items are pending:
+    // the row describes the task, not only its last retry.
+    let partial = TaskHealth::of(task) == TaskHealth::Partial;
     let text = match last.status {
+        RunStatus::Failed | RunStatus::Interrupted if partial => {
+            format!("retry failed {age}, {} pending", task.pending_failures)
+        }
         RunStatus::Succeeded if task.pending_failures > 0 => {
             format!("ok {age}, {} pending", task.pending_failures)
         }
         RunStatus::Succeeded => format!("ok {age}"),
-        RunStatus::Partial => format!(
-            "{} failed {age}",
-            last.counters.files_failed + last.counters.batches_failed
-        ),
+        RunStatus::Partial => {
+            let counters = &last.counters;
+            match counters.files_failed + counters.batches_failed {
+                // A table run whose only trouble was rows it skipped.
+                0 if counters.rows_skipped > 0 => {
+                    format!("{} rows skipped {age}", counters.rows_skipped)
+                }
+                0 => format!("partial {age}"),
+                failed => format!("{failed} failed {age}"),
+            }
+        }
         status => format!("{status} {age}"),
     };
-    (text + &next, theme.status(last.status))
+    let style = if partial {
+        theme.status(RunStatus::Partial)
+    } else {
+        theme.status(last.status)
+    };
+    (text + &next, style)
 }
 
 /// List rows at least this wide show the extra columns.
@@ -155,7 +174,14 @@ impl Widget for TaskListView<'_> {
             return;
         }
         let height = inner.height as usize;
-        let first = app.selected.saturating_sub(height.saturating_sub(1));
+        // Keep the rows shown where they were unless the cursor left them.
+        let first = app
+            .task_scroll
+            .get()
+            .min(app.selected)
+            .max(app.selected.saturating_sub(height.saturating_sub(1)))
+            .min(tasks.len().saturating_sub(height));
+        app.task_scroll.set(first);
         let width = inner.width as usize;
         let longest = app
             .tasks
@@ -178,11 +204,16 @@ impl Widget for TaskListView<'_> {
             .take(height)
             .enumerate()
         {
-            let status = task
-                .active
+            let status = task.active.as_ref().map(|_| RunStatus::Running).or(task
+                .last
                 .as_ref()
-                .map(|_| RunStatus::Running)
-                .or(task.last.as_ref().map(|run| run.status));
+                .map(|run| {
+                    if TaskHealth::of(task) == TaskHealth::Partial {
+                        RunStatus::Partial
+                    } else {
+                        run.status
+                    }
+                }));
             let state_width = if wide {
                 22
             } else {
