@@ -493,3 +493,38 @@ fn a_blocked_task_says_by_what_until_it_runs_again() {
     }));
     assert_eq!(app.tasks[0].blocked_by, None);
 }
+
+/// A retry that fails while the task's items are still pending leaves the
+/// task partial in the list (◐, "retry failed …, N pending"), not ✖.
+#[test]
+fn a_failed_retry_leaves_a_partial_task_partial_in_the_list() {
+    let mut app = fixture();
+    let pending = app
+        .tasks
+        .iter()
+        .find(|task| task.id == "vendor_feed")
+        .map(|task| task.pending_failures)
+        .unwrap_or(0);
+    assert!(pending > 0, "the fixture's vendor_feed has pending items");
+    let mut retry = record(
+        47,
+        "vendor_feed",
+        RunStatus::Failed,
+        0,
+        0,
+        2,
+        Some("2 of 2 files failed"),
+    );
+    retry.trigger = Trigger::Retry;
+    app.update(Msg::Engine(EngineEvent::RunFinished {
+        record: Box::new(retry),
+    }));
+    let list = screen(&app, 80, 24);
+    let row = list
+        .lines()
+        .find(|line| line.contains("vendor_feed"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(row.contains("◐") && !row.contains("✖"), "{list}");
+    assert!(row.contains("retry failed"), "{list}");
+}
