@@ -210,3 +210,63 @@ async fn throttled_upload_moves_steadily(destination: &str, server: Option<(Stri
         "only {checked} snapshots were checked; progress should arrive about ten times a second"
     );
 }
+
+/// Small files under a slow limit: bytes done rise several times a second
+/// inside each file, not in one jump when a file lands, and the rate seen
+/// never passes the limit by more than a piece's worth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_under_a_slow_limit_count_in_pieces() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("in")).expect("mkdir");
+    for index in 0..3 {
+        std::fs::write(
+            dir.path().join(format!("in/f{index}.csv")),
+            vec![b'x'; 4000],
+        )
+        .expect("write");
+    }
+    let engine = engine_for(
+        dir.path(),
+        "[[tasks]]\nid = \"slow\"\ntype = \"sync\"\n[tasks.properties]\n\
+         source_path = \"in/\"\ndestination_path = \"out/\"\nbwlimit = \"2KiB\"\ntransfers = 1\n",
+    )
+    .await;
+    let mut events = engine.subscribe();
+    let runner = {
+        let engine = Arc::clone(&engine);
+        tokio::spawn(async move {
+            engine
+                .run_task("slow", Trigger::Manual, RunOptions::default())
+                .await
+        })
+    };
+    let mut seen: Vec<(DateTime<Utc>, u64)> = Vec::new();
+    loop {
+        match events.recv().await.expect("the engine's events") {
+            EngineEvent::RunProgress { counters, at, .. } => seen.push((at, counters.bytes_done)),
+            EngineEvent::RunFinished { .. } => break,
+            _ => {}
+        }
+    }
+    let record = runner.await.expect("join").expect("run");
+    assert_eq!(record.status, RunStatus::Succeeded, "{:?}", record.error);
+    assert_eq!(record.counters.bytes_done, 12_000);
+    // Values of bytes done that are not a whole number of files: counted
+    // while a file was in flight.
+    let inside: Vec<u64> = seen
+        .iter()
+        .map(|(_, done)| *done)
+        .filter(|done| done % 4000 != 0)
+        .collect();
+    assert!(
+        inside.len() >= 6,
+        "bytes moved inside the files only {} times: {seen:?}",
+        inside.len()
+    );
+    let (first, last) = (seen[0], seen[seen.len() - 1]);
+    let seconds = (last.0 - first.0).num_milliseconds() as f64 / 1000.0;
+    assert!(
+        seconds > 3.0,
+        "12,000 bytes at 2 KiB/s take about six seconds, took {seconds}s"
+    );
+}

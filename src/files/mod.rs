@@ -336,12 +336,15 @@ async fn pending_keys(context: &RunContext) -> HashSet<String> {
 /// `bwlimit` stay smooth when a store hands over big chunks.
 const PROGRESS_PIECE: usize = 64 * 1024;
 
-/// Splits a chunk into zero-copy pieces of at most [`PROGRESS_PIECE`] bytes.
-fn split_chunk(chunk: Result<bytes::Bytes, StoreError>) -> Vec<Result<bytes::Bytes, StoreError>> {
+/// Splits a chunk into zero-copy pieces of at most `piece` bytes.
+fn split_chunk(
+    chunk: Result<bytes::Bytes, StoreError>,
+    piece: usize,
+) -> Vec<Result<bytes::Bytes, StoreError>> {
     match chunk {
-        Ok(bytes) if bytes.len() > PROGRESS_PIECE => (0..bytes.len())
-            .step_by(PROGRESS_PIECE)
-            .map(|start| Ok(bytes.slice(start..(start + PROGRESS_PIECE).min(bytes.len()))))
+        Ok(bytes) if bytes.len() > piece => (0..bytes.len())
+            .step_by(piece)
+            .map(|start| Ok(bytes.slice(start..(start + piece).min(bytes.len()))))
             .collect(),
         other => vec![other],
     }
@@ -438,8 +441,12 @@ impl Transfer<'_> {
         let throttle = self.throttle.clone();
         let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let sent_in_stream = Arc::clone(&sent);
+        let piece = self
+            .throttle
+            .as_ref()
+            .map_or(PROGRESS_PIECE, |throttle| throttle.piece());
         let counted = data
-            .flat_map(|chunk| futures::stream::iter(split_chunk(chunk)))
+            .flat_map(move |chunk| futures::stream::iter(split_chunk(chunk, piece)))
             .then(move |chunk| {
                 let progress = Arc::clone(&progress);
                 let throttle = throttle.clone();

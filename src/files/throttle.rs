@@ -18,6 +18,15 @@ impl Throttle {
         }
     }
 
+    /// The largest piece a transfer should pass at once: about a tenth of a
+    /// second's bytes, so a slow limit still moves the count several times
+    /// a second (a 4 KiB file at 2 KiB/s in pieces, not in one jump).
+    pub(crate) fn piece(&self) -> usize {
+        usize::try_from(self.bytes_per_second / 10)
+            .unwrap_or(usize::MAX)
+            .clamp(256, super::PROGRESS_PIECE)
+    }
+
     /// Accounts for `bytes` and waits as long as the limit requires.
     pub(crate) async fn pass(&self, bytes: u64) {
         let wait = {
