@@ -528,3 +528,24 @@ fn a_failed_retry_leaves_a_partial_task_partial_in_the_list() {
     assert!(row.contains("◐") && !row.contains("✖"), "{list}");
     assert!(row.contains("retry failed"), "{list}");
 }
+
+/// At 80 columns a task id, an item or an error longer than its column is
+/// cut with `…`, never silently.
+#[test]
+fn errors_cut_at_a_columns_edge_end_with_an_ellipsis() {
+    let mut app = fixture();
+    app.update(Msg::FailedItemsLoaded(vec![failed_item(
+        9,
+        "reports_nightly",
+        "2026/11/22/regional/north/warehouse-stock-levels-final.csv",
+        "s3://vendor/2026/11/22/regional/north/warehouse-stock-levels-final.csv: 403 Forbidden",
+    )]));
+    app.update(char_key('2'));
+    let errors = screen(&app, 80, 24);
+    let row = errors
+        .lines()
+        .find(|line| line.contains("#9"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(row.matches('…').count() >= 2, "{errors}");
+}

@@ -2,7 +2,7 @@
 //! and the retry countdown) and what is recorded as pending.
 
 use ratatui::buffer::Buffer;
-use ratatui::layout::{Constraint, Rect};
+use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Paragraph, Row, StatefulWidget, Table, TableState, Widget};
 
@@ -99,16 +99,42 @@ impl Widget for ErrorsView<'_> {
             Line::styled(text, theme.dim()).render(table_area, buffer);
             return;
         }
+        let widths = [
+            Constraint::Length(5),
+            Constraint::Percentage(18),
+            Constraint::Length(5),
+            Constraint::Length(5),
+            Constraint::Percentage(28),
+            Constraint::Fill(1),
+            Constraint::Length(8),
+        ];
+        // The columns' widths as the table lays them out, so a task id, an
+        // item or an error cut at the column's edge ends with `…`.
+        let columns = Layout::horizontal(widths)
+            .flex(ratatui::layout::Flex::Start)
+            .spacing(1)
+            .split(Rect::new(0, 0, table_area.width, 1));
+        let fit = |text: &str, column: usize| {
+            format::fit(
+                text,
+                columns
+                    .get(column)
+                    .map_or(0, |area| usize::from(area.width)),
+            )
+        };
         // Gone items follow the pending ones, which keep their indexes for
         // the selection; there is nothing to retry in them.
         let gone_rows = gone.iter().map(|item| {
             Row::new(vec![
                 Cell::from(format!("#{}", item.id)),
-                Cell::from(item.task_id.clone()),
+                Cell::from(fit(&item.task_id, 1)),
                 Cell::from(item.kind.as_str()),
                 Cell::from(format!("{}", item.attempts)),
-                Cell::from(item.key.clone()),
-                Cell::from(format!("gone: deleted at the source · was: {}", item.error)),
+                Cell::from(fit(&item.key, 4)),
+                Cell::from(fit(
+                    &format!("gone: deleted at the source · was: {}", item.error),
+                    5,
+                )),
                 Cell::from(format::age(app.now - item.updated_at)),
             ])
             .style(theme.dim())
@@ -116,11 +142,11 @@ impl Widget for ErrorsView<'_> {
         let rows = pending.iter().map(|item| {
             Row::new(vec![
                 Cell::from(format!("#{}", item.id)),
-                Cell::from(item.task_id.clone()),
+                Cell::from(fit(&item.task_id, 1)),
                 Cell::from(item.kind.as_str()),
                 Cell::from(format!("{}", item.attempts)),
-                Cell::from(item.key.clone()),
-                Cell::from(item.error.clone()).style(theme.error()),
+                Cell::from(fit(&item.key, 4)),
+                Cell::from(fit(&item.error, 5)).style(theme.error()),
                 Cell::from(format::age(app.now - item.updated_at)),
             ])
         });
@@ -165,15 +191,6 @@ impl Widget for ErrorsView<'_> {
             "WHEN",
         ])
         .style(theme.dim());
-        let widths = [
-            Constraint::Length(5),
-            Constraint::Percentage(18),
-            Constraint::Length(5),
-            Constraint::Length(5),
-            Constraint::Percentage(28),
-            Constraint::Fill(1),
-            Constraint::Length(8),
-        ];
         // The table scrolls to keep the selected item in view.
         let selected = (!pending.is_empty()).then_some(app.errors_selected);
         let mut state = TableState::default().with_selected(selected);
