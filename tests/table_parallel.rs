@@ -12,7 +12,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{TestDatabase, Workspace, counter, json_lines, run_of, stderr};
+use common::{TestDatabase, Workspace, counter, json_lines, run_of, stderr, watermark};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -22,29 +22,6 @@ fn task(database: &TestDatabase, table: &str, keys: &str, extra: &str) -> String
          source_table = \"src.{table}\"\ntarget_table = \"dst.{table}\"\nprimary_key = {keys}\n{extra}\n",
         url = database.url
     )
-}
-
-fn except_both_ways(database: &TestDatabase, table: &str) -> (u64, u64) {
-    (
-        database.count(&format!(
-            "SELECT count(*) FROM (SELECT * FROM src.{table} EXCEPT SELECT * FROM dst.{table}) x"
-        )),
-        database.count(&format!(
-            "SELECT count(*) FROM (SELECT * FROM dst.{table} EXCEPT SELECT * FROM src.{table}) x"
-        )),
-    )
-}
-
-fn watermark(workspace: &Workspace) -> Option<String> {
-    let connection =
-        rusqlite::Connection::open(workspace.path().join("state/state.db")).expect("state db");
-    connection
-        .query_row(
-            "SELECT value FROM watermarks WHERE task_id = 't'",
-            [],
-            |row| row.get(0),
-        )
-        .ok()
 }
 
 /// 40,000 rows with a composite key (tenant text, id bigint), 2,000 rows
@@ -111,7 +88,7 @@ fn a_full_load_in_key_ranges_of_a_composite_key_equals_the_source() {
     );
     assert_eq!(counter(run, "rows_upserted"), 40_000);
     assert!(run["warning"].is_null(), "{run}");
-    assert_eq!(except_both_ways(&database, "items"), (0, 0));
+    assert_eq!(database.except_both_ways("src.items", "dst.items"), (0, 0));
 }
 
 #[test]
@@ -138,7 +115,7 @@ fn an_incremental_first_load_in_key_ranges_sets_the_watermark_and_the_next_run_r
         workspace.logs()
     );
     assert_eq!(counter(run, "rows_extracted"), 40_000);
-    assert_eq!(except_both_ways(&database, "items"), (0, 0));
+    assert_eq!(database.except_both_ways("src.items", "dst.items"), (0, 0));
     assert_eq!(
         watermark(&workspace).as_deref(),
         Some("2026-01-01 00:19:00+00"),
@@ -158,7 +135,7 @@ fn an_incremental_first_load_in_key_ranges_sets_the_watermark_and_the_next_run_r
     let run = run_of(&runs, "t");
     assert_eq!(counter(run, "rows_extracted"), 600, "{run}");
     assert_eq!(counter(run, "rows_upserted"), 600);
-    assert_eq!(except_both_ways(&database, "items"), (0, 0));
+    assert_eq!(database.except_both_ways("src.items", "dst.items"), (0, 0));
     assert_eq!(
         watermark(&workspace).as_deref(),
         Some("2026-02-01 00:00:01+00")
@@ -216,7 +193,10 @@ fn a_failed_batch_of_one_range_is_recorded_and_retried_alone() {
         100,
         "exactly the failed batch is read again"
     );
-    assert_eq!(except_both_ways(&database, "numbers"), (0, 0));
+    assert_eq!(
+        database.except_both_ways("src.numbers", "dst.numbers"),
+        (0, 0)
+    );
 }
 
 #[test]
@@ -260,7 +240,10 @@ fn a_cancelled_first_load_in_ranges_sets_no_watermark_and_a_rerun_converges() {
     let (output, runs) = workspace.run_json(&[]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(run_of(&runs, "t")["status"], "succeeded");
-    assert_eq!(except_both_ways(&database, "numbers"), (0, 0));
+    assert_eq!(
+        database.except_both_ways("src.numbers", "dst.numbers"),
+        (0, 0)
+    );
     assert_eq!(
         database.count("SELECT count(*) - count(DISTINCT id) FROM dst.numbers"),
         0,

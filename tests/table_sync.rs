@@ -8,7 +8,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{PrivateCluster, TestDatabase, Workspace, counter, json_lines, run_of, stderr};
+use common::{
+    PrivateCluster, TestDatabase, Workspace, counter, json_lines, run_of, stderr, watermark,
+};
 
 fn table_task(database: &TestDatabase, source: &str, target: &str, extra: &str) -> String {
     format!(
@@ -16,29 +18,6 @@ fn table_task(database: &TestDatabase, source: &str, target: &str, extra: &str) 
          source_table = \"{source}\"\ntarget_table = \"{target}\"\nprimary_key = [\"id\"]\n{extra}\n",
         url = database.url
     )
-}
-
-fn except_both_ways(database: &TestDatabase, source: &str, target: &str) -> (u64, u64) {
-    (
-        database.count(&format!(
-            "SELECT count(*) FROM (SELECT * FROM {source} EXCEPT SELECT * FROM {target}) x"
-        )),
-        database.count(&format!(
-            "SELECT count(*) FROM (SELECT * FROM {target} EXCEPT SELECT * FROM {source}) x"
-        )),
-    )
-}
-
-fn watermark(workspace: &Workspace) -> Option<String> {
-    let connection =
-        rusqlite::Connection::open(workspace.path().join("state/state.db")).expect("state db");
-    connection
-        .query_row(
-            "SELECT value FROM watermarks WHERE task_id = 't'",
-            [],
-            |row| row.get(0),
-        )
-        .ok()
 }
 
 #[test]
@@ -82,7 +61,7 @@ CREATE TABLE dst.items (LIKE src.items INCLUDING ALL);
     );
     assert_eq!(run["counters"]["rows_total"], 100_000);
     assert_eq!(
-        except_both_ways(&database, "src.items", "dst.items"),
+        database.except_both_ways("src.items", "dst.items"),
         (0, 0),
         "source and target hold the same rows"
     );
@@ -148,7 +127,7 @@ fn an_incremental_run_reads_only_changed_rows_and_moves_the_watermark() {
         "the watermark is the new maximum"
     );
     assert_eq!(
-        except_both_ways(&database, "src.events", "dst.events"),
+        database.except_both_ways("src.events", "dst.events"),
         (0, 0)
     );
 
@@ -191,7 +170,7 @@ fn rows_with_a_null_watermark_are_read_on_every_run_and_counted_apart() {
     assert_eq!(counter(run, "rows_extracted"), 3500, "every row is read");
     assert_eq!(run["counters"]["rows_total"], 3500, "and counted");
     assert_eq!(
-        except_both_ways(&database, "src.people", "dst.people"),
+        database.except_both_ways("src.people", "dst.people"),
         (0, 0),
         "source and target hold the same rows"
     );
@@ -220,7 +199,7 @@ fn rows_with_a_null_watermark_are_read_on_every_run_and_counted_apart() {
     );
     assert_eq!(counter(run, "rows_upserted"), 1);
     assert_eq!(
-        except_both_ways(&database, "src.people", "dst.people"),
+        database.except_both_ways("src.people", "dst.people"),
         (0, 0)
     );
 }
@@ -269,7 +248,7 @@ fn a_row_committed_late_below_the_watermark_arrives_within_the_lookback() {
         "the row read again is left alone"
     );
     assert_eq!(
-        except_both_ways(&database, "src.orders", "dst.orders"),
+        database.except_both_ways("src.orders", "dst.orders"),
         (0, 0)
     );
     assert_eq!(
@@ -339,7 +318,7 @@ fn a_failed_batch_of_rows_without_a_watermark_is_retried_by_its_key_bounds() {
     );
     assert_eq!(counter(retry, "rows_upserted"), 25);
     assert_eq!(
-        except_both_ways(&database, "src.people", "dst.people"),
+        database.except_both_ways("src.people", "dst.people"),
         (0, 0)
     );
 }
@@ -555,7 +534,7 @@ fn a_failing_batch_is_retried_recorded_and_later_loaded_alone() {
     );
     assert_eq!(counter(retry, "rows_upserted"), 1000);
     assert_eq!(
-        except_both_ways(&database, "src.orders", "dst.orders"),
+        database.except_both_ways("src.orders", "dst.orders"),
         (0, 0)
     );
     assert!(json_lines(&workspace.run(&["errors", "--json"])).is_empty());
@@ -629,7 +608,7 @@ fn a_connection_killed_mid_run_is_retried_and_the_run_completes() {
         "the killed batch was retried"
     );
     assert_eq!(
-        except_both_ways(&database, "src.numbers", "dst.numbers"),
+        database.except_both_ways("src.numbers", "dst.numbers"),
         (0, 0)
     );
 }
@@ -665,7 +644,7 @@ fn kill_9_mid_run_then_a_rerun_converges_without_duplicates() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(run_of(&runs, "t")["status"], "succeeded");
     assert_eq!(
-        except_both_ways(&database, "src.numbers", "dst.numbers"),
+        database.except_both_ways("src.numbers", "dst.numbers"),
         (0, 0)
     );
     assert_eq!(
@@ -788,7 +767,7 @@ fn full_mode_keeps_rows_deleted_at_the_source_unless_delete_missing_is_set() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(counter(run_of(&runs, "t"), "rows_deleted"), 0);
     assert_eq!(
-        except_both_ways(&database, "src.numbers", "dst.numbers"),
+        database.except_both_ways("src.numbers", "dst.numbers"),
         (0, 3),
         "without delete_missing the deleted rows stay in the target"
     );
@@ -825,7 +804,7 @@ fn full_mode_keeps_rows_deleted_at_the_source_unless_delete_missing_is_set() {
     let summary = common::stdout(&output);
     assert!(summary.contains("deleted 3"), "{summary}");
     assert_eq!(
-        except_both_ways(&database, "src.numbers", "dst.numbers"),
+        database.except_both_ways("src.numbers", "dst.numbers"),
         (0, 0),
         "the target equals the source"
     );
@@ -866,10 +845,7 @@ fn delete_missing_with_a_composite_text_key_deletes_exactly_the_missing_rows() {
     let (output, runs) = workspace.run_json(&[]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(counter(run_of(&runs, "t"), "rows_deleted"), 304);
-    assert_eq!(
-        except_both_ways(&database, "src.stock", "dst.stock"),
-        (0, 0)
-    );
+    assert_eq!(database.except_both_ways("src.stock", "dst.stock"), (0, 0));
 }
 
 /// Tuples the server has read from `table` (by sequential and index
@@ -932,7 +908,7 @@ fn an_incremental_sync_with_a_composite_key_and_heavy_ties_pages_exactly() {
         "the source read {read} tuples for a 100,000-row first load"
     );
     assert_eq!(
-        except_both_ways(&database, "src.orders", "dst.orders"),
+        database.except_both_ways("src.orders", "dst.orders"),
         (0, 0)
     );
 
@@ -962,7 +938,7 @@ fn an_incremental_sync_with_a_composite_key_and_heavy_ties_pages_exactly() {
     assert_eq!(counter(run, "rows_upserted"), 1_500);
     assert_eq!(counter(run, "batches_done"), 3);
     assert_eq!(
-        except_both_ways(&database, "src.orders", "dst.orders"),
+        database.except_both_ways("src.orders", "dst.orders"),
         (0, 0)
     );
     assert_eq!(

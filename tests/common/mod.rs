@@ -487,6 +487,32 @@ impl TestDatabase {
             .parse()
             .unwrap_or_else(|_| panic!("not a count: {sql}"))
     }
+
+    /// Rows of `source` missing from `target`, and of `target` missing from
+    /// `source` (both zero when the tables hold the same rows).
+    pub fn except_both_ways(&self, source: &str, target: &str) -> (u64, u64) {
+        (
+            self.count(&format!(
+                "SELECT count(*) FROM (SELECT * FROM {source} EXCEPT SELECT * FROM {target}) x"
+            )),
+            self.count(&format!(
+                "SELECT count(*) FROM (SELECT * FROM {target} EXCEPT SELECT * FROM {source}) x"
+            )),
+        )
+    }
+}
+
+/// The watermark a workspace's SQLite state store keeps for task `t`.
+pub fn watermark(workspace: &Workspace) -> Option<String> {
+    let connection =
+        rusqlite::Connection::open(workspace.path().join("state/state.db")).expect("state db");
+    connection
+        .query_row(
+            "SELECT value FROM watermarks WHERE task_id = 't'",
+            [],
+            |row| row.get(0),
+        )
+        .ok()
 }
 
 impl Drop for TestDatabase {
