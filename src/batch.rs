@@ -16,8 +16,16 @@ use crate::task::retry::{Next, Retry, backoff};
 /// Bad rows (or items) kept per run for inspection; more are only counted.
 const BAD_ROWS_KEPT: u64 = 100;
 /// How long the end of a run waits at most for the target to confirm that
-/// its last commits are on disk.
+/// its last commits are on disk. `SYNCDECK_FLUSH_WAIT` (a duration, for
+/// tests) shortens it.
 const FLUSH_WAIT: Duration = Duration::from_secs(60);
+
+fn flush_wait() -> Duration {
+    std::env::var("SYNCDECK_FLUSH_WAIT")
+        .ok()
+        .and_then(|text| humantime::parse_duration(&text).ok())
+        .unwrap_or(FLUSH_WAIT)
+}
 
 /// Records a row that cannot be loaded under `key` (the primary key's
 /// values), while fewer than [`BAD_ROWS_KEPT`] were recorded this run.
@@ -92,6 +100,7 @@ pub(crate) async fn confirm_flushed(
     context: &RunContext,
 ) -> bool {
     let started = tokio::time::Instant::now();
+    let wait_at_most = flush_wait();
     let mut attempt = 0;
     loop {
         let result = tokio::select! {
@@ -100,11 +109,11 @@ pub(crate) async fn confirm_flushed(
         };
         let wait = match result {
             Ok(true) => return true,
-            Ok(false) if started.elapsed() < FLUSH_WAIT => FLUSH_POLL,
+            Ok(false) if started.elapsed() < wait_at_most => FLUSH_POLL,
             Ok(false) => {
                 let error = format!(
                     "the target did not confirm writing this batch to disk within {}",
-                    humantime::format_duration(FLUSH_WAIT)
+                    humantime::format_duration(wait_at_most)
                 );
                 give_up(loader, &error, 1, context).await;
                 return false;

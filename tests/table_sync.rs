@@ -745,6 +745,56 @@ fn a_target_crash_loses_no_committed_batch() {
     );
 }
 
+/// A run ends once the target has its last commits on disk. It asks the
+/// target to flush rather than waiting for the WAL writer, which a busy or
+/// tuned server may run only every few seconds: here every 10 s, while the
+/// run may wait 3 s at most before it calls its batches unconfirmed.
+#[test]
+fn a_run_asks_the_target_to_flush_its_last_commits() {
+    let cluster = PrivateCluster::start(&[
+        "wal_writer_delay = '10s'",
+        "wal_writer_flush_after = '1GB'",
+        "autovacuum = off",
+    ]);
+    cluster.execute(
+        "postgres",
+        "CREATE SCHEMA dst; CREATE TABLE dst.numbers (id int PRIMARY KEY, label text);",
+    );
+    let database = TestDatabase::create("flush");
+    seed_numbers(&database, 2_000);
+    let workspace = Workspace::new();
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"t\"\ntype = \"table_sync\"\n[tasks.properties]\nsource = \"{}\"\ntarget = \"{}\"\n\
+         source_table = \"src.numbers\"\ntarget_table = \"dst.numbers\"\nprimary_key = [\"id\"]\n\
+         batch_size = 500\nmax_retries = 0\n",
+        database.url,
+        cluster.url("postgres")
+    ));
+    let run = |what: &str| {
+        let output = workspace
+            .command(&["run", "--json"])
+            .env("SYNCDECK_FLUSH_WAIT", "3s")
+            .output()
+            .expect("run syncdeck");
+        assert!(output.status.success(), "{what}: {}", stderr(&output));
+        let runs = json_lines(&output);
+        let run = run_of(&runs, "t");
+        assert_eq!(run["status"], "succeeded", "{what}: {run}");
+        assert_eq!(counter(run, "batches_failed"), 0, "{what}: {run}");
+    };
+    run("the first load");
+    // One changed row: a commit of a few bytes, far from filling a WAL page.
+    database.execute("UPDATE src.numbers SET label = 'changed' WHERE id = 1234");
+    run("a run upserting one row");
+    let fingerprint =
+        "SELECT count(*) || ' ' || md5(string_agg(id || ':' || label, ',' ORDER BY id)) FROM ";
+    assert_eq!(
+        cluster.scalar("postgres", &format!("{fingerprint} dst.numbers")),
+        database.scalar(&format!("{fingerprint} src.numbers")),
+        "the target holds exactly the source's rows"
+    );
+}
+
 #[test]
 fn full_mode_keeps_rows_deleted_at_the_source_unless_delete_missing_is_set() {
     let database = TestDatabase::create("deletes");

@@ -59,6 +59,8 @@ pub(crate) struct Loader {
     /// The connection was replaced while batches were unflushed: load
     /// them again before the next batch.
     replay: bool,
+    /// The target accepts the WAL write that `flush_now` makes.
+    flush_by_message: bool,
 }
 
 impl Loader {
@@ -88,6 +90,7 @@ impl Loader {
             unflushed: std::collections::VecDeque::new(),
             unflushed_bytes: 0,
             replay: false,
+            flush_by_message: true,
         }
     }
 
@@ -274,19 +277,35 @@ impl Loader {
 
     /// Asks the target to write its WAL out now, instead of waiting for
     /// its WAL writer (up to `wal_writer_delay`, 200 ms by default, at the
-    /// end of every run that loaded anything): a
-    /// transaction with an id that commits synchronously flushes the WAL
-    /// through its commit record, past every earlier commit.
+    /// end of every run that loaded anything). A transaction that commits
+    /// synchronously flushes the WAL through its commit record, past every
+    /// earlier commit, but only if it wrote WAL before committing (one that
+    /// only took an id commits asynchronously). A transactional logical
+    /// message is the smallest WAL write any role may make. Where the
+    /// target refuses it, the run waits for the WAL writer instead.
     async fn flush_now(&mut self) -> Result<(), PgError> {
+        if !self.flush_by_message {
+            return Ok(());
+        }
         let Some((client, _)) = self.client.as_ref() else {
             return Err(PgError::Database("no target connection".into()));
         };
-        client
+        let flushed = client
             .batch_execute(
-                "BEGIN; SET LOCAL synchronous_commit TO on; SELECT txid_current(); COMMIT",
+                "BEGIN; SET LOCAL synchronous_commit TO on; \
+                 SELECT pg_logical_emit_message(true, 'syncdeck', 'flush'); COMMIT",
             )
-            .await
-            .map_err(|error| PgError::Database(describe(&error)))
+            .await;
+        match flushed {
+            Ok(()) => Ok(()),
+            Err(error) if error.as_db_error().is_some() => {
+                tracing::debug!(error = %describe(&error), "the target cannot be asked to flush its WAL; waiting for its WAL writer");
+                self.flush_by_message = false;
+                let _ = client.batch_execute("ROLLBACK").await;
+                Ok(())
+            }
+            Err(error) => Err(PgError::Database(describe(&error))),
+        }
     }
 
     /// Stops tracking every kept batch and returns their (label, item key)
