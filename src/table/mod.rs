@@ -681,15 +681,19 @@ async fn count_rows(
     lookback: Option<Duration>,
 ) -> Result<u64, PgError> {
     let mut query = sql::Query::new(dialect);
-    let mut sql = format!("SELECT count(*) FROM {}", layout.relation.relation_sql());
+    let relation = layout.relation.relation_sql();
+    let mut sql = format!("SELECT count(*) FROM {relation}");
     if layout.watermark
         && let (Some(watermark), Some(column)) = (watermark, layout.keys.first())
     {
+        // Two counts, each an index range: `floor OR column IS NULL` makes
+        // the planner visit the heap of every changed row (five times the
+        // time at a million rows, on the source the run is reading).
         let floor = query.greater(column, watermark, lookback);
-        sql.push_str(&format!(
-            " WHERE {floor} OR {} IS NULL",
+        sql = format!(
+            "SELECT (SELECT count(*) FROM {relation} WHERE {floor}) + (SELECT count(*) FROM {relation} WHERE {} IS NULL)",
             quote_ident(&column.name)
-        ));
+        );
     }
     let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = query
         .params
