@@ -17,14 +17,36 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::sorted::{Sorted, Sorter, Spill};
-use super::store::{ByteStream, Entry, ListItem, ListStream, Store, StoreError, list_channel};
+use super::store::{ByteStream, Entry, ListItem, ListStream, Store, StoreError};
 
 /// Partial files start with this; listings leave them out.
 pub(crate) const PARTIAL_PREFIX: &str = ".syncdeck-partial-";
 /// Read buffer for local files.
 const READ_CHUNK: usize = 1024 * 1024;
 
-pub(crate) struct LocalStore;
+/// Files up to this size are copied on the run's own thread, while such
+/// copies stay fast: handing each to a blocking thread and back cost more
+/// than the copy itself (two thread wake-ups a file; a tree of 4 KiB files
+/// took 1.6 times as long as `cp -a`).
+const IN_PLACE_MAX: u64 = 64 * 1024;
+/// An in-place copy slower than this (a network or sleeping disk) sends
+/// the rest of the run's copies to blocking threads, so the run's thread
+/// is held up once at most.
+const IN_PLACE_SLOW: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Local files: one per run (`store::open`).
+pub(crate) struct LocalStore {
+    /// Small copies are still made in place (see [`IN_PLACE_MAX`]).
+    in_place: std::sync::atomic::AtomicBool,
+}
+
+impl LocalStore {
+    pub(crate) fn new() -> Self {
+        Self {
+            in_place: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+}
 
 fn absolute(key: &str) -> PathBuf {
     PathBuf::from(format!("/{}", key.trim_end_matches('/')))
@@ -244,10 +266,21 @@ impl Store for LocalStore {
 
     fn list_stream(self: std::sync::Arc<Self>, prefix: &str, recursive: bool) -> ListStream {
         let root = absolute(prefix);
-        let (sender, stream) = list_channel();
+        let (sender, receiver) = tokio::sync::mpsc::channel(CHUNKS_AHEAD);
         let spill = Spill::from_env();
-        tokio::task::spawn_blocking(move || walk_sorted(&root, recursive, &spill, &sender));
-        stream
+        tokio::task::spawn_blocking(move || {
+            let mut chunks = Chunks {
+                sender,
+                chunk: Vec::with_capacity(LIST_CHUNK),
+            };
+            walk_sorted(&root, recursive, &spill, &mut chunks);
+            chunks.flush();
+        });
+        futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|chunk| (chunk, receiver))
+        })
+        .flat_map(futures::stream::iter)
+        .boxed()
     }
 
     async fn head(&self, key: &str) -> Result<Option<Entry>, StoreError> {
@@ -334,37 +367,23 @@ impl Store for LocalStore {
         let modified = from.modified;
         let partial = partial_path(&target);
         let partial_for_copy = partial.clone();
-        let copy = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            let mut reader = std::fs::File::open(&source).map_err(|error| StoreError {
-                message: format!("cannot read {}: {}", source.display(), describe_io(&error)),
-                ..io_error(&source, error)
-            })?;
-            let mut writer = create_partial(&partial_for_copy, &target)?;
-            // std::io::copy between files uses copy_file_range on Linux:
-            // the kernel moves the bytes. Its error does not say which side
-            // failed, so only errors that can only be the writer's blame it.
-            std::io::copy(&mut reader, &mut writer).map_err(|error| {
-                if is_write_side(&error) {
-                    write_error(&target, error)
-                } else {
-                    StoreError {
-                        message: format!(
-                            "copying {} to {}: {}",
-                            source.display(),
-                            target.display(),
-                            describe_io(&error)
-                        ),
-                        ..io_error(&source, error)
-                    }
-                }
-            })?;
-            // As std::fs::copy would: the copy keeps the source's mode.
-            if let Ok(metadata) = reader.metadata() {
-                let _ = writer.set_permissions(metadata.permissions());
+        let in_place = &self.in_place;
+        if from.size <= IN_PLACE_MAX && in_place.load(std::sync::atomic::Ordering::Relaxed) {
+            let started = std::time::Instant::now();
+            let result = copy_file(&source, &partial_for_copy, &target, modified);
+            if started.elapsed() > IN_PLACE_SLOW {
+                in_place.store(false, std::sync::atomic::Ordering::Relaxed);
             }
-            set_modified(&writer, modified);
-            drop(writer);
-            std::fs::rename(&partial_for_copy, &target).map_err(|error| write_error(&target, error))
+            if result.is_err() {
+                discard(&partial).await;
+            }
+            // Nothing above waited: let the thread's other tasks (the
+            // console, event watchers) run between copies.
+            tokio::task::yield_now().await;
+            return result;
+        }
+        let copy = tokio::task::spawn_blocking(move || {
+            copy_file(&source, &partial_for_copy, &target, modified)
         });
         let result = tokio::select! {
             _ = cancel.cancelled() => Err(StoreError::cancelled()),
@@ -384,6 +403,46 @@ impl Store for LocalStore {
             Err(error) => Err(io_error(&path, error)),
         }
     }
+}
+
+/// Copies `source` to `target` through `partial`, keeping the source's
+/// mode and `modified` as its time.
+fn copy_file(
+    source: &Path,
+    partial: &Path,
+    target: &Path,
+    modified: Option<DateTime<Utc>>,
+) -> Result<(), StoreError> {
+    let mut reader = std::fs::File::open(source).map_err(|error| StoreError {
+        message: format!("cannot read {}: {}", source.display(), describe_io(&error)),
+        ..io_error(source, error)
+    })?;
+    let mut writer = create_partial(partial, target)?;
+    // std::io::copy between files uses copy_file_range on Linux:
+    // the kernel moves the bytes. Its error does not say which side
+    // failed, so only errors that can only be the writer's blame it.
+    std::io::copy(&mut reader, &mut writer).map_err(|error| {
+        if is_write_side(&error) {
+            write_error(target, error)
+        } else {
+            StoreError {
+                message: format!(
+                    "copying {} to {}: {}",
+                    source.display(),
+                    target.display(),
+                    describe_io(&error)
+                ),
+                ..io_error(source, error)
+            }
+        }
+    })?;
+    // As std::fs::copy would: the copy keeps the source's mode.
+    if let Ok(metadata) = reader.metadata() {
+        let _ = writer.set_permissions(metadata.permissions());
+    }
+    set_modified(&writer, modified);
+    drop(writer);
+    std::fs::rename(partial, target).map_err(|error| write_error(target, error))
 }
 
 /// One name in a folder being walked, as it sorts: its bytes, with a `/`
@@ -444,13 +503,41 @@ fn folder_id(path: &Path) -> Option<(u64, u64)> {
 /// Walks `root` depth first in key order, sending what it finds; holds
 /// the names of the folders on the current path only (or a part of each
 /// for folders past the spill's cutoff). Stops when the receiver is gone.
-fn walk_sorted(
-    root: &Path,
-    recursive: bool,
-    spill: &Spill,
-    sender: &tokio::sync::mpsc::Sender<Result<ListItem, StoreError>>,
-) {
-    let send = |item: Result<ListItem, StoreError>| sender.blocking_send(item).is_ok();
+/// Listed items go from the walking thread to the run in chunks of this
+/// many: a hand-over between threads costs more than copying a small file
+/// on tmpfs, so one per file doubled the time of a tree of small files.
+const LIST_CHUNK: usize = 128;
+/// Chunks listed ahead of the run (with [`LIST_CHUNK`], about the
+/// `LIST_AHEAD` items other stores list ahead).
+const CHUNKS_AHEAD: usize = 4;
+
+/// The walking thread's end of the listing: items wait in a chunk until
+/// it is full or the walk ends.
+struct Chunks {
+    sender: tokio::sync::mpsc::Sender<Vec<Result<ListItem, StoreError>>>,
+    chunk: Vec<Result<ListItem, StoreError>>,
+}
+
+impl Chunks {
+    /// Adds an item; false once the run stopped listening.
+    fn send(&mut self, item: Result<ListItem, StoreError>) -> bool {
+        self.chunk.push(item);
+        self.chunk.len() < LIST_CHUNK || self.flush()
+    }
+
+    fn flush(&mut self) -> bool {
+        if self.chunk.is_empty() {
+            return true;
+        }
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(LIST_CHUNK));
+        self.sender.blocking_send(chunk).is_ok()
+    }
+}
+
+/// Walks `root` in key order and sends what it finds, until the end, an
+/// error, or the run stops listening.
+fn walk_sorted(root: &Path, recursive: bool, spill: &Spill, chunks: &mut Chunks) {
+    let mut send = |item: Result<ListItem, StoreError>| chunks.send(item);
     match std::fs::metadata(root) {
         Ok(metadata) if metadata.is_dir() => {}
         Ok(_) => return,
@@ -566,13 +653,20 @@ mod tests {
     /// The keys a walk of `root` sends, in order.
     fn walked(root: &Path, spill: &Spill) -> Vec<String> {
         let (sender, mut receiver) = tokio::sync::mpsc::channel(10_000);
-        walk_sorted(root, true, spill, &sender);
-        drop(sender);
+        let mut chunks = Chunks {
+            sender,
+            chunk: Vec::new(),
+        };
+        walk_sorted(root, true, spill, &mut chunks);
+        chunks.flush();
+        drop(chunks);
         let mut keys = Vec::new();
-        while let Ok(item) = receiver.try_recv() {
-            match item.expect("listed") {
-                ListItem::File(entry) => keys.push(entry.key),
-                other => panic!("unexpected {other:?}"),
+        while let Ok(chunk) = receiver.try_recv() {
+            for item in chunk {
+                match item.expect("listed") {
+                    ListItem::File(entry) => keys.push(entry.key),
+                    other => panic!("unexpected {other:?}"),
+                }
             }
         }
         keys

@@ -209,7 +209,7 @@ pub(crate) fn open(
     base_dir: &std::path::Path,
 ) -> Result<Arc<dyn Store>, StoreError> {
     match spec {
-        LocationSpec::Local(_) => Ok(Arc::new(super::local::LocalStore)),
+        LocationSpec::Local(_) => Ok(Arc::new(super::local::LocalStore::new())),
         LocationSpec::S3 { bucket, .. } => {
             let mut builder = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(bucket)
