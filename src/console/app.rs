@@ -377,18 +377,15 @@ impl App {
         tasks
     }
 
-    /// Whether `task_id`'s runs are told in rows (table and HTTP syncs)
-    /// rather than files: by the task's kind, so a run that failed before
-    /// reading a row is still a table run; for a task no longer in the
-    /// config, by what its counters counted.
+    /// Whether `task_id`'s run with these counters is told in rows rather
+    /// than files (see [`TaskKind::moves_rows`]).
     pub fn moves_rows(&self, task_id: &str, counters: &crate::run::RunCounters) -> bool {
-        match self.tasks.iter().find(|task| task.id == task_id) {
-            Some(task) => matches!(
-                task.kind,
-                crate::config::TaskKind::TableSync | crate::config::TaskKind::HttpSync
-            ),
-            None => counters.counts_rows(),
-        }
+        let kind = self
+            .tasks
+            .iter()
+            .find(|task| task.id == task_id)
+            .map(|task| task.kind);
+        TaskKind::moves_rows(kind, counters)
     }
 
     /// The task the operator is looking at: the one under the task list's
