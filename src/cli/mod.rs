@@ -1,5 +1,6 @@
 //! The command line: argument parsing, exit codes, and the headless
-//! commands. Exit codes: 0 ok, 1 a run failed or was partial, cancelled or
+//! commands (`run`, `retry`, `validate` and `daemon` in files of their
+//! own). Exit codes: 0 ok, 1 a run failed or was partial, cancelled or
 //! blocked, 2 bad usage or config.
 
 /// `println!` for the CLI's output: a reader that closes the pipe early
@@ -29,7 +30,10 @@ pub(crate) fn print_line(line: std::fmt::Arguments<'_>) {
 mod daemon;
 mod progress;
 mod report;
+mod retry;
+mod run;
 mod summaries;
+mod validate;
 
 pub use daemon::DAEMON_STOP_GRACE;
 
@@ -43,7 +47,7 @@ use chrono::NaiveDate;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::config::{self, Config, ConfigError, LogFormat, Resolve};
-use crate::engine::{Engine, EngineError, RunOptions, TaskResult};
+use crate::engine::{Engine, TaskResult};
 use crate::logging::{self, StderrLogs};
 
 #[derive(Debug, Parser)]
@@ -173,12 +177,6 @@ fn number_of_runs(text: &str) -> Result<usize, String> {
     text.parse::<usize>()
         .map_err(|_| format!("`{text}` is not a number of runs; give a whole number like 50"))
 }
-
-/// How many problems `validate` lists before it stops counting.
-const VALIDATE_CAP: usize = 20;
-
-/// Exit code after ctrl-c (128 + SIGINT), as shells expect.
-const EXIT_INTERRUPTED: u8 = 130;
 
 /// A failure with the exit code it should give.
 struct Failure {
@@ -399,8 +397,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 }
             }
         }
-        Some(Command::Validate) => validate(config_path),
-        Some(Command::Run(args)) => run(config_path, args).await,
+        Some(Command::Validate) => validate::run(config_path),
+        Some(Command::Run(args)) => run::run(config_path, args).await,
         Some(Command::Plan {
             task,
             execution_date,
@@ -456,114 +454,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             batch,
             all_failed,
             json,
-        }) => {
-            let config = load(config_path, Resolve::Everything)?;
-            if config.task(&task).is_none() {
-                return Err(usage(config.unknown_task(&task)));
-            }
-            if batch.is_empty() && !all_failed {
-                return Err(usage(format!(
-                    "retry needs to know which items: `syncdeck retry {task} --all-failed` retries every pending failed item, `--batch ID…` chooses some (ids from `syncdeck errors {task}`)"
-                )));
-            }
-            let progress = std::io::stderr().is_terminal();
-            let _logs = init_logs(
-                &config,
-                if progress {
-                    StderrLogs::Off
-                } else {
-                    StderrLogs::Info
-                },
-            );
-            let engine = open_engine(config).await?;
-            let ids = (!all_failed).then_some(batch.as_slice());
-            if let Some(code) = nothing_to_retry(&engine, &task, ids, json).await? {
-                return Ok(code);
-            }
-            let started = std::time::Instant::now();
-            let watcher = progress.then(|| progress::spawn(&engine));
-            let result = engine.retry(&task, ids, RunOptions::default()).await;
-            if let Some(watcher) = watcher {
-                watcher.finish().await;
-            }
-            match result {
-                Ok(records) => {
-                    let results: Vec<_> = records
-                        .into_iter()
-                        .map(|record| TaskResult::Ran(Box::new(record)))
-                        .collect();
-                    let width = report::terminal_width();
-                    report::results(
-                        &results,
-                        &report::Kinds::of(engine.config()),
-                        json,
-                        &Default::default(),
-                        width,
-                        started.elapsed(),
-                    );
-                    Ok(exit_code(&results))
-                }
-                // Emptied by another worker since the check above.
-                Err(error @ EngineError::NothingToRetry { .. }) => {
-                    say_nothing_to_retry(&error.to_string(), json);
-                    Ok(0)
-                }
-                Err(error) => Err(anyhow::Error::from(error).into()),
-            }
-        }
-    }
-}
-
-/// Before a retry: `Some(exit code)` when there is nothing to retry. Ids
-/// that are no failed item of the task are a usage error; a task (or ids)
-/// with nothing pending is not an error: there is simply nothing to do.
-async fn nothing_to_retry(
-    engine: &Engine,
-    task: &str,
-    ids: Option<&[i64]>,
-    json: bool,
-) -> Result<Option<u8>, Failure> {
-    let items = engine
-        .state()
-        .failed_items(Some(task), false)
-        .await
-        .context("cannot read failed items")?;
-    if let Some(ids) = ids {
-        let unknown: Vec<String> = ids
-            .iter()
-            .filter(|id| !items.iter().any(|item| item.id == **id))
-            .map(i64::to_string)
-            .collect();
-        if !unknown.is_empty() {
-            return Err(usage(format!(
-                "task `{task}` has no failed item with id {}; `syncdeck errors {task} --all` lists its items",
-                unknown.join(", ")
-            )));
-        }
-    }
-    let pending = items
-        .iter()
-        .filter(|item| item.status == crate::state::ItemStatus::Pending)
-        .any(|item| ids.is_none_or(|ids| ids.contains(&item.id)));
-    if pending {
-        return Ok(None);
-    }
-    let message = match ids {
-        Some(_) => format!(
-            "nothing to retry: the chosen items of task `{task}` are no longer pending (resolved or abandoned)"
-        ),
-        None => format!("nothing to retry: task `{task}` has no pending failed items"),
-    };
-    say_nothing_to_retry(&message, json);
-    Ok(Some(0))
-}
-
-/// Keeps stdout for results under `--json`.
-fn say_nothing_to_retry(message: &str, json: bool) {
-    if json {
-        eprintln!("syncdeck: {message}");
-    } else {
-        out!("{message}");
+        }) => retry::run(config_path, task, batch, all_failed, json).await,
     }
 }
 
@@ -594,155 +485,6 @@ fn exit_code(results: &[TaskResult]) -> u8 {
             || matches!(result, TaskResult::Ran(record) if record.status == crate::run::RunStatus::Submitted)
     };
     if results.iter().all(fine) { 0 } else { 1 }
-}
-
-async fn run(config_path: Option<&Path>, args: RunArgs) -> Result<u8, Failure> {
-    let config = load(config_path, Resolve::Everything)?;
-    for task in &args.tasks {
-        if config.task(task).is_none() {
-            return Err(usage(config.unknown_task(task)));
-        }
-    }
-    if args.dry_run {
-        let ids: Vec<String> = if args.tasks.is_empty() {
-            config.tasks.iter().map(|t| t.id.clone()).collect()
-        } else {
-            args.tasks.clone()
-        };
-        let mut code = 0;
-        for task in ids {
-            code = code.max(plan_with(&config, &task, args.execution_date, args.json).await?);
-        }
-        return Ok(code);
-    }
-    let progress = std::io::stderr().is_terminal();
-    let _logs = init_logs(
-        &config,
-        if progress {
-            StderrLogs::Off
-        } else {
-            StderrLogs::Info
-        },
-    );
-    let engine = open_engine(config).await?;
-    let started = std::time::Instant::now();
-    let width = report::terminal_width();
-    let watcher = progress.then(|| progress::spawn(&engine));
-    let bars = watcher.as_ref().map(progress::Watcher::bars);
-    let summaries = summaries::spawn(&engine, args.json, bars.clone(), width);
-    let interrupted = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let interrupt = spawn_interrupt_handler(Arc::clone(&engine), bars, Arc::clone(&interrupted));
-    let options = RunOptions {
-        execution_date: args.execution_date,
-    };
-    let results = engine.run_tasks(&args.tasks, !args.no_deps, options).await;
-    interrupt.abort();
-    if let Some(watcher) = watcher {
-        watcher.finish().await;
-    }
-    let shown = summaries.finish().await;
-    let results = results.map_err(|error| match error {
-        EngineError::UnknownTask(_) => usage(error.to_string()),
-        other => anyhow::Error::from(other).into(),
-    })?;
-    report::results(
-        &results,
-        &report::Kinds::of(engine.config()),
-        args.json,
-        &shown,
-        width,
-        started.elapsed(),
-    );
-    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
-        return Ok(EXIT_INTERRUPTED);
-    }
-    Ok(exit_code(&results))
-}
-
-/// `validate`: every problem in the config, one a line (up to
-/// [`VALIDATE_CAP`]), then exit 2; or the tasks it defines.
-fn validate(config_path: Option<&Path>) -> Result<u8, Failure> {
-    let path = config::find_config(config_path)?;
-    let loaded = config::load_all(&path, Resolve::Everything).and_then(|config| {
-        let unreadable = config::unreadable_files(&config);
-        if unreadable.is_empty() {
-            Ok(config)
-        } else {
-            Err(unreadable)
-        }
-    });
-    match loaded {
-        Ok(config) => {
-            out!(
-                "{}: ok, {}",
-                config.file.display(),
-                report::count(config.tasks.len() as u64, "task")
-            );
-            for task in &config.tasks {
-                out!("  {}  {}", task.id, task.kind.name());
-            }
-            Ok(0)
-        }
-        Err(errors) => {
-            for error in errors.iter().take(VALIDATE_CAP) {
-                eprintln!("syncdeck: {}", config::redact(&error.to_string()));
-            }
-            if errors.len() > VALIDATE_CAP {
-                eprintln!(
-                    "syncdeck: … and {} more; fix these and run `syncdeck validate` again",
-                    errors.len() - VALIDATE_CAP
-                );
-            }
-            // One problem stays one line (what scripts and editors parse).
-            if errors.len() > 1 {
-                eprintln!(
-                    "syncdeck: {}: {} found",
-                    path.display(),
-                    report::count(errors.len() as u64, "problem")
-                );
-            }
-            Ok(2)
-        }
-    }
-}
-
-/// First ctrl-c or SIGTERM: cancel every run cleanly (and remember a
-/// ctrl-c, for exit code 130). Second ctrl-c: clear the bars, exit now.
-fn spawn_interrupt_handler(
-    engine: Arc<Engine>,
-    bars: Option<indicatif::MultiProgress>,
-    interrupted: Arc<std::sync::atomic::AtomicBool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let terminated = async {
-            match terminate.as_mut() {
-                Some(signal) => {
-                    signal.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {
-                interrupted.store(true, std::sync::atomic::Ordering::SeqCst);
-            }
-            _ = terminated => {}
-        }
-        let say = || eprintln!("syncdeck: cancelling runs (press ctrl-c again to stop at once)");
-        match &bars {
-            Some(bars) => bars.suspend(say),
-            None => say(),
-        }
-        engine.cancel_all();
-        if tokio::signal::ctrl_c().await.is_ok() {
-            if let Some(bars) = &bars {
-                let _ = bars.clear();
-            }
-            std::process::exit(i32::from(EXIT_INTERRUPTED));
-        }
-    })
 }
 
 async fn plan(

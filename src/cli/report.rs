@@ -26,14 +26,10 @@ impl Kinds {
         )
     }
 
-    /// Whether `record` is to be reported in rows: by its task's kind, or,
-    /// for a task no longer in the config, by what its counters counted.
+    /// Whether `record` is to be reported in rows (see
+    /// [`TaskKind::moves_rows`]).
     fn moves_rows(&self, record: &RunRecord) -> bool {
-        match self.0.get(&record.task_id) {
-            Some(TaskKind::TableSync | TaskKind::HttpSync) => true,
-            Some(TaskKind::Sync) => false,
-            Some(TaskKind::Airbyte) | None => counted_rows(&record.counters),
-        }
+        TaskKind::moves_rows(self.0.get(&record.task_id).copied(), &record.counters)
     }
 }
 
@@ -249,19 +245,6 @@ fn fit_line(line: &str, width: usize) -> String {
     }
     lines.push(current);
     lines.join("\n")
-}
-
-/// Whether a run's counters are about rows (a table or HTTP sync) rather
-/// than files.
-fn counted_rows(counters: &crate::run::RunCounters) -> bool {
-    counters.rows_extracted
-        + counters.rows_upserted
-        + counters.rows_skipped
-        + counters.rows_filtered
-        + counters.batches_done
-        + counters.batches_failed
-        > 0
-        || counters.rows_total.is_some()
 }
 
 /// `sync_csv_files  run 42  succeeded  synced 12  skipped 3 (exists 0, unchanged 3)  failed 0  1.2 MiB in 0.4s`

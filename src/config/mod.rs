@@ -251,6 +251,19 @@ impl TaskKind {
             Self::Airbyte => "airbyte",
         }
     }
+
+    /// Whether a run of a task of `kind` is told in rows (table and HTTP
+    /// syncs) rather than files: by the kind, so a table run that failed
+    /// before reading a row is still told in rows. An Airbyte connection,
+    /// and a task no longer in the config (`None`), go by what the run's
+    /// counters counted.
+    pub fn moves_rows(kind: Option<Self>, counters: &crate::run::RunCounters) -> bool {
+        match kind {
+            Some(Self::TableSync | Self::HttpSync) => true,
+            Some(Self::Sync) => false,
+            Some(Self::Airbyte) | None => counters.counted_any_rows(),
+        }
+    }
 }
 
 impl fmt::Display for TaskKind {
@@ -555,5 +568,43 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(REDACTED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TaskKind;
+    use crate::run::RunCounters;
+
+    #[test]
+    fn a_run_is_told_in_rows_by_its_tasks_kind_or_else_by_its_counters() {
+        let nothing = RunCounters::default();
+        let rows_synced = RunCounters {
+            rows_upserted: 12,
+            ..Default::default()
+        };
+        let files_synced = RunCounters {
+            files_synced: 3,
+            ..Default::default()
+        };
+        assert!(
+            TaskKind::moves_rows(Some(TaskKind::TableSync), &nothing),
+            "a table run that failed before reading a row still reads in rows"
+        );
+        assert!(TaskKind::moves_rows(Some(TaskKind::HttpSync), &nothing));
+        assert!(!TaskKind::moves_rows(Some(TaskKind::Sync), &rows_synced));
+        assert!(
+            TaskKind::moves_rows(Some(TaskKind::Airbyte), &rows_synced),
+            "an Airbyte run that reported rows synced reads in rows"
+        );
+        assert!(!TaskKind::moves_rows(
+            Some(TaskKind::Airbyte),
+            &files_synced
+        ));
+        assert!(
+            TaskKind::moves_rows(None, &rows_synced),
+            "a task removed from the config goes by its counters"
+        );
+        assert!(!TaskKind::moves_rows(None, &files_synced));
     }
 }

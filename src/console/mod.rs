@@ -19,6 +19,7 @@ mod mouse;
 mod run_state;
 pub mod theme;
 pub mod triage;
+mod update;
 pub mod views;
 
 #[cfg(test)]

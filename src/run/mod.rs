@@ -159,6 +159,20 @@ impl RunCounters {
         self.rows_total.is_some() || self.rows_extracted > 0 || self.batches_done > 0
     }
 
+    /// Whether any row or batch counter moved: wider than
+    /// [`Self::counts_rows`], as an Airbyte run reports only the rows it
+    /// synced. For telling a run of unknown kind in rows or files.
+    pub fn counted_any_rows(&self) -> bool {
+        self.rows_extracted
+            + self.rows_upserted
+            + self.rows_skipped
+            + self.rows_filtered
+            + self.batches_done
+            + self.batches_failed
+            > 0
+            || self.rows_total.is_some()
+    }
+
     /// What progress is measured in: rows read, or bytes copied.
     pub fn done(&self) -> u64 {
         if self.counts_rows() {

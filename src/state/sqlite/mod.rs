@@ -4,6 +4,9 @@
 //! holding the one connection behind a mutex; writes are small and rare
 //! (a few per run and per failure), so one connection is enough.
 
+mod rows;
+mod schema;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,86 +16,13 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    BadRow, FailedItem, ItemKind, ItemStatus, NewFailedItem, StateError, StateStore, StoredRow,
-    hostname, owner, timestamp,
+    BadRow, FailedItem, ItemStatus, NewFailedItem, StateError, StateStore, StoredRow, hostname,
+    owner, timestamp,
 };
 use crate::config::redact;
 use crate::run::{FileInFlight, RunCounters, RunId, RunRecord, Trigger};
-
-/// Schema changes in order; `schema_version` holds how many were applied.
-const MIGRATIONS: &[&str] = &[
-    r"
-CREATE TABLE sync_logs (
-    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    sync_job_id TEXT NOT NULL,
-    trigger TEXT NOT NULL,
-    status TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    completed_at TEXT,
-    duration_ms INTEGER,
-    rows_extracted INTEGER NOT NULL DEFAULT 0,
-    rows_upserted INTEGER NOT NULL DEFAULT 0,
-    rows_skipped INTEGER NOT NULL DEFAULT 0,
-    files_synced INTEGER NOT NULL DEFAULT 0,
-    files_skipped INTEGER NOT NULL DEFAULT 0,
-    files_failed INTEGER NOT NULL DEFAULT 0,
-    bytes INTEGER NOT NULL DEFAULT 0,
-    counters TEXT NOT NULL DEFAULT '{}',
-    error TEXT,
-    warning TEXT,
-    owner TEXT NOT NULL
-);
-CREATE INDEX sync_logs_by_task ON sync_logs (sync_job_id, run_id);
-CREATE TABLE failed_items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id INTEGER NOT NULL,
-    task_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    item_key TEXT NOT NULL,
-    error TEXT NOT NULL,
-    attempts INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE INDEX failed_items_by_task ON failed_items (task_id, status);
-CREATE TABLE watermarks (
-    task_id TEXT PRIMARY KEY,
-    value TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-",
-    r"
-CREATE TABLE leases (
-    task_id TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    expires_at REAL NOT NULL
-);
-CREATE TABLE slots (
-    task_id TEXT NOT NULL,
-    slot INTEGER NOT NULL,
-    owner TEXT NOT NULL,
-    PRIMARY KEY (task_id, slot)
-);
-",
-    r"
-CREATE TABLE cancel_requests (run_id INTEGER PRIMARY KEY, requested_at REAL NOT NULL);
-",
-    // The same column name as in every other table and the shared store.
-    r"
-ALTER TABLE sync_logs RENAME COLUMN sync_job_id TO task_id;
-",
-    r"
-ALTER TABLE sync_logs ADD COLUMN execution_date TEXT;
-",
-    r"
-CREATE TABLE paused_schedules (task_id TEXT PRIMARY KEY, paused_by TEXT NOT NULL, paused_at REAL NOT NULL);
-",
-    // The files a running run is copying, for consoles of other processes.
-    r"
-ALTER TABLE sync_logs ADD COLUMN in_flight TEXT;
-",
-];
+use rows::{RUN_COLUMNS, collect, item_from_row, run_from_row};
+use schema::{BUSY_TIMEOUT, migrate, use_wal};
 
 pub struct SqliteStateStore {
     path: PathBuf,
@@ -238,153 +168,6 @@ fn uri_path(path: &Path) -> String {
         }
     }
     out
-}
-
-/// Brings the schema up to date. A store that is current is only read:
-/// processes opening the store (every `syncdeck history`) must not take
-/// the write lock from a run that is writing.
-/// How long a statement waits for another process's lock on the store.
-const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Puts the store in WAL mode (kept in the file, so only its creator
-/// switches). SQLite answers a journal-mode change "database is locked" at
-/// once, without waiting, while another process holds a lock, as when a
-/// console, a daemon and a `history` open the store together: that answer
-/// is retried until [`BUSY_TIMEOUT`].
-fn use_wal(connection: &Connection) -> rusqlite::Result<()> {
-    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
-    loop {
-        let attempt = connection
-            .query_row("PRAGMA journal_mode", [], |row| row.get::<_, String>(0))
-            .and_then(|mode| {
-                if mode.eq_ignore_ascii_case("wal") {
-                    Ok(())
-                } else {
-                    connection.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-                }
-            })
-            .and_then(|()| connection.execute_batch("PRAGMA synchronous = NORMAL"));
-        match attempt {
-            Err(rusqlite::Error::SqliteFailure(failure, _))
-                if failure.code == rusqlite::ErrorCode::DatabaseBusy
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return other,
-        }
-    }
-}
-
-fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
-    let current = |connection: &Connection| -> rusqlite::Result<usize> {
-        let exists: bool = connection.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version')",
-            [],
-            |row| row.get(0),
-        )?;
-        if !exists {
-            return Ok(0);
-        }
-        let applied: Option<i64> =
-            connection.query_row("SELECT max(version) FROM schema_version", [], |row| {
-                row.get(0)
-            })?;
-        Ok(applied.unwrap_or(0) as usize)
-    };
-    if current(connection)? >= MIGRATIONS.len() {
-        return Ok(());
-    }
-    let transaction =
-        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    transaction
-        .execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
-    let applied = current(&transaction)?;
-    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
-        transaction.execute_batch(migration)?;
-        transaction.execute(
-            "INSERT INTO schema_version (version) VALUES (?1)",
-            params![index as i64 + 1],
-        )?;
-    }
-    transaction.commit()
-}
-
-const RUN_COLUMNS: &str = "run_id, task_id, trigger, status, started_at, completed_at, duration_ms, counters, error, warning, execution_date";
-
-/// Column `index` of a row, an error naming the row if it has another type.
-fn get<T: rusqlite::types::FromSql>(
-    stored: &StoredRow,
-    row: &rusqlite::Row<'_>,
-    index: usize,
-) -> Result<T, BadRow> {
-    row.get(index).map_err(|error| stored.bad(error))
-}
-
-/// Every row of a query, each read by `read`.
-fn collect<T>(
-    mut rows: rusqlite::Rows<'_>,
-    read: impl Fn(&rusqlite::Row<'_>) -> Result<T, BadRow>,
-) -> Result<Vec<T>, Failure> {
-    let mut values = Vec::new();
-    while let Some(row) = rows.next()? {
-        values.push(read(row)?);
-    }
-    Ok(values)
-}
-
-fn run_from_row(row: &rusqlite::Row<'_>) -> Result<RunRecord, BadRow> {
-    let run_id: RunId = get(&StoredRow::new("sync_logs", "a row"), row, 0)?;
-    let stored = StoredRow::run(run_id);
-    let trigger: String = get(&stored, row, 2)?;
-    let status: String = get(&stored, row, 3)?;
-    let started_at: String = get(&stored, row, 4)?;
-    let completed_at: Option<String> = get(&stored, row, 5)?;
-    let counters: String = get(&stored, row, 7)?;
-    let execution_date: Option<String> = get(&stored, row, 10)?;
-    let execution_date = execution_date
-        .map(|text| {
-            NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-                .map_err(|_| stored.bad(format!("execution_date {text:?} is not a date")))
-        })
-        .transpose()?;
-    Ok(RunRecord {
-        run_id,
-        task_id: get(&stored, row, 1)?,
-        trigger: stored.word("trigger", &trigger, |text| text.parse().ok())?,
-        status: stored.word("status", &status, |text| text.parse().ok())?,
-        started_at: stored.time("started_at", &started_at)?,
-        completed_at: completed_at
-            .map(|text| stored.time("completed_at", &text))
-            .transpose()?,
-        duration_ms: get(&stored, row, 6)?,
-        counters: stored.counters(&counters)?,
-        error: get(&stored, row, 8)?,
-        warning: get(&stored, row, 9)?,
-        execution_date,
-    })
-}
-
-fn item_from_row(row: &rusqlite::Row<'_>) -> Result<FailedItem, BadRow> {
-    let id: i64 = get(&StoredRow::new("failed_items", "a row"), row, 0)?;
-    let stored = StoredRow::item(id);
-    let kind: String = get(&stored, row, 3)?;
-    let status: String = get(&stored, row, 7)?;
-    let created: String = get(&stored, row, 8)?;
-    let updated: String = get(&stored, row, 9)?;
-    let attempts: i64 = get(&stored, row, 6)?;
-    Ok(FailedItem {
-        id,
-        run_id: get(&stored, row, 1)?,
-        task_id: get(&stored, row, 2)?,
-        kind: stored.word("kind", &kind, ItemKind::parse)?,
-        key: get(&stored, row, 4)?,
-        error: get(&stored, row, 5)?,
-        attempts: stored.count("attempts", attempts)?,
-        status: stored.word("status", &status, ItemStatus::parse)?,
-        created_at: stored.time("created_at", &created)?,
-        updated_at: stored.time("updated_at", &updated)?,
-    })
 }
 
 fn unix_now() -> f64 {

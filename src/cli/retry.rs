@@ -1,0 +1,128 @@
+//! `syncdeck retry`: the failed items of a task run again, all pending
+//! ones (`--all-failed`) or those chosen by id (`--batch`), with the same
+//! progress and summary as `run`. Nothing pending is not an error.
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::{Failure, exit_code, init_logs, load, open_engine, progress, report, usage};
+use crate::config::Resolve;
+use crate::engine::{Engine, EngineError, RunOptions, TaskResult};
+use crate::logging::StderrLogs;
+
+pub(super) async fn run(
+    config_path: Option<&Path>,
+    task: String,
+    batch: Vec<i64>,
+    all_failed: bool,
+    json: bool,
+) -> Result<u8, Failure> {
+    let config = load(config_path, Resolve::Everything)?;
+    if config.task(&task).is_none() {
+        return Err(usage(config.unknown_task(&task)));
+    }
+    if batch.is_empty() && !all_failed {
+        return Err(usage(format!(
+            "retry needs to know which items: `syncdeck retry {task} --all-failed` retries every pending failed item, `--batch ID…` chooses some (ids from `syncdeck errors {task}`)"
+        )));
+    }
+    let progress = std::io::stderr().is_terminal();
+    let _logs = init_logs(
+        &config,
+        if progress {
+            StderrLogs::Off
+        } else {
+            StderrLogs::Info
+        },
+    );
+    let engine = open_engine(config).await?;
+    let ids = (!all_failed).then_some(batch.as_slice());
+    if let Some(code) = nothing_to_retry(&engine, &task, ids, json).await? {
+        return Ok(code);
+    }
+    let started = std::time::Instant::now();
+    let watcher = progress.then(|| progress::spawn(&engine));
+    let result = engine.retry(&task, ids, RunOptions::default()).await;
+    if let Some(watcher) = watcher {
+        watcher.finish().await;
+    }
+    match result {
+        Ok(records) => {
+            let results: Vec<_> = records
+                .into_iter()
+                .map(|record| TaskResult::Ran(Box::new(record)))
+                .collect();
+            let width = report::terminal_width();
+            report::results(
+                &results,
+                &report::Kinds::of(engine.config()),
+                json,
+                &Default::default(),
+                width,
+                started.elapsed(),
+            );
+            Ok(exit_code(&results))
+        }
+        // Emptied by another worker since the check above.
+        Err(error @ EngineError::NothingToRetry { .. }) => {
+            say_nothing_to_retry(&error.to_string(), json);
+            Ok(0)
+        }
+        Err(error) => Err(anyhow::Error::from(error).into()),
+    }
+}
+
+/// Before a retry: `Some(exit code)` when there is nothing to retry. Ids
+/// that are no failed item of the task are a usage error; a task (or ids)
+/// with nothing pending is not an error: there is simply nothing to do.
+async fn nothing_to_retry(
+    engine: &Engine,
+    task: &str,
+    ids: Option<&[i64]>,
+    json: bool,
+) -> Result<Option<u8>, Failure> {
+    let items = engine
+        .state()
+        .failed_items(Some(task), false)
+        .await
+        .context("cannot read failed items")?;
+    if let Some(ids) = ids {
+        let unknown: Vec<String> = ids
+            .iter()
+            .filter(|id| !items.iter().any(|item| item.id == **id))
+            .map(i64::to_string)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(usage(format!(
+                "task `{task}` has no failed item with id {}; `syncdeck errors {task} --all` lists its items",
+                unknown.join(", ")
+            )));
+        }
+    }
+    let pending = items
+        .iter()
+        .filter(|item| item.status == crate::state::ItemStatus::Pending)
+        .any(|item| ids.is_none_or(|ids| ids.contains(&item.id)));
+    if pending {
+        return Ok(None);
+    }
+    let message = match ids {
+        Some(_) => format!(
+            "nothing to retry: the chosen items of task `{task}` are no longer pending (resolved or abandoned)"
+        ),
+        None => format!("nothing to retry: task `{task}` has no pending failed items"),
+    };
+    say_nothing_to_retry(&message, json);
+    Ok(Some(0))
+}
+
+/// Keeps stdout for results under `--json`.
+fn say_nothing_to_retry(message: &str, json: bool) {
+    if json {
+        eprintln!("syncdeck: {message}");
+    } else {
+        out!("{message}");
+    }
+}
