@@ -62,6 +62,31 @@ impl ValueType {
         }
     }
 
+    /// Whether every value PostgreSQL sends for a column of `source_type`
+    /// (its internal name: `int4`, `timestamptz`, `jsonb`) passes
+    /// [`Self::check`]: such a column's values need no check. Integers
+    /// are still checked against a narrower column's range, lengths
+    /// against a character limit.
+    pub(crate) fn holds_every(&self, source_type: &str) -> bool {
+        match self {
+            Self::Integer { min, max } => match source_type {
+                "int2" => *min <= i16::MIN.into() && *max >= i16::MAX.into(),
+                "int4" => *min <= i32::MIN.into() && *max >= i32::MAX.into(),
+                "int8" => *min == i64::MIN && *max == i64::MAX,
+                _ => false,
+            },
+            Self::Numeric => matches!(source_type, "int2" | "int4" | "int8" | "numeric"),
+            Self::Float => matches!(source_type, "int2" | "int4" | "float4" | "float8"),
+            Self::Boolean => source_type == "bool",
+            Self::Date => source_type == "date",
+            Self::Timestamp => matches!(source_type, "date" | "timestamp" | "timestamptz"),
+            Self::Uuid => source_type == "uuid",
+            Self::Json => matches!(source_type, "json" | "jsonb"),
+            Self::Characters(_) => false,
+            Self::Other => true,
+        }
+    }
+
     /// The value to load, or why it cannot be loaded.
     pub(crate) fn check(&self, value: &str) -> Result<(), String> {
         let fail = |what: &str| Err(format!("`{}` is not {what}", shorten(value)));
@@ -190,6 +215,29 @@ fn is_timestamp(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_source_types_whose_every_value_fits_skip_the_check() {
+        let int4 = ValueType::from_type_name("integer");
+        assert!(int4.holds_every("int2") && int4.holds_every("int4"));
+        assert!(
+            !int4.holds_every("int8"),
+            "a bigint can overflow an integer"
+        );
+        assert!(!int4.holds_every("text"));
+        let timestamp = ValueType::from_type_name("timestamp with time zone");
+        assert!(timestamp.holds_every("timestamptz") && timestamp.holds_every("date"));
+        assert!(!timestamp.holds_every("text") && !timestamp.holds_every("varchar"));
+        assert!(ValueType::from_type_name("jsonb").holds_every("json"));
+        assert!(!ValueType::from_type_name("jsonb").holds_every("text"));
+        assert!(ValueType::from_type_name("numeric(14,2)").holds_every("int8"));
+        assert!(
+            !ValueType::from_type_name("numeric").holds_every("float8"),
+            "NaN and exponents"
+        );
+        assert!(!ValueType::from_type_name("character(8)").holds_every("bpchar"));
+        assert!(!ValueType::from_type_name("uuid").holds_every("text"));
+    }
 
     #[test]
     fn types_come_from_format_type_names() {
