@@ -106,8 +106,10 @@ fn default_batch_size() -> Spanned<usize> {
 fn default_parallel_loads() -> usize {
     2
 }
+/// One: on 2 cores with one server for both sides, two reading
+/// connections were no faster than one (BENCHMARKS.md, table sync at scale).
 fn default_parallel_reads() -> usize {
-    2
+    1
 }
 fn default_mode() -> Spanned<TableMode> {
     Spanned::new(0..0, TableMode::Full)
