@@ -122,7 +122,7 @@ fn wide_columns(task: &TaskState, theme: Theme, width: usize) -> Vec<Span<'stati
                 .map(|ms| format!("took {}", format::duration_ms(ms)))
                 .unwrap_or_default();
             let counters = &last.counters;
-            let moved = if counters.counts_rows() {
+            let moved = if TaskKind::moves_rows(Some(task.kind), counters) {
                 format!("{} rows", format::count(counters.rows_upserted))
             } else {
                 format!(
