@@ -138,10 +138,12 @@ impl PostgresStateStore {
             .transaction()
             .await
             .map_err(|error| self.error(error))?;
-        // Workers starting together take turns.
+        // Workers starting together take turns. The server's notices that
+        // the schema and tables already exist are no news on every open.
         transaction
             .batch_execute(
-                "SELECT pg_advisory_xact_lock(7312002); CREATE SCHEMA IF NOT EXISTS syncdeck;
+                "SET LOCAL client_min_messages TO warning;
+                 SELECT pg_advisory_xact_lock(7312002); CREATE SCHEMA IF NOT EXISTS syncdeck;
                  CREATE TABLE IF NOT EXISTS syncdeck.schema_version (version INT NOT NULL);",
             )
             .await
