@@ -660,34 +660,49 @@ fn kill_9_mid_run_then_a_rerun_converges_without_duplicates() {
     );
 }
 
+/// A task `t` syncing `rows` numbers from a test database into a private
+/// cluster of its own, which writes its WAL out as late as it can: only
+/// the WAL writer's 10 s timer or full pages push it out (plus `settings`).
+fn into_a_late_flushing_target(
+    settings: &[&str],
+    hint: &str,
+    rows: u32,
+    extra: &str,
+) -> (PrivateCluster, TestDatabase, Workspace) {
+    let mut all = vec![
+        "wal_writer_delay = '10s'",
+        "wal_writer_flush_after = '1GB'",
+        "autovacuum = off",
+    ];
+    all.extend_from_slice(settings);
+    let cluster = PrivateCluster::start(&all);
+    cluster.execute(
+        "postgres",
+        "CREATE SCHEMA dst; CREATE TABLE dst.numbers (id int PRIMARY KEY, label text);",
+    );
+    let database = TestDatabase::create(hint);
+    seed_numbers(&database, rows);
+    let workspace = Workspace::new();
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"t\"\ntype = \"table_sync\"\n[tasks.properties]\nsource = \"{}\"\ntarget = \"{}\"\n\
+         source_table = \"src.numbers\"\ntarget_table = \"dst.numbers\"\nprimary_key = [\"id\"]\n{extra}\n",
+        database.url,
+        cluster.url("postgres")
+    ));
+    (cluster, database, workspace)
+}
+
 /// Batches commit without waiting for the target's disk. A target that
 /// crashes loses the commits still in its WAL buffers; the run must load
 /// those batches again, not end with them missing.
 #[test]
 fn a_target_crash_loses_no_committed_batch() {
-    // A target of the test's own, which writes its WAL out as late as it
-    // can: only the WAL writer's 10 s timer or full pages push it out.
-    let cluster = PrivateCluster::start(&[
-        "wal_writer_delay = '10s'",
-        "wal_writer_flush_after = '1GB'",
-        "bgwriter_lru_maxpages = 0",
-        "autovacuum = off",
-        "checkpoint_timeout = '1h'",
-    ]);
-    cluster.execute(
-        "postgres",
-        "CREATE SCHEMA dst; CREATE TABLE dst.numbers (id int PRIMARY KEY, label text);",
+    let (cluster, database, workspace) = into_a_late_flushing_target(
+        &["bgwriter_lru_maxpages = 0", "checkpoint_timeout = '1h'"],
+        "crash",
+        5_000,
+        "batch_size = 100\nparallel_loads = 1\nmax_retries = 8\nretry_backoff = \"200ms\"",
     );
-    let database = TestDatabase::create("crash");
-    seed_numbers(&database, 5_000);
-    let workspace = Workspace::new();
-    workspace.write_config(&format!(
-        "[[tasks]]\nid = \"t\"\ntype = \"table_sync\"\n[tasks.properties]\nsource = \"{}\"\ntarget = \"{}\"\n\
-         source_table = \"src.numbers\"\ntarget_table = \"dst.numbers\"\nprimary_key = [\"id\"]\n\
-         batch_size = 100\nparallel_loads = 1\nmax_retries = 8\nretry_backoff = \"200ms\"\n",
-        database.url,
-        cluster.url("postgres")
-    ));
     let target_rows = || -> u64 {
         cluster
             .scalar("postgres", "SELECT count(*) FROM dst.numbers")
@@ -751,25 +766,8 @@ fn a_target_crash_loses_no_committed_batch() {
 /// run may wait 3 s at most before it calls its batches unconfirmed.
 #[test]
 fn a_run_asks_the_target_to_flush_its_last_commits() {
-    let cluster = PrivateCluster::start(&[
-        "wal_writer_delay = '10s'",
-        "wal_writer_flush_after = '1GB'",
-        "autovacuum = off",
-    ]);
-    cluster.execute(
-        "postgres",
-        "CREATE SCHEMA dst; CREATE TABLE dst.numbers (id int PRIMARY KEY, label text);",
-    );
-    let database = TestDatabase::create("flush");
-    seed_numbers(&database, 2_000);
-    let workspace = Workspace::new();
-    workspace.write_config(&format!(
-        "[[tasks]]\nid = \"t\"\ntype = \"table_sync\"\n[tasks.properties]\nsource = \"{}\"\ntarget = \"{}\"\n\
-         source_table = \"src.numbers\"\ntarget_table = \"dst.numbers\"\nprimary_key = [\"id\"]\n\
-         batch_size = 500\nmax_retries = 0\n",
-        database.url,
-        cluster.url("postgres")
-    ));
+    let (cluster, database, workspace) =
+        into_a_late_flushing_target(&[], "flush", 2_000, "batch_size = 500\nmax_retries = 0");
     let run = |what: &str| {
         let output = workspace
             .command(&["run", "--json"])
