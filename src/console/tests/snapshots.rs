@@ -64,6 +64,7 @@ fn a_file_run_still_listing_shows_counts_so_far_and_counting() {
             files_synced: 300,
             files_skipped_unchanged: 89_690,
             files_active: 4,
+            bytes_done: 3 * 1024 * 1024,
             ..Default::default()
         }),
         in_flight: Vec::new(),
@@ -79,8 +80,10 @@ fn a_file_run_still_listing_shows_counts_so_far_and_counting() {
         screen.contains("queued 6 active 4 of 310 to copy so far"),
         "{screen}"
     );
+    // The bytes so far and the speed show while the listing goes on.
     assert!(
-        screen.contains("counting… (120,000 listed so far)"),
+        screen.contains("bytes 3.0M so far · ")
+            && screen.contains("/s · counting… (120,000 listed)"),
         "{screen}"
     );
 }

@@ -222,16 +222,24 @@ fn active_lines(active: &ActiveRun, app: &App, theme: Theme, width: usize) -> Ve
                 format::count(counters.files_to_copy)
             )),
         ]));
+        // The speed shows already; the total, percent and time left once
+        // the listing ends.
         lines.push(Line::from(vec![
             Span::styled("bytes ", theme.dim()),
+            Span::raw(format!(
+                "{} so far · {} · ",
+                format::size(counters.bytes_done),
+                active.speed()
+            )),
             Span::styled(
                 format!(
-                    "counting… ({} listed so far)",
+                    "counting… ({} listed)",
                     format::count(counters.files_listed)
                 ),
                 theme.running(),
             ),
         ]));
+        lines.extend(in_flight_lines(active, theme, width));
     }
     lines.extend(failing_lines(active, app, theme, "Failing now"));
     lines
