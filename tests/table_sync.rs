@@ -256,6 +256,14 @@ fn a_row_committed_late_below_the_watermark_arrives_within_the_lookback() {
         Some("2026-03-01 12:00:10+00"),
         "the watermark does not move back"
     );
+    // The log says where reading started, and why rows below the
+    // watermark were read again.
+    let logs = workspace.logs();
+    assert!(
+        logs.contains("reading rows above 2026-03-01 12:00:10+00 less the 5m look-back"),
+        "{logs}"
+    );
+    assert!(logs.contains("watermark unchanged"), "{logs}");
 
     let (output, runs) = workspace.run_json(&[]);
     assert!(output.status.success(), "{}", stderr(&output));

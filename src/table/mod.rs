@@ -104,7 +104,18 @@ async fn run_inner(
         supersede_bad_rows(context).await;
     }
     let lookback = lookback(properties, &layout)?;
-    tracing::info!(source = %source_endpoint.name, target = %target_endpoint.name, watermark = watermark.as_deref().unwrap_or(""), "table sync planned");
+    // Where reading starts: a fresh table whose rows all changed within
+    // the look-back window is read whole by every run, which looks like a
+    // full reload unless the log says why.
+    let reads_from = match (&watermark, lookback) {
+        (None, _) => "the whole source (no watermark yet)".to_string(),
+        (Some(mark), Some(window)) => format!(
+            "rows above {mark} less the {} look-back (watermark_lookback)",
+            humantime::format_duration(window)
+        ),
+        (Some(mark), None) => format!("rows above {mark}"),
+    };
+    tracing::info!(source = %source_endpoint.name, target = %target_endpoint.name, "table sync planned: reading {reads_from}");
     // The run reads the whole source (no watermark yet, or full mode), so
     // what it read must match the source's count.
     let whole_source = retrying.is_none() && watermark.is_none();
@@ -413,12 +424,16 @@ async fn run_inner(
             && incremental
             && let Some(value) = newest_watermark
         {
-            context
-                .state
-                .set_watermark(&context.task_id, &value)
-                .await
-                .map_err(|error| PgError::Setup(error.to_string()))?;
-            tracing::info!(watermark = %value, "watermark advanced");
+            if watermark.as_deref() == Some(value.as_str()) {
+                tracing::info!(watermark = %value, "watermark unchanged");
+            } else {
+                context
+                    .state
+                    .set_watermark(&context.task_id, &value)
+                    .await
+                    .map_err(|error| PgError::Setup(error.to_string()))?;
+                tracing::info!(watermark = %value, "watermark advanced");
+            }
         }
         return Ok(TaskOutcome::new(status, None, warning));
     }
