@@ -653,3 +653,34 @@ fn a_retry_copies_into_the_folder_of_the_date_the_file_failed_for() {
         "{text}"
     );
 }
+
+/// A run read from its log (a daemon's, or a run piped to a file, where no
+/// bar is drawn) says how far it got while it runs, not only that it
+/// started and ended.
+#[test]
+fn a_long_run_logs_its_progress_while_it_runs() {
+    let workspace = Workspace::new();
+    workspace.file("in/big.bin", &vec![7u8; 3 * 1024 * 1024]);
+    workspace.write_config(
+        "[[tasks]]\nid = \"slow\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\n\
+         destination_path = \"out/\"\nbwlimit = \"1MiB\"\n",
+    );
+    let output = workspace
+        .command(&["run"])
+        .env("SYNCDECK_PROGRESS_LOG_EVERY", "1s")
+        .output()
+        .expect("run syncdeck");
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    let progress: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("progress: synced 0 of 1 files"))
+        .collect();
+    assert!(!progress.is_empty(), "no progress line in:\n{log}");
+    assert!(
+        progress
+            .iter()
+            .all(|line| line.contains("task_id=slow") && line.contains(" of 3.0 MiB")),
+        "{progress:?}"
+    );
+}

@@ -37,6 +37,17 @@ const EVENT_BUFFER: usize = 4096;
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 /// How often a running run's counters are saved to the state store.
 const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a running run's progress goes to the log, for logs read
+/// without a console or bars (a daemon's, a run piped to a file).
+/// `SYNCDECK_PROGRESS_LOG_EVERY` (a duration) changes it.
+const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+fn progress_log_interval() -> Duration {
+    std::env::var("SYNCDECK_PROGRESS_LOG_EVERY")
+        .ok()
+        .and_then(|text| humantime::parse_duration(&text).ok())
+        .unwrap_or(PROGRESS_LOG_INTERVAL)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -564,6 +575,8 @@ impl Engine {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut last_sent = None;
             let mut last_saved = tokio::time::Instant::now();
+            let log_every = progress_log_interval();
+            let mut last_logged = tokio::time::Instant::now();
             // What consoles of other processes were last shown in flight.
             let mut published: Vec<FileInFlight> = Vec::new();
             loop {
@@ -586,6 +599,10 @@ impl Engine {
                             }
                         }
                     }
+                }
+                if last_logged.elapsed() >= log_every {
+                    last_logged = tokio::time::Instant::now();
+                    tracing::info!(task_id = %task_id, run_id, "progress: {}", snapshot.progress_line());
                 }
                 let _ = events.send(EngineEvent::RunProgress {
                     run_id,

@@ -173,6 +173,50 @@ impl RunCounters {
             || self.rows_total.is_some()
     }
 
+    /// A run's progress in one line, for logs (where no bar is drawn):
+    /// `read 12000 of ~1000000 rows, upserted 11000, unchanged 1000, 12
+    /// batches done, 0 failed`, or `synced 300 of 310 files so far, skipped
+    /// 90, failed 0, 3.0 MiB so far, 120000 listed, listing`.
+    pub fn progress_line(&self) -> String {
+        let size = |bytes: u64| bytesize::ByteSize(bytes).display().iec().to_string();
+        if self.counts_rows() {
+            let total = match (self.rows_total, self.rows_total_estimated) {
+                (Some(total), false) => total.to_string(),
+                (Some(total), true) => format!("~{total}"),
+                (None, _) => "an uncounted total".into(),
+            };
+            return format!(
+                "read {} of {total} rows, upserted {}, unchanged {}, {} batches done, {} failed",
+                self.rows_extracted,
+                self.rows_upserted,
+                self.rows_unchanged,
+                self.batches_done,
+                self.batches_failed
+            );
+        }
+        if self.totals_known {
+            format!(
+                "synced {} of {} files, skipped {}, failed {}, {} of {}",
+                self.files_synced,
+                self.files_to_copy,
+                self.files_skipped(),
+                self.files_failed,
+                size(self.bytes_done),
+                size(self.bytes_total)
+            )
+        } else {
+            format!(
+                "synced {} of {} files so far, skipped {}, failed {}, {} so far, {} listed, listing",
+                self.files_synced,
+                self.files_to_copy,
+                self.files_skipped(),
+                self.files_failed,
+                size(self.bytes_done),
+                self.files_listed
+            )
+        }
+    }
+
     /// What progress is measured in: rows read, or bytes copied.
     pub fn done(&self) -> u64 {
         if self.counts_rows() {
