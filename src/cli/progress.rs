@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -53,7 +53,10 @@ pub(super) fn spawn(engine: &Arc<Engine>) -> Watcher {
     let mut events = engine.subscribe();
     let stop = CancellationToken::new();
     let stopped = stop.clone();
-    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+    let multi = MultiProgress::with_draw_target(ProgressDrawTarget::term_like_with_hz(
+        Box::new(Narrower(console::Term::buffered_stderr())),
+        10,
+    ));
     let shown = multi.clone();
     let handle = tokio::spawn(async move {
         let multi = shown;
@@ -97,14 +100,66 @@ pub(super) fn spawn(engine: &Arc<Engine>) -> Watcher {
     }
 }
 
+/// Columns the bars leave free at the right edge. A bar line as wide as the
+/// terminal leaves the cursor past its end, so the `^C` the terminal echoes
+/// wraps onto a line of its own, and clearing the bars then clears that
+/// line instead of the bar.
+const RIGHT_MARGIN: u16 = 3;
+
+/// Standard error, as wide as the terminal less [`RIGHT_MARGIN`].
+#[derive(Debug)]
+struct Narrower(console::Term);
+
+impl TermLike for Narrower {
+    fn width(&self) -> u16 {
+        self.0.size().1.saturating_sub(RIGHT_MARGIN)
+    }
+
+    fn height(&self) -> u16 {
+        self.0.size().0
+    }
+
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_up(n)
+    }
+
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_down(n)
+    }
+
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_right(n)
+    }
+
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.0.move_cursor_left(n)
+    }
+
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_line(s)
+    }
+
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.0.write_str(s)
+    }
+
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.0.clear_line()
+    }
+
+    fn flush(&self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
 fn counting_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} {prefix:24} counting… {msg}")
+    ProgressStyle::with_template("{spinner} {prefix:24} counting… {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{prefix:24} [{bar:30}] {percent:>3}% {binary_bytes}/{binary_total_bytes} {msg}",
+        "{prefix:24} [{bar:30}] {percent:>3}% {binary_bytes}/{binary_total_bytes} {wide_msg}",
     )
     .map(|style| style.progress_chars("=> "))
     .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -112,7 +167,7 @@ fn bar_style() -> ProgressStyle {
 
 fn row_style() -> ProgressStyle {
     ProgressStyle::with_template(
-        "{prefix:24} [{bar:30}] {percent:>3}% {human_pos}/{human_len} rows {msg}",
+        "{prefix:24} [{bar:30}] {percent:>3}% {human_pos}/{human_len} rows {wide_msg}",
     )
     .map(|style| style.progress_chars("=> "))
     .unwrap_or_else(|_| ProgressStyle::default_bar())

@@ -1,0 +1,61 @@
+//! `syncdeck run` in a real 80-column terminal (tmux): its progress bar
+//! fits the width instead of wrapping, and Ctrl-C leaves no bar behind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Workspace;
+use common::tmux::Tmux;
+
+#[test]
+fn the_progress_bar_fits_80_columns_and_ctrl_c_clears_it() {
+    let workspace = Workspace::new();
+    common::sparse_file(&workspace.path().join("in/big.bin"), 64 * 1024 * 1024);
+    workspace.write_config(
+        "[[tasks]]\nid = \"slow_copy_of_a_big_file\"\ntype = \"sync\"\n[tasks.properties]\n\
+         source_path = \"in/\"\ndestination_path = \"out/\"\nbwlimit = \"2MiB\"\n",
+    );
+    let tmux = Tmux::start(workspace.path(), 80, 24);
+    tmux.wait_for("shell$", "the shell prompt");
+    tmux.type_line(&format!(
+        "{} -c syncdeck.toml run",
+        env!("CARGO_BIN_EXE_syncdeck")
+    ));
+    // The bar, once the total is known, with its counts after it.
+    let screen = tmux.wait_for("% ", "the progress bar");
+    let bar = screen
+        .lines()
+        .find(|line| line.contains("slow_copy_of_a_big_file") && line.contains('['))
+        .unwrap_or_else(|| panic!("no bar line in:\n{screen}"))
+        .to_string();
+    // A line that wrapped would show as two when tmux joins wrapped lines.
+    let lines = tmux.tmux(&["capture-pane", "-p", "-t", "main"]);
+    let joined = tmux.tmux(&["capture-pane", "-p", "-J", "-t", "main"]);
+    assert_eq!(
+        lines.lines().count(),
+        joined.lines().count(),
+        "a line wrapped past 80 columns:\n{lines}"
+    );
+
+    tmux.keys(&["C-c"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let screen = loop {
+        let screen = tmux.screen();
+        if screen.matches("shell$").count() >= 2 {
+            break screen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no shell after ctrl-c:\n{screen}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let after_prompt = screen.rsplit("-c syncdeck.toml run").next().unwrap_or("");
+    assert!(
+        !after_prompt.contains('['),
+        "the bar `{bar}` stayed on screen after ctrl-c:\n{screen}"
+    );
+}
