@@ -114,6 +114,24 @@ fn dependency_cycle_is_named() {
 }
 
 #[test]
+fn a_type_with_a_known_one_inside_points_to_it() {
+    assert_error(
+        "type_with_a_prefix.toml",
+        "3:8",
+        &["unknown type `file_sync`", "did you mean `sync`?"],
+    );
+}
+
+#[test]
+fn a_misspelt_value_suggests_the_right_one() {
+    assert_error(
+        "misspelt_mode.toml",
+        "10:8",
+        &["unknown value `incremantal`", "did you mean `incremental`?"],
+    );
+}
+
+#[test]
 fn unknown_type_lists_the_known_ones() {
     assert_error(
         "unknown_type.toml",

@@ -66,6 +66,13 @@ impl SourceText<'_> {
             }
             None => match missing_field(message) {
                 Some(key) => format!("missing required key `{key}` in {section}; add it"),
+                None if let Some((given, expected)) = unknown_variant(message) => {
+                    let hint = match did_you_mean(given, &expected) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!("use one of {}", quoted_list(&expected)),
+                    };
+                    format!("unknown value `{given}` in {section}; {hint}")
+                }
                 None if section == SYNTAX => format!("TOML syntax: {message}; fix the TOML here"),
                 None => format!("{} (in {section})", plain_types(message)),
             },
@@ -125,13 +132,37 @@ fn unknown_field(message: &str) -> Option<(&str, Vec<&str>)> {
     Some((key, expected))
 }
 
+/// Parses serde's "unknown variant `x`, expected `a` or `b`" (or "one of
+/// `a`, `b`, `c`") message.
+fn unknown_variant(message: &str) -> Option<(&str, Vec<&str>)> {
+    let rest = message.strip_prefix("unknown variant `")?;
+    let (given, rest) = rest.split_once('`')?;
+    let expected = rest.split('`').skip(1).step_by(2).collect::<Vec<_>>();
+    Some((given, expected))
+}
+
 fn missing_field(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("missing field `")?;
     rest.split_once('`').map(|(key, _)| key)
 }
 
-/// The closest candidate to a misspelt name, if one is close enough.
+/// The closest candidate to a misspelt name, if one is close enough: one
+/// the name starts or ends with as a word (`file_sync` → `sync`), else the
+/// most alike by spelling.
 pub(crate) fn did_you_mean<'a>(given: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let as_a_word = |candidate: &str| {
+        let separated = |rest: &str| rest.ends_with(['_', '-']) || rest.starts_with(['_', '-']);
+        candidate.len() >= 4
+            && (given.strip_suffix(candidate).is_some_and(separated)
+                || given.strip_prefix(candidate).is_some_and(separated))
+    };
+    let part_of_it = candidates
+        .iter()
+        .filter(|candidate| as_a_word(candidate))
+        .max_by_key(|candidate| candidate.len());
+    if let Some(candidate) = part_of_it {
+        return Some(candidate);
+    }
     candidates
         .iter()
         .map(|candidate| (strsim::jaro_winkler(given, candidate), *candidate))
@@ -171,5 +202,16 @@ mod tests {
         assert_eq!(key, "recusive");
         assert_eq!(did_you_mean(key, &expected), Some("recursive"));
         assert_eq!(did_you_mean("zzz", &expected), None);
+    }
+
+    #[test]
+    fn a_name_with_a_known_one_inside_is_pointed_to_it() {
+        let kinds = ["sync", "table_sync", "http_sync", "airbyte"];
+        assert_eq!(did_you_mean("file_sync", &kinds), Some("sync"));
+        assert_eq!(did_you_mean("tablesync", &kinds), Some("table_sync"));
+        let (given, expected) =
+            unknown_variant("unknown variant `incremantal`, expected `full` or `incremental`")
+                .expect("parsed");
+        assert_eq!(did_you_mean(given, &expected), Some("incremental"));
     }
 }
