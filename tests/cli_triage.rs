@@ -206,10 +206,33 @@ fn a_table_run_that_fails_before_reading_is_summarised_in_rows() {
     assert!(!summary.contains("synced 0"), "{summary}");
 
     let history = stdout(&workspace.run(&["history", "orders"]));
+    assert!(
+        history
+            .lines()
+            .next()
+            .is_some_and(|header| header.contains("UPSERTED SKIPPED FAILED       READ")),
+        "a list of table runs is headed in rows: {history}"
+    );
     let row = history
         .lines()
         .find(|line| line.contains("orders"))
         .expect("a history row");
-    assert!(row.contains("0 rows"), "{history}");
     assert!(!row.contains(" B "), "in rows, not bytes: {history}");
+
+    // Beside a file sync, each table run's count says what it is.
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"orders\"\ntype = \"table_sync\"\n[tasks.properties]\nsource = \"{url}\"\ntarget = \"{url}\"\n\
+         source_table = \"public.no_such_table\"\ntarget_table = \"public.also_missing\"\nprimary_key = [\"id\"]\n\n\
+         [[tasks]]\nid = \"files\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\n",
+        url = database.url
+    ));
+    workspace.file("in/a.csv", b"a");
+    let output = workspace.run(&["run", "files"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let history = stdout(&workspace.run(&["history"]));
+    let row = history
+        .lines()
+        .find(|line| line.contains("orders"))
+        .expect("a history row");
+    assert!(row.contains("0 read"), "{history}");
 }

@@ -329,8 +329,16 @@ pub(super) fn history(runs: &[RunRecord], kinds: &Kinds, json: bool) {
             .unwrap_or_else(|| "-".into());
         format!(" {date:<10}")
     };
+    // A list of table and HTTP runs only says what its counts are; a
+    // mixed one says it in each row's last count.
+    let all_rows = runs.iter().all(|run| kinds.moves_rows(run));
+    let (synced_header, moved_header) = if all_rows {
+        ("UPSERTED", "READ")
+    } else {
+        ("SYNCED", "MOVED")
+    };
     out!(
-        "{:>6}  {:<24} {:<9} {:<11} {:<20}{} {:>9} {:>7} {:>7} {:>6} {:>10}  ERROR",
+        "{:>6}  {:<24} {:<9} {:<11} {:<20}{} {:>9} {:>8} {:>7} {:>6} {:>10}  ERROR",
         "RUN",
         "TASK",
         "TRIGGER",
@@ -338,10 +346,10 @@ pub(super) fn history(runs: &[RunRecord], kinds: &Kinds, json: bool) {
         "STARTED",
         if for_other_day { " FOR       " } else { "" },
         "DURATION",
-        "SYNCED",
+        synced_header,
         "SKIPPED",
         "FAILED",
-        "MOVED"
+        moved_header
     );
     for run in runs {
         let duration = run
@@ -356,7 +364,11 @@ pub(super) fn history(runs: &[RunRecord], kinds: &Kinds, json: bool) {
                 counters.rows_upserted,
                 counters.rows_skipped,
                 counters.batches_failed,
-                format!("{} rows", counters.rows_extracted),
+                if all_rows {
+                    counters.rows_extracted.to_string()
+                } else {
+                    format!("{} read", counters.rows_extracted)
+                },
             )
         } else {
             (
@@ -367,7 +379,7 @@ pub(super) fn history(runs: &[RunRecord], kinds: &Kinds, json: bool) {
             )
         };
         out!(
-            "{:>6}  {:<24} {:<9} {:<11} {:<20}{} {:>9} {:>7} {:>7} {:>6} {:>10}  {}",
+            "{:>6}  {:<24} {:<9} {:<11} {:<20}{} {:>9} {:>8} {:>7} {:>6} {:>10}  {}",
             run.run_id,
             run.task_id,
             run.trigger,
