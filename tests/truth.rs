@@ -132,6 +132,7 @@ fn a_source_folder_that_does_not_exist_fails_the_run_and_names_it() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let expected = format!("source folder {} does not exist", missing.display());
     assert!(stdout(&output).contains(&expected), "{}", stdout(&output));
+
     let history = json_lines(&workspace.run(&["history", "--json", "t"]));
     assert_eq!(history[0]["status"], "failed");
     assert!(
@@ -144,6 +145,16 @@ fn a_source_folder_that_does_not_exist_fails_the_run_and_names_it() {
     let plan = workspace.run(&["plan", "t"]);
     assert_eq!(plan.status.code(), Some(1));
     assert!(stderr(&plan).contains(&expected), "{}", stderr(&plan));
+
+    // Without a trailing `/` it may have meant a file: not called a folder.
+    workspace.write_config(&sync_task("f", "nosuch.csv"));
+    let output = workspace.run(&["run", "f"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let expected = format!(
+        "source {} does not exist (no file or folder of that name)",
+        workspace.path().join("nosuch.csv").display()
+    );
+    assert!(stdout(&output).contains(&expected), "{}", stdout(&output));
 }
 
 #[test]

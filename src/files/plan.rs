@@ -240,6 +240,7 @@ pub(crate) async fn open(
         let source_folder = folder(&source.prefix);
         destination_folder = folder(&destination.prefix);
         let counted = Arc::clone(&listed);
+        let named_as_folder = source_text.ends_with('/');
         let shown_folder = if source.store.describe() == "local" {
             format!("/{}", source_folder.trim_end_matches('/'))
         } else {
@@ -248,7 +249,7 @@ pub(crate) async fn open(
         sources = Arc::clone(&source.store)
             .list_stream(&source_folder, properties.recursive)
             .filter_map(move |item| {
-                let source = relative_to(item, &source_folder, &shown_folder);
+                let source = relative_to(item, &source_folder, &shown_folder, named_as_folder);
                 if matches!(source, Some(Ok(Source::File(..) | Source::Refused(..)))) {
                     counted.fetch_add(1, Ordering::Relaxed);
                     on_listed();
@@ -313,6 +314,7 @@ fn relative_to(
     item: Result<ListItem, StoreError>,
     source_folder: &str,
     shown_folder: &str,
+    named_as_folder: bool,
 ) -> Option<Result<Source, StoreError>> {
     let item = match item {
         Ok(item) => item,
@@ -343,10 +345,17 @@ fn relative_to(
         // A folder that is not there (a typo, an unmounted disk) is not an
         // empty folder: succeeding with "0 files" would hide it.
         ListItem::MissingRoot => {
-            return Some(Err(StoreError::permanent(format!(
-                "source folder {} does not exist; check source_path, or create the folder",
-                shown_folder
-            ))));
+            // Written without a trailing `/`, it may have meant a file.
+            let message = if named_as_folder {
+                format!(
+                    "source folder {shown_folder} does not exist; check source_path, or create the folder"
+                )
+            } else {
+                format!(
+                    "source {shown_folder} does not exist (no file or folder of that name); check source_path"
+                )
+            };
+            return Some(Err(StoreError::permanent(message)));
         }
     };
     Some(Ok(source))
