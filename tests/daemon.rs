@@ -43,10 +43,22 @@ fn scheduled_runs_happen_each_interval_and_never_overlap() {
     }
     let output = terminate_and_wait(child);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let runs = history(&workspace);
+    let mut runs = history(&workspace);
+    // SIGTERM may land while the newest run is still going: that one is
+    // cancelled by the shutdown, and says so; every other one succeeded.
+    if runs.first().is_some_and(|newest| {
+        newest["status"] == "cancelled"
+            && newest["error"]
+                .as_str()
+                .is_some_and(|error| error.contains("shutting down"))
+    }) {
+        runs.remove(0);
+    }
     assert!(
-        runs.iter()
-            .all(|run| run["trigger"] == "schedule" && run["status"] == "succeeded"),
+        runs.len() >= 2
+            && runs
+                .iter()
+                .all(|run| run["trigger"] == "schedule" && run["status"] == "succeeded"),
         "{runs:?}"
     );
     let mut spans: Vec<(String, String)> = runs
