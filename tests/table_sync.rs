@@ -700,6 +700,17 @@ fn into_a_late_flushing_target(
     (cluster, database, workspace)
 }
 
+/// The private cluster's target holds exactly the source's numbers.
+fn assert_same_numbers(cluster: &PrivateCluster, database: &TestDatabase) {
+    let fingerprint =
+        "SELECT count(*) || ' ' || md5(string_agg(id || ':' || label, ',' ORDER BY id)) FROM ";
+    assert_eq!(
+        cluster.scalar("postgres", &format!("{fingerprint} dst.numbers")),
+        database.scalar(&format!("{fingerprint} src.numbers")),
+        "the target holds exactly the source's rows"
+    );
+}
+
 /// Batches commit without waiting for the target's disk. A target that
 /// crashes loses the commits still in its WAL buffers; the run must load
 /// those batches again, not end with them missing.
@@ -759,13 +770,7 @@ fn a_target_crash_loses_no_committed_batch() {
         workspace.logs().contains("loading those batches again"),
         "batches committed before the crash were loaded again"
     );
-    let fingerprint =
-        "SELECT count(*) || ' ' || md5(string_agg(id || ':' || label, ',' ORDER BY id)) FROM ";
-    assert_eq!(
-        cluster.scalar("postgres", &format!("{fingerprint} dst.numbers")),
-        database.scalar(&format!("{fingerprint} src.numbers")),
-        "the target holds exactly the source's rows"
-    );
+    assert_same_numbers(&cluster, &database);
 }
 
 /// A run ends once the target has its last commits on disk. It asks the
@@ -792,13 +797,7 @@ fn a_run_asks_the_target_to_flush_its_last_commits() {
     // One changed row: a commit of a few bytes, far from filling a WAL page.
     database.execute("UPDATE src.numbers SET label = 'changed' WHERE id = 1234");
     run("a run upserting one row");
-    let fingerprint =
-        "SELECT count(*) || ' ' || md5(string_agg(id || ':' || label, ',' ORDER BY id)) FROM ";
-    assert_eq!(
-        cluster.scalar("postgres", &format!("{fingerprint} dst.numbers")),
-        database.scalar(&format!("{fingerprint} src.numbers")),
-        "the target holds exactly the source's rows"
-    );
+    assert_same_numbers(&cluster, &database);
 }
 
 #[test]
