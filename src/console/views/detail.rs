@@ -585,7 +585,12 @@ impl Widget for DetailView<'_> {
         };
         let block = Block::bordered()
             .border_style(theme.title())
-            .title(format!(" {} · {} ", task.id, task.name));
+            .title(if task.name == task.id {
+                // A task without a `name` shows its id once.
+                format!(" {} ", task.id)
+            } else {
+                format!(" {} · {} ", task.id, task.name)
+            });
         let inner = block.inner(area);
         block.render(area, buffer);
         let lines = body_lines(task, app, theme, inner.width as usize, inner.height >= 30);
