@@ -115,7 +115,11 @@ async fn run_inner(
         ),
         (Some(mark), None) => format!("rows above {mark}"),
     };
-    tracing::info!(source = %source_endpoint.name, target = %target_endpoint.name, "table sync planned: reading {reads_from}");
+    tracing::info!(
+        "table sync planned: {} → {}, reading {reads_from}",
+        source_endpoint.name,
+        target_endpoint.name
+    );
     // The run reads the whole source (no watermark yet, or full mode), so
     // what it read must match the source's count.
     let whole_source = retrying.is_none() && watermark.is_none();
