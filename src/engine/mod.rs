@@ -8,6 +8,7 @@
 //! `remote` watches and adopts submitted runs; `scheduler` starts
 //! scheduled runs.
 
+mod progress;
 mod remote;
 pub mod scheduler;
 #[cfg(test)]
@@ -26,29 +27,13 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::config::template::TemplateContext;
 use crate::run::event::{EngineCommand, EngineEvent};
-use crate::run::{FileInFlight, RunId, RunRecord, RunStatus, Trigger};
-use crate::state::{FILES_IN_FLIGHT_STORED, FailedItem, StateError, StateStore};
+use crate::run::{RunId, RunRecord, RunStatus, Trigger};
+use crate::state::{FailedItem, StateError, StateStore};
 use crate::task::{RunContext, SharedCounters, StopReason, TaskBodies, TaskOutcome};
 
 /// Events buffered per subscriber; a subscriber that falls further behind
 /// misses the oldest ones (progress snapshots make that harmless).
 const EVENT_BUFFER: usize = 4096;
-/// How often a running run's counters are published.
-const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
-/// How often a running run's counters are saved to the state store.
-const SAVE_INTERVAL: Duration = Duration::from_secs(1);
-/// How often a running run's progress goes to the log, for logs read
-/// without a console or bars (a daemon's, a run piped to a file).
-/// `SYNCDECK_PROGRESS_LOG_EVERY` (a duration) changes it.
-const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(30);
-
-fn progress_log_interval() -> Duration {
-    std::env::var("SYNCDECK_PROGRESS_LOG_EVERY")
-        .ok()
-        .and_then(|text| humantime::parse_duration(&text).ok())
-        .unwrap_or(PROGRESS_LOG_INTERVAL)
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("no task `{0}` in the config")]
@@ -557,61 +542,6 @@ impl Engine {
                         tracing::warn!(task_id, %error, "could not renew the lease; retrying")
                     }
                 }
-            }
-        })
-    }
-
-    fn spawn_progress_ticker(
-        &self,
-        run_id: RunId,
-        task_id: &str,
-        counters: SharedCounters,
-    ) -> tokio::task::JoinHandle<()> {
-        let events = self.events.clone();
-        let state = Arc::clone(&self.state);
-        let task_id = task_id.to_string();
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(PROGRESS_INTERVAL);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-            let mut last_sent = None;
-            let mut last_saved = tokio::time::Instant::now();
-            let log_every = progress_log_interval();
-            let mut last_logged = tokio::time::Instant::now();
-            // What consoles of other processes were last shown in flight.
-            let mut published: Vec<FileInFlight> = Vec::new();
-            loop {
-                interval.tick().await;
-                let (snapshot, in_flight) = counters.snapshot_with_files();
-                if last_sent.as_ref() == Some(&snapshot) {
-                    continue;
-                }
-                if last_saved.elapsed() >= SAVE_INTERVAL {
-                    last_saved = tokio::time::Instant::now();
-                    if let Err(error) = state.update_run(run_id, &snapshot).await {
-                        tracing::warn!(%error, "could not save progress");
-                    }
-                    let shown = &in_flight[..in_flight.len().min(FILES_IN_FLIGHT_STORED)];
-                    if shown != published.as_slice() {
-                        match state.set_files_in_flight(run_id, shown).await {
-                            Ok(()) => published = shown.to_vec(),
-                            Err(error) => {
-                                tracing::warn!(%error, "could not save the files in flight")
-                            }
-                        }
-                    }
-                }
-                if last_logged.elapsed() >= log_every {
-                    last_logged = tokio::time::Instant::now();
-                    tracing::info!(task_id = %task_id, run_id, "progress: {}", snapshot.progress_line());
-                }
-                let _ = events.send(EngineEvent::RunProgress {
-                    run_id,
-                    task_id: task_id.clone(),
-                    counters: Box::new(snapshot.clone()),
-                    in_flight,
-                    at: Utc::now(),
-                });
-                last_sent = Some(snapshot);
             }
         })
     }
