@@ -20,13 +20,6 @@ const BAD_ROWS_KEPT: u64 = 100;
 /// tests) shortens it.
 const FLUSH_WAIT: Duration = Duration::from_secs(60);
 
-fn flush_wait() -> Duration {
-    std::env::var("SYNCDECK_FLUSH_WAIT")
-        .ok()
-        .and_then(|text| humantime::parse_duration(&text).ok())
-        .unwrap_or(FLUSH_WAIT)
-}
-
 /// Records a row that cannot be loaded under `key` (the primary key's
 /// values), while fewer than [`BAD_ROWS_KEPT`] were recorded this run.
 /// `skipped_in_batch` counts this batch's bad rows so far, this one too.
@@ -100,7 +93,7 @@ pub(crate) async fn confirm_flushed(
     context: &RunContext,
 ) -> bool {
     let started = tokio::time::Instant::now();
-    let wait_at_most = flush_wait();
+    let wait_at_most = crate::config::duration_from_env("SYNCDECK_FLUSH_WAIT", FLUSH_WAIT);
     let mut attempt = 0;
     loop {
         let result = tokio::select! {

@@ -571,6 +571,15 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A duration from the environment variable `name` (humantime, `3s`), or
+/// `default` when it is unset or unreadable: for the knobs tests turn.
+pub(crate) fn duration_from_env(name: &str, default: std::time::Duration) -> std::time::Duration {
+    std::env::var(name)
+        .ok()
+        .and_then(|text| humantime::parse_duration(&text).ok())
+        .unwrap_or(default)
+}
+
 #[cfg(test)]
 mod tests {
     use super::TaskKind;
