@@ -69,6 +69,13 @@ pub(crate) struct Layout {
 /// once (`range`): their batches are ordered by the primary key alone, hold
 /// only the primary key, and read every row of the range whatever its
 /// watermark.
+///
+/// A first load may read the source table in its physical order instead
+/// (`pages`, in one snapshot). Such a batch is recorded by the least and
+/// greatest primary key it held (`within`): pages are not stable across
+/// snapshots, keys are. Reading `within` again reads every row between
+/// those keys, a superset of the batch, in batches of the primary key's
+/// order (loads upsert, so a superset is safe).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchBounds {
     pub after: Option<Vec<Option<String>>>,
@@ -81,6 +88,24 @@ pub struct BatchBounds {
     pub null_watermark: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<KeyRange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<KeySpan>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<PageRange>,
+}
+
+/// Primary key values from `first` through `last`, both included.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySpan {
+    pub first: Vec<Option<String>>,
+    pub last: Vec<Option<String>>,
+}
+
+/// Pages (blocks) of the source table from `from` up to `to`, excluded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRange {
+    pub from: u64,
+    pub to: u64,
 }
 
 /// A range of the first primary key column: above `above` (exclusive, none
@@ -114,7 +139,16 @@ impl BatchBounds {
     }
 
     fn key_start(&self, layout: &Layout) -> usize {
-        usize::from((self.null_watermark || self.range.is_some()) && layout.watermark)
+        usize::from(!self.watermark_ordered() && layout.watermark)
+    }
+
+    /// Whether the batch's rows were read in watermark order, so its last
+    /// row's watermark may become the task's watermark.
+    pub(crate) fn watermark_ordered(&self) -> bool {
+        !self.null_watermark
+            && self.range.is_none()
+            && self.within.is_none()
+            && self.pages.is_none()
     }
 }
 

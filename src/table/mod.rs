@@ -21,6 +21,7 @@
 
 mod body;
 mod layout;
+mod physical;
 mod prune;
 mod ranges;
 mod reader;
@@ -53,8 +54,11 @@ struct Batch {
     number: u64,
     bounds: BatchBounds,
     rows: Rows,
-    /// For retries of recorded batches.
+    /// For retries of recorded batches: resolved once this batch loads.
     item_id: Option<i64>,
+    /// For retries of a recorded key span read in several batches: the
+    /// item is resolved after the run if none of them failed.
+    of_item: Option<i64>,
 }
 
 /// Runs a table sync task.
@@ -168,6 +172,22 @@ async fn run_inner(
             "reading the source in key ranges at once"
         );
     }
+    // Otherwise a first load reads the table in its own order.
+    let snapshot = if whole_source && first_load && ranges.is_empty() {
+        physical::begin(&source, source_endpoint.dialect, &layout).await?
+    } else {
+        None
+    };
+    let range_watermark = match &snapshot {
+        Some(snapshot) if incremental => snapshot.greatest_watermark.clone(),
+        _ => range_watermark,
+    };
+    if let Some(snapshot) = &snapshot {
+        tracing::info!(
+            pages = snapshot.pages,
+            "reading the source table in its physical order, in one snapshot"
+        );
+    }
 
     let (batches_tx, batches_rx) =
         mpsc::channel::<Result<Batch, PgError>>(READ_AHEAD * ranges.len().max(1));
@@ -191,12 +211,17 @@ async fn run_inner(
         batches: batches_tx,
         numbers: std::sync::atomic::AtomicU64::new(0),
     };
+    // Recorded key spans read again in several batches: those read to
+    // their end, and those with a batch that failed.
+    let spans_read: std::sync::Mutex<std::collections::BTreeSet<i64>> = Default::default();
+    let spans_failed: std::sync::Mutex<std::collections::BTreeSet<i64>> = Default::default();
+    let spans_read_by_producer = &spans_read;
     // Returns how many rows without a watermark it read.
     let producer = async move {
         let mut null_rows: u64 = 0;
         match retrying {
             Some(items) => {
-                for (number, item) in items.into_iter().enumerate() {
+                for item in items {
                     let bounds: BatchBounds = match serde_json::from_str(&item.key) {
                         Ok(bounds) => bounds,
                         Err(error) => {
@@ -210,6 +235,25 @@ async fn run_inner(
                             return null_rows;
                         }
                     };
+                    // A batch read by pages is read again by its keys, in
+                    // batches of their own.
+                    if let Some(within) = bounds.within.clone()
+                        && bounds.through.is_empty()
+                    {
+                        let template = BatchBounds {
+                            within: Some(within),
+                            ..BatchBounds::default()
+                        };
+                        match page(&mut reader, template, &paging, Some(item.id)).await {
+                            Some(_) => {
+                                if let Ok(mut spans) = spans_read_by_producer.lock() {
+                                    spans.insert(item.id);
+                                }
+                                continue;
+                            }
+                            None => return null_rows,
+                        }
+                    }
                     let read = read_with_retries(
                         &mut reader,
                         &read_layout,
@@ -221,10 +265,14 @@ async fn run_inner(
                     )
                     .await;
                     let batch = read.map(|rows| Batch {
-                        number: number as u64 + 1,
+                        number: paging
+                            .numbers
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                            + 1,
                         bounds,
                         rows,
                         item_id: Some(item.id),
+                        of_item: None,
                     });
                     if paging.batches.send(batch).await.is_err() {
                         return null_rows;
@@ -244,10 +292,18 @@ async fn run_inner(
                         ..BatchBounds::default()
                     };
                     let paging = &paging;
-                    async move { page(&mut reader, template, paging).await }
+                    async move { page(&mut reader, template, paging, None).await }
                 });
                 for result in futures::future::join_all(readers).await {
                     null_rows += result.unwrap_or(0);
+                }
+            }
+            None if snapshot.is_some() => {
+                if let Some(snapshot) = &snapshot {
+                    match physical::read_pages(&mut reader, snapshot, &paging).await {
+                        Some(rows) => null_rows += rows,
+                        None => return null_rows,
+                    }
                 }
             }
             None => {
@@ -265,7 +321,7 @@ async fn run_inner(
                         null_watermark,
                         ..BatchBounds::default()
                     };
-                    match page(&mut reader, template, &paging).await {
+                    match page(&mut reader, template, &paging, None).await {
                         Some(rows) => null_rows += rows,
                         None => return null_rows,
                     }
@@ -293,6 +349,7 @@ async fn run_inner(
         );
         loader.first_load = first_load;
         let (batches_rx, read_error, layout) = (&batches_rx, &read_error, &layout);
+        let spans_failed = &spans_failed;
         async move {
             // The highest-numbered batch this worker loaded, with its watermark.
             let mut newest: Option<(u64, Option<String>)> = None;
@@ -315,8 +372,7 @@ async fn run_inner(
                     }
                 };
                 // Batches without a watermark say nothing about it.
-                if !batch.bounds.null_watermark
-                    && batch.bounds.range.is_none()
+                if batch.bounds.watermark_ordered()
                     && newest
                         .as_ref()
                         .is_none_or(|(number, _)| batch.number > *number)
@@ -326,7 +382,14 @@ async fn run_inner(
                         batch.bounds.through.first().cloned().flatten(),
                     ));
                 }
-                load_batch(&mut loader, layout, batch, properties, context).await;
+                let of_item = batch.of_item;
+                let loaded = load_batch(&mut loader, layout, batch, properties, context).await;
+                if !loaded
+                    && let Some(id) = of_item
+                    && let Ok(mut spans) = spans_failed.lock()
+                {
+                    spans.insert(id);
+                }
             }
             crate::batch::confirm_flushed(
                 &mut loader,
@@ -356,6 +419,9 @@ async fn run_inner(
     }
     if context.cancel.is_cancelled() {
         return Ok(TaskOutcome::cancelled());
+    }
+    if read_error.is_none() {
+        resolve_spans(context, spans_read, spans_failed).await;
     }
     let counters = context.counters();
     if let Some(error) = read_error {
@@ -473,11 +539,39 @@ struct Paging {
     numbers: std::sync::atomic::AtomicU64,
 }
 
+/// Marks recorded key spans resolved when they were read to their end and
+/// every batch read from them loaded: their rows are all in the target
+/// (a span whose rows are gone from the source reads no batch).
+async fn resolve_spans(
+    context: &RunContext,
+    read: std::sync::Mutex<std::collections::BTreeSet<i64>>,
+    failed: std::sync::Mutex<std::collections::BTreeSet<i64>>,
+) {
+    let (Ok(read), Ok(failed)) = (read.into_inner(), failed.into_inner()) else {
+        return;
+    };
+    for id in read.difference(&failed) {
+        if let Err(error) = context
+            .state
+            .set_item_status(*id, ItemStatus::Resolved)
+            .await
+        {
+            tracing::warn!(%error, "could not mark the batch resolved");
+        }
+    }
+}
+
 /// Reads batches from the start of `template`'s rows to their end, each
-/// after the last key of the one before, and sends them to the loaders.
+/// after the last key of the one before, and sends them to the loaders
+/// (as part of the recorded item `of_item`, when it reads one again).
 /// Returns the rows read without a watermark, or `None` once the run
 /// stops (an error sent, cancelled, the loaders gone).
-async fn page(reader: &mut Reader, template: BatchBounds, paging: &Paging) -> Option<u64> {
+async fn page(
+    reader: &mut Reader,
+    template: BatchBounds,
+    paging: &Paging,
+    of_item: Option<i64>,
+) -> Option<u64> {
     let layout = &paging.layout;
     let mut null_rows = 0;
     let mut after: Option<Vec<Option<String>>> = None;
@@ -535,6 +629,7 @@ async fn page(reader: &mut Reader, template: BatchBounds, paging: &Paging) -> Op
             bounds: BatchBounds { through, ..bounds },
             rows,
             item_id: None,
+            of_item,
         };
         // The loaders stop taking batches once the run is cancelled.
         tokio::select! {
@@ -557,7 +652,7 @@ async fn load_batch(
     batch: Batch,
     properties: &TableSyncProperties,
     context: &RunContext,
-) {
+) -> bool {
     let extracted = batch.rows.len() as u64;
     let transformed = match transform::batch(layout, batch.rows, context).await {
         Ok(transformed) => transformed,
@@ -569,7 +664,7 @@ async fn load_batch(
             context
                 .record_failure(ItemKind::Batch, &batch.bounds.key(), &error, 1)
                 .await;
-            return;
+            return false;
         }
     };
     let mut skipped = 0;
@@ -604,6 +699,7 @@ async fn load_batch(
     {
         tracing::warn!(%error, "could not mark the batch resolved");
     }
+    loaded
 }
 
 fn describe_bounds(bounds: &BatchBounds) -> String {
@@ -614,11 +710,26 @@ fn describe_bounds(bounds: &BatchBounds) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    if let (Some(pages), Some(span)) = (&bounds.pages, &bounds.within) {
+        return format!(
+            "pages {}..{} of the snapshot, keys [{}]..[{}]",
+            pages.from,
+            pages.to,
+            show(&span.first),
+            show(&span.last)
+        );
+    }
     let range = match &bounds.after {
         Some(after) => format!("({}]..({}]", show(after), show(&bounds.through)),
         None => format!("(start..{}]", show(&bounds.through)),
     };
-    if bounds.null_watermark {
+    if let Some(span) = &bounds.within {
+        format!(
+            "{range} of the keys [{}]..[{}]",
+            show(&span.first),
+            show(&span.last)
+        )
+    } else if bounds.null_watermark {
         format!("{range} of the rows without a watermark")
     } else if let Some(key_range) = &bounds.range {
         format!(

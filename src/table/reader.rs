@@ -27,6 +27,14 @@ impl Reader {
         limit: Option<usize>,
     ) -> Result<Rows, PgError> {
         if self.client.as_ref().is_none_or(Client::is_closed) {
+            // A new connection would read in another snapshot: rows moved
+            // between the two would be read twice or not at all.
+            if bounds.pages.is_some() {
+                return Err(PgError::Database(format!(
+                    "reading {}: the connection reading the source in one snapshot was lost; run the task again (rows loaded so far are kept and compared by key)",
+                    self.endpoint.name
+                )));
+            }
             self.client = Some(self.endpoint.connect().await?);
             self.prepared.clear();
         }
@@ -38,11 +46,25 @@ impl Reader {
         let mut conditions = Vec::new();
         if layout.watermark
             && bounds.range.is_none()
+            && bounds.within.is_none()
+            && bounds.pages.is_none()
             && let Some(column) = layout.keys.first()
         {
             conditions.push(watermark_condition(&mut query, column, bounds));
         }
         let keys = bounds.keys(layout);
+        if let Some(pages) = &bounds.pages {
+            conditions.push(query.pages(pages.from, pages.to));
+            // Keyset paging cannot reach rows without a key either; the
+            // run's count shows them missing.
+            for key in keys {
+                conditions.push(format!("{} IS NOT NULL", quote_ident(&key.name)));
+            }
+        }
+        if let Some(span) = &bounds.within {
+            conditions.push(query.at_least(keys, &span.first));
+            conditions.push(query.through(keys, &span.last));
+        }
         if let Some(range) = &bounds.range {
             let first = &keys[..keys.len().min(1)];
             if let Some(above) = &range.above {
@@ -188,7 +210,7 @@ pub(super) async fn read_with_retries(
         };
         match result {
             Ok(rows) => return Ok(rows),
-            Err(error) if attempt <= retries => {
+            Err(error) if attempt <= retries && bounds.pages.is_none() => {
                 let wait = crate::task::retry::backoff(backoff, attempt);
                 tracing::warn!(attempt, error = %error, "reading a batch failed; retrying in {}", humantime::format_duration(wait));
                 reader.client = None;

@@ -81,6 +81,19 @@ impl Query {
         self.compare(keys, bound, ">", false)
     }
 
+    /// `key >= bound` in the lexicographic order of `keys`.
+    pub(crate) fn at_least(&mut self, keys: &[KeyColumn], bound: &[Option<String>]) -> String {
+        self.compare(keys, bound, ">", true)
+    }
+
+    /// `ctid >= (from, 0) AND ctid < (to, 0)`: the rows on pages `from` up
+    /// to `to`, which PostgreSQL 14 and later read with a TID range scan.
+    pub(crate) fn pages(&mut self, from: u64, to: u64) -> String {
+        let from = self.param(Some(format!("({from},0)")), "tid");
+        let to = self.param(Some(format!("({to},0)")), "tid");
+        format!("ctid >= {from} AND ctid < {to}")
+    }
+
     /// `key <= bound` in the lexicographic order of `keys`.
     pub(crate) fn through(&mut self, keys: &[KeyColumn], bound: &[Option<String>]) -> String {
         self.compare(keys, bound, "<", true)

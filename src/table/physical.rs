@@ -1,0 +1,204 @@
+//! Reading a first load in the source table's physical order, as pg_dump
+//! and pgcopydb do: runs of pages (`ctid` ranges, a TID range scan) inside
+//! one snapshot. Paging by the primary key instead visits the table's pages
+//! in key order, which for a key that is not the insertion order (a
+//! composite key, a uuid) is all over the table: each batch then reads
+//! pages the server has already evicted once the table outgrows its cache.
+//!
+//! Only a table larger than the server's `shared_buffers` is read so: a
+//! smaller one stays in the server's cache whatever the order, and keyset
+//! batches have exact sizes and exact key bounds.
+//!
+//! One snapshot makes the pages a consistent cut: a row updated during the
+//! run moves to another page, and without it could be read twice or not
+//! at all. The snapshot lasts as long as the read, so a lost source
+//! connection ends the run (a rerun compares by key what is loaded).
+
+use tokio_postgres::Client;
+
+use super::layout::{BatchBounds, KeySpan, Layout, PageRange};
+use super::sql::SourceRelation;
+use super::{Batch, Paging, reader};
+use crate::postgres::sql::quote_qualified;
+use crate::postgres::{Dialect, PgError, describe};
+
+/// A run of pages is grown or shrunk towards this many rows a batch, but
+/// never by more than this factor at once.
+const STEP_GROWTH: u64 = 4;
+/// Pages of the first batch when the table was never analyzed.
+const FIRST_STEP: u64 = 8;
+
+/// The source table as the run's snapshot sees it.
+pub(super) struct Snapshot {
+    /// Pages of the table: every row the snapshot sees is on one of them.
+    pub(super) pages: u64,
+    /// The planner's rows a page, when the table was analyzed.
+    rows_per_page: Option<f64>,
+    /// The greatest watermark in the snapshot (incremental tasks).
+    pub(super) greatest_watermark: Option<String>,
+}
+
+/// Opens the snapshot on `client` (a transaction that stays open until
+/// [`read_pages`] ends), or returns `None` when the source is read by key:
+/// a table that fits in the server's `shared_buffers`, Redshift, a
+/// `source_query`, a view, a partitioned table or one with children (its
+/// pages hold only its own rows), or a server before PostgreSQL 14 (no TID
+/// range scan: each batch would read the whole table).
+pub(super) async fn begin(
+    client: &Client,
+    dialect: Dialect,
+    layout: &Layout,
+) -> Result<Option<Snapshot>, PgError> {
+    let SourceRelation::Table(name) = &layout.relation else {
+        return Ok(None);
+    };
+    if dialect != Dialect::Postgres {
+        return Ok(None);
+    }
+    let failed = |error: tokio_postgres::Error| {
+        PgError::Database(format!(
+            "opening a snapshot of the source: {}",
+            describe(&error)
+        ))
+    };
+    let table = quote_qualified(name);
+    // Tests set a lower bound, to read small tables by pages.
+    let min_pages: Option<i64> = std::env::var("SYNCDECK_PHYSICAL_MIN_PAGES")
+        .ok()
+        .and_then(|pages| pages.parse().ok());
+    let fits = client
+        .query_opt(
+            "SELECT 1 FROM pg_class WHERE oid = to_regclass($1) AND relkind IN ('r', 'm')
+             AND NOT relhassubclass AND current_setting('server_version_num')::int >= 140000
+             AND pg_relation_size(oid) / current_setting('block_size')::int8
+                 > coalesce($2, (SELECT setting::int8 FROM pg_settings WHERE name = 'shared_buffers'))",
+            &[&table, &min_pages],
+        )
+        .await
+        .map_err(failed)?;
+    if fits.is_none() {
+        return Ok(None);
+    }
+    client
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .map_err(failed)?;
+    // The snapshot is taken by this first statement: the size it reads
+    // covers every row committed before.
+    let row = client
+        .query_one(
+            "SELECT pg_relation_size(oid) / current_setting('block_size')::int8,
+                    CASE WHEN relpages > 0 AND reltuples > 0 THEN CAST(reltuples AS float8) / relpages END
+             FROM pg_class WHERE oid = to_regclass($1)",
+            &[&table],
+        )
+        .await
+        .map_err(failed)?;
+    let pages = row.try_get::<_, i64>(0).map_err(failed)?.max(0) as u64;
+    let rows_per_page = row.try_get::<_, Option<f64>>(1).map_err(failed)?;
+    let greatest_watermark = super::ranges::greatest_watermark(client, dialect, layout).await?;
+    Ok(Some(Snapshot {
+        pages,
+        rows_per_page,
+        greatest_watermark,
+    }))
+}
+
+/// Reads every page of the snapshot in runs of about a batch of rows, each
+/// sorted by the primary key so its first and last rows bound it, and
+/// sends them to the loaders. Returns the rows read without a watermark, or
+/// `None` once the run stops (an error sent, cancelled, the loaders gone).
+pub(super) async fn read_pages(
+    reader: &mut reader::Reader,
+    snapshot: &Snapshot,
+    paging: &Paging,
+) -> Option<u64> {
+    let layout = &paging.layout;
+    let wanted = paging.batch_size.max(1) as u64;
+    let mut step = match snapshot.rows_per_page {
+        Some(rows) => ((wanted as f64 / rows) as u64).max(1),
+        None => FIRST_STEP,
+    };
+    let mut null_rows = 0;
+    let mut from = 0;
+    while from < snapshot.pages {
+        if paging.cancel.is_cancelled() {
+            return None;
+        }
+        let to = from.saturating_add(step).min(snapshot.pages);
+        let bounds = BatchBounds {
+            pages: Some(PageRange { from, to }),
+            ..BatchBounds::default()
+        };
+        let rows = match reader::read_with_retries(
+            reader,
+            layout,
+            &bounds,
+            None,
+            0,
+            paging.backoff,
+            &paging.cancel,
+        )
+        .await
+        {
+            Ok(rows) => rows,
+            Err(error) => {
+                let _ = paging.batches.send(Err(error)).await;
+                return None;
+            }
+        };
+        // The next run aims at a batch of rows from this run's density.
+        let read = to - from;
+        step = match rows.len() as u64 {
+            0 => step.saturating_mul(STEP_GROWTH),
+            found => (wanted * read / found).clamp((step / STEP_GROWTH).max(1), step * STEP_GROWTH),
+        };
+        from = to;
+        let Some(last) = rows.len().checked_sub(1) else {
+            continue;
+        };
+        if layout.watermark
+            && let Some(&column) = layout.key_indexes.first()
+        {
+            null_rows += (0..rows.len())
+                .filter(|&row| rows.get(row, column).is_none())
+                .count() as u64;
+        }
+        let key = |row: usize| -> Vec<Option<String>> {
+            bounds
+                .key_indexes(layout)
+                .iter()
+                .map(|index| rows.get(row, *index).map(str::to_owned))
+                .collect()
+        };
+        let within = KeySpan {
+            first: key(0),
+            last: key(last),
+        };
+        let batch = Batch {
+            number: paging
+                .numbers
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1,
+            bounds: BatchBounds {
+                within: Some(within),
+                ..bounds
+            },
+            rows,
+            item_id: None,
+            of_item: None,
+        };
+        tokio::select! {
+            _ = paging.cancel.cancelled() => return None,
+            sent = paging.batches.send(Ok(batch)) => if sent.is_err() {
+                return None;
+            }
+        }
+    }
+    if let Some(client) = &reader.client
+        && let Err(error) = client.batch_execute("COMMIT").await
+    {
+        tracing::warn!(error = %describe(&error), "closing the source snapshot failed");
+    }
+    Some(null_rows)
+}
