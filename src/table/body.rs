@@ -5,8 +5,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::json;
 
+use super::count::count_rows;
 use super::layout::discover;
-use super::{count_rows, lookback};
+use super::lookback;
 use crate::config::{TableMode, TableSyncProperties};
 use crate::postgres::{Endpoint, PgError};
 use crate::task::{PlanRequest, RunContext, TaskBody, TaskOutcome, TaskPlan};

@@ -142,6 +142,48 @@ impl BatchBounds {
         usize::from(!self.watermark_ordered() && layout.watermark)
     }
 
+    /// How logs and failed items name the batch.
+    pub(crate) fn describe(&self) -> String {
+        let bounds = self;
+        let show = |values: &[Option<String>]| {
+            values
+                .iter()
+                .map(|value| value.as_deref().unwrap_or("NULL"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let (Some(pages), Some(span)) = (&bounds.pages, &bounds.within) {
+            return format!(
+                "pages {}..{} of the snapshot, keys [{}]..[{}]",
+                pages.from,
+                pages.to,
+                show(&span.first),
+                show(&span.last)
+            );
+        }
+        let range = match &bounds.after {
+            Some(after) => format!("({}]..({}]", show(after), show(&bounds.through)),
+            None => format!("(start..{}]", show(&bounds.through)),
+        };
+        if let Some(span) = &bounds.within {
+            format!(
+                "{range} of the keys [{}]..[{}]",
+                show(&span.first),
+                show(&span.last)
+            )
+        } else if bounds.null_watermark {
+            format!("{range} of the rows without a watermark")
+        } else if let Some(key_range) = &bounds.range {
+            format!(
+                "{range} of the key range ({}..{}]",
+                key_range.above.as_deref().unwrap_or("start"),
+                key_range.through.as_deref().unwrap_or("end")
+            )
+        } else {
+            range
+        }
+    }
+
     /// Whether the batch's rows were read in watermark order, so its last
     /// row's watermark may become the task's watermark.
     pub(crate) fn watermark_ordered(&self) -> bool {

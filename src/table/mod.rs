@@ -20,6 +20,7 @@
 //! with retries) and `task` (the run's context).
 
 mod body;
+mod count;
 mod layout;
 mod physical;
 mod prune;
@@ -34,17 +35,14 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::config::{TableMode, TableSyncProperties};
-use crate::postgres::Dialect;
 use crate::postgres::catalog::target_is_empty;
-use crate::postgres::sql::quote_ident;
-use crate::postgres::{Endpoint, Loader, PgError, Rows, describe};
+use crate::postgres::{Endpoint, Loader, PgError, Rows};
 use crate::run::RunStatus;
 use crate::state::{FailedItem, ItemKind, ItemStatus};
 use crate::task::{RunContext, TaskOutcome, final_status};
 pub(crate) use body::TableSyncBody;
 use layout::{BatchBounds, Layout, discover};
 use reader::{Reader, read_with_retries};
-use tokio_postgres::Client;
 
 /// Batches read ahead of the one being loaded.
 const READ_AHEAD: usize = 2;
@@ -130,7 +128,7 @@ async fn run_inner(
 
     // The total, counted on its own connection while batches flow.
     let counter = if retrying.is_none() {
-        Some(spawn_count(
+        Some(count::spawn_count(
             source_endpoint.clone(),
             Arc::clone(&layout),
             watermark.clone(),
@@ -679,7 +677,7 @@ async fn load_batch(
         counters.rows_filtered += transformed.filtered;
     });
 
-    let label = format!("batch {} {}", batch.number, describe_bounds(&batch.bounds));
+    let label = format!("batch {} {}", batch.number, batch.bounds.describe());
     let loaded = crate::batch::load_with_retries(
         loader,
         good,
@@ -702,46 +700,6 @@ async fn load_batch(
     loaded
 }
 
-fn describe_bounds(bounds: &BatchBounds) -> String {
-    let show = |values: &[Option<String>]| {
-        values
-            .iter()
-            .map(|value| value.as_deref().unwrap_or("NULL"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if let (Some(pages), Some(span)) = (&bounds.pages, &bounds.within) {
-        return format!(
-            "pages {}..{} of the snapshot, keys [{}]..[{}]",
-            pages.from,
-            pages.to,
-            show(&span.first),
-            show(&span.last)
-        );
-    }
-    let range = match &bounds.after {
-        Some(after) => format!("({}]..({}]", show(after), show(&bounds.through)),
-        None => format!("(start..{}]", show(&bounds.through)),
-    };
-    if let Some(span) = &bounds.within {
-        format!(
-            "{range} of the keys [{}]..[{}]",
-            show(&span.first),
-            show(&span.last)
-        )
-    } else if bounds.null_watermark {
-        format!("{range} of the rows without a watermark")
-    } else if let Some(key_range) = &bounds.range {
-        format!(
-            "{range} of the key range ({}..{}]",
-            key_range.above.as_deref().unwrap_or("start"),
-            key_range.through.as_deref().unwrap_or("end")
-        )
-    } else {
-        range
-    }
-}
-
 /// A new run reads every row again (full mode) or every row since the
 /// unchanged watermark (incremental), so bad rows recorded by earlier runs
 /// are re-checked now; they are recorded again if still bad.
@@ -749,92 +707,6 @@ async fn supersede_bad_rows(context: &RunContext) {
     context
         .resolve_pending(|item| item.kind == ItemKind::Row)
         .await;
-}
-
-fn spawn_count(
-    endpoint: Endpoint,
-    layout: Arc<Layout>,
-    watermark: Option<String>,
-    lookback: Option<Duration>,
-    properties: &TableSyncProperties,
-    context: &RunContext,
-) -> tokio::task::JoinHandle<()> {
-    let counters = context.clone_for_progress();
-    let batch_size = *properties.batch_size.get_ref() as u64;
-    tokio::spawn(async move {
-        let result = async {
-            let client = endpoint.connect().await?;
-            // The planner's estimate shows at once; counting a large table
-            // takes a while.
-            if watermark.is_none()
-                && let Some(estimate) =
-                    ranges::estimate_rows(&client, endpoint.dialect, &layout.relation).await
-            {
-                counters.update(|counters| {
-                    counters.rows_total = Some(estimate);
-                    counters.rows_total_estimated = true;
-                    counters.batches_total = Some(estimate.div_ceil(batch_size.max(1)));
-                    counters.totals_known = true;
-                });
-            }
-            count_rows(
-                &client,
-                endpoint.dialect,
-                &layout,
-                watermark.as_deref(),
-                lookback,
-            )
-            .await
-        }
-        .await;
-        match result {
-            Ok(total) => counters.update(|counters| {
-                counters.rows_total = Some(total);
-                counters.rows_total_estimated = false;
-                counters.batches_total = Some(total.div_ceil(batch_size.max(1)));
-                counters.totals_known = true;
-            }),
-            Err(error) => {
-                tracing::warn!(%error, "could not count the source rows; progress shows no total")
-            }
-        }
-    })
-}
-
-/// Source rows a run reads: all, or those above the watermark's floor and
-/// those without a watermark.
-async fn count_rows(
-    client: &Client,
-    dialect: Dialect,
-    layout: &Layout,
-    watermark: Option<&str>,
-    lookback: Option<Duration>,
-) -> Result<u64, PgError> {
-    let mut query = sql::Query::new(dialect);
-    let relation = layout.relation.relation_sql();
-    let mut sql = format!("SELECT count(*) FROM {relation}");
-    if layout.watermark
-        && let (Some(watermark), Some(column)) = (watermark, layout.keys.first())
-    {
-        // Two counts, each an index range: `floor OR column IS NULL` makes
-        // the planner visit the heap of every changed row (five times the
-        // time at a million rows, on the source the run is reading).
-        let floor = query.greater(column, watermark, lookback);
-        sql = format!(
-            "SELECT (SELECT count(*) FROM {relation} WHERE {floor}) + (SELECT count(*) FROM {relation} WHERE {} IS NULL)",
-            quote_ident(&column.name)
-        );
-    }
-    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = query
-        .params
-        .iter()
-        .map(|param| param as &(dyn tokio_postgres::types::ToSql + Sync))
-        .collect();
-    let row = client
-        .query_one(sql.as_str(), &params)
-        .await
-        .map_err(|error| PgError::Database(describe(&error)))?;
-    Ok(row.get::<_, i64>(0).max(0) as u64)
 }
 
 /// The look-back window of an incremental run, if it applies: the window
