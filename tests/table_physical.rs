@@ -260,3 +260,36 @@ fn an_incremental_first_load_by_pages_sets_the_greatest_watermark_and_the_next_r
         Some("2026-02-01 00:00:01+00")
     );
 }
+
+/// After a mass delete the table's first pages hold no rows and the rest
+/// hold three times the planner's average: runs of pages sized from that
+/// average find more rows than a batch, and are read in several batches
+/// so none holds more than `batch_size` rows (memory stays bounded).
+#[test]
+fn a_first_load_after_a_mass_delete_reads_batches_of_at_most_batch_size() {
+    let database = TestDatabase::create("physical_dense");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.numbers (id int PRIMARY KEY, label text);
+         INSERT INTO src.numbers SELECT g, 'number ' || g FROM generate_series(1, 30000) g;
+         DELETE FROM src.numbers WHERE id <= 20000;
+         ANALYZE src.numbers;
+         CREATE TABLE dst.numbers (LIKE src.numbers INCLUDING ALL);",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&task(&database, "numbers", "[\"id\"]", "batch_size = 500"));
+    let (output, runs) = run_json(&workspace);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(workspace.logs().contains(PHYSICAL), "{}", workspace.logs());
+    assert_eq!(counter(run, "rows_extracted"), 10_000);
+    assert!(
+        counter(run, "batches_done") >= 20,
+        "10,000 rows in batches of at most 500: {run}"
+    );
+    assert_eq!(
+        database.except_both_ways("src.numbers", "dst.numbers"),
+        (0, 0)
+    );
+}

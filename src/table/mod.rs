@@ -2,7 +2,9 @@
 //! PostgreSQL, in batches with exact, re-readable bounds.
 //!
 //! Extraction pages through the source with keyset queries ordered by the
-//! primary key (or the watermark column, then the key). Every batch is
+//! primary key (or the watermark column, then the key); a first load of a
+//! table larger than the server's cache reads its pages in order instead,
+//! in one snapshot (`physical.rs`). Every batch is
 //! transformed row by row (the jq `filter` and columns, `transform.rs`) and
 //! checked against the target's types (a bad row is skipped and
 //! recorded), then loaded in its own transaction: a plain `COPY` while the

@@ -106,35 +106,77 @@ pub(super) async fn begin(
 
 /// Reads every page of the snapshot in runs of about a batch of rows, each
 /// sorted by the primary key so its first and last rows bound it, and
-/// sends them to the loaders. Returns the rows read without a watermark, or
-/// `None` once the run stops (an error sent, cancelled, the loaders gone).
+/// sends them to the loaders. A run denser than planned is read in several
+/// batches of at most `batch_size` rows (by key within the run), so memory
+/// stays bounded whatever the table's layout. Returns the rows read without
+/// a watermark, or `None` once the run stops (an error sent, cancelled,
+/// the loaders gone).
 pub(super) async fn read_pages(
     reader: &mut reader::Reader,
     snapshot: &Snapshot,
     paging: &Paging,
 ) -> Option<u64> {
-    let layout = &paging.layout;
     let wanted = paging.batch_size.max(1) as u64;
-    let mut step = match snapshot.rows_per_page {
+    let planned = match snapshot.rows_per_page {
         Some(rows) => ((wanted as f64 / rows) as u64).max(1),
         None => FIRST_STEP,
     };
+    // Empty stretches (pages freed by a mass delete) grow the run, up to
+    // this: a dense stretch after them is then read in a few batches.
+    let longest = planned.saturating_mul(STEP_GROWTH);
+    let mut step = planned;
     let mut null_rows = 0;
     let mut from = 0;
     while from < snapshot.pages {
+        let to = from.saturating_add(step).min(snapshot.pages);
+        let pages = PageRange { from, to };
+        let (found, nulls) = read_run(reader, pages, wanted, paging).await?;
+        null_rows += nulls;
+        // The next run aims at a batch of rows from this run's density.
+        let read = to - from;
+        step = match found {
+            0 => step.saturating_mul(STEP_GROWTH).min(longest),
+            found => wanted.saturating_mul(read).div_ceil(found).clamp(
+                (step / STEP_GROWTH).max(1),
+                step.saturating_mul(STEP_GROWTH).min(longest.max(step)),
+            ),
+        };
+        from = to;
+    }
+    if let Some(client) = &reader.client
+        && let Err(error) = client.batch_execute("COMMIT").await
+    {
+        tracing::warn!(error = %describe(&error), "closing the source snapshot failed");
+    }
+    Some(null_rows)
+}
+
+/// Reads the rows on `pages` in batches of at most `wanted` rows, in key
+/// order, and sends them. Returns the rows found and those without a
+/// watermark.
+async fn read_run(
+    reader: &mut reader::Reader,
+    pages: PageRange,
+    wanted: u64,
+    paging: &Paging,
+) -> Option<(u64, u64)> {
+    let layout = &paging.layout;
+    let (mut found, mut null_rows) = (0, 0);
+    let mut after: Option<Vec<Option<String>>> = None;
+    loop {
         if paging.cancel.is_cancelled() {
             return None;
         }
-        let to = from.saturating_add(step).min(snapshot.pages);
         let bounds = BatchBounds {
-            pages: Some(PageRange { from, to }),
+            pages: Some(pages),
+            after: after.take(),
             ..BatchBounds::default()
         };
         let rows = match reader::read_with_retries(
             reader,
             layout,
             &bounds,
-            None,
+            Some(wanted as usize),
             0,
             paging.backoff,
             &paging.cancel,
@@ -147,15 +189,9 @@ pub(super) async fn read_pages(
                 return None;
             }
         };
-        // The next run aims at a batch of rows from this run's density.
-        let read = to - from;
-        step = match rows.len() as u64 {
-            0 => step.saturating_mul(STEP_GROWTH),
-            found => (wanted * read / found).clamp((step / STEP_GROWTH).max(1), step * STEP_GROWTH),
-        };
-        from = to;
+        found += rows.len() as u64;
         let Some(last) = rows.len().checked_sub(1) else {
-            continue;
+            return Some((found, null_rows));
         };
         if layout.watermark
             && let Some(&column) = layout.key_indexes.first()
@@ -175,6 +211,10 @@ pub(super) async fn read_pages(
             first: key(0),
             last: key(last),
         };
+        let full = rows.len() as u64 == wanted;
+        if full {
+            after = Some(within.last.clone());
+        }
         let batch = Batch {
             number: paging
                 .numbers
@@ -182,6 +222,7 @@ pub(super) async fn read_pages(
                 + 1,
             bounds: BatchBounds {
                 within: Some(within),
+                after: None,
                 ..bounds
             },
             rows,
@@ -194,11 +235,8 @@ pub(super) async fn read_pages(
                 return None;
             }
         }
+        if !full {
+            return Some((found, null_rows));
+        }
     }
-    if let Some(client) = &reader.client
-        && let Err(error) = client.batch_execute("COMMIT").await
-    {
-        tracing::warn!(error = %describe(&error), "closing the source snapshot failed");
-    }
-    Some(null_rows)
 }
