@@ -92,6 +92,10 @@ pub struct BatchBounds {
     pub within: Option<KeySpan>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pages: Option<PageRange>,
+    /// Read the rows in any order (a whole run of pages, bounded by
+    /// syncdeck from their keys): saves the server a sort.
+    #[serde(skip)]
+    pub any_order: bool,
 }
 
 /// Primary key values from `first` through `last`, both included.

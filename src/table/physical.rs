@@ -22,7 +22,7 @@ use super::{Batch, Paging, reader};
 use crate::postgres::sql::quote_qualified;
 use crate::postgres::{Dialect, PgError, describe};
 
-/// A run of pages is grown or shrunk towards this many rows a batch, but
+/// A run of pages is grown or shrunk towards its aim of rows, but
 /// never by more than this factor at once.
 const STEP_GROWTH: u64 = 4;
 /// Pages of the first batch when the table was never analyzed.
@@ -104,11 +104,14 @@ pub(super) async fn begin(
     }))
 }
 
-/// Reads every page of the snapshot in runs of about a batch of rows, each
-/// sorted by the primary key so its first and last rows bound it, and
-/// sends them to the loaders. A run denser than planned is read in several
-/// batches of at most `batch_size` rows (by key within the run), so memory
-/// stays bounded whatever the table's layout. Returns the rows read without
+/// Reads every page of the snapshot in runs of about nine tenths of a
+/// batch of rows (so the density's spread rarely tips one over a batch),
+/// each sorted by the primary key so its first and last rows bound it, and
+/// sends them to the loaders. A run of more than twice `batch_size` rows is
+/// read in several batches (by key within the run), so memory stays
+/// bounded whatever the table's layout: a page-sized run aimed at a whole
+/// batch split most runs into a full batch and a few rows, doubling the
+/// batches. Returns the rows read without
 /// a watermark, or `None` once the run stops (an error sent, cancelled,
 /// the loaders gone).
 pub(super) async fn read_pages(
@@ -116,7 +119,8 @@ pub(super) async fn read_pages(
     snapshot: &Snapshot,
     paging: &Paging,
 ) -> Option<u64> {
-    let wanted = paging.batch_size.max(1) as u64;
+    let batch_size = paging.batch_size.max(1) as u64;
+    let wanted = (batch_size * 9 / 10).max(1);
     let planned = match snapshot.rows_per_page {
         Some(rows) => ((wanted as f64 / rows) as u64).max(1),
         None => FIRST_STEP,
@@ -130,7 +134,7 @@ pub(super) async fn read_pages(
     while from < snapshot.pages {
         let to = from.saturating_add(step).min(snapshot.pages);
         let pages = PageRange { from, to };
-        let (found, nulls) = read_run(reader, pages, wanted, paging).await?;
+        let (found, nulls) = read_run(reader, pages, batch_size * 2, paging).await?;
         null_rows += nulls;
         // The next run aims at a batch of rows from this run's density.
         let read = to - from;
@@ -151,18 +155,21 @@ pub(super) async fn read_pages(
     Some(null_rows)
 }
 
-/// Reads the rows on `pages` in batches of at most `wanted` rows, in key
+/// Reads the rows on `pages` in batches of at most `most` rows, in key
 /// order, and sends them. Returns the rows found and those without a
 /// watermark.
 async fn read_run(
     reader: &mut reader::Reader,
     pages: PageRange,
-    wanted: u64,
+    most: u64,
     paging: &Paging,
 ) -> Option<(u64, u64)> {
     let layout = &paging.layout;
     let (mut found, mut null_rows) = (0, 0);
     let mut after: Option<Vec<Option<String>>> = None;
+    // Integer and uuid keys are bounded here, so the server need not sort
+    // the run unless it holds more than `most` rows.
+    let mut any_order = key_kinds(layout).is_some();
     loop {
         if paging.cancel.is_cancelled() {
             return None;
@@ -170,13 +177,15 @@ async fn read_run(
         let bounds = BatchBounds {
             pages: Some(pages),
             after: after.take(),
+            any_order,
             ..BatchBounds::default()
         };
+        let limit = if any_order { most + 1 } else { most };
         let rows = match reader::read_with_retries(
             reader,
             layout,
             &bounds,
-            Some(wanted as usize),
+            Some(limit as usize),
             0,
             paging.backoff,
             &paging.cancel,
@@ -188,6 +197,18 @@ async fn read_run(
                 let _ = paging.batches.send(Err(error)).await;
                 return None;
             }
+        };
+        let span = if any_order {
+            match key_span(layout, &bounds, &rows) {
+                Some(span) if rows.len() as u64 <= most => Some(span),
+                // Too many rows for one batch: read the run again, sorted.
+                _ => {
+                    any_order = false;
+                    continue;
+                }
+            }
+        } else {
+            None
         };
         found += rows.len() as u64;
         let Some(last) = rows.len().checked_sub(1) else {
@@ -207,11 +228,11 @@ async fn read_run(
                 .map(|index| rows.get(row, *index).map(str::to_owned))
                 .collect()
         };
-        let within = KeySpan {
+        let within = span.unwrap_or_else(|| KeySpan {
             first: key(0),
             last: key(last),
-        };
-        let full = rows.len() as u64 == wanted;
+        });
+        let full = !any_order && rows.len() as u64 == most;
         if full {
             after = Some(within.last.clone());
         }
@@ -223,6 +244,7 @@ async fn read_run(
             bounds: BatchBounds {
                 within: Some(within),
                 after: None,
+                any_order: false,
                 ..bounds
             },
             rows,
@@ -239,4 +261,73 @@ async fn read_run(
             return Some((found, null_rows));
         }
     }
+}
+
+/// How a key column's values compare, for keys syncdeck can order itself.
+#[derive(Clone, Copy)]
+enum KeyKind {
+    Integer,
+    /// Canonical lowercase text, which orders as PostgreSQL orders uuids.
+    Uuid,
+}
+
+/// The kinds of the batch key's columns, when syncdeck can order them all
+/// (integers and uuids; text follows the server's collation).
+fn key_kinds(layout: &Layout) -> Option<Vec<KeyKind>> {
+    let start = usize::from(layout.watermark);
+    layout.keys[start..]
+        .iter()
+        .map(|key| match key.type_name.as_str() {
+            "int2" | "int4" | "int8" => Some(KeyKind::Integer),
+            "uuid" => Some(KeyKind::Uuid),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The least and greatest key of `rows`, or `None` when a value does not
+/// read as its kind (the run is then read sorted by the server).
+fn key_span(
+    layout: &Layout,
+    bounds: &BatchBounds,
+    rows: &crate::postgres::Rows,
+) -> Option<KeySpan> {
+    use std::cmp::Ordering;
+    let kinds = key_kinds(layout)?;
+    let indexes = bounds.key_indexes(layout);
+    let compare = |a: usize, b: usize| -> Option<Ordering> {
+        for (kind, &index) in kinds.iter().zip(indexes) {
+            let (left, right) = (rows.get(a, index)?, rows.get(b, index)?);
+            let order = match kind {
+                KeyKind::Integer => left.parse::<i64>().ok()?.cmp(&right.parse::<i64>().ok()?),
+                KeyKind::Uuid => left.cmp(right),
+            };
+            if order != Ordering::Equal {
+                return Some(order);
+            }
+        }
+        Some(Ordering::Equal)
+    };
+    let (mut least, mut greatest) = (0, 0);
+    for row in 1..rows.len() {
+        if compare(row, least)? == Ordering::Less {
+            least = row;
+        }
+        if compare(row, greatest)? == Ordering::Greater {
+            greatest = row;
+        }
+    }
+    if rows.is_empty() {
+        return Some(KeySpan::default());
+    }
+    let key = |row: usize| -> Vec<Option<String>> {
+        indexes
+            .iter()
+            .map(|index| rows.get(row, *index).map(str::to_owned))
+            .collect()
+    };
+    Some(KeySpan {
+        first: key(least),
+        last: key(greatest),
+    })
 }

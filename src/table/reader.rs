@@ -84,7 +84,7 @@ impl Reader {
             self.endpoint.dialect,
             &layout.relation,
             &layout.source_columns,
-            keys,
+            if bounds.any_order { &[] } else { keys },
             conditions,
             query.params,
             limit,

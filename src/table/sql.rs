@@ -229,7 +229,8 @@ pub(crate) struct SourceColumn {
     pub read: Read,
 }
 
-/// `SELECT CAST(c AS TEXT) … FROM source WHERE … ORDER BY keys LIMIT n`.
+/// `SELECT CAST(c AS TEXT) … FROM source WHERE … ORDER BY keys LIMIT n`
+/// (no `ORDER BY` without keys).
 pub(crate) fn select_batch(
     dialect: Dialect,
     relation: &SourceRelation,
@@ -262,7 +263,9 @@ pub(crate) fn select_batch(
     if !conditions.is_empty() {
         sql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
     }
-    sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+    if !order.is_empty() {
+        sql.push_str(&format!(" ORDER BY {}", order.join(", ")));
+    }
     if let Some(limit) = limit {
         sql.push_str(&format!(" LIMIT {limit}"));
     }
