@@ -128,16 +128,19 @@ check() {
     different=$(src -c "SELECT count(*) FROM $1" )
     [ "$(dst -c "SELECT count(*) FROM $1")" = "$different" ] || { echo "target of $1 has other rows after $2" >&2; exit 1; }
 }
+# 1% of the rows get a watermark after every other one: round N's in
+# 2027 for syncdeck's run, the pipe's in 2026-06, below every later round's.
 change() {
-    local table=$1 round=$2 key=$3
-    src -c "UPDATE $table SET updated_at = timestamptz '2027-01-01 00:00:00+00' + $round * interval '1 day' + $key * interval '1 microsecond'
-            WHERE $key % 100 = $round" >/dev/null
+    local table=$1 round=$2 key=$3 base=${4:-2027-01-01}
+    src -c "UPDATE $table SET updated_at = timestamptz '$base 00:00:00+00' + ($round % 100) * interval '1 day' + $key * interval '1 microsecond'
+            WHERE $key % 100 = $round % 100" >/dev/null
 }
 copy_pipe() { measure bash -o pipefail -c "psql -q '$BASE/$SRC' -c 'COPY (SELECT * FROM $1) TO STDOUT' | psql -q '$BASE/$DST' -c 'COPY $1 FROM STDIN'"; }
 insert_batches() { measure psql -q -v ON_ERROR_STOP=1 "$BASE/$DST" -f "$WORK/inserts_$1.sql"; }
-# The rows of change $2 through the pipe into a staging table, then one upsert.
+# The rows of the pipe's change $2 through the pipe into a staging table,
+# then one upsert.
 changed_pipe() {
-    measure bash -o pipefail -c "psql -q '$BASE/$SRC' -c \"COPY (SELECT * FROM $1 WHERE updated_at >= timestamptz '2027-01-01 00:00:00+00' + $2 * interval '1 day') TO STDOUT\" \
+    measure bash -o pipefail -c "psql -q '$BASE/$SRC' -c \"COPY (SELECT * FROM $1 WHERE updated_at >= timestamptz '2026-06-01 00:00:00+00' + $2 * interval '1 day' AND updated_at < timestamptz '2026-06-01 00:00:00+00' + ($2 + 1) * interval '1 day') TO STDOUT\" \
         | psql -q -v ON_ERROR_STOP=1 '$BASE/$DST' -c 'CREATE TEMP TABLE staging (LIKE $1)' -c 'COPY staging FROM STDIN' -f '$WORK/upsert_$1.sql'"
 }
 
@@ -160,7 +163,7 @@ for round in $(seq "$ROUNDS"); do
         change $name "$round" $key
         record "$table changed" "$(syncdeck ${table}_incremental)"; check $name "an incremental run"
         record "$table rerun" "$(syncdeck ${table}_incremental)"
-        change $name $((round + 50)) $key
+        change $name $((round + 50)) $key 2026-06-01
         record "$table changed_pipe" "$(changed_pipe $name $((round + 50)))"; check $name "the changed rows' pipe"
         if [ $((round % 2)) = 1 ]; then references; fi
         echo "round $round $table: $(for k in full ranges first changed rerun pipe insert changed_pipe; do printf '%s %ss  ' $k "${times[$table $k]##* }"; done)" >&2

@@ -54,11 +54,12 @@ fn seed_shuffled(database: &TestDatabase, int_tenant: bool) {
     ));
 }
 
-/// syncdeck with its arguments, reading tables of any size by pages (only
-/// those larger than the server's `shared_buffers` are, by default).
+/// syncdeck with its arguments, reading tables by pages whatever their size
+/// and order (by default only those larger than the server's
+/// `shared_buffers`, stored out of key order, are).
 fn syncdeck(workspace: &Workspace, args: &[&str]) -> std::process::Command {
     let mut command = workspace.command(args);
-    command.env("SYNCDECK_PHYSICAL_MIN_PAGES", "0");
+    command.env("SYNCDECK_PHYSICAL_READS", "always");
     command
 }
 

@@ -5,9 +5,12 @@
 //! composite key, a uuid) is all over the table: each batch then reads
 //! pages the server has already evicted once the table outgrows its cache.
 //!
-//! Only a table larger than the server's `shared_buffers` is read so: a
-//! smaller one stays in the server's cache whatever the order, and keyset
-//! batches have exact sizes and exact key bounds.
+//! Only a table larger than the server's `shared_buffers` whose rows are
+//! not stored in the order keyset paging reads them is read so: a smaller
+//! one stays in the server's cache whatever the order, one stored in key
+//! (or watermark) order is read page after page by keyset paging too (the
+//! planner's `correlation` statistic of that column says which), and
+//! keyset batches have exact sizes and exact key bounds.
 //!
 //! One snapshot makes the pages a consistent cut: a row updated during the
 //! run moves to another page, and without it could be read twice or not
@@ -27,6 +30,9 @@ use crate::postgres::{Dialect, PgError, describe};
 const STEP_GROWTH: u64 = 4;
 /// Pages of the first batch when the table was never analyzed.
 const FIRST_STEP: u64 = 8;
+/// A table whose leading ordering column has at least this `correlation`
+/// (or at most its negative) is read by key: its pages come in order.
+const IN_ORDER: f32 = 0.9;
 
 /// The source table as the run's snapshot sees it.
 pub(super) struct Snapshot {
@@ -40,7 +46,9 @@ pub(super) struct Snapshot {
 
 /// Opens the snapshot on `client` (a transaction that stays open until
 /// [`read_pages`] ends), or returns `None` when the source is read by key:
-/// a table that fits in the server's `shared_buffers`, Redshift, a
+/// a table that fits in the server's `shared_buffers` or whose rows are
+/// stored in the order of the column keyset paging starts with (its
+/// `correlation` at least [`IN_ORDER`] either way), Redshift, a
 /// `source_query`, a view, a partitioned table or one with children (its
 /// pages hold only its own rows), or a server before PostgreSQL 14 (no TID
 /// range scan: each batch would read the whole table).
@@ -62,17 +70,20 @@ pub(super) async fn begin(
         ))
     };
     let table = quote_qualified(name);
-    // Tests set a lower bound, to read small tables by pages.
-    let min_pages: Option<i64> = std::env::var("SYNCDECK_PHYSICAL_MIN_PAGES")
-        .ok()
-        .and_then(|pages| pages.parse().ok());
+    // Tests read small tables by pages, whatever their order.
+    let always = std::env::var("SYNCDECK_PHYSICAL_READS").is_ok_and(|value| value == "always");
+    let leading = layout.keys.first().map(|key| key.name.clone());
     let fits = client
         .query_opt(
-            "SELECT 1 FROM pg_class WHERE oid = to_regclass($1) AND relkind IN ('r', 'm')
-             AND NOT relhassubclass AND current_setting('server_version_num')::int >= 140000
-             AND pg_relation_size(oid) / current_setting('block_size')::int8
-                 > coalesce($2, (SELECT setting::int8 FROM pg_settings WHERE name = 'shared_buffers'))",
-            &[&table, &min_pages],
+            "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'm')
+             AND NOT c.relhassubclass AND current_setting('server_version_num')::int >= 140000
+             AND ($2 OR (pg_relation_size(c.oid) / current_setting('block_size')::int8
+                     > (SELECT setting::int8 FROM pg_settings WHERE name = 'shared_buffers')
+                 AND coalesce((SELECT abs(s.correlation) FROM pg_stats s
+                     WHERE s.schemaname = n.nspname AND s.tablename = c.relname AND s.attname = $3
+                     LIMIT 1), 0) < $4))",
+            &[&table, &always, &leading, &IN_ORDER],
         )
         .await
         .map_err(failed)?;
