@@ -115,8 +115,13 @@ inserts() {
 inserts pgbench_accounts aid
 inserts items "tenant,id"
 
-# Seconds and peak RSS (KiB) of one command, as "seconds rss".
+# Seconds and peak RSS (KiB) of one command, as "seconds rss". Each
+# starts after a checkpoint, so none pays for the WAL and dirty pages the
+# one before it left (the first change of a page after a checkpoint writes
+# the whole page into the WAL; without this, the run after a first load
+# paid for the load's checkpoint and the reference after it did not).
 measure() {
+    psql -q "$BASE/postgres" -c CHECKPOINT
     /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >"$WORK/out" 2>&1 || {
         echo "benchmark command failed: $*" >&2; tail -5 "$WORK/out" >&2; exit 1; }
     cat "$WORK/time"
@@ -197,7 +202,7 @@ PostgreSQL $(psql -qAt "$BASE/postgres" -c "SHOW server_version"), the machine's
 $ROUNDS rounds each, same invocation, syncdeck with its defaults (batches of 1,000 rows, one reading connection,
 2 loading connections; one row reads over 2 key ranges; a first load of a table larger than
 \`shared_buffers\` reads it in its physical order) and \`watermark_lookback = "0s"\`. The server has its default
-\`shared_buffers\` (128 MB) and \`max_wal_size\` (1 GB). \`accounts\` is pgbench_accounts plus an
+\`shared_buffers\` (128 MB) and \`max_wal_size\` (1 GB); every timed run starts after a \`CHECKPOINT\`. \`accounts\` is pgbench_accounts plus an
 \`updated_at\` column (50 rows per value) indexed with \`aid\`; \`items\` has a composite key and
 bigint, timestamptz, numeric, text, jsonb, uuid and bool columns, a tenth of them NULL.
 
