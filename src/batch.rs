@@ -6,15 +6,19 @@
 
 use std::time::Duration;
 
-use crate::postgres::Loader;
 use crate::postgres::loader::FLUSH_POLL;
 use crate::postgres::rows::Rows;
+use crate::postgres::{Loader, PgError};
 use crate::state::ItemKind;
 use crate::task::RunContext;
 use crate::task::retry::{Next, Retry, backoff};
 
 /// Bad rows (or items) kept per run for inspection; more are only counted.
-const BAD_ROWS_KEPT: u64 = 100;
+pub(crate) const BAD_ROWS_KEPT: u64 = 100;
+/// Rows of one batch the target may reject before the batch counts as
+/// failed as a whole: more mean the cause is the target or the mapping
+/// (a NOT NULL column nothing fills), not a few rows.
+const REJECTED_ROWS_PER_BATCH: u64 = 10;
 /// How long the end of a run waits at most for the target to confirm that
 /// its last commits are on disk. `SYNCDECK_FLUSH_WAIT` (a duration, for
 /// tests) shortens it.
@@ -56,13 +60,14 @@ pub(crate) async fn load_with_retries(
         };
         let error = match result {
             Ok(changed) => {
-                context.update_counters(|counters| {
-                    counters.rows_upserted += changed;
-                    counters.rows_unchanged += rows.len() as u64 - changed.min(rows.len() as u64);
-                    counters.batches_done += 1;
-                });
+                count_loaded(context, &rows, changed);
+                context.update_counters(|counters| counters.batches_done += 1);
                 loader.committed(rows, label, item_key).await;
                 return true;
+            }
+            Err(PgError::Rejected(message)) => {
+                let message = crate::config::redact(&message).into_owned();
+                return load_in_halves(loader, rows, message, context, label, item_key).await;
             }
             Err(error) => error,
         };
@@ -78,6 +83,100 @@ pub(crate) async fn load_with_retries(
                     .await;
                 return false;
             }
+        }
+    }
+}
+
+fn count_loaded(context: &RunContext, rows: &Rows, changed: u64) {
+    context.update_counters(|counters| {
+        counters.rows_upserted += changed;
+        counters.rows_unchanged += rows.len() as u64 - changed.min(rows.len() as u64);
+    });
+}
+
+/// Loads a batch the target rejected (`first_error`: a constraint or a
+/// value) in halves, and halves of those, so its good rows land and each
+/// rejected row is recorded as a bad row by its key, as pgloader does.
+/// Nothing is retried after a wait: the same rows fail the same way. More
+/// than [`REJECTED_ROWS_PER_BATCH`] rejected rows, or any other error,
+/// records the batch as failed (the halves already loaded stay: loads
+/// upsert, so retrying the batch is safe). Returns whether it landed.
+async fn load_in_halves(
+    loader: &mut Loader,
+    rows: Rows,
+    first_error: String,
+    context: &RunContext,
+    label: &str,
+    item_key: &str,
+) -> bool {
+    tracing::warn!(
+        item = label,
+        error = %first_error,
+        "the target rejected rows of this batch; loading it in halves to find them"
+    );
+    // Parts still to load, the next on top; `true` when the part is known
+    // to be rejected already.
+    let mut parts = vec![(rows, true, first_error)];
+    // Rejected rows, by key, with the server's reason: recorded once the
+    // batch is settled (a failed batch is recorded as a whole instead).
+    let mut rejected: Vec<(String, String)> = Vec::new();
+    let mut failure = None;
+    while let Some((part, known_rejected, error)) = parts.pop() {
+        let error = if known_rejected {
+            error
+        } else {
+            let result = tokio::select! {
+                _ = context.cancel.cancelled() => return false,
+                // Not a first attempt: an upsert, never a plain COPY.
+                result = loader.load(&part, 2) => result,
+            };
+            match result {
+                Ok(changed) => {
+                    count_loaded(context, &part, changed);
+                    loader.committed(part, label, item_key).await;
+                    continue;
+                }
+                Err(PgError::Rejected(message)) => crate::config::redact(&message).into_owned(),
+                Err(other) => {
+                    loader.forget_closed();
+                    failure = Some(crate::config::redact(&other.to_string()).into_owned());
+                    break;
+                }
+            }
+        };
+        if part.len() > 1 {
+            let (first, second) = part.halves();
+            parts.push((second, false, String::new()));
+            parts.push((first, false, String::new()));
+            continue;
+        }
+        if rejected.len() as u64 >= REJECTED_ROWS_PER_BATCH {
+            failure = Some(format!(
+                "the target rejected more than {REJECTED_ROWS_PER_BATCH} of its rows, so the cause is likely the target or the column mapping: {error}"
+            ));
+            break;
+        }
+        rejected.push((loader.row_key(&part, 0), error));
+    }
+    match failure {
+        None => {
+            for (key, error) in &rejected {
+                tracing::warn!(item = label, row = %key, %error, "the target rejected a row");
+                context.emit_item_failed(&format!("row {key}"), error, 1, 1, None);
+                context.update_counters(|counters| counters.rows_skipped += 1);
+                record_bad_row(context, 0, key, error).await;
+            }
+            context.update_counters(|counters| counters.batches_done += 1);
+            true
+        }
+        Some(message) => {
+            tracing::warn!(item = label, error = %message, "batch failed");
+            context.emit_item_failed(label, &message, 1, 1, None);
+            context.update_counters(|counters| counters.batches_failed += 1);
+            context
+                .record_failure(ItemKind::Batch, item_key, &message, 1)
+                .await;
+            false
         }
     }
 }

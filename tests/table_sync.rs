@@ -471,6 +471,171 @@ fn bad_rows_are_skipped_counted_and_explained_while_their_batch_loads() {
 }
 
 #[test]
+fn rows_the_target_rejects_are_found_by_halving_while_the_rest_of_their_batch_loads() {
+    let database = TestDatabase::create("rejects");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.orders (id int PRIMARY KEY, amount numeric, updated_at timestamptz NOT NULL);
+         INSERT INTO src.orders SELECT g, CASE WHEN g IN (10, 1500, 2999) THEN 200000 ELSE g END,
+             timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, 3000) g;
+         CREATE TABLE dst.orders (LIKE src.orders INCLUDING ALL, CHECK (amount < 100000));",
+    );
+    let workspace = Workspace::new();
+    // A wait between attempts would show in the log as attempt=2.
+    workspace.write_config(&table_task(
+        &database,
+        "src.orders",
+        "dst.orders",
+        "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nmax_retries = 3\nretry_backoff = \"5s\"",
+    ));
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "partial");
+    assert_eq!(counter(run, "rows_skipped"), 3);
+    assert_eq!(
+        counter(run, "rows_upserted"),
+        2997,
+        "good rows beside bad ones load"
+    );
+    assert_eq!(counter(run, "batches_failed"), 0);
+    assert_eq!(database.count("SELECT count(*) FROM dst.orders"), 2997);
+    assert_eq!(
+        watermark(&workspace),
+        None,
+        "the watermark stays before bad rows"
+    );
+    let logs = workspace.logs();
+    assert!(
+        !logs.contains("attempt=2"),
+        "rejected rows are not retried after a wait: {logs}"
+    );
+
+    let pending = || {
+        let mut items: Vec<(String, i64, i64)> = json_lines(&workspace.run(&["errors", "--json"]))
+            .iter()
+            .map(|item| {
+                assert_eq!(item["kind"], "row", "{item}");
+                assert!(
+                    item["error"]
+                        .as_str()
+                        .is_some_and(|error| error.starts_with("23514")),
+                    "the server's reason: {item}"
+                );
+                (
+                    item["key"].as_str().unwrap_or("").to_string(),
+                    item["id"].as_i64().unwrap_or(0),
+                    item["attempts"].as_i64().unwrap_or(0),
+                )
+            })
+            .collect();
+        items.sort();
+        items
+    };
+    let first = pending();
+    let keys: Vec<&str> = first.iter().map(|(key, _, _)| key.as_str()).collect();
+    assert_eq!(keys, ["id=10", "id=1500", "id=2999"]);
+
+    // Still bad on the next run: the same items, one more attempt each.
+    let (_, runs) = workspace.run_json(&[]);
+    assert_eq!(run_of(&runs, "t")["status"], "partial");
+    let second = pending();
+    assert_eq!(
+        second
+            .iter()
+            .map(|(key, id, _)| (key, id))
+            .collect::<Vec<_>>(),
+        first
+            .iter()
+            .map(|(key, id, _)| (key, id))
+            .collect::<Vec<_>>(),
+        "a row still bad keeps its item"
+    );
+    assert!(
+        second.iter().all(|(_, _, attempts)| *attempts == 2),
+        "{second:?}"
+    );
+
+    // Fixed at the source: the next run loads them and resolves the items.
+    database.execute("UPDATE src.orders SET amount = 1 WHERE amount >= 100000");
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(run_of(&runs, "t")["status"], "succeeded");
+    assert!(pending().is_empty());
+    let all = json_lines(&workspace.run(&["errors", "--all", "--json"]));
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(
+        all.iter().all(|item| item["status"] == "resolved"),
+        "{all:?}"
+    );
+    assert_eq!(
+        database.except_both_ways("src.orders", "dst.orders"),
+        (0, 0)
+    );
+    assert!(watermark(&workspace).is_some());
+}
+
+#[test]
+fn a_target_that_rejects_every_row_fails_each_batch_once_without_waiting() {
+    let database = TestDatabase::create("rejectall");
+    seed_numbers(&database, 2500);
+    database.execute("ALTER TABLE dst.numbers ADD CHECK (length(label) > 100)");
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.numbers",
+        "dst.numbers",
+        "max_retries = 3\nretry_backoff = \"5s\"",
+    ));
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "failed");
+    assert_eq!(counter(run, "batches_failed"), 3);
+    assert_eq!(database.count("SELECT count(*) FROM dst.numbers"), 0);
+    let logs = workspace.logs();
+    assert_eq!(
+        logs.matches("batch failed item=").count(),
+        3,
+        "one failure per batch, no retries after a wait: {logs}"
+    );
+    let errors = json_lines(&workspace.run(&["errors", "--json"]));
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    for item in &errors {
+        assert_eq!(item["kind"], "batch");
+        assert!(
+            item["error"].as_str().is_some_and(|error| error
+                .contains("the target rejected more than 10 of its rows")
+                && error.contains("23514")),
+            "{item}"
+        );
+    }
+}
+
+#[test]
+fn a_not_null_target_column_nothing_fills_stops_the_run_before_reading() {
+    let database = TestDatabase::create("unfilled");
+    seed_numbers(&database, 100);
+    database.execute(
+        "ALTER TABLE dst.numbers ADD COLUMN region text NOT NULL, ADD COLUMN n bigint GENERATED ALWAYS AS IDENTITY,
+                                 ADD COLUMN created timestamptz NOT NULL DEFAULT now()",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(&database, "src.numbers", "dst.numbers", ""));
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "failed");
+    assert_eq!(counter(run, "rows_extracted"), 0);
+    assert!(
+        run["error"].as_str().is_some_and(|error| error.contains(
+            "target column(s) `region` of `dst.numbers` are NOT NULL without a default, and no source column fills them; map them in [columns]"
+        )),
+        "only the column nothing fills: {run}"
+    );
+}
+
+#[test]
 fn a_failing_batch_is_retried_recorded_and_later_loaded_alone() {
     let database = TestDatabase::create("faults");
     database.execute(

@@ -26,6 +26,26 @@ pub(crate) async fn target_columns(
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
+/// The target table's columns that every row must fill: NOT NULL, with
+/// no default, not an identity.
+pub(crate) async fn required_columns(target: &Client, table: &str) -> Result<Vec<String>, PgError> {
+    let rows = target
+        .query(
+            "SELECT a.attname::text FROM pg_attribute a \
+             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+               AND a.attnotnull AND NOT a.atthasdef AND a.attidentity = '' ORDER BY a.attnum",
+            &[&sql::quote_qualified(table)],
+        )
+        .await
+        .map_err(|error| {
+            PgError::Setup(format!(
+                "cannot read the target table: {}",
+                describe(&error)
+            ))
+        })?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
 pub(crate) async fn target_is_empty(target: &Client, table: &str) -> Result<bool, PgError> {
     let sql = format!(
         "SELECT NOT EXISTS (SELECT 1 FROM {})",

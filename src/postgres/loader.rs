@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use super::rows::Rows;
-use super::{Endpoint, PgError, describe, sql};
+use super::{Endpoint, PgError, describe, load_error, sql};
 
 /// Batches kept after an asynchronous commit until the target's WAL is
 /// flushed past them, at most this many or this many bytes per loader.
@@ -61,6 +61,8 @@ pub(crate) struct Loader {
     replay: bool,
     /// The target accepts the WAL write that `flush_now` makes.
     flush_by_message: bool,
+    /// The primary key's columns: name and position in a row.
+    key_columns: Vec<(String, usize)>,
 }
 
 impl Loader {
@@ -91,7 +93,26 @@ impl Loader {
             unflushed_bytes: 0,
             replay: false,
             flush_by_message: true,
+            key_columns: primary_key
+                .iter()
+                .filter_map(|key| {
+                    let position = columns.iter().position(|(name, _)| name == key)?;
+                    Some((key.clone(), position))
+                })
+                .collect(),
         }
+    }
+
+    /// Row `row` of `rows` by its primary key, as `syncdeck errors` shows
+    /// a bad row: `id=7`, or `tenant=3, id=7`.
+    pub(crate) fn row_key(&self, rows: &Rows, row: usize) -> String {
+        self.key_columns
+            .iter()
+            .map(|(name, position)| {
+                format!("{name}={}", rows.get(row, *position).unwrap_or("NULL"))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     async fn connection(&mut self) -> Result<&(Client, tokio_postgres::Statement), PgError> {
@@ -151,7 +172,7 @@ impl Loader {
             Ok(changed) => changed,
             Err(failure) => {
                 let _ = client.batch_execute("ROLLBACK").await;
-                return Err(error(failure));
+                return Err(load_error(&failure));
             }
         };
         client.batch_execute("COMMIT").await.map_err(error)?;
@@ -183,7 +204,7 @@ impl Loader {
             .map_err(error)?;
         futures::pin_mut!(sink);
         sink.send(bytes::Bytes::from(data)).await.map_err(error)?;
-        sink.finish().await.map_err(error)
+        sink.finish().await.map_err(|failure| load_error(&failure))
     }
 
     /// Upserts every batch not known to be flushed, on the new connection.

@@ -29,8 +29,30 @@ pub enum PgError {
     /// The server or the connection failed (often worth a retry).
     #[error("{0}")]
     Database(String),
+    /// The target refused the rows themselves (a constraint or a value:
+    /// SQLSTATE classes 21, 22 and 23): the same rows fail the same way
+    /// again, so retrying them is pointless.
+    #[error("{0}")]
+    Rejected(String),
     #[error("cancelled by the operator")]
     Cancelled,
+}
+
+/// The error of a statement that loaded rows: [`PgError::Rejected`] when
+/// the server refused the rows themselves, otherwise
+/// [`PgError::Database`] (the connection or the server, worth a retry).
+pub(crate) fn load_error(error: &tokio_postgres::Error) -> PgError {
+    let rejected = error.as_db_error().is_some_and(|db| {
+        let code = db.code().code();
+        ["21", "22", "23"]
+            .iter()
+            .any(|class| code.starts_with(class))
+    });
+    if rejected {
+        PgError::Rejected(describe(error))
+    } else {
+        PgError::Database(describe(error))
+    }
 }
 
 /// Describes a driver error with the server's message and detail.

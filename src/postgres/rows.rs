@@ -35,6 +35,19 @@ impl Rows {
         self.width
     }
 
+    /// The first half of the rows (rounded down) and the rest.
+    pub(crate) fn halves(&self) -> (Rows, Rows) {
+        let middle = self.len() / 2;
+        let part = |range: std::ops::Range<usize>| {
+            let mut part = Rows::with_capacity(self.width, range.len());
+            for row in range {
+                part.push_row(self.row(row));
+            }
+            part
+        };
+        (part(0..middle), part(middle..self.len()))
+    }
+
     /// Memory held, for bounding what is kept.
     pub(crate) fn bytes(&self) -> usize {
         self.text.capacity() + self.cells.capacity() * std::mem::size_of::<(usize, usize)>()

@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use super::sql::{KeyColumn, Read, SourceColumn, SourceRelation};
 use crate::config::jq::{FieldKind, Program};
 use crate::config::{TableMode, TableSyncProperties};
-use crate::postgres::catalog::target_columns;
+use crate::postgres::catalog::{required_columns, target_columns};
 use crate::postgres::coerce::ValueType;
 use crate::postgres::{Dialect, PgError, describe};
 
@@ -319,6 +319,32 @@ pub(crate) async fn discover(
         return Err(PgError::Setup(format!(
             "no column of the source is in `{target_table}`; map them in [columns]"
         )));
+    }
+    // Every row would fail on such a column: say so before reading any.
+    let unfilled: Vec<String> = required_columns(target, &target_table)
+        .await?
+        .into_iter()
+        .filter(|name| !columns.iter().any(|column| column.target == *name))
+        .map(|name| format!("`{name}`"))
+        .collect();
+    if !unfilled.is_empty() {
+        return Err(PgError::Setup(format!(
+            "target column(s) {} of `{target_table}` are NOT NULL without a default, and no source column fills them; map them in [columns] (a source column or jq), or give them a default",
+            unfilled.join(", ")
+        )));
+    }
+    if properties.columns.is_empty() {
+        let unsynced: Vec<&str> = source_types
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| !columns.iter().any(|column| column.target == *name))
+            .collect();
+        if !unsynced.is_empty() {
+            tracing::info!(
+                columns = %unsynced.join(", "),
+                "source columns the target table has no column for are not synced"
+            );
+        }
     }
 
     let primary_key: Vec<String> = properties.primary_key.get_ref().clone();

@@ -104,14 +104,13 @@ async fn run_inner(
     } else {
         None
     };
-    if retrying.is_none() {
-        supersede_bad_rows(context).await;
-    }
     let lookback = lookback(properties, &layout)?;
     // Where reading starts: a fresh table whose rows all changed within
     // the look-back window is read whole by every run, which looks like a
     // full reload unless the log says why.
     let reads_from = match (&watermark, lookback) {
+        _ if retrying.is_some() => "the failed batches' rows again".to_string(),
+        (None, _) if !incremental => "the whole source (full mode)".to_string(),
         (None, _) => "the whole source (no watermark yet)".to_string(),
         (Some(mark), Some(window)) => format!(
             "rows above {mark} less the {} look-back (watermark_lookback)",
@@ -127,6 +126,7 @@ async fn run_inner(
     // The run reads the whole source (no watermark yet, or full mode), so
     // what it read must match the source's count.
     let whole_source = retrying.is_none() && watermark.is_none();
+    let retrying_batches = retrying.is_some();
 
     // The total, counted on its own connection while batches flow.
     let counter = if retrying.is_none() {
@@ -422,6 +422,9 @@ async fn run_inner(
     }
     if read_error.is_none() {
         resolve_spans(context, spans_read, spans_failed).await;
+        if !retrying_batches {
+            settle_bad_rows(context).await;
+        }
     }
     let counters = context.counters();
     if let Some(error) = read_error {
@@ -517,8 +520,13 @@ async fn run_inner(
     Ok(TaskOutcome::new(
         status,
         Some(format!(
-            "{}; the watermark stays; see `syncdeck errors {}`",
+            "{}{}; see `syncdeck errors {}`",
             reasons.join(", "),
+            if incremental {
+                "; the watermark stays"
+            } else {
+                ""
+            },
             context.task_id
         )),
         warning,
@@ -702,12 +710,18 @@ async fn load_batch(
     loaded
 }
 
-/// A new run reads every row again (full mode) or every row since the
-/// unchanged watermark (incremental), so bad rows recorded by earlier runs
-/// are re-checked now; they are recorded again if still bad.
-async fn supersede_bad_rows(context: &RunContext) {
+/// A run that read to its end read every row again (full mode) or every
+/// row since the watermark, which stays while rows are bad (incremental):
+/// so it re-checked the bad rows earlier runs recorded. Those it found bad
+/// again now carry its run id (the same item, one more attempt); the
+/// others loaded, and are resolved. Unless more rows were bad than a run
+/// records: then an unrecorded one may still be bad.
+async fn settle_bad_rows(context: &RunContext) {
+    if context.counters().rows_skipped > crate::batch::BAD_ROWS_KEPT {
+        return;
+    }
     context
-        .resolve_pending(|item| item.kind == ItemKind::Row)
+        .resolve_pending(|item| item.kind == ItemKind::Row && item.run_id != context.run_id)
         .await;
 }
 

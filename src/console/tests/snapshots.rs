@@ -299,6 +299,38 @@ fn snapshot_table_run_detail() {
     snapshot_views("detail_table_running", &mut app, &[key(KeyCode::Enter)]);
 }
 
+/// A table run reports batches only when they fail: its detail says so
+/// while it runs and once it ended, instead of waiting for items.
+#[test]
+fn a_table_runs_detail_lists_failed_batches_and_says_when_none_failed() {
+    let mut app = table_fixture();
+    table_progress(&mut app, 5, 10_000, Some(20_000));
+    app.set_now(now());
+    app.update(key(KeyCode::Enter));
+    let running = screen(&app, 80, 24);
+    assert!(
+        running.contains("Failed batches (newest first)"),
+        "{running}"
+    );
+    assert!(running.contains("no batch has failed so far"), "{running}");
+    assert!(!running.contains("nothing decided yet"), "{running}");
+
+    let mut finished = record(7, "orders_table", RunStatus::Succeeded, 1, 0, 0, None);
+    finished.counters = RunCounters {
+        rows_extracted: 20_000,
+        rows_upserted: 20_000,
+        batches_done: 20,
+        ..Default::default()
+    };
+    app.update(Msg::Engine(EngineEvent::RunFinished {
+        record: Box::new(finished),
+    }));
+    let done = screen(&app, 80, 24);
+    assert!(done.contains("no batch failed"), "{done}");
+    assert!(!done.contains("so far"), "{done}");
+    assert!(!done.contains("last 0s"), "{done}");
+}
+
 /// A table run that skipped one bad row is `partial` with `1 rows skipped`
 /// in the list (not "0 failed"), and history counts its rows, also for a
 /// run that failed before reading any.

@@ -613,6 +613,9 @@ impl Widget for DetailView<'_> {
         Sparkline::default()
             .block(Block::default().title(match shown.map(ActiveRun::is_rows) {
                 None => "throughput: recorded for runs this console followed".to_string(),
+                Some(_) if throughput.is_empty() => {
+                    "throughput: one value per second, from the first second on".to_string()
+                }
                 Some(true) => format!(
                     "rows per second, last {}s (peak {})",
                     throughput.len(),
@@ -628,7 +631,14 @@ impl Widget for DetailView<'_> {
             .style(theme.running())
             .render(spark, buffer);
 
-        let mut recent_lines = vec![Line::styled("Recent items (newest first)", theme.dim())];
+        // Table runs report a batch only when it fails.
+        let rows = shown.is_some_and(ActiveRun::is_rows);
+        let title = if rows {
+            "Failed batches (newest first)"
+        } else {
+            "Recent items (newest first)"
+        };
+        let mut recent_lines = vec![Line::styled(title, theme.dim())];
         match shown {
             Some(active) if !active.recent.is_empty() => {
                 recent_lines.extend(
@@ -640,7 +650,16 @@ impl Widget for DetailView<'_> {
                         .map(|item| item_line(item, app, theme)),
                 );
             }
-            Some(_) => recent_lines.push(Line::styled(" nothing decided yet", theme.dim())),
+            Some(_) => {
+                let running = live(task, app).is_some();
+                let none = match (rows, running) {
+                    (true, true) => " no batch has failed so far",
+                    (true, false) => " no batch failed",
+                    (false, true) => " nothing decided yet",
+                    (false, false) => " no file was synced, skipped or failed",
+                };
+                recent_lines.push(Line::styled(none, theme.dim()));
+            }
             None => recent_lines.push(Line::styled(
                 " kept for runs this console followed; see the counts above",
                 theme.dim(),
