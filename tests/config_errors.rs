@@ -326,6 +326,27 @@ fn an_unencoded_at_in_a_password_says_to_encode_it() {
 }
 
 #[test]
+fn a_table_sync_url_of_another_database_points_at_its_own_line() {
+    assert_error(
+        "table_source_not_postgres.toml",
+        "5:10",
+        &["source must be a connection URL starting with postgres://"],
+    );
+}
+
+#[test]
+fn a_mistyped_sslmode_is_named_not_blamed_on_the_password() {
+    let line = validate_error("table_bad_sslmode.toml");
+    assert!(
+        line.contains("table_bad_sslmode.toml:6:10: target:"),
+        "{line}"
+    );
+    assert!(line.contains("did you mean `require`?"), "{line}");
+    assert!(!line.contains("percent-encode"), "{line}");
+    assert!(!line.contains("secret"), "{line}");
+}
+
+#[test]
 fn credentials_in_a_file_location_point_to_sync_config() {
     assert_error(
         "credentials_in_location.toml",

@@ -361,6 +361,9 @@ fn parse_task(
     if resolve == Resolve::Everything {
         credentials::resolve_references(source, &mut properties, resolver)?;
         urls::check_values(source, &properties, "")?;
+        if kind == TaskKind::TableSync {
+            urls::check_table_sync_urls(source, &properties)?;
+        }
     }
     let properties = match kind {
         TaskKind::Sync => TaskProperties::Sync(std::sync::Arc::new(deserialize(

@@ -57,6 +57,38 @@ pub(super) fn check_state(
     ))
 }
 
+/// Checks that a table sync's `source` and `target` are connection URLs
+/// of a database it reads or writes, pointing at the value.
+pub(super) fn check_table_sync_urls(
+    source: &SourceText<'_>,
+    properties: &Spanned<DeValue<'_>>,
+) -> Result<(), ConfigError> {
+    let DeValue::Table(table) = properties.get_ref() else {
+        return Ok(());
+    };
+    let source_schemes: &[&str] = &["postgres", "postgresql", "redshift"];
+    let target_schemes: &[&str] = &["postgres", "postgresql"];
+    for (key, allowed) in [("source", source_schemes), ("target", target_schemes)] {
+        let Some(value) = table.get(key) else {
+            continue;
+        };
+        let DeValue::String(url) = value.get_ref() else {
+            continue;
+        };
+        let scheme = url.split("://").next().unwrap_or("");
+        if !url.contains("://") || !allowed.contains(&scheme) {
+            return Err(source.error(
+                Some(value.span()),
+                format!(
+                    "{key} must be a connection URL starting with {}:// (postgres://user@host:5432/database)",
+                    allowed.join("://, ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks every string in a task's resolved properties that is a
 /// connection URL or a file location.
 pub(super) fn check_values(
@@ -108,6 +140,9 @@ fn check_postgres(url: &str) -> Result<(), String> {
         Some(rest) => format!("postgres://{rest}"),
         None => url.to_string(),
     };
+    if let Some(problem) = bad_port_or_sslmode(&url) {
+        return Err(problem);
+    }
     let config: tokio_postgres::Config =
         without_tls_options(&url)
             .parse()
@@ -131,6 +166,55 @@ fn check_postgres(url: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A port that is not a number or an `sslmode` libpq does not know, said
+/// plainly (the driver only says the string is invalid). The port is not
+/// quoted: with an unencoded `/` in a password it may be part of it.
+fn bad_port_or_sslmode(url: &str) -> Option<String> {
+    const MODES: [&str; 6] = [
+        "disable",
+        "allow",
+        "prefer",
+        "require",
+        "verify-ca",
+        "verify-full",
+    ];
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let host_port = authority.rsplit('@').next().unwrap_or(authority);
+    if !host_port.starts_with('[') && authority.matches('@').count() <= 1 {
+        for part in host_port.split(',') {
+            if let Some((_, port)) = part.split_once(':')
+                && !port.is_empty()
+                && !port.chars().all(|c| c.is_ascii_digit())
+            {
+                return Some(
+                    "the port of the connection URL is not a number; write host:5432".to_string(),
+                );
+            }
+        }
+    }
+    let query = rest.split_once('?').map(|(_, query)| query)?;
+    let mode = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("sslmode="))?;
+    if MODES.contains(&mode) {
+        return None;
+    }
+    let shown = if mode.len() <= 20 && mode.chars().all(|c| c.is_ascii_alphabetic() || c == '-') {
+        format!("`{mode}` ")
+    } else {
+        String::new()
+    };
+    let hint = super::error::did_you_mean(mode, &MODES)
+        .map(|best| format!("did you mean `{best}`? "))
+        .unwrap_or_default();
+    Some(
+        format!("sslmode {shown}is not one of {}; {hint}", MODES.join(", "))
+            .trim_end_matches([' ', ';'])
+            .to_string(),
+    )
 }
 
 /// The URL without syncdeck's own TLS options (`sslmode=verify-*`,
@@ -157,6 +241,26 @@ fn without_tls_options(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bad_port_or_sslmode_is_named_not_blamed_on_the_password() {
+        let port = check_string("postgres://app:secret@127.0.0.1:54x2/db", "target")
+            .expect_err("not a port");
+        assert_eq!(
+            port,
+            "the port of the connection URL is not a number; write host:5432"
+        );
+        let mode = check_string("postgres://app:secret@db:5432/app?sslmode=requir", "target")
+            .expect_err("not a mode");
+        assert!(
+            mode.starts_with("sslmode `requir` is not one of disable, allow, prefer, require, verify-ca, verify-full")
+                && mode.contains("did you mean `require`?"),
+            "{mode}"
+        );
+        assert!(!mode.contains("secret") && !port.contains("secret"));
+        assert!(check_string("postgres://app@db:5432/app?sslmode=verify-full", "target").is_ok());
+        assert!(check_string("postgres://app@[::1]:5432/app", "target").is_ok());
+    }
 
     #[test]
     fn an_unencoded_at_in_a_password_is_refused_without_quoting_it() {
