@@ -1,5 +1,6 @@
-//! `syncdeck run` in a real 80-column terminal (tmux): its progress bar
-//! fits the width instead of wrapping, and Ctrl-C leaves no bar behind.
+//! `syncdeck run` in a real 80-column terminal (tmux): its progress line
+//! fits the width instead of wrapping, with speed and time left, and
+//! Ctrl-C leaves no bar behind.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -28,7 +29,7 @@ fn the_progress_bar_fits_80_columns_and_ctrl_c_clears_it() {
     let screen = tmux.wait_for("% ", "the progress bar");
     let bar = screen
         .lines()
-        .find(|line| line.contains("slow_copy_of_a_big_file") && line.contains('['))
+        .find(|line| line.contains("slow_copy_of_a_") && line.contains("% "))
         .unwrap_or_else(|| panic!("no bar line in:\n{screen}"))
         .to_string();
     // A line that wrapped would show as two when tmux joins wrapped lines.
@@ -55,7 +56,51 @@ fn the_progress_bar_fits_80_columns_and_ctrl_c_clears_it() {
     };
     let after_prompt = screen.rsplit("-c syncdeck.toml run").next().unwrap_or("");
     assert!(
-        !after_prompt.contains('['),
+        !after_prompt.contains("% "),
         "the bar `{bar}` stayed on screen after ctrl-c:\n{screen}"
     );
+}
+
+#[test]
+fn a_table_runs_progress_fits_80_columns_with_its_speed_and_time_left() {
+    let database = common::TestDatabase::create("cli_tmux");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.numbers (id int PRIMARY KEY, label text);
+         INSERT INTO src.numbers SELECT g, 'number ' || g FROM generate_series(1, 40000) g;
+         CREATE TABLE dst.numbers (LIKE src.numbers INCLUDING ALL);
+         CREATE FUNCTION dst.slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.1); RETURN NULL; END $$;
+         CREATE TRIGGER slow AFTER INSERT ON dst.numbers FOR EACH STATEMENT EXECUTE FUNCTION dst.slow();",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"orders_to_the_warehouse\"\ntype = \"table_sync\"\n[tasks.properties]\n\
+         source = \"{url}\"\ntarget = \"{url}\"\nsource_table = \"src.numbers\"\ntarget_table = \"dst.numbers\"\n\
+         primary_key = [\"id\"]\nbatch_size = 200\n",
+        url = database.url
+    ));
+    let tmux = Tmux::start(workspace.path(), 80, 24);
+    tmux.wait_for("shell$", "the shell prompt");
+    tmux.type_line(&format!(
+        "{} -c syncdeck.toml run",
+        env!("CARGO_BIN_EXE_syncdeck")
+    ));
+    let screen = tmux.wait_for("rows/s", "the progress line with its speed");
+    let line = screen
+        .lines()
+        .find(|line| line.contains("rows/s"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("% ") && line.contains("/40,000 rows"),
+        "{screen}"
+    );
+    assert!(line.contains("ETA"), "the time left shows: {screen}");
+    let lines = tmux.tmux(&["capture-pane", "-p", "-t", "main"]);
+    let joined = tmux.tmux(&["capture-pane", "-p", "-J", "-t", "main"]);
+    assert_eq!(
+        lines.lines().count(),
+        joined.lines().count(),
+        "a line wrapped past 80 columns:\n{lines}"
+    );
+    tmux.keys(&["C-c"]);
 }

@@ -157,20 +157,26 @@ fn counting_style() -> ProgressStyle {
         .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
-fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template(
-        "{prefix:24} [{bar:30}] {percent:>3}% {binary_bytes}/{binary_total_bytes} {wide_msg}",
-    )
-    .map(|style| style.progress_chars("=> "))
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-}
+/// Terminals narrower than this get no bar: the percentage, the counts
+/// and, first in the message, speed and time left still fit in 80 columns.
+const BAR_FROM_COLUMNS: u16 = 110;
 
-fn row_style() -> ProgressStyle {
-    ProgressStyle::with_template(
-        "{prefix:24} [{bar:30}] {percent:>3}% {human_pos}/{human_len} rows {wide_msg}",
-    )
-    .map(|style| style.progress_chars("=> "))
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
+/// The style of a run whose totals are known: bytes or `rows`, with a bar
+/// when the terminal is `columns` wide enough.
+fn total_style(rows: bool, columns: u16) -> ProgressStyle {
+    let done = if rows {
+        "{human_pos}/{human_len} rows"
+    } else {
+        "{binary_bytes}/{binary_total_bytes}"
+    };
+    let template = if columns >= BAR_FROM_COLUMNS {
+        format!("{{prefix:24}} [{{bar:30}}] {{percent:>3}}% {done} {{wide_msg}}")
+    } else {
+        format!("{{prefix:16!}} {{percent:>3}}% {done} · {{wide_msg}}")
+    };
+    ProgressStyle::with_template(&template)
+        .map(|style| style.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 /// A file run's counts; while it is still listing, copies already run, so
@@ -249,7 +255,8 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineE
             let rows = counters.counts_rows();
             if counters.totals_known && bar.length().is_none() {
                 bar.disable_steady_tick();
-                bar.set_style(if rows { row_style() } else { bar_style() });
+                let columns = console::Term::stderr().size().1;
+                bar.set_style(total_style(rows, columns.saturating_sub(RIGHT_MARGIN)));
             }
             if counters.totals_known {
                 match counters.rows_total {
