@@ -636,6 +636,50 @@ fn a_not_null_target_column_nothing_fills_stops_the_run_before_reading() {
 }
 
 #[test]
+fn a_mistyped_watermark_column_is_suggested_and_a_missing_index_is_warned_about() {
+    let database = TestDatabase::create("wmindex");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.orders (id int PRIMARY KEY, updated_at timestamptz NOT NULL);
+         INSERT INTO src.orders SELECT g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, 50) g;
+         CREATE TABLE dst.orders (LIKE src.orders INCLUDING ALL);",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.orders",
+        "dst.orders",
+        "mode = \"incremental\"\nwatermark_column = \"updatedat\"",
+    ));
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    let error = run_of(&runs, "t")["error"].as_str().unwrap_or("").to_string();
+    assert!(
+        error.contains("source has no column `updatedat`; did you mean `updated_at`?"),
+        "{error}"
+    );
+
+    workspace.write_config(&table_task(
+        &database,
+        "src.orders",
+        "dst.orders",
+        "mode = \"incremental\"\nwatermark_column = \"updated_at\"",
+    ));
+    let warning = "no index of the source table starts with the watermark column `updated_at`";
+    let (output, _) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let logs = workspace.logs();
+    assert!(logs.contains(warning), "{logs}");
+    assert!(logs.contains("create one on (updated_at, id)"), "{logs}");
+
+    database.execute("CREATE INDEX ON src.orders (updated_at, id)");
+    let before = workspace.logs().matches(warning).count();
+    let (output, _) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(workspace.logs().matches(warning).count(), before, "indexed now");
+}
+
+#[test]
 fn a_failing_batch_is_retried_recorded_and_later_loaded_alone() {
     let database = TestDatabase::create("faults");
     database.execute(

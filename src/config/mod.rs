@@ -8,7 +8,7 @@
 //! file's folder.
 
 mod credentials;
-mod error;
+pub(crate) mod error;
 pub mod jq;
 pub mod keys;
 pub mod location;

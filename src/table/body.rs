@@ -86,7 +86,14 @@ pub async fn plan(
     let target_endpoint = Endpoint::parse(properties.target.expose(), "target", task_id)?;
     let source = source_endpoint.connect().await?;
     let target = target_endpoint.connect().await?;
-    let layout = discover(properties, source_endpoint.dialect, &source, &target).await?;
+    let layout = discover(
+        properties,
+        source_endpoint.dialect,
+        &source_endpoint.name,
+        &source,
+        &target,
+    )
+    .await?;
     let watermark = watermark.filter(|_| *properties.mode.get_ref() == TableMode::Incremental);
     let lookback = lookback(properties, &layout)?.filter(|_| watermark.is_some());
     let rows = count_rows(

@@ -198,9 +198,54 @@ impl BatchBounds {
     }
 }
 
+/// Warns when no index of a PostgreSQL source table starts with the
+/// watermark column: each batch of an incremental run then sorts every
+/// row above the watermark.
+pub(crate) async fn warn_without_watermark_index(source: &Client, layout: &Layout) {
+    let (SourceRelation::Table(table), true, Some(watermark)) =
+        (&layout.relation, layout.watermark, layout.keys.first())
+    else {
+        return;
+    };
+    let indexed = source
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a \
+               ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+             WHERE i.indrelid = to_regclass($1) AND a.attname = $2)",
+            &[
+                &crate::postgres::sql::quote_qualified(table),
+                &watermark.name,
+            ],
+        )
+        .await
+        .map(|row| row.get::<_, bool>(0));
+    if let Ok(false) = indexed {
+        let keys: Vec<&str> = layout.keys.iter().map(|key| key.name.as_str()).collect();
+        tracing::warn!(
+            "no index of the source table starts with the watermark column `{}`: each batch sorts every row above the watermark; create one on ({})",
+            watermark.name,
+            keys.join(", ")
+        );
+    }
+}
+
+/// A column the source does not have, with the closest one it has.
+fn no_such_column(name: &str, source_types: &[(String, String)]) -> PgError {
+    let names: Vec<&str> = source_types
+        .iter()
+        .map(|(column, _)| column.as_str())
+        .collect();
+    let hint = match crate::config::error::did_you_mean(name, &names) {
+        Some(best) => format!("; did you mean `{best}`?"),
+        None => format!("; it has {}", names.join(", ")),
+    };
+    PgError::Setup(format!("source has no column `{name}`{hint}"))
+}
+
 pub(crate) async fn discover(
     properties: &TableSyncProperties,
     dialect: Dialect,
+    source_name: &str,
     source: &Client,
     target: &Client,
 ) -> Result<Layout, PgError> {
@@ -215,7 +260,12 @@ pub(crate) async fn discover(
             relation.relation_sql()
         ))
         .await
-        .map_err(|error| PgError::Setup(format!("cannot read the source: {}", describe(&error))))?;
+        .map_err(|error| {
+            PgError::Setup(format!(
+                "cannot read the source ({source_name}): {}",
+                describe(&error)
+            ))
+        })?;
     let source_types: Vec<(String, String)> = probe
         .columns()
         .iter()
@@ -228,7 +278,7 @@ pub(crate) async fn discover(
     let mut source_columns: Vec<SourceColumn> = Vec::new();
     let index_of = |name: &str, source_columns: &mut Vec<SourceColumn>| -> Result<usize, PgError> {
         let Some((_, type_name)) = source_types.iter().find(|(column, _)| column == name) else {
-            return Err(PgError::Setup(format!("source has no column `{name}`")));
+            return Err(no_such_column(name, &source_types));
         };
         Ok(
             match source_columns.iter().position(|column| column.name == name) {
@@ -375,7 +425,7 @@ pub(crate) async fn discover(
             .iter()
             .find(|(column, _)| *column == name)
             .map(|(_, type_name)| type_name.clone())
-            .ok_or_else(|| PgError::Setup(format!("source has no column `{name}`")))?;
+            .ok_or_else(|| no_such_column(&name, &source_types))?;
         key_indexes.push(index_of(&name, &mut source_columns)?);
         keys.push(KeyColumn { name, type_name });
     }

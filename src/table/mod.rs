@@ -74,7 +74,19 @@ async fn run_inner(
     let target_endpoint = Endpoint::parse(properties.target.expose(), "target", &context.task_id)?;
     let source = source_endpoint.connect().await?;
     let target = target_endpoint.connect().await?;
-    let layout = Arc::new(discover(properties, source_endpoint.dialect, &source, &target).await?);
+    let layout = Arc::new(
+        discover(
+            properties,
+            source_endpoint.dialect,
+            &source_endpoint.name,
+            &source,
+            &target,
+        )
+        .await?,
+    );
+    if source_endpoint.dialect == crate::postgres::Dialect::Postgres {
+        layout::warn_without_watermark_index(&source, &layout).await;
+    }
     let first_load =
         context.retry_items.is_none() && target_is_empty(&target, &layout.target_table).await?;
     drop(target);
