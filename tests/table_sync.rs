@@ -576,6 +576,62 @@ fn rows_the_target_rejects_are_found_by_halving_while_the_rest_of_their_batch_lo
 }
 
 #[test]
+fn failed_items_can_be_abandoned_even_after_their_task_left_the_config() {
+    let database = TestDatabase::create("abandon");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.orders (id int PRIMARY KEY, amount numeric);
+         INSERT INTO src.orders SELECT g, CASE WHEN g IN (3, 7) THEN -1 ELSE g END FROM generate_series(1, 20) g;
+         CREATE TABLE dst.orders (LIKE src.orders INCLUDING ALL, CHECK (amount >= 0));",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(&database, "src.orders", "dst.orders", ""));
+    let (output, _) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    let pending = || json_lines(&workspace.run(&["errors", "--json"]));
+    let items = pending();
+    assert_eq!(items.len(), 2, "{items:?}");
+    let first = items[0]["id"].as_i64().expect("id").to_string();
+
+    let output = workspace.run(&["abandon", "t", "--item", &first]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("abandoned 1 failed item(s) of task `t`"),
+        "{output:?}"
+    );
+    assert_eq!(pending().len(), 1);
+
+    // The task leaves the config; its last item can still be abandoned.
+    workspace.write_config(
+        &table_task(&database, "src.orders", "dst.orders", "")
+            .replace("id = \"t\"", "id = \"other\""),
+    );
+    let output = workspace.run(&["abandon", "t", "--all-failed"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(pending().is_empty());
+    let all = json_lines(&workspace.run(&["errors", "--all", "--json"]));
+    assert_eq!(all.len(), 2);
+    assert!(
+        all.iter().all(|item| item["status"] == "abandoned"),
+        "{all:?}"
+    );
+
+    let output = workspace.run(&["abandon", "nope", "--all-failed"]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "an unknown task is a usage error"
+    );
+    let output = workspace.run(&["abandon", "t"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("--all-failed"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn a_target_that_rejects_every_row_fails_each_batch_once_without_waiting() {
     let database = TestDatabase::create("rejectall");
     seed_numbers(&database, 2500);
@@ -653,7 +709,10 @@ fn a_mistyped_watermark_column_is_suggested_and_a_missing_index_is_warned_about(
     ));
     let (output, runs) = workspace.run_json(&[]);
     assert_eq!(output.status.code(), Some(1));
-    let error = run_of(&runs, "t")["error"].as_str().unwrap_or("").to_string();
+    let error = run_of(&runs, "t")["error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     assert!(
         error.contains("source has no column `updatedat`; did you mean `updated_at`?"),
         "{error}"
@@ -676,7 +735,11 @@ fn a_mistyped_watermark_column_is_suggested_and_a_missing_index_is_warned_about(
     let before = workspace.logs().matches(warning).count();
     let (output, _) = workspace.run_json(&[]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(workspace.logs().matches(warning).count(), before, "indexed now");
+    assert_eq!(
+        workspace.logs().matches(warning).count(),
+        before,
+        "indexed now"
+    );
 }
 
 #[test]

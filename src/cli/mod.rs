@@ -61,7 +61,7 @@ struct Cli {
     #[arg(short, long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Watch only: the console starts, retries, cancels and schedules
-    /// nothing; `run`, `retry` and `daemon` refuse
+    /// nothing; `run`, `retry`, `abandon` and `daemon` refuse
     #[arg(long, global = true)]
     read_only: bool,
     /// Mouse in the console: click selects a row, the wheel scrolls
@@ -131,6 +131,18 @@ enum Command {
         /// Print the retry's JSON summary on stdout
         #[arg(long)]
         json: bool,
+    },
+    /// Give up on failed items of TASK: retries skip them and `errors` no
+    /// longer lists them (`errors --all` shows them as abandoned)
+    Abandon {
+        /// The task whose failed items to abandon (also one no longer in the config)
+        task: String,
+        /// Ids of the failed items to abandon (from `syncdeck errors`)
+        #[arg(long = "item", alias = "batch", value_name = "ID", num_args = 1..)]
+        items: Vec<i64>,
+        /// Abandon every pending failed item of TASK
+        #[arg(long, conflicts_with = "items")]
+        all_failed: bool,
     },
     /// Run the schedules without the console, until SIGTERM or ctrl-c
     Daemon {
@@ -330,7 +342,7 @@ _syncdeck_with_task_ids() {
     local cur="${COMP_WORDS[COMP_CWORD]}" word
     for word in "${COMP_WORDS[@]:1:COMP_CWORD-1}"; do
         case "$word" in
-            run|plan|history|errors|retry)
+            run|plan|history|errors|retry|abandon)
                 if [[ "$cur" != -* ]]; then
                     COMPREPLY=($(compgen -W "$(_syncdeck_task_ids)" -- "$cur"))
                     return 0
@@ -350,6 +362,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         let starts = match &cli.command {
             Some(Command::Run(args)) if !args.dry_run => Some("run"),
             Some(Command::Retry { .. }) => Some("retry"),
+            Some(Command::Abandon { .. }) => Some("abandon"),
             Some(Command::Daemon { .. }) => Some("daemon"),
             _ => None,
         };
@@ -455,6 +468,11 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             all_failed,
             json,
         }) => retry::run(config_path, task, batch, all_failed, json).await,
+        Some(Command::Abandon {
+            task,
+            items,
+            all_failed,
+        }) => retry::abandon(config_path, task, items, all_failed).await,
     }
 }
 

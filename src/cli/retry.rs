@@ -1,6 +1,7 @@
 //! `syncdeck retry`: the failed items of a task run again, all pending
 //! ones (`--all-failed`) or those chosen by id (`--batch`), with the same
 //! progress and summary as `run`. Nothing pending is not an error.
+//! `syncdeck abandon` gives up on pending items instead.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -125,4 +126,65 @@ fn say_nothing_to_retry(message: &str, json: bool) {
     } else {
         out!("{message}");
     }
+}
+
+/// `syncdeck abandon`: marks pending failed items of `task` abandoned, all
+/// of them or those chosen by id. The task may be gone from the config:
+/// its items stay in the state store until abandoned.
+pub(super) async fn abandon(
+    config_path: Option<&Path>,
+    task: String,
+    ids: Vec<i64>,
+    all_failed: bool,
+) -> Result<u8, Failure> {
+    let config = load(config_path, Resolve::WithoutCredentials)?;
+    if ids.is_empty() && !all_failed {
+        return Err(usage(format!(
+            "abandon needs to know which items: `syncdeck abandon {task} --all-failed` gives up on every pending failed item, `--item ID…` on some (ids from `syncdeck errors {task}`)"
+        )));
+    }
+    let _logs = init_logs(&config, StderrLogs::Warnings);
+    let state = super::open_state(&config).await?;
+    let items = state
+        .failed_items(Some(&task), false)
+        .await
+        .context("cannot read failed items")?;
+    if items.is_empty() && config.task(&task).is_none() {
+        return Err(usage(config.unknown_task(&task)));
+    }
+    let unknown: Vec<String> = ids
+        .iter()
+        .filter(|id| !items.iter().any(|item| item.id == **id))
+        .map(i64::to_string)
+        .collect();
+    if !unknown.is_empty() {
+        return Err(usage(format!(
+            "task `{task}` has no failed item with id {}; `syncdeck errors {task} --all` lists its items",
+            unknown.join(", ")
+        )));
+    }
+    let chosen: Vec<i64> = items
+        .iter()
+        .filter(|item| item.status == crate::state::ItemStatus::Pending)
+        .filter(|item| all_failed || ids.contains(&item.id))
+        .map(|item| item.id)
+        .collect();
+    for id in &chosen {
+        state
+            .set_item_status(*id, crate::state::ItemStatus::Abandoned)
+            .await
+            .context("cannot mark a failed item abandoned")?;
+    }
+    let skipped = ids.len().saturating_sub(chosen.len());
+    let mut message = format!(
+        "abandoned {} failed item(s) of task `{task}`; `syncdeck errors {task} --all` still lists them",
+        chosen.len()
+    );
+    if !all_failed && skipped > 0 {
+        message.push_str(&format!(
+            " ({skipped} of the chosen were no longer pending)"
+        ));
+    }
+    out!("{message}");
+    Ok(0)
 }
