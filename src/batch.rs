@@ -73,7 +73,9 @@ pub(crate) async fn load_with_retries(
         };
         let message = crate::config::redact(&error.to_string()).into_owned();
         loader.forget_closed();
-        match retry.failed(&message, true).await {
+        // The schema or permissions refuse the statement: no wait helps.
+        let transient = !matches!(error, PgError::Setup(_));
+        match retry.failed(&message, transient).await {
             Next::Again => {}
             Next::Cancelled => return false,
             Next::GiveUp { attempts } => {

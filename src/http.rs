@@ -212,6 +212,7 @@ async fn run_inner(
     let endpoint = Endpoint::parse(properties.target.expose(), "target", &context.task_id)?;
     let target = endpoint.connect().await?;
     let types = catalog::target_columns(&target, &properties.target_table).await?;
+    catalog::check_conflict_key(&target, &properties.target_table, &properties.primary_key).await?;
     let mut columns = Columns {
         names_and_types: Vec::new(),
         sources: Vec::new(),

@@ -743,6 +743,59 @@ fn a_mistyped_watermark_column_is_suggested_and_a_missing_index_is_warned_about(
 }
 
 #[test]
+fn a_later_run_that_loads_a_failed_batchs_rows_resolves_it_and_a_wrong_key_stops_at_once() {
+    let database = TestDatabase::create("settle");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.orders (id int PRIMARY KEY, total numeric, updated_at timestamptz NOT NULL);
+         INSERT INTO src.orders SELECT g, g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 3000) g;
+         CREATE TABLE dst.orders (LIKE src.orders INCLUDING ALL);
+         CREATE FUNCTION dst.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.id BETWEEN 1001 AND 2000 THEN RAISE EXCEPTION 'order % is locked', NEW.id; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON dst.orders FOR EACH ROW EXECUTE FUNCTION dst.refuse();",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.orders",
+        "dst.orders",
+        "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nmax_retries = 0",
+    ));
+    let (_, runs) = workspace.run_json(&[]);
+    assert_eq!(run_of(&runs, "t")["status"], "partial");
+    assert_eq!(json_lines(&workspace.run(&["errors", "--json"])).len(), 1);
+
+    database.execute("DROP TRIGGER refuse ON dst.orders");
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(run_of(&runs, "t")["status"], "succeeded");
+    assert!(
+        json_lines(&workspace.run(&["errors", "--json"])).is_empty(),
+        "the batch's rows loaded: nothing is left pending"
+    );
+    let all = json_lines(&workspace.run(&["errors", "--all", "--json"]));
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["status"], "resolved");
+    assert_eq!(
+        database.except_both_ways("src.orders", "dst.orders"),
+        (0, 0)
+    );
+
+    // A key the target has no unique index on: refused before reading.
+    database.execute("ALTER TABLE dst.orders DROP CONSTRAINT orders_pkey");
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    let run = run_of(&runs, "t");
+    assert_eq!(counter(run, "rows_extracted"), 0);
+    assert!(
+        run["error"].as_str().is_some_and(|error| error.contains(
+            "target table `dst.orders` has no primary key or unique index on exactly (id)"
+        ) && error.contains("it has none")),
+        "{run}"
+    );
+}
+
+#[test]
 fn a_failing_batch_is_retried_recorded_and_later_loaded_alone() {
     let database = TestDatabase::create("faults");
     database.execute(

@@ -46,6 +46,61 @@ pub(crate) async fn required_columns(target: &Client, table: &str) -> Result<Vec
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
+/// Checks that the target has a primary key or unique index on exactly
+/// the columns of `key` (in any order), which `INSERT … ON CONFLICT (key)`
+/// needs: without one every upsert fails.
+pub(crate) async fn check_conflict_key(
+    target: &Client,
+    table: &str,
+    key: &[String],
+) -> Result<(), PgError> {
+    let rows = target
+        .query(
+            "SELECT array_agg(a.attname::text ORDER BY k.position) \
+             FROM pg_index i \
+             CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, position) \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+             WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indpred IS NULL \
+               AND k.position <= i.indnkeyatts \
+             GROUP BY i.indexrelid HAVING bool_and(k.attnum > 0) \
+             ORDER BY bool_or(i.indisprimary) DESC, i.indexrelid",
+            &[&sql::quote_qualified(table)],
+        )
+        .await
+        .map_err(|error| {
+            PgError::Setup(format!(
+                "cannot read the target table: {}",
+                describe(&error)
+            ))
+        })?;
+    let keys: Vec<Vec<String>> = rows.iter().map(|row| row.get(0)).collect();
+    let mut wanted: Vec<&str> = key.iter().map(String::as_str).collect();
+    wanted.sort_unstable();
+    let matches = keys.iter().any(|columns| {
+        let mut columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        columns.sort_unstable();
+        columns == wanted
+    });
+    if matches {
+        return Ok(());
+    }
+    let theirs = if keys.is_empty() {
+        "it has none".to_string()
+    } else {
+        format!(
+            "its unique keys are {}",
+            keys.iter()
+                .map(|columns| format!("({})", columns.join(", ")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    Err(PgError::Setup(format!(
+        "target table `{table}` has no primary key or unique index on exactly ({}), which loading needs (INSERT … ON CONFLICT); {theirs}: set primary_key to one of them, or add one",
+        key.join(", ")
+    )))
+}
+
 pub(crate) async fn target_is_empty(target: &Client, table: &str) -> Result<bool, PgError> {
     let sql = format!(
         "SELECT NOT EXISTS (SELECT 1 FROM {})",

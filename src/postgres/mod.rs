@@ -39,17 +39,30 @@ pub enum PgError {
 }
 
 /// The error of a statement that loaded rows: [`PgError::Rejected`] when
-/// the server refused the rows themselves, otherwise
-/// [`PgError::Database`] (the connection or the server, worth a retry).
+/// the server refused the rows themselves, [`PgError::Setup`] when the
+/// target's schema or permissions refuse the statement (SQLSTATE class 42:
+/// a missing column, no unique index for `ON CONFLICT`, no privilege; it
+/// fails the same way for every batch), otherwise [`PgError::Database`]
+/// (the connection or the server, worth a retry).
 pub(crate) fn load_error(error: &tokio_postgres::Error) -> PgError {
-    let rejected = error.as_db_error().is_some_and(|db| {
-        let code = db.code().code();
-        ["21", "22", "23"]
-            .iter()
-            .any(|class| code.starts_with(class))
-    });
-    if rejected {
-        PgError::Rejected(describe(error))
+    let Some(db) = error.as_db_error() else {
+        return PgError::Database(describe(error));
+    };
+    let code = db.code().code();
+    if ["21", "22", "23"]
+        .iter()
+        .any(|class| code.starts_with(class))
+    {
+        // The row's values are in the server's detail ("Failing row
+        // contains (…)"): personal data, and the key already names it.
+        let detail = db
+            .detail()
+            .filter(|detail| !detail.starts_with("Failing row contains"))
+            .map(|detail| format!(" ({detail})"))
+            .unwrap_or_default();
+        PgError::Rejected(format!("{code}: {}{detail}", db.message()))
+    } else if code.starts_with("42") {
+        PgError::Setup(describe(error))
     } else {
         PgError::Database(describe(error))
     }

@@ -7,7 +7,7 @@ use tokio_postgres::Client;
 use super::sql::{KeyColumn, Read, SourceColumn, SourceRelation};
 use crate::config::jq::{FieldKind, Program};
 use crate::config::{TableMode, TableSyncProperties};
-use crate::postgres::catalog::{required_columns, target_columns};
+use crate::postgres::catalog::{check_conflict_key, required_columns, target_columns};
 use crate::postgres::coerce::ValueType;
 use crate::postgres::{Dialect, PgError, describe};
 
@@ -274,6 +274,7 @@ pub(crate) async fn discover(
 
     let target_table = properties.target_table.get_ref().clone();
     let target_types = target_columns(target, &target_table).await?;
+    check_conflict_key(target, &target_table, properties.primary_key.get_ref()).await?;
 
     let mut source_columns: Vec<SourceColumn> = Vec::new();
     let index_of = |name: &str, source_columns: &mut Vec<SourceColumn>| -> Result<usize, PgError> {

@@ -436,6 +436,7 @@ async fn run_inner(
         resolve_spans(context, spans_read, spans_failed).await;
         if !retrying_batches {
             settle_bad_rows(context).await;
+            settle_failed_batches(context).await;
         }
     }
     let counters = context.counters();
@@ -720,6 +721,19 @@ async fn load_batch(
         tracing::warn!(%error, "could not mark the batch resolved");
     }
     loaded
+}
+
+/// A run that read to its end re-read the rows of every batch an earlier
+/// run failed (full mode reads everything; in incremental mode the
+/// watermark stays before a failed batch). If none of its own batches
+/// failed, those rows are loaded now: their items are resolved.
+async fn settle_failed_batches(context: &RunContext) {
+    if context.counters().batches_failed > 0 {
+        return;
+    }
+    context
+        .resolve_pending(|item| item.kind == ItemKind::Batch && item.run_id != context.run_id)
+        .await;
 }
 
 /// A run that read to its end read every row again (full mode) or every
