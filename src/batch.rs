@@ -24,17 +24,19 @@ const REJECTED_ROWS_PER_BATCH: u64 = 10;
 /// tests) shortens it.
 const FLUSH_WAIT: Duration = Duration::from_secs(60);
 
-/// Records a row that cannot be loaded under `key` (the primary key's
-/// values), while fewer than [`BAD_ROWS_KEPT`] were recorded this run.
-/// `skipped_in_batch` counts this batch's bad rows so far, this one too.
-pub(crate) async fn record_bad_row(
-    context: &RunContext,
-    skipped_in_batch: u64,
-    key: &str,
-    reason: &str,
-) {
-    if context.counters().rows_skipped + skipped_in_batch <= BAD_ROWS_KEPT {
-        context.record_failure(ItemKind::Row, key, reason, 1).await;
+/// Skips rows that cannot be loaded, each `(key, reason)` (the key names
+/// the row by its primary key): counts them (`rows_skipped`) and records
+/// the first [`BAD_ROWS_KEPT`] of the run. A row an operator abandoned is
+/// only counted apart, so it neither fails the run nor holds the watermark.
+pub(crate) async fn skip_bad_rows(context: &RunContext, bad: &[(String, String)]) {
+    for (key, reason) in bad {
+        if context.skips_abandoned_row(key).await {
+            continue;
+        }
+        context.update_counters(|counters| counters.rows_skipped += 1);
+        if context.counters().rows_skipped <= BAD_ROWS_KEPT {
+            context.record_failure(ItemKind::Row, key, reason, 1).await;
+        }
     }
 }
 
@@ -165,9 +167,8 @@ async fn load_in_halves(
             for (key, error) in &rejected {
                 tracing::warn!(item = label, row = %key, %error, "the target rejected a row");
                 context.emit_item_failed(&format!("row {key}"), error, 1, 1, None);
-                context.update_counters(|counters| counters.rows_skipped += 1);
-                record_bad_row(context, 0, key, error).await;
             }
+            skip_bad_rows(context, &rejected).await;
             context.update_counters(|counters| counters.batches_done += 1);
             true
         }

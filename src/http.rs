@@ -443,15 +443,10 @@ async fn sync_page(
         .cloned()
         .unwrap_or_default();
     let transformed = transform(&items, columns, properties, context);
-    let mut skipped = 0;
-    for (key, reason) in &transformed.bad {
-        skipped += 1;
-        crate::batch::record_bad_row(context, skipped, key, reason).await;
-    }
+    crate::batch::skip_bad_rows(context, &transformed.bad).await;
     let rows = transformed.rows;
     context.update_counters(|counters| {
         counters.rows_extracted += items.len() as u64;
-        counters.rows_skipped += skipped;
         counters.rows_filtered += transformed.filtered;
     });
 

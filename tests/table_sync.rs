@@ -632,6 +632,57 @@ fn failed_items_can_be_abandoned_even_after_their_task_left_the_config() {
 }
 
 #[test]
+fn an_abandoned_bad_row_no_longer_holds_the_watermark() {
+    let database = TestDatabase::create("abandonwm");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.orders (id int PRIMARY KEY, amount numeric, updated_at timestamptz NOT NULL);
+         INSERT INTO src.orders SELECT g, CASE WHEN g = 5 THEN -1 ELSE g END,
+             timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 30) g;
+         CREATE TABLE dst.orders (LIKE src.orders INCLUDING ALL, CHECK (amount >= 0));",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.orders",
+        "dst.orders",
+        "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nwatermark_lookback = \"0s\"",
+    ));
+    let (_, runs) = workspace.run_json(&[]);
+    assert_eq!(run_of(&runs, "t")["status"], "partial");
+    assert_eq!(watermark(&workspace), None);
+
+    let output = workspace.run(&["abandon", "t", "--all-failed"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(counter(run, "rows_skipped"), 0);
+    assert!(
+        run["warning"].as_str().is_some_and(|warning| warning
+            .contains("1 abandoned row(s) still cannot be loaded and were skipped again")),
+        "{run}"
+    );
+    assert!(
+        watermark(&workspace).is_some(),
+        "the watermark moves past it"
+    );
+    assert!(json_lines(&workspace.run(&["errors", "--json"])).is_empty());
+
+    // Fixed and touched at the source later: it loads like any change.
+    database.execute(
+        "UPDATE src.orders SET amount = 5, updated_at = updated_at + interval '1 day' WHERE id = 5",
+    );
+    let (output, _) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        database.except_both_ways("src.orders", "dst.orders"),
+        (0, 0)
+    );
+}
+
+#[test]
 fn a_target_that_rejects_every_row_fails_each_batch_once_without_waiting() {
     let database = TestDatabase::create("rejectall");
     seed_numbers(&database, 2500);

@@ -467,6 +467,7 @@ impl Engine {
             retry_items,
             counters: SharedCounters::default(),
             stop_reason,
+            abandoned_rows: Default::default(),
         };
         let span = tracing::info_span!("run", task_id = %task.id, run_id);
         async {

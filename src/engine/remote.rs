@@ -170,6 +170,7 @@ impl Engine {
                 retry_items: None,
                 counters,
                 stop_reason: StopReason::default(),
+                abandoned_rows: Default::default(),
             };
             span.in_scope(|| {
                 self.watch_in_background(context, record.trigger, record.started_at, job)

@@ -465,6 +465,13 @@ async fn run_inner(
             counters.rows_extracted
         ));
     }
+    let abandoned = context.abandoned_rows_skipped();
+    if abandoned > 0 {
+        warnings.push(format!(
+            "{abandoned} abandoned row(s) still cannot be loaded and were skipped again; `syncdeck errors {} --all` lists them",
+            context.task_id
+        ));
+    }
     for warning in &warnings {
         tracing::warn!("{warning}");
     }
@@ -527,7 +534,13 @@ async fn run_inner(
     if counters.batches_failed > 0 {
         reasons.push(format!("{} batch(es) failed", counters.batches_failed));
     }
-    if counters.rows_skipped > 0 {
+    if counters.rows_skipped > crate::batch::BAD_ROWS_KEPT {
+        reasons.push(format!(
+            "{} row(s) skipped (the first {} are recorded)",
+            counters.rows_skipped,
+            crate::batch::BAD_ROWS_KEPT
+        ));
+    } else if counters.rows_skipped > 0 {
         reasons.push(format!("{} row(s) skipped", counters.rows_skipped));
     }
     Ok(TaskOutcome::new(
@@ -688,15 +701,10 @@ async fn load_batch(
             return false;
         }
     };
-    let mut skipped = 0;
-    for (key, reason) in &transformed.bad {
-        skipped += 1;
-        crate::batch::record_bad_row(context, skipped, key, reason).await;
-    }
+    crate::batch::skip_bad_rows(context, &transformed.bad).await;
     let good = transformed.rows;
     context.update_counters(|counters| {
         counters.rows_extracted += extracted;
-        counters.rows_skipped += skipped;
         counters.rows_filtered += transformed.filtered;
     });
 

@@ -110,6 +110,17 @@ impl StopReason {
     }
 }
 
+/// Bad rows an operator abandoned (`syncdeck abandon`): a run skips them
+/// without recording them again or holding the watermark for them.
+#[derive(Clone, Default)]
+pub(crate) struct AbandonedRows {
+    /// Their keys, read from the state store when the run meets its first
+    /// bad row.
+    keys: Arc<tokio::sync::OnceCell<std::collections::HashSet<String>>>,
+    /// How many this run skipped.
+    skipped: Arc<std::sync::atomic::AtomicU64>,
+}
+
 #[derive(Clone)]
 pub struct RunContext {
     pub(crate) run_id: RunId,
@@ -125,6 +136,7 @@ pub struct RunContext {
     pub(crate) counters: SharedCounters,
     /// Set when something other than the operator stopped the run.
     pub(crate) stop_reason: StopReason,
+    pub(crate) abandoned_rows: AbandonedRows,
 }
 
 impl RunContext {
@@ -195,6 +207,43 @@ impl RunContext {
         if let Err(error) = self.state.record_failed_item(&item).await {
             tracing::error!(%error, item = key, "could not record a failure");
         }
+    }
+
+    /// Whether the bad row `key` is one an operator abandoned; counts it.
+    pub(crate) async fn skips_abandoned_row(&self, key: &str) -> bool {
+        let keys = self
+            .abandoned_rows
+            .keys
+            .get_or_init(|| async {
+                match self.state.failed_items(Some(&self.task_id), false).await {
+                    Ok(items) => items
+                        .into_iter()
+                        .filter(|item| {
+                            item.kind == ItemKind::Row && item.status == ItemStatus::Abandoned
+                        })
+                        .map(|item| item.key)
+                        .collect(),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot read abandoned rows; recording every bad row");
+                        std::collections::HashSet::new()
+                    }
+                }
+            })
+            .await;
+        let abandoned = keys.contains(key);
+        if abandoned {
+            self.abandoned_rows
+                .skipped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        abandoned
+    }
+
+    /// Abandoned bad rows this run skipped.
+    pub(crate) fn abandoned_rows_skipped(&self) -> u64 {
+        self.abandoned_rows
+            .skipped
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Marks this task's pending failed items that `settled` picks as resolved.
