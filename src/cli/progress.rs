@@ -283,12 +283,26 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineE
             retry_in,
             ..
         } => {
-            let next = retry_in
-                .map(|wait| format!(", retrying in {}", humantime::format_duration(wait)))
-                .unwrap_or_default();
-            let _ = multi.println(crate::config::redact(&format!(
-                "{task_id}: {path} failed (attempt {attempt}/{max_attempts}{next}): {error}"
-            )));
+            let how = match retry_in {
+                Some(wait) => format!(
+                    "attempt {attempt}/{max_attempts}, retrying in {}",
+                    humantime::format_duration(wait)
+                ),
+                None if max_attempts == 1 => "not retried".to_string(),
+                None => format!("attempt {attempt}/{max_attempts}"),
+            };
+            let line = crate::config::redact(&format!("{task_id}: {path} failed ({how}): {error}"))
+                .into_owned();
+            // Fitted between words, as the summaries are: the terminal
+            // would break them anywhere.
+            let columns = console::Term::stderr()
+                .size()
+                .1
+                .saturating_sub(RIGHT_MARGIN);
+            let _ = multi.println(super::report::fit(
+                &line,
+                Some(usize::from(columns.max(20))),
+            ));
         }
         EngineEvent::RunFinished { record } => {
             if let Some(run) = bars.remove(&record.run_id) {

@@ -391,9 +391,9 @@ pub(crate) async fn discover(
             .filter(|name| !columns.iter().any(|column| column.target == *name))
             .collect();
         if !unsynced.is_empty() {
-            tracing::info!(
+            tracing::warn!(
                 columns = %unsynced.join(", "),
-                "source columns the target table has no column for are not synced"
+                "source columns the target table has no column for are not synced; list the columns to sync in [columns] to choose them and silence this"
             );
         }
     }

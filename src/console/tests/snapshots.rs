@@ -309,10 +309,13 @@ fn a_table_runs_detail_lists_failed_batches_and_says_when_none_failed() {
     app.update(key(KeyCode::Enter));
     let running = screen(&app, 80, 24);
     assert!(
-        running.contains("Failed batches (newest first)"),
+        running.contains("Failed batches and rows (newest first)"),
         "{running}"
     );
-    assert!(running.contains("no batch has failed so far"), "{running}");
+    assert!(
+        running.contains("no batch or row has failed so far"),
+        "{running}"
+    );
     assert!(!running.contains("nothing decided yet"), "{running}");
 
     let mut finished = record(7, "orders_table", RunStatus::Succeeded, 1, 0, 0, None);
@@ -326,7 +329,7 @@ fn a_table_runs_detail_lists_failed_batches_and_says_when_none_failed() {
         record: Box::new(finished),
     }));
     let done = screen(&app, 80, 24);
-    assert!(done.contains("no batch failed"), "{done}");
+    assert!(done.contains("no batch or row failed"), "{done}");
     assert!(!done.contains("so far"), "{done}");
     assert!(!done.contains("last 0s"), "{done}");
 }

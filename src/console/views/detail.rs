@@ -634,7 +634,7 @@ impl Widget for DetailView<'_> {
         // Table runs report a batch only when it fails.
         let rows = shown.is_some_and(ActiveRun::is_rows);
         let title = if rows {
-            "Failed batches (newest first)"
+            "Failed batches and rows (newest first)"
         } else {
             "Recent items (newest first)"
         };
@@ -653,8 +653,8 @@ impl Widget for DetailView<'_> {
             Some(_) => {
                 let running = live(task, app).is_some();
                 let none = match (rows, running) {
-                    (true, true) => " no batch has failed so far",
-                    (true, false) => " no batch failed",
+                    (true, true) => " no batch or row has failed so far",
+                    (true, false) => " no batch or row failed",
                     (false, true) => " nothing decided yet",
                     (false, false) => " no file was synced, skipped or failed",
                 };
