@@ -846,6 +846,91 @@ fn a_later_run_that_loads_a_failed_batchs_rows_resolves_it_and_a_wrong_key_stops
     );
 }
 
+/// Forwards connections on `port` to `to` (host:port) once `after` has
+/// passed: a server that comes up while a run waits for it.
+fn forward_later(port: u16, to: String, after: Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the forwarder");
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(&to) else {
+                continue;
+            };
+            for (mut from, mut into) in [
+                (
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                ),
+                (server, client),
+            ] {
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut from, &mut into);
+                    let _ = into.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        }
+    });
+}
+
+#[test]
+fn a_run_waits_for_a_server_that_is_not_up_yet_but_not_for_a_refused_login() {
+    let database = TestDatabase::create("connectretry");
+    seed_numbers(&database, 100);
+    // postgres://user@host:port/db?… : the same database through a port
+    // where nothing listens for the first 1.5 s.
+    let (head, rest) = database.url.split_once('@').expect("user@host");
+    let (address, tail) = rest.split_once('/').expect("host/db");
+    let port = common::free_port();
+    forward_later(port, address.to_string(), Duration::from_millis(1500));
+    let late = format!("{head}@127.0.0.1:{port}/{tail}");
+    let workspace = Workspace::new();
+    workspace.write_config(
+        &table_task(
+            &database,
+            "src.numbers",
+            "dst.numbers",
+            "max_retries = 3\nretry_backoff = \"1s\"",
+        )
+        .replacen(
+            &format!("source = \"{}\"", database.url),
+            &format!("source = \"{late}\""),
+            1,
+        ),
+    );
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(run_of(&runs, "t")["status"], "succeeded");
+    assert!(workspace.logs().contains("connecting failed; trying again"));
+    assert_eq!(database.count("SELECT count(*) FROM dst.numbers"), 100);
+
+    // A role the server does not know: no wait helps.
+    let (_, rest) = database.url.split_once("://").expect("scheme");
+    let (_, after_user) = rest.split_once('@').expect("user");
+    let stranger = format!("postgres://no_such_role_here@{after_user}");
+    workspace.write_config(
+        &table_task(
+            &database,
+            "src.numbers",
+            "dst.numbers",
+            "max_retries = 3\nretry_backoff = \"1s\"",
+        )
+        .replacen(
+            &format!("source = \"{}\"", database.url),
+            &format!("source = \"{stranger}\""),
+            1,
+        ),
+    );
+    let before = workspace.logs().matches("connecting failed").count();
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(run_of(&runs, "t")["status"], "failed");
+    assert_eq!(
+        workspace.logs().matches("connecting failed").count(),
+        before
+    );
+}
+
 #[test]
 fn a_failing_batch_is_retried_recorded_and_later_loaded_alone() {
     let database = TestDatabase::create("faults");

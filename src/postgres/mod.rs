@@ -136,13 +136,54 @@ impl Endpoint {
     }
 
     pub(crate) async fn connect(&self) -> Result<Client, PgError> {
+        self.try_connect().await.map_err(|(error, _)| error)
+    }
+
+    /// Connects as [`Endpoint::connect`], waiting and trying again up to
+    /// `retries` times (doubling from `backoff`) while the server cannot
+    /// be reached or is starting, stopping or full: a restart or a
+    /// failover at the start of a run. Refused logins fail at once.
+    pub(crate) async fn connect_with_retries(
+        &self,
+        retries: u32,
+        backoff: std::time::Duration,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> Result<Client, PgError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (error, transient) = match self.try_connect().await {
+                Ok(client) => return Ok(client),
+                Err(failure) => failure,
+            };
+            if !transient || attempt > retries {
+                return Err(error);
+            }
+            let wait = crate::task::retry::backoff(backoff, attempt);
+            tracing::warn!(attempt, %error, "connecting failed; trying again in {}", humantime::format_duration(wait));
+            tokio::select! {
+                _ = cancel.cancelled() => return Err(PgError::Cancelled),
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// A connection, or the error and whether waiting may help.
+    async fn try_connect(&self) -> Result<Client, (PgError, bool)> {
         let tls = tls_connector(self.verify.as_ref());
         let (client, connection) = self.config.connect(tls).await.map_err(|error| {
-            PgError::Database(format!(
+            // No server answer (refused, reset, timed out), or a server
+            // that is starting, shutting down or out of connections.
+            let transient = error.as_db_error().is_none_or(|db| {
+                let code = db.code().code();
+                code.starts_with("08") || code.starts_with("57P") || code == "53300"
+            });
+            let error = PgError::Database(format!(
                 "cannot connect to {}: {}",
                 self.name,
                 describe(&error)
-            ))
+            ));
+            (error, transient)
         })?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
@@ -152,7 +193,10 @@ impl Endpoint {
         client
             .batch_execute("SET TimeZone TO 'UTC'")
             .await
-            .map_err(|error| PgError::Database(format!("{}: {}", self.name, describe(&error))))?;
+            .map_err(|error| {
+                let error = PgError::Database(format!("{}: {}", self.name, describe(&error)));
+                (error, true)
+            })?;
         Ok(client)
     }
 }

@@ -72,8 +72,13 @@ async fn run_inner(
 ) -> Result<TaskOutcome, PgError> {
     let source_endpoint = Endpoint::parse(properties.source.expose(), "source", &context.task_id)?;
     let target_endpoint = Endpoint::parse(properties.target.expose(), "target", &context.task_id)?;
-    let source = source_endpoint.connect().await?;
-    let target = target_endpoint.connect().await?;
+    let (retries, backoff) = (properties.max_retries, properties.retry_backoff);
+    let source = source_endpoint
+        .connect_with_retries(retries, backoff, &context.cancel)
+        .await?;
+    let target = target_endpoint
+        .connect_with_retries(retries, backoff, &context.cancel)
+        .await?;
     let layout = Arc::new(
         discover(
             properties,
