@@ -815,6 +815,12 @@ fn a_later_run_that_loads_a_failed_batchs_rows_resolves_it_and_a_wrong_key_stops
     let (_, runs) = workspace.run_json(&[]);
     assert_eq!(run_of(&runs, "t")["status"], "partial");
     assert_eq!(json_lines(&workspace.run(&["errors", "--json"])).len(), 1);
+    let listed = String::from_utf8_lossy(&workspace.run(&["errors"]).stdout).to_string();
+    assert!(
+        listed.contains(", 1000]..(2026-01-02 09:20:00+00, 2000]")
+            && !listed.contains("\"through\""),
+        "a failed batch is shown by its bounds in words: {listed}"
+    );
 
     database.execute("DROP TRIGGER refuse ON dst.orders");
     let (output, runs) = workspace.run_json(&[]);

@@ -410,25 +410,50 @@ pub(super) fn failed_items(items: &[FailedItem], json: bool) {
         out!("no failed items");
         return;
     }
+    // A failed batch's key is its recorded bounds (JSON): shown in words.
+    let shown: Vec<String> = items
+        .iter()
+        .map(|item| crate::table::readable_item_key(&item.key).unwrap_or_else(|| item.key.clone()))
+        .collect();
+    let task_width = items
+        .iter()
+        .map(|item| item.task_id.chars().count())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let item_width = shown
+        .iter()
+        .map(|key| key.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 40);
+    let width = terminal_width();
     out!(
-        "{:>5}  {:<24} {:<6} {:>8} {:<9} {:<30}  ERROR",
-        "ID",
-        "TASK",
-        "KIND",
-        "ATTEMPTS",
-        "STATUS",
-        "ITEM"
+        "{}",
+        fit(
+            &format!(
+                "{:>5}  {:<task_width$}  {:<5}  {:>8}  {:<9}  {:<item_width$}  ERROR",
+                "ID", "TASK", "KIND", "ATTEMPTS", "STATUS", "ITEM"
+            ),
+            width
+        )
     );
-    for item in items {
+    for (item, key) in items.iter().zip(&shown) {
         out!(
-            "{:>5}  {:<24} {:<6} {:>8} {:<9} {:<30}  {}",
-            item.id,
-            item.task_id,
-            item.kind.as_str(),
-            item.attempts,
-            item.status.as_str(),
-            item.key,
-            item.error
+            "{}",
+            fit(
+                &format!(
+                    "{:>5}  {:<task_width$}  {:<5}  {:>8}  {:<9}  {:<item_width$}  {}",
+                    item.id,
+                    item.task_id,
+                    item.kind.as_str(),
+                    item.attempts,
+                    item.status.as_str(),
+                    key,
+                    item.error
+                ),
+                width
+            )
         );
     }
 }

@@ -61,6 +61,14 @@ struct Batch {
     of_item: Option<i64>,
 }
 
+/// A failed batch's recorded key (its bounds, JSON) in words, as the log
+/// names the batch; `None` for any other key.
+pub(crate) fn readable_item_key(key: &str) -> Option<String> {
+    serde_json::from_str::<BatchBounds>(key)
+        .ok()
+        .map(|bounds| bounds.describe())
+}
+
 /// Runs a table sync task.
 pub(crate) async fn run(properties: &TableSyncProperties, context: &RunContext) -> TaskOutcome {
     TaskOutcome::of(run_inner(properties, context).await, &context.cancel)
