@@ -139,14 +139,14 @@ impl Endpoint {
         self.try_connect().await.map_err(|(error, _)| error)
     }
 
-    /// Connects as [`Endpoint::connect`], waiting and trying again up to
-    /// `retries` times (doubling from `backoff`) while the server cannot
-    /// be reached or is starting, stopping or full: a restart or a
-    /// failover at the start of a run. Refused logins fail at once.
+    /// Connects as [`Endpoint::connect`], waiting `backoff(attempt)` and
+    /// trying again up to `retries` times while the server cannot be
+    /// reached or is starting, stopping or full: a restart or a failover
+    /// at the start of a run. Refused logins fail at once.
     pub(crate) async fn connect_with_retries(
         &self,
         retries: u32,
-        backoff: std::time::Duration,
+        backoff: impl Fn(u32) -> std::time::Duration,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> Result<Client, PgError> {
         let mut attempt = 0;
@@ -159,7 +159,7 @@ impl Endpoint {
             if !transient || attempt > retries {
                 return Err(error);
             }
-            let wait = crate::task::retry::backoff(backoff, attempt);
+            let wait = backoff(attempt);
             tracing::warn!(attempt, %error, "connecting failed; trying again in {}", humantime::format_duration(wait));
             tokio::select! {
                 _ = cancel.cancelled() => return Err(PgError::Cancelled),

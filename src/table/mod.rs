@@ -80,12 +80,13 @@ async fn run_inner(
 ) -> Result<TaskOutcome, PgError> {
     let source_endpoint = Endpoint::parse(properties.source.expose(), "source", &context.task_id)?;
     let target_endpoint = Endpoint::parse(properties.target.expose(), "target", &context.task_id)?;
-    let (retries, backoff) = (properties.max_retries, properties.retry_backoff);
+    let retries = properties.max_retries;
+    let wait = |attempt| crate::task::retry::backoff(properties.retry_backoff, attempt);
     let source = source_endpoint
-        .connect_with_retries(retries, backoff, &context.cancel)
+        .connect_with_retries(retries, wait, &context.cancel)
         .await?;
     let target = target_endpoint
-        .connect_with_retries(retries, backoff, &context.cancel)
+        .connect_with_retries(retries, wait, &context.cancel)
         .await?;
     let layout = Arc::new(
         discover(
