@@ -407,11 +407,8 @@ fn finished_lines(task: &TaskState, app: &App, theme: Theme) -> Vec<Line<'static
         let retry = app.keymap.label("retry");
         let shown = pending.len().min(3);
         let of_run = if opened.is_some() { " of this run" } else { "" };
-        let count = if shown < pending.len() {
-            format!("{shown} of {}", pending.len())
-        } else {
-            pending.len().to_string()
-        };
+        // All of them: the first few follow, then "+N more".
+        let count = pending.len();
         lines.push(Line::styled(
             format!("{count} failed item(s){of_run} pending · {retry} to retry"),
             theme.warn(),
