@@ -337,7 +337,11 @@ pub(super) fn history(runs: &[RunRecord], kinds: &Kinds, json: bool) {
     } else {
         ("SYNCED", "MOVED")
     };
-    out!(
+    // Fitted between fields and words to a terminal: it would break them
+    // anywhere.
+    let width = terminal_width();
+    let line = |text: String| out!("{}", fit(&text, width));
+    line(format!(
         "{:>6}  {:<24} {:<9} {:<11} {:<20}{} {:>9} {:>8} {:>7} {:>6} {:>10}  ERROR",
         "RUN",
         "TASK",
@@ -350,7 +354,7 @@ pub(super) fn history(runs: &[RunRecord], kinds: &Kinds, json: bool) {
         "SKIPPED",
         "FAILED",
         moved_header
-    );
+    ));
     for run in runs {
         let duration = run
             .duration_ms
@@ -378,7 +382,7 @@ pub(super) fn history(runs: &[RunRecord], kinds: &Kinds, json: bool) {
                 size(counters.bytes_done),
             )
         };
-        out!(
+        line(format!(
             "{:>6}  {:<24} {:<9} {:<11} {:<20}{} {:>9} {:>8} {:>7} {:>6} {:>10}  {}",
             run.run_id,
             run.task_id,
@@ -395,7 +399,7 @@ pub(super) fn history(runs: &[RunRecord], kinds: &Kinds, json: bool) {
                 .as_deref()
                 .or(run.warning.as_deref())
                 .unwrap_or(""),
-        );
+        ));
     }
 }
 
