@@ -935,6 +935,38 @@ fn a_run_waits_for_a_server_that_is_not_up_yet_but_not_for_a_refused_login() {
         workspace.logs().matches("connecting failed").count(),
         before
     );
+
+    // A server that accepts connections and never answers: each attempt
+    // ends at the URL's connect_timeout, then the run fails.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        let held: Vec<_> = silent.incoming().flatten().collect();
+        drop(held);
+    });
+    let mute = format!("{head}@127.0.0.1:{silent_port}/{tail}&connect_timeout=1");
+    workspace.write_config(
+        &table_task(
+            &database,
+            "src.numbers",
+            "dst.numbers",
+            "max_retries = 1\nretry_backoff = \"10ms\"",
+        )
+        .replacen(
+            &format!("source = \"{}\"", database.url),
+            &format!("source = \"{mute}\""),
+            1,
+        ),
+    );
+    let (output, runs) = workspace.run_json(&[]);
+    assert_eq!(output.status.code(), Some(1));
+    let run = run_of(&runs, "t");
+    assert!(
+        run["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("no answer within 1s")),
+        "{run}"
+    );
 }
 
 #[test]

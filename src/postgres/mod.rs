@@ -152,7 +152,11 @@ impl Endpoint {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (error, transient) = match self.try_connect().await {
+            let connected = tokio::select! {
+                _ = cancel.cancelled() => return Err(PgError::Cancelled),
+                connected = self.try_connect() => connected,
+            };
+            let (error, transient) = match connected {
                 Ok(client) => return Ok(client),
                 Err(failure) => failure,
             };
@@ -171,7 +175,23 @@ impl Endpoint {
     /// A connection, or the error and whether waiting may help.
     async fn try_connect(&self) -> Result<Client, (PgError, bool)> {
         let tls = tls_connector(self.verify.as_ref());
-        let (client, connection) = self.config.connect(tls).await.map_err(|error| {
+        // The whole handshake, not only the TCP connect, is bounded: a
+        // server (or pooler) that accepts and never answers would hold the
+        // run forever.
+        let limit = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(CONNECT_TIMEOUT);
+        let Ok(connected) = tokio::time::timeout(limit, self.config.connect(tls)).await else {
+            let error = PgError::Database(format!(
+                "cannot connect to {}: no answer within {} (connect_timeout in the URL, in seconds, sets this)",
+                self.name,
+                humantime::format_duration(limit)
+            ));
+            return Err((error, true));
+        };
+        let (client, connection) = connected.map_err(|error| {
             // No server answer (refused, reset, timed out), or a server
             // that is starting, shutting down or out of connections.
             let transient = error.as_db_error().is_none_or(|db| {
@@ -200,6 +220,10 @@ impl Endpoint {
         Ok(client)
     }
 }
+
+/// How long connecting (TCP, TLS and the login) may take when the URL
+/// gives no `connect_timeout`.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Connects to a PostgreSQL URL the way table sync does (TLS as the URL's
 /// `sslmode` asks, session in UTC), for other parts of syncdeck.
