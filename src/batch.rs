@@ -102,7 +102,8 @@ fn count_loaded(context: &RunContext, rows: &Rows, changed: u64) {
 /// value) in halves, and halves of those, so its good rows land and each
 /// rejected row is recorded as a bad row by its key, as pgloader does.
 /// Nothing is retried after a wait: the same rows fail the same way. More
-/// than [`REJECTED_ROWS_PER_BATCH`] rejected rows, or any other error,
+/// than [`REJECTED_ROWS_PER_BATCH`] rejected rows (or a tenth of a larger
+/// batch, abandoned rows aside), or any other error,
 /// records the batch as failed (the halves already loaded stay: loads
 /// upsert, so retrying the batch is safe). Returns whether it landed.
 async fn load_in_halves(
@@ -118,9 +119,13 @@ async fn load_in_halves(
         error = %first_error,
         "the target rejected rows of this batch; loading it in halves to find them"
     );
+    // A tenth of a large batch, at least REJECTED_ROWS_PER_BATCH.
+    let total = rows.len();
+    let limit = REJECTED_ROWS_PER_BATCH.max(total as u64 / 10);
     // Parts still to load, the next on top; `true` when the part is known
     // to be rejected already.
     let mut parts = vec![(rows, true, first_error)];
+    let mut counted = 0;
     // Rejected rows, by key, with the server's reason: recorded once the
     // batch is settled (a failed batch is recorded as a whole instead).
     let mut rejected: Vec<(String, String)> = Vec::new();
@@ -154,13 +159,24 @@ async fn load_in_halves(
             parts.push((first, false, String::new()));
             continue;
         }
-        if rejected.len() as u64 >= REJECTED_ROWS_PER_BATCH {
+        let key = loader.row_key(&part, 0);
+        // Rows an operator abandoned do not count: they are known.
+        if !context.is_abandoned_row(&key).await {
+            counted += 1;
+        }
+        if counted > limit {
+            let first: Vec<&str> = rejected
+                .iter()
+                .map(|(key, _)| key.as_str())
+                .take(5)
+                .collect();
             failure = Some(format!(
-                "the target rejected more than {REJECTED_ROWS_PER_BATCH} of its rows, so the cause is likely the target or the column mapping: {error}"
+                "the target rejected more than {limit} of its {total} rows (first: {} …), so the cause may be the target or the column mapping rather than a few rows; fix that, or lower batch_size to load the rows around them: {error}",
+                first.join("; ")
             ));
             break;
         }
-        rejected.push((loader.row_key(&part, 0), error));
+        rejected.push((key, error));
     }
     match failure {
         None => {

@@ -711,12 +711,33 @@ fn a_target_that_rejects_every_row_fails_each_batch_once_without_waiting() {
     for item in &errors {
         assert_eq!(item["kind"], "batch");
         assert!(
-            item["error"].as_str().is_some_and(|error| error
-                .contains("the target rejected more than 10 of its rows")
-                && error.contains("23514")),
+            item["error"]
+                .as_str()
+                .is_some_and(|error| error.contains("the target rejected more than ")
+                    && error.contains(" rows (first: id=")
+                    && error.contains("23514")),
             "{item}"
         );
     }
+}
+
+#[test]
+fn thirty_bad_rows_in_one_batch_of_a_thousand_are_all_found() {
+    let database = TestDatabase::create("thirtybad");
+    seed_numbers(&database, 1000);
+    database.execute(
+        "UPDATE src.numbers SET label = 'bad' WHERE id BETWEEN 401 AND 430;
+         ALTER TABLE dst.numbers ADD CHECK (label <> 'bad');",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(&database, "src.numbers", "dst.numbers", ""));
+    let (_, runs) = workspace.run_json(&[]);
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "partial");
+    assert_eq!(counter(run, "rows_skipped"), 30);
+    assert_eq!(counter(run, "batches_failed"), 0);
+    assert_eq!(database.count("SELECT count(*) FROM dst.numbers"), 970);
+    assert_eq!(json_lines(&workspace.run(&["errors", "--json"])).len(), 30);
 }
 
 #[test]

@@ -211,6 +211,17 @@ impl RunContext {
 
     /// Whether the bad row `key` is one an operator abandoned; counts it.
     pub(crate) async fn skips_abandoned_row(&self, key: &str) -> bool {
+        let abandoned = self.is_abandoned_row(key).await;
+        if abandoned {
+            self.abandoned_rows
+                .skipped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        abandoned
+    }
+
+    /// Whether the bad row `key` is one an operator abandoned.
+    pub(crate) async fn is_abandoned_row(&self, key: &str) -> bool {
         let keys = self
             .abandoned_rows
             .keys
@@ -230,13 +241,7 @@ impl RunContext {
                 }
             })
             .await;
-        let abandoned = keys.contains(key);
-        if abandoned {
-            self.abandoned_rows
-                .skipped
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        abandoned
+        keys.contains(key)
     }
 
     /// Abandoned bad rows this run skipped.
