@@ -67,8 +67,8 @@ fn a_table_runs_progress_fits_80_columns_with_its_speed_and_time_left() {
     database.execute(
         "CREATE SCHEMA src; CREATE SCHEMA dst;
          CREATE TABLE src.numbers (id int PRIMARY KEY, label text);
-         INSERT INTO src.numbers SELECT g, 'number ' || g FROM generate_series(1, 40000) g;
-         CREATE TABLE dst.numbers (LIKE src.numbers INCLUDING ALL);
+         INSERT INTO src.numbers SELECT g, CASE WHEN g % 997 = 0 THEN 'bad' ELSE 'number ' || g END FROM generate_series(1, 40000) g;
+         CREATE TABLE dst.numbers (LIKE src.numbers INCLUDING ALL, CHECK (label <> 'bad'));
          CREATE FUNCTION dst.slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.1); RETURN NULL; END $$;
          CREATE TRIGGER slow AFTER INSERT ON dst.numbers FOR EACH STATEMENT EXECUTE FUNCTION dst.slow();",
     );
@@ -85,6 +85,7 @@ fn a_table_runs_progress_fits_80_columns_with_its_speed_and_time_left() {
         "{} -c syncdeck.toml run",
         env!("CARGO_BIN_EXE_syncdeck")
     ));
+    tmux.wait_for("violates", "a rejected row told");
     let screen = tmux.wait_for("rows/s", "the progress line with its speed");
     let line = screen
         .lines()
@@ -102,5 +103,17 @@ fn a_table_runs_progress_fits_80_columns_with_its_speed_and_time_left() {
         joined.lines().count(),
         "a line wrapped past 80 columns:\n{lines}"
     );
+    // Rejected rows are told between words, with no piece of a bar after.
+    let told: Vec<&str> = lines
+        .lines()
+        .filter(|line| line.contains("violates"))
+        .collect();
+    assert!(!told.is_empty(), "{lines}");
+    for line in told {
+        assert!(
+            line.trim_end().ends_with("numbers_label_check\""),
+            "{lines}"
+        );
+    }
     tmux.keys(&["C-c"]);
 }

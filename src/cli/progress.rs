@@ -26,6 +26,9 @@ struct RunBar {
     bar: ProgressBar,
     rate: RateEstimator,
     counters: RunCounters,
+    /// The terminal is narrower than [`BAR_FROM_COLUMNS`]: the message
+    /// keeps to speed, time left and failures.
+    narrow: bool,
 }
 
 pub(super) struct Watcher {
@@ -75,7 +78,7 @@ pub(super) fn spawn(engine: &Arc<Engine>) -> Watcher {
                     let now = chrono::Utc::now();
                     for run in bars.values_mut() {
                         run.rate.observe_counters(now, &run.counters);
-                        run.bar.set_message(message(&run.counters, &run.rate));
+                        run.bar.set_message(message(&run.counters, &run.rate, run.narrow));
                     }
                     continue;
                 }
@@ -196,8 +199,30 @@ fn file_message(counters: &crate::run::RunCounters) -> String {
     }
 }
 
-/// What follows the bar: speed and ETA, then the run's counts.
-fn message(counters: &RunCounters, rate: &RateEstimator) -> String {
+/// What follows the bar: speed and ETA, then the run's counts (in a
+/// narrow terminal only what failed; the summary has the rest).
+fn message(counters: &RunCounters, rate: &RateEstimator, narrow: bool) -> String {
+    // Nothing yet: a table run counts no files.
+    if !counters.totals_known && !counters.counts_rows() && counters.files_listed == 0 {
+        return String::new();
+    }
+    if narrow && counters.totals_known {
+        let failed = if counters.counts_rows() {
+            [
+                (counters.rows_skipped, "skipped"),
+                (counters.batches_failed, "batches failed"),
+            ]
+        } else {
+            [(counters.files_failed, "files failed"), (0, "")]
+        };
+        let mut text = format::speed(counters, rate);
+        for (count, what) in failed {
+            if count > 0 {
+                text.push_str(&format!(" · {count} {what}"));
+            }
+        }
+        return text;
+    }
     let counts = if counters.counts_rows() {
         format!(
             "upserted {} unchanged {} skipped {} batches failed {}",
@@ -238,6 +263,7 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineE
                     bar,
                     rate: RateEstimator::new(),
                     counters: RunCounters::default(),
+                    narrow: false,
                 },
             );
         }
@@ -255,8 +281,12 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineE
             let rows = counters.counts_rows();
             if counters.totals_known && bar.length().is_none() {
                 bar.disable_steady_tick();
-                let columns = console::Term::stderr().size().1;
-                bar.set_style(total_style(rows, columns.saturating_sub(RIGHT_MARGIN)));
+                let columns = console::Term::stderr()
+                    .size()
+                    .1
+                    .saturating_sub(RIGHT_MARGIN);
+                bar.set_style(total_style(rows, columns));
+                run.narrow = columns < BAR_FROM_COLUMNS;
             }
             if counters.totals_known {
                 match counters.rows_total {
@@ -271,7 +301,7 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineE
                 }
             }
             run.rate.observe_counters(at, &counters);
-            bar.set_message(message(&counters, &run.rate));
+            bar.set_message(message(&counters, &run.rate, run.narrow));
             run.counters = *counters;
         }
         EngineEvent::ItemFailed {
@@ -294,15 +324,15 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineE
             let line = crate::config::redact(&format!("{task_id}: {path} failed ({how}): {error}"))
                 .into_owned();
             // Fitted between words, as the summaries are: the terminal
-            // would break them anywhere.
+            // would break them anywhere. Printed with the bars cleared,
+            // then redrawn below (printing above them left pieces of a bar
+            // at the end of lines).
             let columns = console::Term::stderr()
                 .size()
                 .1
                 .saturating_sub(RIGHT_MARGIN);
-            let _ = multi.println(super::report::fit(
-                &line,
-                Some(usize::from(columns.max(20))),
-            ));
+            let text = super::report::fit(&line, Some(usize::from(columns.max(20))));
+            multi.suspend(|| eprintln!("{text}"));
         }
         EngineEvent::RunFinished { record } => {
             if let Some(run) = bars.remove(&record.run_id) {
