@@ -170,6 +170,12 @@ pub fn every(interval: std::time::Duration) -> String {
     format!("every {}", parts.join(" "))
 }
 
+/// A failed item's key as people read it: a failed batch's recorded
+/// bounds in words (as the log names the batch), any other key as it is.
+pub fn item_key(key: &str) -> String {
+    crate::table::readable_item_key(key).unwrap_or_else(|| key.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,7 +50,7 @@ impl FullText {
                 "Failed item #{} · {} · run {} · {} attempt(s)",
                 item.id, item.task_id, item.run_id, item.attempts
             ),
-            format!("{}\n\n{}", item.key, item.error),
+            format!("{}\n\n{}", super::format::item_key(&item.key), item.error),
         )
     }
 
@@ -67,7 +67,10 @@ impl FullText {
             for item in items {
                 text.push_str(&format!(
                     "#{} {} ({} attempt(s)): {}\n",
-                    item.id, item.key, item.attempts, item.error
+                    item.id,
+                    super::format::item_key(&item.key),
+                    item.attempts,
+                    item.error
                 ));
             }
         }

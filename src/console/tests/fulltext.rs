@@ -116,3 +116,23 @@ fn snapshot_a_failed_items_error_in_full() {
         &[char_key('2'), key(KeyCode::Enter)],
     );
 }
+
+/// A failed batch's key is its recorded bounds (JSON); the errors view
+/// and the full text show them as the log names the batch.
+#[test]
+fn a_failed_batch_is_shown_by_its_bounds_in_words() {
+    let mut app = fixture();
+    app.update(Msg::FailedItemsLoaded(vec![failed_item(
+        9,
+        "vendor_feed",
+        r#"{"after":["12000"],"through":["12200"],"watermark_above":null}"#,
+        "P0001: order 12042 is locked",
+    )]));
+    press(&mut app, "2");
+    let list = screen(&app, 160, 48);
+    assert!(list.contains("(12000]..(12200]"), "{list}");
+    assert!(!list.contains("\"through\""), "{list}");
+    app.update(key(KeyCode::Enter));
+    let text = screen(&app, 160, 48);
+    assert!(text.contains("(12000]..(12200]"), "{text}");
+}

@@ -416,7 +416,7 @@ fn finished_lines(task: &TaskState, app: &App, theme: Theme) -> Vec<Line<'static
         for item in pending.iter().take(shown) {
             lines.push(Line::from(vec![
                 Span::styled(format!(" #{} {}x ", item.id, item.attempts), theme.error()),
-                Span::raw(format!("{}: {}", item.key, item.error)),
+                Span::raw(format!("{}: {}", format::item_key(&item.key), item.error)),
             ]));
         }
         lines.extend(more_line(pending.len(), shown, theme));

@@ -130,7 +130,7 @@ impl Widget for ErrorsView<'_> {
                 Cell::from(fit(&item.task_id, 1)),
                 Cell::from(item.kind.as_str()),
                 Cell::from(format!("{}", item.attempts)),
-                Cell::from(fit(&item.key, 4)),
+                Cell::from(fit(&format::item_key(&item.key), 4)),
                 Cell::from(fit(
                     &format!("gone: deleted at the source · was: {}", item.error),
                     5,
@@ -145,7 +145,7 @@ impl Widget for ErrorsView<'_> {
                 Cell::from(fit(&item.task_id, 1)),
                 Cell::from(item.kind.as_str()),
                 Cell::from(format!("{}", item.attempts)),
-                Cell::from(fit(&item.key, 4)),
+                Cell::from(fit(&format::item_key(&item.key), 4)),
                 Cell::from(fit(&item.error, 5)).style(theme.error()),
                 Cell::from(format::age(app.now - item.updated_at)),
             ])
@@ -171,7 +171,10 @@ impl Widget for ErrorsView<'_> {
                 Line::styled(
                     format!(
                         "#{} {} · {} attempt(s) · run {}",
-                        item.id, item.key, item.attempts, item.run_id
+                        item.id,
+                        format::item_key(&item.key),
+                        item.attempts,
+                        item.run_id
                     ),
                     theme.dim(),
                 ),
