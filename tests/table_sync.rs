@@ -505,6 +505,12 @@ fn rows_the_target_rejects_are_found_by_halving_while_the_rest_of_their_batch_lo
         None,
         "the watermark stays before bad rows"
     );
+    assert!(
+        run["error"].as_str().is_some_and(|error| error.contains(
+            "no watermark is stored until they load (or are abandoned), so the next run reads the whole source again"
+        )),
+        "{run}"
+    );
     let logs = workspace.logs();
     assert!(
         !logs.contains("attempt=2"),

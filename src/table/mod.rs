@@ -562,10 +562,11 @@ async fn run_inner(
         Some(format!(
             "{}{}; see `syncdeck errors {}`",
             reasons.join(", "),
-            if incremental {
-                "; the watermark stays"
-            } else {
-                ""
+            match (incremental && !retrying_batches, &watermark) {
+                (false, _) => "",
+                (true, Some(_)) => "; the watermark stays",
+                (true, None) =>
+                    "; no watermark is stored until they load (or are abandoned), so the next run reads the whole source again",
             },
             context.task_id
         )),
