@@ -90,17 +90,7 @@ async fn nothing_to_retry(
         .await
         .context("cannot read failed items")?;
     if let Some(ids) = ids {
-        let unknown: Vec<String> = ids
-            .iter()
-            .filter(|id| !items.iter().any(|item| item.id == **id))
-            .map(i64::to_string)
-            .collect();
-        if !unknown.is_empty() {
-            return Err(usage(format!(
-                "task `{task}` has no failed item with id {}; `syncdeck errors {task} --all` lists its items",
-                unknown.join(", ")
-            )));
-        }
+        refuse_unknown_ids(task, ids, &items)?;
     }
     let pending = items
         .iter()
@@ -152,17 +142,7 @@ pub(super) async fn abandon(
     if items.is_empty() && config.task(&task).is_none() {
         return Err(usage(config.unknown_task(&task)));
     }
-    let unknown: Vec<String> = ids
-        .iter()
-        .filter(|id| !items.iter().any(|item| item.id == **id))
-        .map(i64::to_string)
-        .collect();
-    if !unknown.is_empty() {
-        return Err(usage(format!(
-            "task `{task}` has no failed item with id {}; `syncdeck errors {task} --all` lists its items",
-            unknown.join(", ")
-        )));
-    }
+    refuse_unknown_ids(&task, &ids, &items)?;
     let chosen: Vec<i64> = items
         .iter()
         .filter(|item| item.status == crate::state::ItemStatus::Pending)
@@ -187,4 +167,25 @@ pub(super) async fn abandon(
     }
     out!("{message}");
     Ok(0)
+}
+
+/// Ids given on the command line that are no failed item of `task`: a
+/// usage error naming them.
+fn refuse_unknown_ids(
+    task: &str,
+    ids: &[i64],
+    items: &[crate::state::FailedItem],
+) -> Result<(), Failure> {
+    let unknown: Vec<String> = ids
+        .iter()
+        .filter(|id| !items.iter().any(|item| item.id == **id))
+        .map(i64::to_string)
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "task `{task}` has no failed item with id {}; `syncdeck errors {task} --all` lists its items",
+        unknown.join(", ")
+    )))
 }

@@ -5,6 +5,13 @@ use tokio_postgres::Client;
 
 use super::{PgError, describe, sql};
 
+fn unreadable_target(error: tokio_postgres::Error) -> PgError {
+    PgError::Setup(format!(
+        "cannot read the target table: {}",
+        describe(&error)
+    ))
+}
+
 /// The target table's columns with their types (`format_type` names).
 pub(crate) async fn target_columns(
     target: &Client,
@@ -17,7 +24,7 @@ pub(crate) async fn target_columns(
             &[&sql::quote_qualified(table)],
         )
         .await
-        .map_err(|error| PgError::Setup(format!("cannot read the target table: {}", describe(&error))))?;
+        .map_err(unreadable_target)?;
     if rows.is_empty() {
         return Err(PgError::Setup(format!(
             "target table `{table}` does not exist; create it first"
@@ -37,12 +44,7 @@ pub(crate) async fn required_columns(target: &Client, table: &str) -> Result<Vec
             &[&sql::quote_qualified(table)],
         )
         .await
-        .map_err(|error| {
-            PgError::Setup(format!(
-                "cannot read the target table: {}",
-                describe(&error)
-            ))
-        })?;
+        .map_err(unreadable_target)?;
     Ok(rows.iter().map(|row| row.get(0)).collect())
 }
 
@@ -67,12 +69,7 @@ pub(crate) async fn check_conflict_key(
             &[&sql::quote_qualified(table)],
         )
         .await
-        .map_err(|error| {
-            PgError::Setup(format!(
-                "cannot read the target table: {}",
-                describe(&error)
-            ))
-        })?;
+        .map_err(unreadable_target)?;
     let keys: Vec<Vec<String>> = rows.iter().map(|row| row.get(0)).collect();
     let mut wanted: Vec<&str> = key.iter().map(String::as_str).collect();
     wanted.sort_unstable();
@@ -106,11 +103,9 @@ pub(crate) async fn target_is_empty(target: &Client, table: &str) -> Result<bool
         "SELECT NOT EXISTS (SELECT 1 FROM {})",
         sql::quote_qualified(table)
     );
-    let row = target.query_one(sql.as_str(), &[]).await.map_err(|error| {
-        PgError::Setup(format!(
-            "cannot read the target table: {}",
-            describe(&error)
-        ))
-    })?;
+    let row = target
+        .query_one(sql.as_str(), &[])
+        .await
+        .map_err(unreadable_target)?;
     Ok(row.get(0))
 }
