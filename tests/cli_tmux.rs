@@ -11,6 +11,19 @@ use std::time::{Duration, Instant};
 use common::Workspace;
 use common::tmux::Tmux;
 
+/// The screen, after checking that no line wrapped past the width: a
+/// wrapped line shows as two, unless tmux joins wrapped lines.
+fn assert_no_line_wrapped(tmux: &Tmux) -> String {
+    let lines = tmux.tmux(&["capture-pane", "-p", "-t", "main"]);
+    let joined = tmux.tmux(&["capture-pane", "-p", "-J", "-t", "main"]);
+    assert_eq!(
+        lines.lines().count(),
+        joined.lines().count(),
+        "a line wrapped past 80 columns:\n{lines}"
+    );
+    lines
+}
+
 #[test]
 fn the_progress_bar_fits_80_columns_and_ctrl_c_clears_it() {
     let workspace = Workspace::new();
@@ -32,14 +45,7 @@ fn the_progress_bar_fits_80_columns_and_ctrl_c_clears_it() {
         .find(|line| line.contains("slow_copy_of_a_") && line.contains("% "))
         .unwrap_or_else(|| panic!("no bar line in:\n{screen}"))
         .to_string();
-    // A line that wrapped would show as two when tmux joins wrapped lines.
-    let lines = tmux.tmux(&["capture-pane", "-p", "-t", "main"]);
-    let joined = tmux.tmux(&["capture-pane", "-p", "-J", "-t", "main"]);
-    assert_eq!(
-        lines.lines().count(),
-        joined.lines().count(),
-        "a line wrapped past 80 columns:\n{lines}"
-    );
+    assert_no_line_wrapped(&tmux);
 
     tmux.keys(&["C-c"]);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -96,13 +102,7 @@ fn a_table_runs_progress_fits_80_columns_with_its_speed_and_time_left() {
         "{screen}"
     );
     assert!(line.contains("ETA"), "the time left shows: {screen}");
-    let lines = tmux.tmux(&["capture-pane", "-p", "-t", "main"]);
-    let joined = tmux.tmux(&["capture-pane", "-p", "-J", "-t", "main"]);
-    assert_eq!(
-        lines.lines().count(),
-        joined.lines().count(),
-        "a line wrapped past 80 columns:\n{lines}"
-    );
+    let lines = assert_no_line_wrapped(&tmux);
     // Rejected rows are told between words, with no piece of a bar after.
     let told: Vec<&str> = lines
         .lines()

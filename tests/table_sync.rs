@@ -283,10 +283,13 @@ fn a_failed_batch_of_rows_without_a_watermark_is_retried_by_its_key_bounds() {
          INSERT INTO src.people SELECT g, 'person ' || g,
              CASE WHEN g <= 50 THEN NULL ELSE timestamptz '2026-01-01 00:00:00+00' + g * interval '1 hour' END
          FROM generate_series(1, 100) g;
-         CREATE TABLE dst.people (LIKE src.people INCLUDING ALL);
-         CREATE FUNCTION dst.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN IF NEW.id BETWEEN 10 AND 20 THEN RAISE EXCEPTION 'person % is locked', NEW.id; END IF; RETURN NEW; END $$;
-         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON dst.people FOR EACH ROW EXECUTE FUNCTION dst.refuse();",
+         CREATE TABLE dst.people (LIKE src.people INCLUDING ALL);",
+    );
+    refuse(
+        &database,
+        "dst.people",
+        "person",
+        "NEW.id BETWEEN 10 AND 20",
     );
     let workspace = Workspace::new();
     workspace.write_config(&table_task(
@@ -827,10 +830,13 @@ fn a_later_run_that_loads_a_failed_batchs_rows_resolves_it_and_a_wrong_key_stops
         "CREATE SCHEMA src; CREATE SCHEMA dst;
          CREATE TABLE src.orders (id int PRIMARY KEY, total numeric, updated_at timestamptz NOT NULL);
          INSERT INTO src.orders SELECT g, g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 3000) g;
-         CREATE TABLE dst.orders (LIKE src.orders INCLUDING ALL);
-         CREATE FUNCTION dst.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN IF NEW.id BETWEEN 1001 AND 2000 THEN RAISE EXCEPTION 'order % is locked', NEW.id; END IF; RETURN NEW; END $$;
-         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON dst.orders FOR EACH ROW EXECUTE FUNCTION dst.refuse();",
+         CREATE TABLE dst.orders (LIKE src.orders INCLUDING ALL);",
+    );
+    refuse(
+        &database,
+        "dst.orders",
+        "order",
+        "NEW.id BETWEEN 1001 AND 2000",
     );
     let workspace = Workspace::new();
     workspace.write_config(&table_task(
@@ -879,6 +885,25 @@ fn a_later_run_that_loads_a_failed_batchs_rows_resolves_it_and_a_wrong_key_stops
     );
 }
 
+/// Makes the target refuse rows where `condition` holds (on `NEW`), with
+/// "`what` ID is locked": a failure that is not the rows' fault.
+fn refuse(database: &TestDatabase, table: &str, what: &str, condition: &str) {
+    database.execute(&format!(
+        "CREATE FUNCTION dst.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF {condition} THEN RAISE EXCEPTION '{what} % is locked', NEW.id; END IF; RETURN NEW; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW EXECUTE FUNCTION dst.refuse();"
+    ));
+}
+
+/// A task config with its source URL replaced by `url`.
+fn with_source(config: &str, database: &TestDatabase, url: &str) -> String {
+    config.replacen(
+        &format!("source = \"{}\"", database.url),
+        &format!("source = \"{url}\""),
+        1,
+    )
+}
+
 /// Forwards connections on `port` to `to` (host:port) once `after` has
 /// passed: a server that comes up while a run waits for it.
 fn forward_later(port: u16, to: String, after: Duration) {
@@ -918,19 +943,16 @@ fn a_run_waits_for_a_server_that_is_not_up_yet_but_not_for_a_refused_login() {
     forward_later(port, address.to_string(), Duration::from_millis(1500));
     let late = format!("{head}@127.0.0.1:{port}/{tail}");
     let workspace = Workspace::new();
-    workspace.write_config(
+    workspace.write_config(&with_source(
         &table_task(
             &database,
             "src.numbers",
             "dst.numbers",
             "max_retries = 3\nretry_backoff = \"1s\"",
-        )
-        .replacen(
-            &format!("source = \"{}\"", database.url),
-            &format!("source = \"{late}\""),
-            1,
         ),
-    );
+        &database,
+        &late,
+    ));
     let (output, runs) = workspace.run_json(&[]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(run_of(&runs, "t")["status"], "succeeded");
@@ -941,19 +963,16 @@ fn a_run_waits_for_a_server_that_is_not_up_yet_but_not_for_a_refused_login() {
     let (_, rest) = database.url.split_once("://").expect("scheme");
     let (_, after_user) = rest.split_once('@').expect("user");
     let stranger = format!("postgres://no_such_role_here@{after_user}");
-    workspace.write_config(
+    workspace.write_config(&with_source(
         &table_task(
             &database,
             "src.numbers",
             "dst.numbers",
             "max_retries = 3\nretry_backoff = \"1s\"",
-        )
-        .replacen(
-            &format!("source = \"{}\"", database.url),
-            &format!("source = \"{stranger}\""),
-            1,
         ),
-    );
+        &database,
+        &stranger,
+    ));
     let before = workspace.logs().matches("connecting failed").count();
     let (output, runs) = workspace.run_json(&[]);
     assert_eq!(output.status.code(), Some(1));
@@ -972,19 +991,16 @@ fn a_run_waits_for_a_server_that_is_not_up_yet_but_not_for_a_refused_login() {
         drop(held);
     });
     let mute = format!("{head}@127.0.0.1:{silent_port}/{tail}&connect_timeout=1");
-    workspace.write_config(
+    workspace.write_config(&with_source(
         &table_task(
             &database,
             "src.numbers",
             "dst.numbers",
             "max_retries = 1\nretry_backoff = \"10ms\"",
-        )
-        .replacen(
-            &format!("source = \"{}\"", database.url),
-            &format!("source = \"{mute}\""),
-            1,
         ),
-    );
+        &database,
+        &mute,
+    ));
     let (output, runs) = workspace.run_json(&[]);
     assert_eq!(output.status.code(), Some(1));
     let run = run_of(&runs, "t");
@@ -1003,10 +1019,13 @@ fn a_failing_batch_is_retried_recorded_and_later_loaded_alone() {
         "CREATE SCHEMA src; CREATE SCHEMA dst;
          CREATE TABLE src.orders (id int PRIMARY KEY, total numeric, updated_at timestamptz NOT NULL);
          INSERT INTO src.orders SELECT g, g * 2.5, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 minute' FROM generate_series(1, 5000) g;
-         CREATE TABLE dst.orders (LIKE src.orders INCLUDING ALL);
-         CREATE FUNCTION dst.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN IF NEW.id BETWEEN 2001 AND 3000 THEN RAISE EXCEPTION 'order % is locked', NEW.id; END IF; RETURN NEW; END $$;
-         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON dst.orders FOR EACH ROW EXECUTE FUNCTION dst.refuse();",
+         CREATE TABLE dst.orders (LIKE src.orders INCLUDING ALL);",
+    );
+    refuse(
+        &database,
+        "dst.orders",
+        "order",
+        "NEW.id BETWEEN 2001 AND 3000",
     );
     let workspace = Workspace::new();
     workspace.write_config(&table_task(
@@ -1360,12 +1379,8 @@ fn full_mode_keeps_rows_deleted_at_the_source_unless_delete_missing_is_set() {
     );
 
     // A run with a failed batch deletes nothing.
-    database.execute(
-        "UPDATE src.numbers SET label = 'changed' WHERE id = 700;
-         CREATE FUNCTION dst.refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN IF NEW.id = 700 THEN RAISE EXCEPTION 'number % is locked', NEW.id; END IF; RETURN NEW; END $$;
-         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON dst.numbers FOR EACH ROW EXECUTE FUNCTION dst.refuse();",
-    );
+    database.execute("UPDATE src.numbers SET label = 'changed' WHERE id = 700;");
+    refuse(&database, "dst.numbers", "number", "NEW.id = 700");
     workspace.write_config(&format!("{with_deletes}max_retries = 0\n"));
     let (output, runs) = workspace.run_json(&[]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));

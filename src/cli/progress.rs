@@ -208,18 +208,16 @@ fn message(counters: &RunCounters, rate: &RateEstimator, narrow: bool) -> String
     }
     if narrow && counters.totals_known {
         let failed = if counters.counts_rows() {
-            [
+            vec![
                 (counters.rows_skipped, "skipped"),
                 (counters.batches_failed, "batches failed"),
             ]
         } else {
-            [(counters.files_failed, "files failed"), (0, "")]
+            vec![(counters.files_failed, "files failed")]
         };
         let mut text = format::speed(counters, rate);
-        for (count, what) in failed {
-            if count > 0 {
-                text.push_str(&format!(" · {count} {what}"));
-            }
+        for (count, what) in failed.into_iter().filter(|(count, _)| *count > 0) {
+            text.push_str(&format!(" · {count} {what}"));
         }
         return text;
     }

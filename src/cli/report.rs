@@ -417,7 +417,7 @@ pub(super) fn failed_items(items: &[FailedItem], json: bool) {
     // A failed batch's key is its recorded bounds (JSON): shown in words.
     let shown: Vec<String> = items
         .iter()
-        .map(|item| crate::table::readable_item_key(&item.key).unwrap_or_else(|| item.key.clone()))
+        .map(|item| crate::console::format::item_key(&item.key))
         .collect();
     let task_width = items
         .iter()

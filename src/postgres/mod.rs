@@ -55,12 +55,9 @@ pub(crate) fn load_error(error: &tokio_postgres::Error) -> PgError {
     {
         // The row's values are in the server's detail ("Failing row
         // contains (…)"): personal data, and the key already names it.
-        let detail = db
-            .detail()
-            .filter(|detail| !detail.starts_with("Failing row contains"))
-            .map(|detail| format!(" ({detail})"))
-            .unwrap_or_default();
-        PgError::Rejected(format!("{code}: {}{detail}", db.message()))
+        PgError::Rejected(describe_keeping(error, |detail| {
+            !detail.starts_with("Failing row contains")
+        }))
     } else if code.starts_with("42") {
         PgError::Setup(describe(error))
     } else {
@@ -70,10 +67,15 @@ pub(crate) fn load_error(error: &tokio_postgres::Error) -> PgError {
 
 /// Describes a driver error with the server's message and detail.
 pub(crate) fn describe(error: &tokio_postgres::Error) -> String {
+    describe_keeping(error, |_| true)
+}
+
+/// [`describe`], with the server's detail only where `keep` says so.
+fn describe_keeping(error: &tokio_postgres::Error, keep: impl Fn(&str) -> bool) -> String {
     match error.as_db_error() {
         Some(db) => {
             let mut text = format!("{}: {}", db.code().code(), db.message());
-            if let Some(detail) = db.detail() {
+            if let Some(detail) = db.detail().filter(|detail| keep(detail)) {
                 text.push_str(&format!(" ({detail})"));
             }
             text

@@ -56,6 +56,14 @@ pub(crate) struct Layout {
     pub(crate) filter: Option<Program>,
 }
 
+/// A failed batch's recorded key (its bounds, JSON) in words, as the log
+/// names the batch; `None` for any other key.
+pub(crate) fn readable_item_key(key: &str) -> Option<String> {
+    serde_json::from_str::<BatchBounds>(key)
+        .ok()
+        .map(|bounds| bounds.describe())
+}
+
 /// Where a batch starts and ends in the ordering key: `after` (exclusive,
 /// none for the first batch) to `through` (inclusive), plus the watermark
 /// floor of its run (the stored watermark less the look-back).

@@ -28,6 +28,7 @@ mod physical;
 mod prune;
 mod ranges;
 mod reader;
+mod settle;
 pub(crate) mod sql;
 mod transform;
 
@@ -43,6 +44,7 @@ use crate::run::RunStatus;
 use crate::state::{FailedItem, ItemKind, ItemStatus};
 use crate::task::{RunContext, TaskOutcome, final_status};
 pub(crate) use body::TableSyncBody;
+pub(crate) use layout::readable_item_key;
 use layout::{BatchBounds, Layout, discover};
 use reader::{Reader, read_with_retries};
 
@@ -59,14 +61,6 @@ struct Batch {
     /// For retries of a recorded key span read in several batches: the
     /// item is resolved after the run if none of them failed.
     of_item: Option<i64>,
-}
-
-/// A failed batch's recorded key (its bounds, JSON) in words, as the log
-/// names the batch; `None` for any other key.
-pub(crate) fn readable_item_key(key: &str) -> Option<String> {
-    serde_json::from_str::<BatchBounds>(key)
-        .ok()
-        .map(|bounds| bounds.describe())
 }
 
 /// Runs a table sync task.
@@ -447,10 +441,9 @@ async fn run_inner(
         return Ok(TaskOutcome::cancelled());
     }
     if read_error.is_none() {
-        resolve_spans(context, spans_read, spans_failed).await;
+        settle::resolve_spans(context, spans_read, spans_failed).await;
         if !retrying_batches {
-            settle_bad_rows(context).await;
-            settle_failed_batches(context).await;
+            settle::earlier_items(context).await;
         }
     }
     let counters = context.counters();
@@ -588,28 +581,6 @@ struct Paging {
     numbers: std::sync::atomic::AtomicU64,
 }
 
-/// Marks recorded key spans resolved when they were read to their end and
-/// every batch read from them loaded: their rows are all in the target
-/// (a span whose rows are gone from the source reads no batch).
-async fn resolve_spans(
-    context: &RunContext,
-    read: std::sync::Mutex<std::collections::BTreeSet<i64>>,
-    failed: std::sync::Mutex<std::collections::BTreeSet<i64>>,
-) {
-    let (Ok(read), Ok(failed)) = (read.into_inner(), failed.into_inner()) else {
-        return;
-    };
-    for id in read.difference(&failed) {
-        if let Err(error) = context
-            .state
-            .set_item_status(*id, ItemStatus::Resolved)
-            .await
-        {
-            tracing::warn!(%error, "could not mark the batch resolved");
-        }
-    }
-}
-
 /// Reads batches from the start of `template`'s rows to their end, each
 /// after the last key of the one before, and sends them to the loaders
 /// (as part of the recorded item `of_item`, when it reads one again).
@@ -744,34 +715,6 @@ async fn load_batch(
         tracing::warn!(%error, "could not mark the batch resolved");
     }
     loaded
-}
-
-/// A run that read to its end re-read the rows of every batch an earlier
-/// run failed (full mode reads everything; in incremental mode the
-/// watermark stays before a failed batch). If none of its own batches
-/// failed, those rows are loaded now: their items are resolved.
-async fn settle_failed_batches(context: &RunContext) {
-    if context.counters().batches_failed > 0 {
-        return;
-    }
-    context
-        .resolve_pending(|item| item.kind == ItemKind::Batch && item.run_id != context.run_id)
-        .await;
-}
-
-/// A run that read to its end read every row again (full mode) or every
-/// row since the watermark, which stays while rows are bad (incremental):
-/// so it re-checked the bad rows earlier runs recorded. Those it found bad
-/// again now carry its run id (the same item, one more attempt); the
-/// others loaded, and are resolved. Unless more rows were bad than a run
-/// records: then an unrecorded one may still be bad.
-async fn settle_bad_rows(context: &RunContext) {
-    if context.counters().rows_skipped > crate::batch::BAD_ROWS_KEPT {
-        return;
-    }
-    context
-        .resolve_pending(|item| item.kind == ItemKind::Row && item.run_id != context.run_id)
-        .await;
 }
 
 /// The look-back window of an incremental run, if it applies: the window
