@@ -36,6 +36,7 @@ impl Engine {
             let mut interval = tokio::time::interval(PROGRESS_INTERVAL);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut last_sent = None;
+            let mut last_saved_snapshot = None;
             let mut last_saved = tokio::time::Instant::now();
             let log_every = crate::config::duration_from_env(
                 "SYNCDECK_PROGRESS_LOG_EVERY",
@@ -47,14 +48,17 @@ impl Engine {
             loop {
                 interval.tick().await;
                 let (snapshot, in_flight) = counters.snapshot_with_files();
-                if last_sent.as_ref() == Some(&snapshot) {
-                    continue;
-                }
-                if last_saved.elapsed() >= SAVE_INTERVAL {
+                // Saved once the interval passed, also when nothing moved
+                // since it was sent: a run stalled on a retry keeps its last
+                // counters in the store, not the ones of a second earlier.
+                if last_saved_snapshot.as_ref() != Some(&snapshot)
+                    && last_saved.elapsed() >= SAVE_INTERVAL
+                {
                     last_saved = tokio::time::Instant::now();
                     if let Err(error) = state.update_run(run_id, &snapshot).await {
                         tracing::warn!(%error, "could not save progress");
                     }
+                    last_saved_snapshot = Some(snapshot.clone());
                     let shown = &in_flight[..in_flight.len().min(FILES_IN_FLIGHT_STORED)];
                     if shown != published.as_slice() {
                         match state.set_files_in_flight(run_id, shown).await {
@@ -65,9 +69,14 @@ impl Engine {
                         }
                     }
                 }
+                // Logged also while nothing moves: a log read without a
+                // console shows a stalled run is alive and where it stands.
                 if last_logged.elapsed() >= log_every {
                     last_logged = tokio::time::Instant::now();
                     tracing::info!(task_id = %task_id, run_id, "progress: {}", snapshot.progress_line());
+                }
+                if last_sent.as_ref() == Some(&snapshot) {
+                    continue;
                 }
                 let _ = events.send(EngineEvent::RunProgress {
                     run_id,

@@ -689,10 +689,6 @@ async fn load_batch(
     };
     crate::batch::skip_bad_rows(context, &transformed.bad).await;
     let good = transformed.rows;
-    context.update_counters(|counters| {
-        counters.rows_extracted += extracted;
-        counters.rows_filtered += transformed.filtered;
-    });
 
     let label = format!("batch {} {}", batch.number, batch.bounds.describe());
     let loaded = crate::batch::load_with_retries(
@@ -705,6 +701,13 @@ async fn load_batch(
         &batch.bounds.key(),
     )
     .await;
+    // Counted once the batch is settled, not when it was handed over: the
+    // progress (rows done of the total, the ETA) must not reach 100% while
+    // the last batches still load or wait out their retries.
+    context.update_counters(|counters| {
+        counters.rows_extracted += extracted;
+        counters.rows_filtered += transformed.filtered;
+    });
     if loaded
         && let Some(id) = batch.item_id
         && let Err(error) = context
