@@ -56,9 +56,15 @@ pub(crate) async fn load_with_retries(
     let mut retry = Retry::new(context, "batch", label, max_retries, base);
     loop {
         let attempt = retry.begin();
+        let watch = loader.watch(label);
         let result = tokio::select! {
-            _ = context.cancel.cancelled() => return false,
-            result = loader.load(&rows, attempt) => result,
+            _ = context.cancel.cancelled() => None,
+            result = loader.load(&rows, attempt) => Some(result),
+        };
+        drop(watch);
+        let Some(result) = result else {
+            loader.cancel_statement().await;
+            return false;
         };
         let error = match result {
             Ok(changed) => {
@@ -134,10 +140,16 @@ async fn load_in_halves(
         let error = if known_rejected {
             error
         } else {
+            let watch = loader.watch(label);
             let result = tokio::select! {
-                _ = context.cancel.cancelled() => return false,
+                _ = context.cancel.cancelled() => None,
                 // Not a first attempt: an upsert, never a plain COPY.
-                result = loader.load(&part, 2) => result,
+                result = loader.load(&part, 2) => Some(result),
+            };
+            drop(watch);
+            let Some(result) = result else {
+                loader.cancel_statement().await;
+                return false;
             };
             match result {
                 Ok(changed) => {

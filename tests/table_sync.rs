@@ -1093,6 +1093,172 @@ fn a_failing_batch_is_retried_recorded_and_later_loaded_alone() {
     assert!(json_lines(&workspace.run(&["errors", "--json"])).is_empty());
 }
 
+/// While a batch waits out its retries, the run's progress stays below its
+/// total: rows count once their batch is settled, not when a loader takes
+/// it, so a console, a bar or a log never shows every row done (100%, ETA
+/// 0:00) with a batch still to load.
+#[test]
+fn rows_count_as_done_only_once_their_batch_is_settled() {
+    let database = TestDatabase::create("settled");
+    seed_numbers(&database, 3000);
+    refuse(&database, "dst.numbers", "number", "NEW.id > 2000");
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.numbers",
+        "dst.numbers",
+        "batch_size = 1000\nmax_retries = 1\nretry_backoff = \"2s\"",
+    ));
+    let output = workspace
+        .command(&["run", "--json"])
+        .env("SYNCDECK_PROGRESS_LOG_EVERY", "200ms")
+        .output()
+        .expect("run syncdeck");
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let runs = json_lines(&output);
+    let run = run_of(&runs, "t");
+    assert_eq!(run["status"], "partial");
+    assert_eq!(
+        counter(run, "rows_extracted"),
+        3000,
+        "at the end every row read is counted, the failed batch's too"
+    );
+    let logs = workspace.logs();
+    let progress: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("progress: read "))
+        .collect();
+    assert!(
+        progress.iter().any(
+            |line| line.contains("read 2000 of ") && line.contains(" 2 batches done, 0 failed")
+        ),
+        "while the last batch waited for its retry, two thirds were done: {progress:#?}"
+    );
+    assert!(
+        !progress.iter().any(
+            |line| line.contains("read 3000 of ") && line.contains(" 2 batches done, 0 failed")
+        ),
+        "all rows shown done while a batch still waited: {progress:#?}"
+    );
+}
+
+/// A psql session holding `mode` on `table` in an open transaction, as
+/// application `index_builder`, and its backend's pid. Writing `COMMIT;`
+/// to its stdin (then dropping it) ends it.
+fn hold_lock(
+    database: &TestDatabase,
+    table: &str,
+    mode: &str,
+) -> (std::process::Child, std::process::ChildStdin, String) {
+    use std::io::{BufRead, Write};
+    let mut holder = std::process::Command::new("psql")
+        .args(["-qAtX", "-v", "ON_ERROR_STOP=1", &database.url])
+        .env("PGAPPNAME", "index_builder")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start psql");
+    let mut session = holder.stdin.take().expect("psql stdin");
+    writeln!(
+        session,
+        "BEGIN; LOCK TABLE {table} IN {mode} MODE; SELECT pg_backend_pid();"
+    )
+    .expect("lock");
+    let mut pid = String::new();
+    std::io::BufReader::new(holder.stdout.take().expect("psql stdout"))
+        .read_line(&mut pid)
+        .expect("the holder's pid");
+    (holder, session, pid.trim().to_string())
+}
+
+fn release_lock(mut holder: std::process::Child, mut session: std::process::ChildStdin) {
+    use std::io::Write;
+    writeln!(session, "COMMIT;").expect("commit");
+    drop(session);
+    holder.wait().expect("psql ends");
+}
+
+/// `syncdeck run --json` in the background, looking at a slow load after
+/// 300 ms instead of 10 s.
+fn start_run_watching_slow_loads(workspace: &Workspace) -> std::process::Child {
+    workspace
+        .command(&["run", "--json"])
+        .env("SYNCDECK_SLOW_LOAD", "300ms")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start syncdeck")
+}
+
+/// A load that waits for a lock on the target says in the log who holds
+/// it (as a CREATE INDEX holds SHARE: reads go on, writes wait), and goes
+/// on once the lock is released.
+#[test]
+fn a_load_waiting_for_a_lock_names_the_session_holding_it() {
+    let database = TestDatabase::create("lockwait");
+    seed_numbers(&database, 2000);
+    let (holder, session, pid) = hold_lock(&database, "dst.numbers", "SHARE");
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(&database, "src.numbers", "dst.numbers", ""));
+    let child = start_run_watching_slow_loads(&workspace);
+    wait_until("the log to say what the load waits for", || {
+        workspace.logs().contains("for a lock on the target table")
+    });
+    let logs = workspace.logs();
+    assert!(
+        logs.contains(&format!(
+            "held by pid {pid} (index_builder, idle in transaction, transaction open for"
+        )),
+        "{logs}"
+    );
+    release_lock(holder, session);
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        database.except_both_ways("src.numbers", "dst.numbers"),
+        (0, 0)
+    );
+}
+
+/// Cancelling a run whose loads wait for a lock ends it, and asks the
+/// target to stop those statements: none is left waiting on the server
+/// (in the lock's queue, ahead of other sessions) after the run ended.
+#[test]
+fn cancelling_a_run_stuck_on_a_lock_stops_its_statements_on_the_server() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let database = TestDatabase::create("lockcancel");
+    seed_numbers(&database, 2000);
+    let (holder, session, _) = hold_lock(&database, "dst.numbers", "SHARE");
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(&database, "src.numbers", "dst.numbers", ""));
+    let child = start_run_watching_slow_loads(&workspace);
+    wait_until("the loads to wait for the lock", || {
+        workspace.logs().contains("for a lock on the target table")
+    });
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).expect("send SIGINT");
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(
+        run_of(&json_lines(&output), "t")["status"],
+        "cancelled",
+        "{}",
+        stderr(&output)
+    );
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' AND application_name LIKE 'syncdeck:%' AND state = 'active'",
+        database.name
+    );
+    wait_until("no statement of the run left on the server", || {
+        database.count(&waiting) == 0
+    });
+    release_lock(holder, session);
+    assert_eq!(
+        database.count("SELECT count(*) FROM dst.numbers"),
+        0,
+        "nothing was loaded behind the lock"
+    );
+}
+
 /// Makes every load into `table` take a while, so a test can act mid-run.
 fn slow_down(database: &TestDatabase, table: &str) {
     database.execute(&format!(

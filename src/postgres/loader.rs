@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio_postgres::Client;
 
 use super::rows::Rows;
+use super::watch::{Backend, SlowLoadWatch};
 use super::{Endpoint, PgError, describe, load_error, sql};
 
 /// Batches kept after an asynchronous commit until the target's WAL is
@@ -63,6 +64,11 @@ pub(crate) struct Loader {
     flush_by_message: bool,
     /// The primary key's columns: name and position in a row.
     key_columns: Vec<(String, usize)>,
+    /// The current connection's backend process, for watching slow loads.
+    backend: Backend,
+    /// Cancels what the current connection runs; known from the moment it
+    /// is made (preparing the upsert may already wait for a lock).
+    cancel_token: Option<tokio_postgres::CancelToken>,
 }
 
 impl Loader {
@@ -93,6 +99,8 @@ impl Loader {
             unflushed_bytes: 0,
             replay: false,
             flush_by_message: true,
+            backend: Backend::default(),
+            cancel_token: None,
             key_columns: primary_key
                 .iter()
                 .filter_map(|key| {
@@ -122,8 +130,14 @@ impl Loader {
             .is_none_or(|(client, _)| client.is_closed())
         {
             self.client = None;
+            self.backend.set(None);
+            self.cancel_token = None;
             self.replay = !self.unflushed.is_empty();
             let client = self.endpoint.connect().await?;
+            // Known before preparing: preparing the upsert already takes
+            // the target table's lock, and may wait for it.
+            self.backend.set(backend_pid(&client).await);
+            self.cancel_token = Some(client.cancel_token());
             let statement = client.prepare(&self.upsert).await.map_err(|error| {
                 PgError::Database(format!("cannot prepare the upsert: {}", describe(&error)))
             })?;
@@ -140,6 +154,28 @@ impl Loader {
 
     pub(crate) fn forget_closed(&mut self) {
         self.client = self.client.take().filter(|(client, _)| !client.is_closed());
+        if self.client.is_none() {
+            self.backend.set(None);
+            self.cancel_token = None;
+        }
+    }
+
+    /// Asks the target to stop the statement this loader's connection may
+    /// still run (a load given up when the run was cancelled): otherwise
+    /// it would go on on the server, or wait there for a lock, after the
+    /// run ended. Waits at most a few seconds for the server's answer.
+    pub(crate) async fn cancel_statement(&mut self) {
+        self.client = None;
+        self.backend.set(None);
+        if let Some(token) = self.cancel_token.take() {
+            self.endpoint.cancel(token).await;
+        }
+    }
+
+    /// Watches a load of `label` until the watch is dropped: one that
+    /// takes long is looked at, and the log says what it waits for.
+    pub(crate) fn watch(&self, label: &str) -> SlowLoadWatch {
+        super::watch::watch(&self.endpoint, &self.backend, label)
     }
 
     /// Loads rows in one transaction and returns the rows inserted or
@@ -362,6 +398,15 @@ async fn enable_async_commit(client: &Client) -> bool {
         .batch_execute("SET synchronous_commit TO off")
         .await
         .is_ok()
+}
+
+/// The connection's backend process id.
+async fn backend_pid(client: &Client) -> Option<i32> {
+    let messages = client.simple_query("SELECT pg_backend_pid()").await.ok()?;
+    messages.iter().find_map(|message| match message {
+        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0)?.parse().ok(),
+        _ => None,
+    })
 }
 
 /// The server's `server_version_num` (150004 for 15.4).

@@ -11,6 +11,7 @@ pub(crate) mod loader;
 pub(crate) mod rows;
 pub(crate) mod sql;
 mod tls;
+pub(crate) mod watch;
 
 use std::time::Duration;
 
@@ -174,6 +175,22 @@ impl Endpoint {
         }
     }
 
+    /// Sends a cancel request for what the connection of `token` runs,
+    /// waiting at most [`CANCEL_WAIT`] (a cancel is a courtesy: the
+    /// connection is dropped anyway).
+    pub(crate) async fn cancel(&self, token: tokio_postgres::CancelToken) {
+        let tls = tls_connector(self.verify.as_ref());
+        match tokio::time::timeout(CANCEL_WAIT, token.cancel_query(tls)).await {
+            Ok(Ok(())) => {
+                tracing::debug!(target = %self.name, "asked the server to stop a statement")
+            }
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "could not ask the server to stop a statement")
+            }
+            Err(_) => tracing::debug!("the server did not take a cancel request in time"),
+        }
+    }
+
     /// A connection, or the error and whether waiting may help.
     async fn try_connect(&self) -> Result<Client, (PgError, bool)> {
         let tls = tls_connector(self.verify.as_ref());
@@ -222,6 +239,9 @@ impl Endpoint {
         Ok(client)
     }
 }
+
+/// How long a cancel request may take.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long connecting (TCP, TLS and the login) may take when the URL
 /// gives no `connect_timeout`.
