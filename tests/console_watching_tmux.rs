@@ -77,7 +77,7 @@ fn a_read_only_console_shows_a_daemons_logs_pauses_and_files_in_flight() {
     tmux.wait_for("paused    ", "the stored pause in the task list");
     tmux.keys(&["j", "p"]);
     tmux.wait_for(
-        "read-only console: start, retry, cancel and pause are disabled",
+        "read-only console: start, retry, abandon, cancel and pause are disabled",
         "p refused in a read-only console",
     );
 

@@ -10,6 +10,7 @@ pub const ACTIONS: &[(&str, &str, &str)] = &[
     // Descriptions fit the help's column at 80 columns (29 characters).
     ("retry", "r", "retry failed items (previews)"),
     ("cancel", "c", "cancel the task's run (asks)"),
+    ("abandon", "a", "errors: give up on an item"),
     ("pause", "p", "pause/resume the schedule"),
     ("open", "enter", "open the selected item"),
     ("back", "esc", "go back, close"),

@@ -17,6 +17,9 @@ use crate::state::{FailedItem, ItemStatus};
 
 /// How long the errors view keeps listing an item marked gone.
 const GONE_SHOWN_DAYS: i64 = 7;
+/// What a read-only console says when asked to change something.
+pub(super) const READ_ONLY: &str =
+    "read-only console: start, retry, abandon, cancel and pause are disabled";
 
 #[derive(Debug, Clone)]
 pub enum Msg {
@@ -67,6 +70,11 @@ pub enum Command {
     LoadFilesInFlight {
         task_id: String,
         run_id: RunId,
+    },
+    /// Mark failed items of a task abandoned, then read the list again.
+    AbandonItems {
+        task_id: String,
+        item_ids: Vec<i64>,
     },
     /// Pause (true) or resume a task's schedule.
     PauseSchedule {
@@ -120,6 +128,11 @@ pub enum Confirm {
     },
     /// Retry these failed items (id, path or bounds) of a task.
     Retry {
+        task_id: String,
+        items: Vec<(i64, String)>,
+    },
+    /// Give up on these failed items (id, path or bounds) of a task.
+    Abandon {
         task_id: String,
         items: Vec<(i64, String)>,
     },

@@ -22,7 +22,7 @@ impl App {
             return self.on_unbound_key(key);
         };
         if self.read_only && action.is_mutating() {
-            self.set_status("read-only console: start, retry, cancel and pause are disabled");
+            self.set_status(READ_ONLY);
             return Vec::new();
         }
         self.on_action(action)
@@ -65,6 +65,14 @@ impl App {
             Confirm::StartDespite { task_id, .. } => {
                 self.set_status(format!("starting {task_id}"));
                 vec![Command::Engine(EngineCommand::StartTask { task_id })]
+            }
+            Confirm::Abandon { task_id, items } => {
+                self.set_status(format!(
+                    "abandoned {} item(s) of {task_id}; `syncdeck errors {task_id} --all` still lists them",
+                    items.len()
+                ));
+                let item_ids = items.into_iter().map(|(id, _)| id).collect();
+                vec![Command::AbandonItems { task_id, item_ids }]
             }
             Confirm::Retry { task_id, items } => {
                 self.set_status(format!("retrying {} item(s) of {task_id}", items.len()));
@@ -281,6 +289,7 @@ impl App {
                 }
                 self.retry_selected_task();
             }
+            Action::Abandon => self.abandon_selected_item(),
             Action::Pause => {
                 let Some(task) = self.selected_task() else {
                     return Vec::new();
@@ -516,11 +525,34 @@ impl App {
         };
         let (task_id, items) = (item.task_id.clone(), vec![(item.id, item.key.clone())]);
         if self.read_only {
-            self.set_status("read-only console: start, retry, cancel and pause are disabled");
+            self.set_status(READ_ONLY);
             return Vec::new();
         }
         self.ask_retry(task_id, items);
         Vec::new()
+    }
+
+    /// Asks before giving up on the failed item selected in the errors
+    /// view: runs and retries skip it from then on.
+    pub(super) fn abandon_selected_item(&mut self) {
+        if self.view != View::Errors {
+            let errors = self.keymap.label("errors");
+            self.set_status(format!(
+                "abandon gives up on a failed item: select it in the errors view ({errors})"
+            ));
+            return;
+        }
+        let Some(item) = self
+            .visible_pending_items()
+            .get(self.errors_selected)
+            .copied()
+        else {
+            self.set_status("nothing to abandon");
+            return;
+        };
+        // A read-only console never gets here: abandoning is mutating.
+        let (task_id, items) = (item.task_id.clone(), vec![(item.id, item.key.clone())]);
+        self.overlay = Some(Overlay::Confirm(Confirm::Abandon { task_id, items }));
     }
 
     pub(super) fn ask_retry(&mut self, task_id: String, items: Vec<(i64, String)>) {

@@ -11,6 +11,9 @@ use crate::config::keys::{ACTIONS, KeySpec, parse_key};
 pub enum Action {
     Start,
     Retry,
+    /// Give up on the selected failed item (errors view), as `syncdeck
+    /// abandon` does.
+    Abandon,
     Cancel,
     Pause,
     Open,
@@ -45,6 +48,7 @@ impl Action {
         Some(match name {
             "start" => Self::Start,
             "retry" => Self::Retry,
+            "abandon" => Self::Abandon,
             "cancel" => Self::Cancel,
             "pause" => Self::Pause,
             "open" => Self::Open,
@@ -80,7 +84,10 @@ impl Action {
 
     /// Actions that change something; refused by a read-only console.
     pub fn is_mutating(self) -> bool {
-        matches!(self, Self::Start | Self::Retry | Self::Cancel | Self::Pause)
+        matches!(
+            self,
+            Self::Start | Self::Retry | Self::Abandon | Self::Cancel | Self::Pause
+        )
     }
 }
 

@@ -38,7 +38,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::engine::Engine;
 use crate::engine::scheduler::{self, ScheduleCommand, Schedules};
 use crate::logging::LogBuffer;
-use crate::state::ItemStatus;
+use crate::state::{ItemStatus, StateStore};
 use app::{App, Command, Msg};
 use keymap::Keymap;
 use theme::Theme;
@@ -336,21 +336,32 @@ fn carry_out(
                 }
             });
         }
-        Command::LoadFailedItems => {
+        Command::AbandonItems { task_id, item_ids } => {
             tokio::spawn(async move {
-                // Gone items too, so the errors view shows what became of
-                // a failed file deleted at the source.
-                match state.failed_items(None, false).await {
-                    Ok(mut items) => {
-                        items.retain(|item| {
-                            matches!(item.status, ItemStatus::Pending | ItemStatus::Gone)
-                        });
-                        let _ = loaded.send(Msg::FailedItemsLoaded(items)).await;
+                for id in item_ids {
+                    if let Err(error) = state.set_item_status(id, ItemStatus::Abandoned).await {
+                        tracing::error!(task_id, item = id, %error, "could not abandon a failed item");
                     }
-                    Err(error) => tracing::error!(%error, "could not read failed items"),
                 }
+                load_failed_items(&*state, &loaded).await;
             });
         }
+        Command::LoadFailedItems => {
+            tokio::spawn(async move { load_failed_items(&*state, &loaded).await });
+        }
+    }
+}
+
+/// Reads the failed items the errors view lists: pending ones, and gone
+/// ones too, so it shows what became of a failed file deleted at the
+/// source.
+async fn load_failed_items(state: &dyn StateStore, loaded: &mpsc::Sender<Msg>) {
+    match state.failed_items(None, false).await {
+        Ok(mut items) => {
+            items.retain(|item| matches!(item.status, ItemStatus::Pending | ItemStatus::Gone));
+            let _ = loaded.send(Msg::FailedItemsLoaded(items)).await;
+        }
+        Err(error) => tracing::error!(%error, "could not read failed items"),
     }
 }
 

@@ -78,11 +78,6 @@ impl ActiveRun {
         }
     }
 
-    /// Whether this run moves rows (table sync) rather than files.
-    pub fn is_rows(&self) -> bool {
-        self.counters.counts_rows()
-    }
-
     /// Bytes (or, for table runs, rows) per second, smoothed over the
     /// last seconds; `None` until half a second was measured.
     pub fn rate(&self) -> Option<f64> {

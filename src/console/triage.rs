@@ -3,7 +3,7 @@
 //! `kind:table`, `!text`), jumping between failing tasks and the `:`
 //! command palette.
 
-use super::app::{App, Command, Input, View};
+use super::app::{App, Command, Input, READ_ONLY, View};
 use super::lists::TaskSort;
 use crate::run::{RunStatus, Trigger};
 
@@ -33,7 +33,9 @@ impl TaskHealth {
             return Self::NeverRun;
         };
         match last.status {
-            RunStatus::Failed | RunStatus::Interrupted
+            // A retry that failed or was cancelled leaves the task where its
+            // last full run left it: with items still pending.
+            RunStatus::Failed | RunStatus::Interrupted | RunStatus::Cancelled
                 if last.trigger == Trigger::Retry && task.pending_failures > 0 =>
             {
                 Self::Partial
@@ -327,9 +329,7 @@ impl App {
                     return Vec::new();
                 }
                 if self.read_only {
-                    self.set_status(
-                        "read-only console: start, retry, cancel and pause are disabled",
-                    );
+                    self.set_status(READ_ONLY);
                     return Vec::new();
                 }
                 match *verb {

@@ -121,6 +121,43 @@ fn r_in_the_errors_view_retries_the_selected_item_only() {
 }
 
 #[test]
+fn a_in_the_errors_view_asks_then_abandons_the_selected_item_only() {
+    let mut app = fixture();
+    press(&mut app, "a");
+    assert_eq!(
+        app.overlay, None,
+        "abandon needs an item of the errors view"
+    );
+    assert!(
+        app.status
+            .as_ref()
+            .is_some_and(|(message, _)| message.contains("errors view (2)")),
+        "{:?}",
+        app.status
+    );
+    press(&mut app, "2");
+    press(&mut app, "j");
+    press(&mut app, "a");
+    assert_eq!(
+        app.overlay,
+        Some(Overlay::Confirm(Confirm::Abandon {
+            task_id: "vendor_feed".into(),
+            items: vec![(8, "2026/11/stock.csv".into())]
+        }))
+    );
+    assert!(press(&mut app, "n").is_empty(), "n keeps the item");
+    assert_eq!(app.overlay, None);
+    press(&mut app, "a");
+    assert_eq!(
+        press(&mut app, "y"),
+        vec![Command::AbandonItems {
+            task_id: "vendor_feed".into(),
+            item_ids: vec![8]
+        }]
+    );
+}
+
+#[test]
 fn r_without_failures_explains() {
     let mut app = fixture();
     select(&mut app, "daily_backup");

@@ -587,3 +587,40 @@ fn errors_cut_at_a_columns_edge_end_with_an_ellipsis() {
         .to_string();
     assert!(row.matches('…').count() >= 2, "{errors}");
 }
+
+/// A table run that has not counted a row yet (its first batch still
+/// reading, or a daemon's run seen through the store) is shown in rows,
+/// as its task's kind says, and cancelling it speaks of batches.
+#[test]
+fn a_table_run_before_its_first_batch_is_shown_in_rows_not_files() {
+    let mut app = table_fixture();
+    app.update(key(KeyCode::Enter));
+    let shown = screen(&app, 80, 24);
+    assert!(!shown.contains("files "), "{shown}");
+    assert!(!shown.contains("bytes "), "{shown}");
+    assert!(shown.contains("rows"), "{shown}");
+    press(&mut app, "c");
+    let shown = screen(&app, 80, 24);
+    assert!(
+        shown.contains("Loaded batches stay, the one loading is rolled back."),
+        "{shown}"
+    );
+    assert!(!shown.contains("copies"), "{shown}");
+}
+
+/// The help fits 80x24 whole, the read-only console's note included.
+#[test]
+fn the_help_fits_a_small_terminal_read_only_too() {
+    for read_only in [false, true] {
+        let mut app = fixture_with(read_only, "");
+        press(&mut app, "?");
+        let shown = screen(&app, 80, 24);
+        assert!(shown.contains("G go to the last line"), "{shown}");
+        assert!(shown.contains("✔ ok  ● running"), "{shown}");
+        assert_eq!(
+            shown.contains("read-only: start, retry, abandon, cancel and pause are off"),
+            read_only,
+            "{shown}"
+        );
+    }
+}

@@ -78,6 +78,15 @@ fn a_failed_retry_leaves_a_task_with_pending_items_partial() {
         TaskHealth::Partial,
         "an ok run with items still pending is not ok"
     );
+    let last = task.last.as_mut().expect("a last run");
+    last.status = RunStatus::Cancelled;
+    task.pending_failures = 2;
+    assert_eq!(
+        TaskHealth::of(task),
+        TaskHealth::Partial,
+        "a cancelled retry leaves its items pending: still failing"
+    );
+    assert!(TaskHealth::of(task).is_failing());
 }
 
 #[test]

@@ -48,7 +48,7 @@ fn a_read_only_console_cannot_pause_and_says_so() {
     let status = app.status.as_ref().map(|(text, _)| text.as_str());
     assert_eq!(
         status,
-        Some("read-only console: start, retry, cancel and pause are disabled")
+        Some("read-only console: start, retry, abandon, cancel and pause are disabled")
     );
 }
 

@@ -256,7 +256,10 @@ pub fn footer_hints(app: &App) -> Vec<(String, &'static str)> {
             ]);
         }
         View::Errors => {
-            mutating(&mut hints, &[("retry", "retry item")]);
+            mutating(
+                &mut hints,
+                &[("retry", "retry item"), ("abandon", "abandon item")],
+            );
             hints.extend([
                 (label("open"), "full text"),
                 (label("back"), "back"),

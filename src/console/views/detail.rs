@@ -8,6 +8,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Sparkline, Widget, Wrap};
 
+use crate::config::TaskKind;
 use crate::console::app::{ActiveRun, App, ItemOutcome, RecentItem, TaskState};
 use crate::console::format;
 use crate::console::theme::Theme;
@@ -175,8 +176,16 @@ fn table_active_lines(
     lines
 }
 
-fn active_lines(active: &ActiveRun, app: &App, theme: Theme, width: usize) -> Vec<Line<'static>> {
-    if active.is_rows() {
+fn active_lines(
+    active: &ActiveRun,
+    kind: TaskKind,
+    app: &App,
+    theme: Theme,
+    width: usize,
+) -> Vec<Line<'static>> {
+    // By the task's kind: a table run of another process shows no row
+    // counter before its first batch, and is no file run meanwhile.
+    if TaskKind::moves_rows(Some(kind), &active.counters) {
         return table_active_lines(active, app, theme, width);
     }
     let counters = &active.counters;
@@ -546,7 +555,7 @@ fn body_lines(
         ]));
     }
     match live(task, app) {
-        Some(active) => lines.extend(active_lines(active, app, theme, width)),
+        Some(active) => lines.extend(active_lines(active, task.kind, app, theme, width)),
         None => lines.extend(finished_lines(task, app, theme)),
     }
     lines
@@ -607,8 +616,9 @@ impl Widget for DetailView<'_> {
             .map(|run| run.throughput.iter().copied().collect())
             .unwrap_or_default();
         let peak = throughput.iter().copied().max().unwrap_or(0);
+        let moves_rows = |run: &ActiveRun| TaskKind::moves_rows(Some(task.kind), &run.counters);
         Sparkline::default()
-            .block(Block::default().title(match shown.map(ActiveRun::is_rows) {
+            .block(Block::default().title(match shown.map(moves_rows) {
                 None => "throughput: recorded for runs this console followed".to_string(),
                 Some(_) if throughput.is_empty() => {
                     "throughput: one value per second, from the first second on".to_string()
@@ -629,7 +639,7 @@ impl Widget for DetailView<'_> {
             .render(spark, buffer);
 
         // Table runs report a batch only when it fails.
-        let rows = shown.is_some_and(ActiveRun::is_rows);
+        let rows = shown.is_some_and(moves_rows);
         let title = if rows {
             "Failed batches and rows (newest first)"
         } else {

@@ -46,7 +46,14 @@ impl Widget for ErrorsView<'_> {
         if !app.errors_filter.is_empty() {
             title.push_str(&format!(" · filter \"{}\"", app.errors_filter));
         }
-        title.push_str(&format!(" · {retry} retry the selected item "));
+        if app.read_only {
+            title.push(' ');
+        } else {
+            let abandon = app.keymap.label("abandon");
+            title.push_str(&format!(
+                " · {retry} retry, {abandon} abandon the selected "
+            ));
+        }
         let block = Block::bordered().title(title).border_style(theme.title());
         let inner = block.inner(area);
         block.render(area, buffer);

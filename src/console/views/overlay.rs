@@ -6,12 +6,29 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
+use crate::config::TaskKind;
 use crate::console::app::{App, Confirm, Overlay};
 use crate::console::theme::Theme;
 
 pub struct OverlayView<'a> {
     pub app: &'a App,
     pub theme: Theme,
+}
+
+/// What cancelling a run of `task_id` leaves behind, in its kind's terms.
+fn cancel_effect(app: &App, task_id: &str) -> &'static str {
+    match app
+        .tasks
+        .iter()
+        .find(|task| task.id == task_id)
+        .map(|task| task.kind)
+    {
+        Some(TaskKind::TableSync | TaskKind::HttpSync) => {
+            " Loaded batches stay, the one loading is rolled back."
+        }
+        Some(TaskKind::Airbyte) => " The Airbyte job is cancelled too.",
+        Some(TaskKind::Sync) | None => " In-flight copies are aborted; nothing partial is left.",
+    }
 }
 
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
@@ -91,7 +108,7 @@ impl Widget for OverlayView<'_> {
                 ));
                 if app.read_only {
                     lines.push(Line::styled(
-                        " read-only: start, retry, cancel and pause are disabled",
+                        " read-only: start, retry, abandon, cancel and pause are off",
                         theme.warn(),
                     ));
                 }
@@ -101,10 +118,7 @@ impl Widget for OverlayView<'_> {
                 " Cancel run ".into(),
                 vec![
                     Line::raw(format!(" Cancel run {run_id} of {task_id}?")),
-                    Line::styled(
-                        " In-flight copies are aborted; nothing partial is left.",
-                        theme.dim(),
-                    ),
+                    Line::styled(cancel_effect(app, task_id), theme.dim()),
                     Line::raw(""),
                     Line::from(vec![
                         Span::styled(" y", theme.key()),
@@ -176,6 +190,33 @@ impl Widget for OverlayView<'_> {
                     Span::raw(" not now"),
                 ]));
                 (" Retry ".into(), lines)
+            }
+            Overlay::Confirm(Confirm::Abandon { task_id, items }) => {
+                let mut lines = vec![Line::raw(format!(
+                    " Give up on {} failed item(s) of {task_id}:",
+                    items.len()
+                ))];
+                for (id, key) in items.iter().take(8) {
+                    lines.push(Line::from(vec![
+                        Span::styled(format!("  #{id} "), theme.dim()),
+                        Span::raw(key.clone()),
+                    ]));
+                }
+                lines.push(Line::raw(""));
+                lines.push(Line::raw(
+                    " Runs and retries skip it from then on; it no longer",
+                ));
+                lines.push(Line::raw(
+                    " counts as failing. `syncdeck errors --all` lists it.",
+                ));
+                lines.push(Line::raw(""));
+                lines.push(Line::from(vec![
+                    Span::styled(" y", theme.key()),
+                    Span::raw(" abandon   "),
+                    Span::styled("n", theme.key()),
+                    Span::raw(" keep it"),
+                ]));
+                (" Abandon ".into(), lines)
             }
         };
         let width = lines
