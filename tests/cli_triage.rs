@@ -138,6 +138,7 @@ fn validate_lists_every_problem_then_exits_2() {
 #[test]
 fn validate_of_a_good_config_lists_its_tasks_one_a_line() {
     let workspace = Workspace::new();
+    workspace.file("in/a.txt", b"a");
     workspace.write_config(
         "[[tasks]]\nid = \"only\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out/\"\n",
     );

@@ -450,3 +450,64 @@ fn validate_names_a_private_key_file_that_is_not_there() {
         ],
     );
 }
+
+/// A local source folder that is not there is a warning of `validate`, at
+/// its line: the config is valid, but its runs would fail. A task with
+/// dependencies is left alone (they may make its source).
+#[test]
+fn validate_warns_about_a_local_source_folder_that_is_not_there() {
+    let workspace = common::Workspace::new();
+    workspace.file("inbox/a.txt", b"a");
+    workspace.write_config(
+        "[[tasks]]\nid = \"here\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"inbox/\"\ndestination_path = \"out/\"\n\n\
+         [[tasks]]\nid = \"typo\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"inbx/\"\ndestination_path = \"out/\"\n\n\
+         [[tasks]]\nid = \"later\"\ntype = \"sync\"\ndependencies = [\"here\"]\n[tasks.properties]\nsource_path = \"out/made/\"\ndestination_path = \"archive/\"\n",
+    );
+    let output = workspace.run(&["validate"]);
+    let stderr = common::stderr(&output);
+    assert!(output.status.success(), "still a valid config: {stderr}");
+    let warnings: Vec<&str> = stderr.lines().collect();
+    assert_eq!(warnings.len(), 1, "one warning, for `typo`: {stderr}");
+    assert!(
+        warnings[0].starts_with("syncdeck: warning: ")
+            && warnings[0].contains(
+                "syncdeck.toml:16:15: task `typo`: source_path `inbx/` does not exist here"
+            )
+            && warnings[0].contains("create it, or fix the path"),
+        "{stderr}"
+    );
+    assert!(
+        common::stdout(&output).contains("ok, 3 tasks, 1 warning"),
+        "{}",
+        common::stdout(&output)
+    );
+}
+
+/// `validate` lists every misspelt key of a task, not one per run: each
+/// with its line and "did you mean", and no extra line for the required
+/// key a typo stood for.
+#[test]
+fn validate_lists_every_misspelt_key_of_a_task() {
+    let workspace = common::Workspace::new();
+    workspace.file("in/a.txt", b"a");
+    workspace.write_config(
+        "[[tasks]]\nid = \"a\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\n\
+         destinaton_path = \"out/\"\nrecusive = true\n",
+    );
+    let output = workspace.run(&["validate"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = common::stderr(&output);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "two problems and the count: {stderr}");
+    assert!(
+        lines[0].contains("syncdeck.toml:10:1: unknown key `destinaton_path`")
+            && lines[0].contains("did you mean `destination_path`?"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].contains("syncdeck.toml:11:1: unknown key `recusive`")
+            && lines[1].contains("did you mean `recursive`?"),
+        "{stderr}"
+    );
+    assert!(lines[2].ends_with("2 problems found"), "{stderr}");
+}

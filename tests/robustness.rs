@@ -190,3 +190,22 @@ fn a_reader_that_closes_the_pipe_early_ends_the_output_quietly() {
         assert_eq!(output.status.code(), Some(141), "{args:?}: {text}");
     }
 }
+
+/// Each command's help lists what that command takes: `--mouse` is the
+/// console's, so `plan --help` does not offer it, while `tui --help` and
+/// the top level do.
+#[test]
+fn only_the_console_offers_the_mouse() {
+    let help = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_syncdeck"))
+            .args(args)
+            .output()
+            .expect("run syncdeck");
+        assert!(output.status.success(), "{args:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    assert!(!help(&["plan", "--help"]).contains("--mouse"));
+    assert!(!help(&["run", "--help"]).contains("--mouse"));
+    assert!(help(&["tui", "--help"]).contains("--mouse"));
+    assert!(help(&["--help"]).contains("--mouse"));
+}

@@ -66,7 +66,7 @@ struct Cli {
     read_only: bool,
     /// Mouse in the console: click selects a row, the wheel scrolls
     /// (default: [console] mouse, else off)
-    #[arg(long, global = true)]
+    #[arg(long)]
     mouse: bool,
     /// Log lines as text or as JSON objects, on stderr and in the log file
     /// (default: [engine] log_format, else text)
@@ -79,7 +79,12 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Open the console (the default)
-    Tui,
+    Tui {
+        /// Mouse in the console: click selects a row, the wheel scrolls
+        /// (default: [console] mouse, else off)
+        #[arg(long)]
+        mouse: bool,
+    },
     /// Run tasks headless, dependencies first
     Run(RunArgs),
     /// Show what a run of TASK would copy or skip, and why
@@ -373,7 +378,10 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
     }
     match cli.command {
-        None | Some(Command::Tui) => console(config_path, cli.read_only, cli.mouse).await,
+        None => console(config_path, cli.read_only, cli.mouse).await,
+        Some(Command::Tui { mouse }) => {
+            console(config_path, cli.read_only, cli.mouse || mouse).await
+        }
         Some(Command::Daemon { metrics_addr }) => daemon::run(config_path, metrics_addr).await,
         Some(Command::Completions { shell }) => {
             clap_complete::generate(

@@ -23,8 +23,17 @@ pub(super) fn run(config_path: Option<&Path>) -> Result<u8, Failure> {
     });
     match loaded {
         Ok(config) => {
+            let warnings = config::missing_local_sources(&config);
+            for warning in &warnings {
+                eprintln!("syncdeck: warning: {warning}");
+            }
+            let warned = if warnings.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", report::count(warnings.len() as u64, "warning"))
+            };
             out!(
-                "{}: ok, {}",
+                "{}: ok, {}{warned}",
                 config.file.display(),
                 report::count(config.tasks.len() as u64, "task")
             );

@@ -125,7 +125,7 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
 }
 
 /// Parses serde's "unknown field `x`, expected one of `a`, `b`" message.
-fn unknown_field(message: &str) -> Option<(&str, Vec<&str>)> {
+pub(super) fn unknown_field(message: &str) -> Option<(&str, Vec<&str>)> {
     let rest = message.strip_prefix("unknown field `")?;
     let (key, rest) = rest.split_once('`')?;
     let expected = rest.split('`').skip(1).step_by(2).collect::<Vec<_>>();
@@ -141,7 +141,7 @@ fn unknown_variant(message: &str) -> Option<(&str, Vec<&str>)> {
     Some((given, expected))
 }
 
-fn missing_field(message: &str) -> Option<&str> {
+pub(super) fn missing_field(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("missing field `")?;
     rest.split_once('`').map(|(key, _)| key)
 }

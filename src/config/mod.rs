@@ -38,7 +38,7 @@ pub use parse::{Resolve, find_config, load, load_all, parse};
 pub use schema::json_schema;
 pub use table::{ColumnConfig, TableMode, TableSyncProperties};
 pub(crate) use validate::parse_rate;
-pub use validate::unreadable_files;
+pub use validate::{missing_local_sources, unreadable_files};
 
 /// Where the config is looked for when `-c` is not given.
 pub const CONFIG_ENV: &str = "SYNCDECK_CONFIG";

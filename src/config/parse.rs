@@ -146,8 +146,8 @@ fn parse_all(path: &Path, text: &str, resolve: Resolve) -> Result<Config, Vec<Co
                     tasks.push(task);
                     spans.push(task_spans);
                 }
-                Err(error) => {
-                    errors.push(error);
+                Err(task_errors) => {
+                    errors.extend(task_errors);
                     if let DeValue::Table(table) = task_value.get_ref()
                         && let Some(id) = table.get("id")
                         && let DeValue::String(id) = id.get_ref()
@@ -325,23 +325,80 @@ pub(crate) struct TaskSpans {
     pub(crate) dependencies: Vec<Range<usize>>,
 }
 
+/// A task, or its problems: one, or every unknown key of its properties.
 fn parse_task(
     source: &SourceText<'_>,
     value: Spanned<DeValue<'_>>,
     resolve: Resolve,
     resolver: &mut credentials::CredentialResolver,
-) -> Result<(TaskConfig, TaskSpans), ConfigError> {
+) -> Result<(TaskConfig, TaskSpans), Vec<ConfigError>> {
     let task_span = value.span();
     let DeValue::Table(mut table) = value.into_inner() else {
-        return Err(source.error(Some(task_span), "each entry of `tasks` must be a table"));
+        return Err(vec![
+            source.error(Some(task_span), "each entry of `tasks` must be a table"),
+        ]);
     };
     let properties = table.remove("properties");
     let header: TaskHeader = deserialize(
         source,
         Spanned::new(task_span.clone(), DeValue::Table(table)),
         "[[tasks]]",
-    )?;
+    )
+    .map_err(|error| vec![error])?;
+    let id = header.id.get_ref().clone();
+    let section = format!("[tasks.properties] of task `{id}`");
+    let kind = TaskKind::parse(header.kind.get_ref());
+    let properties = match (kind, properties) {
+        (Some(kind), Some(properties)) => {
+            let properties = prepare_properties(source, kind, properties, resolve, resolver)
+                .map_err(|error| vec![error])?;
+            Some(match kind {
+                TaskKind::Sync => TaskProperties::Sync(std::sync::Arc::new(
+                    deserialize_properties(source, properties, &section)?,
+                )),
+                TaskKind::TableSync => TaskProperties::TableSync(std::sync::Arc::new(
+                    deserialize_properties(source, properties, &section)?,
+                )),
+                TaskKind::Airbyte => TaskProperties::Airbyte(std::sync::Arc::new(
+                    deserialize_properties(source, properties, &section)?,
+                )),
+                TaskKind::HttpSync => TaskProperties::HttpSync(std::sync::Arc::new(
+                    deserialize_properties(source, properties, &section)?,
+                )),
+            })
+        }
+        _ => None,
+    };
+    build_task(source, task_span, header, properties).map_err(|error| vec![error])
+}
 
+/// Resolves credential references in a task's properties and checks its
+/// URLs, when the config is loaded with everything resolved.
+fn prepare_properties<'de>(
+    source: &SourceText<'_>,
+    kind: TaskKind,
+    mut properties: Spanned<DeValue<'de>>,
+    resolve: Resolve,
+    resolver: &mut credentials::CredentialResolver,
+) -> Result<Spanned<DeValue<'de>>, ConfigError> {
+    if resolve == Resolve::Everything {
+        credentials::resolve_references(source, &mut properties, resolver)?;
+        urls::check_values(source, &properties, "")?;
+        if kind == TaskKind::TableSync {
+            urls::check_table_sync_urls(source, &properties)?;
+        }
+    }
+    Ok(properties)
+}
+
+/// A task from its parsed header and properties (`None` when its type is
+/// unknown or it has none, which this reports).
+fn build_task(
+    source: &SourceText<'_>,
+    task_span: Range<usize>,
+    header: TaskHeader,
+    properties: Option<TaskProperties>,
+) -> Result<(TaskConfig, TaskSpans), ConfigError> {
     let id = header.id.get_ref().clone();
     let Some(kind) = TaskKind::parse(header.kind.get_ref()) else {
         let given = header.kind.get_ref();
@@ -353,31 +410,8 @@ fn parse_task(
             format!("task `{id}` has unknown type `{given}`; {hint}"),
         ));
     };
-
-    let section = format!("[tasks.properties] of task `{id}`");
-    let Some(mut properties) = properties else {
+    let Some(properties) = properties else {
         return Err(source.error(Some(task_span), format!("task `{id}` has no [tasks.properties]; add one with source_path and destination_path")));
-    };
-    if resolve == Resolve::Everything {
-        credentials::resolve_references(source, &mut properties, resolver)?;
-        urls::check_values(source, &properties, "")?;
-        if kind == TaskKind::TableSync {
-            urls::check_table_sync_urls(source, &properties)?;
-        }
-    }
-    let properties = match kind {
-        TaskKind::Sync => TaskProperties::Sync(std::sync::Arc::new(deserialize(
-            source, properties, &section,
-        )?)),
-        TaskKind::TableSync => TaskProperties::TableSync(std::sync::Arc::new(deserialize(
-            source, properties, &section,
-        )?)),
-        TaskKind::Airbyte => TaskProperties::Airbyte(std::sync::Arc::new(deserialize(
-            source, properties, &section,
-        )?)),
-        TaskKind::HttpSync => TaskProperties::HttpSync(std::sync::Arc::new(deserialize(
-            source, properties, &section,
-        )?)),
     };
 
     let schedule = match header.schedule {
@@ -438,25 +472,88 @@ fn parse_schedule(spec: ScheduleSpec) -> Result<Schedule, String> {
     Ok(schedule)
 }
 
+/// Deserializes a task's properties, reporting every unknown key of the
+/// table (each with its "did you mean"), not only the first: an unknown
+/// key is taken out and the rest tried again, so one `validate` lists all
+/// the typos. Any other problem ends the list.
+fn deserialize_properties<'de, T: Deserialize<'de>>(
+    source: &SourceText<'_>,
+    mut value: Spanned<DeValue<'de>>,
+    section: &str,
+) -> Result<T, Vec<ConfigError>> {
+    let mut unknown = Vec::new();
+    // Keys an unknown one was probably meant to be: their absence, once
+    // the typo is taken out, is not another problem.
+    let mut meant = Vec::new();
+    loop {
+        let error = match deserialize_raw::<T>(value.clone()) {
+            Ok(parsed) if unknown.is_empty() => return Ok(parsed),
+            Ok(_) => return Err(unknown),
+            Err(error) => error,
+        };
+        let message = error.message().trim();
+        if let Some(missing) = error::missing_field(message)
+            && meant.iter().any(|key: &String| key == missing)
+        {
+            return Err(unknown);
+        }
+        let typo = error::unknown_field(message).map(|(key, expected)| {
+            meant.extend(error::did_you_mean(key, &expected).map(str::to_string));
+            key.to_string()
+        });
+        unknown.push(describe_error(source, &value, &error, section));
+        // Only a key of the properties table itself is taken out (one of
+        // a nested table may share its name).
+        let removed = match (typo, error.span(), value.get_mut()) {
+            (Some(key), Some(span), DeValue::Table(table))
+                if table
+                    .iter()
+                    .any(|(name, _)| name.get_ref() == &key && name.span().start == span.start) =>
+            {
+                table.remove(key.as_str()).is_some()
+            }
+            _ => false,
+        };
+        if !removed {
+            return Err(unknown);
+        }
+    }
+}
+
+fn deserialize_raw<'de, T: Deserialize<'de>>(
+    value: Spanned<DeValue<'de>>,
+) -> Result<T, toml::de::Error> {
+    T::deserialize(ValueDeserializer::from(value))
+}
+
+/// A deserializing error of `value` as a config error, named by the key
+/// path where it is.
+fn describe_error(
+    source: &SourceText<'_>,
+    value: &Spanned<DeValue<'_>>,
+    error: &toml::de::Error,
+    section: &str,
+) -> ConfigError {
+    let path = error
+        .span()
+        .map(|span| key_path_at(value, span.start))
+        .unwrap_or_default();
+    if path.is_empty() {
+        source.toml_error(error, section)
+    } else if section == TOP_LEVEL {
+        source.toml_error(error, &format!("`{path}`"))
+    } else {
+        source.toml_error(error, &format!("`{path}` of {section}"))
+    }
+}
+
 fn deserialize<'de, T: Deserialize<'de>>(
     source: &SourceText<'_>,
     value: Spanned<DeValue<'de>>,
     section: &str,
 ) -> Result<T, ConfigError> {
     let outline = value.clone();
-    T::deserialize(ValueDeserializer::from(value)).map_err(|error| {
-        let path = error
-            .span()
-            .map(|span| key_path_at(&outline, span.start))
-            .unwrap_or_default();
-        if path.is_empty() {
-            source.toml_error(&error, section)
-        } else if section == TOP_LEVEL {
-            source.toml_error(&error, &format!("`{path}`"))
-        } else {
-            source.toml_error(&error, &format!("`{path}` of {section}"))
-        }
-    })
+    deserialize_raw(value).map_err(|error| describe_error(source, &outline, &error, section))
 }
 
 /// The dotted path of the innermost value that holds `offset`, below

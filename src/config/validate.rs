@@ -615,3 +615,46 @@ pub fn unreadable_files(config: &Config) -> Vec<ConfigError> {
     }
     errors
 }
+
+/// Local `source_path`s that do not exist here, each reported at its line:
+/// a warning of `validate`, since a folder may be mounted or filled later.
+/// Tasks with dependencies are left out (those may make their source), and
+/// so are paths with a template or a pattern, which only a run resolves.
+pub fn missing_local_sources(config: &Config) -> Vec<ConfigError> {
+    let text = std::fs::read_to_string(&config.file).unwrap_or_default();
+    let source = SourceText {
+        file: &config.file,
+        text: &text,
+    };
+    let mut missing = Vec::new();
+    for task in config
+        .tasks
+        .iter()
+        .filter(|task| task.dependencies.is_empty())
+    {
+        let TaskProperties::Sync(sync) = &task.properties else {
+            continue;
+        };
+        let given = sync.source_path.get_ref();
+        if given.contains("{{") || given.contains(['*', '?', '[']) {
+            continue;
+        }
+        let Ok(super::location::LocationSpec::Local(path)) =
+            super::location::LocationSpec::parse(given)
+        else {
+            continue;
+        };
+        let resolved = config.resolve_path(&path);
+        if !resolved.exists() {
+            missing.push(source.error(
+                Some(sync.source_path.span()),
+                format!(
+                    "task `{}`: source_path `{given}` does not exist here ({}); its runs fail until it does: create it, or fix the path (a relative path starts at the config's folder)",
+                    task.id,
+                    resolved.display()
+                ),
+            ));
+        }
+    }
+    missing
+}
