@@ -313,3 +313,52 @@ fn a_read_only_console_beside_a_daemon_starts_nothing_and_cancels_nothing() {
         );
     }
 }
+
+/// The errors view's `a` gives up on a failed item for good, at 80x24:
+/// after the confirmation the item leaves the list, `syncdeck errors` no
+/// longer lists it and `errors --all` shows it abandoned.
+#[test]
+fn a_failed_row_is_abandoned_from_the_errors_view() {
+    let database = common::TestDatabase::create("console_abandon");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.t (id int PRIMARY KEY, n int);
+         INSERT INTO src.t SELECT g, CASE WHEN g = 7 THEN NULL ELSE g END FROM generate_series(1, 20) g;
+         CREATE TABLE dst.t (id int PRIMARY KEY, n int NOT NULL);",
+    );
+    let workspace = common::Workspace::new();
+    workspace.write_config(&format!(
+        "[[tasks]]\nid = \"t\"\ntype = \"table_sync\"\n[tasks.properties]\nsource = \"{url}\"\n\
+         target = \"{url}\"\nsource_table = \"src.t\"\ntarget_table = \"dst.t\"\nprimary_key = [\"id\"]\n",
+        url = database.url
+    ));
+    let output = workspace.run(&["run"]);
+    assert_eq!(output.status.code(), Some(1), "a partial run");
+    assert_eq!(
+        common::json_lines(&workspace.run(&["errors", "--json"])).len(),
+        1
+    );
+
+    let tmux = Tmux::start(workspace.path(), 80, 24);
+    tmux.wait_for("shell$", "the shell prompt");
+    tmux.type_line(&format!(
+        "{} -c syncdeck.toml",
+        env!("CARGO_BIN_EXE_syncdeck")
+    ));
+    tmux.wait_for("Tasks 1/1", "the console opens");
+    tmux.keys(&["2"]);
+    tmux.wait_for("id=7", "the bad row in the errors view");
+    tmux.keys(&["a"]);
+    tmux.wait_for("Give up on 1 failed item(s) of t", "the confirmation");
+    tmux.keys(&["y"]);
+    let screen = tmux.wait_for("abandoned 1 item(s) of t", "the status line");
+    assert!(screen.contains("pending 0"), "{screen}");
+    tmux.keys(&["q"]);
+    tmux.wait_for("syncdeck.toml\nshell$", "back at the shell");
+
+    assert!(common::json_lines(&workspace.run(&["errors", "--json"])).is_empty());
+    let all = common::json_lines(&workspace.run(&["errors", "--all", "--json"]));
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["status"], "abandoned");
+    assert_eq!(all[0]["key"], "id=7");
+}
