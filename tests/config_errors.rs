@@ -492,21 +492,22 @@ fn validate_lists_every_misspelt_key_of_a_task() {
     workspace.file("in/a.txt", b"a");
     workspace.write_config(
         "[[tasks]]\nid = \"a\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\n\
-         destinaton_path = \"out/\"\nrecusive = true\n",
+         recusive = true\ndestinaton_path = \"out/\"\n",
     );
     let output = workspace.run(&["validate"]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = common::stderr(&output);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 3, "two problems and the count: {stderr}");
+    // In the order of their lines.
     assert!(
-        lines[0].contains("syncdeck.toml:10:1: unknown key `destinaton_path`")
-            && lines[0].contains("did you mean `destination_path`?"),
+        lines[0].contains("syncdeck.toml:10:1: unknown key `recusive`")
+            && lines[0].contains("did you mean `recursive`?"),
         "{stderr}"
     );
     assert!(
-        lines[1].contains("syncdeck.toml:11:1: unknown key `recusive`")
-            && lines[1].contains("did you mean `recursive`?"),
+        lines[1].contains("syncdeck.toml:11:1: unknown key `destinaton_path`")
+            && lines[1].contains("did you mean `destination_path`?"),
         "{stderr}"
     );
     assert!(lines[2].ends_with("2 problems found"), "{stderr}");

@@ -37,8 +37,14 @@ pub(super) fn run(config_path: Option<&Path>) -> Result<u8, Failure> {
                 config.file.display(),
                 report::count(config.tasks.len() as u64, "task")
             );
+            let width = config
+                .tasks
+                .iter()
+                .map(|task| task.id.chars().count())
+                .max()
+                .unwrap_or(0);
             for task in &config.tasks {
-                out!("  {}  {}", task.id, task.kind.name());
+                out!("  {:width$}  {}", task.id, task.kind.name());
             }
             Ok(0)
         }

@@ -147,9 +147,19 @@ pub(super) fn missing_field(message: &str) -> Option<&str> {
 }
 
 /// The closest candidate to a misspelt name, if one is close enough: one
-/// the name starts or ends with as a word (`file_sync` → `sync`), else the
-/// most alike by spelling.
+/// a slip of one or two letters away, else one the name starts or ends
+/// with as a word (`file_sync` → `sync`), else the most alike by spelling.
 pub(crate) fn did_you_mean<'a>(given: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    // A slip of one or two letters first (`source_tabel` is `source_table`,
+    // not the `source` it starts with).
+    let slip = candidates
+        .iter()
+        .map(|candidate| (strsim::damerau_levenshtein(given, candidate), *candidate))
+        .filter(|(distance, _)| *distance <= 2 && given.chars().count() > 4)
+        .min_by_key(|(distance, _)| *distance);
+    if let Some((_, candidate)) = slip {
+        return Some(candidate);
+    }
     let as_a_word = |candidate: &str| {
         let separated = |rest: &str| rest.ends_with(['_', '-']) || rest.starts_with(['_', '-']);
         candidate.len() >= 4
@@ -192,6 +202,13 @@ mod tests {
             .map(|_| text.rfind('=').unwrap_or(0))
             .unwrap_or(0);
         assert_eq!(line_column(text, offset), (2, 4));
+    }
+
+    #[test]
+    fn a_slip_of_a_letter_beats_a_word_the_key_starts_with() {
+        let keys = ["source", "source_table", "target", "target_table"];
+        assert_eq!(did_you_mean("source_tabel", &keys), Some("source_table"));
+        assert_eq!(did_you_mean("source_tables", &keys), Some("source_table"));
     }
 
     #[test]

@@ -488,14 +488,14 @@ fn deserialize_properties<'de, T: Deserialize<'de>>(
     loop {
         let error = match deserialize_raw::<T>(value.clone()) {
             Ok(parsed) if unknown.is_empty() => return Ok(parsed),
-            Ok(_) => return Err(unknown),
+            Ok(_) => return Err(by_position(unknown)),
             Err(error) => error,
         };
         let message = error.message().trim();
         if let Some(missing) = error::missing_field(message)
             && meant.iter().any(|key: &String| key == missing)
         {
-            return Err(unknown);
+            return Err(by_position(unknown));
         }
         let typo = error::unknown_field(message).map(|(key, expected)| {
             meant.extend(error::did_you_mean(key, &expected).map(str::to_string));
@@ -515,9 +515,16 @@ fn deserialize_properties<'de, T: Deserialize<'de>>(
             _ => false,
         };
         if !removed {
-            return Err(unknown);
+            return Err(by_position(unknown));
         }
     }
+}
+
+/// Problems in the order of their lines (serde finds unknown keys in the
+/// order of their names).
+fn by_position(mut errors: Vec<ConfigError>) -> Vec<ConfigError> {
+    errors.sort_by_key(|error| error.position);
+    errors
 }
 
 fn deserialize_raw<'de, T: Deserialize<'de>>(

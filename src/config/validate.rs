@@ -646,12 +646,17 @@ pub fn missing_local_sources(config: &Config) -> Vec<ConfigError> {
         };
         let resolved = config.resolve_path(&path);
         if !resolved.exists() {
+            // The full path only when it says more than the one given.
+            let full = if resolved == path {
+                String::new()
+            } else {
+                format!(" ({})", resolved.display())
+            };
             missing.push(source.error(
                 Some(sync.source_path.span()),
                 format!(
-                    "task `{}`: source_path `{given}` does not exist here ({}); its runs fail until it does: create it, or fix the path (a relative path starts at the config's folder)",
+                    "task `{}`: source_path `{given}` does not exist here{full}; its runs fail until it does: create it, or fix the path (a relative path starts at the config's folder)",
                     task.id,
-                    resolved.display()
                 ),
             ));
         }
