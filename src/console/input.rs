@@ -68,7 +68,7 @@ impl App {
             }
             Confirm::Abandon { task_id, items } => {
                 self.set_status(format!(
-                    "abandoned {} item(s) of {task_id}; `syncdeck errors {task_id} --all` still lists them",
+                    "abandoned {} item(s) of {task_id}; errors --all lists them",
                     items.len()
                 ));
                 let item_ids = items.into_iter().map(|(id, _)| id).collect();

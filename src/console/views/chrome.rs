@@ -347,9 +347,10 @@ impl Widget for Footer<'_> {
             (Some(Input::LogSearch(text)), _) => {
                 typing(" search logs: ".into(), text, "enter keep, esc clear")
             }
-            (None, Some((message, _))) if app.overlay.is_none() => {
-                Line::from(Span::styled(format!(" {message}"), theme.warn()))
-            }
+            (None, Some((message, _))) if app.overlay.is_none() => Line::from(Span::styled(
+                crate::console::format::fit(&format!(" {message}"), area.width as usize),
+                theme.warn(),
+            )),
             (None, _) => {
                 let mut spans = Vec::new();
                 for (key, what) in fitted_hints(app, area.width as usize) {
