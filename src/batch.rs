@@ -56,7 +56,7 @@ pub(crate) async fn load_with_retries(
     let mut retry = Retry::new(context, "batch", label, max_retries, base);
     loop {
         let attempt = retry.begin();
-        let watch = loader.watch(label);
+        let watch = loader.watch(label, &context.counters);
         let result = tokio::select! {
             _ = context.cancel.cancelled() => None,
             result = loader.load(&rows, attempt) => Some(result),
@@ -68,6 +68,14 @@ pub(crate) async fn load_with_retries(
         };
         let error = match result {
             Ok(changed) => {
+                if attempt > 1 {
+                    context.emit(crate::run::event::EngineEvent::ItemRecovered {
+                        run_id: context.run_id,
+                        task_id: context.task_id.clone(),
+                        path: label.to_string(),
+                        attempt,
+                    });
+                }
                 count_loaded(context, &rows, changed);
                 context.update_counters(|counters| counters.batches_done += 1);
                 loader.committed(rows, label, item_key).await;
@@ -140,7 +148,7 @@ async fn load_in_halves(
         let error = if known_rejected {
             error
         } else {
-            let watch = loader.watch(label);
+            let watch = loader.watch(label, &context.counters);
             let result = tokio::select! {
                 _ = context.cancel.cancelled() => None,
                 // Not a first attempt: an upsert, never a plain COPY.
@@ -193,6 +201,10 @@ async fn load_in_halves(
     match failure {
         None => {
             for (key, error) in &rejected {
+                // Abandoned rows are counted in the run's warning instead.
+                if context.is_abandoned_row(key).await {
+                    continue;
+                }
                 tracing::warn!(item = label, row = %key, %error, "the target rejected a row");
                 context.emit_item_failed(&format!("row {key}"), error, 1, 1, None);
             }

@@ -1129,9 +1129,8 @@ fn rows_count_as_done_only_once_their_batch_is_settled() {
         .filter(|line| line.contains("progress: read "))
         .collect();
     assert!(
-        progress.iter().any(
-            |line| line.contains("read 2000 of ") && line.contains(" 2 batches done, 0 failed")
-        ),
+        progress.iter().any(|line| line.contains("read 2000 of ")
+            && line.contains(" 2 batches done, 0 failed, 1 waiting to retry")),
         "while the last batch waited for its retry, two thirds were done: {progress:#?}"
     );
     assert!(
@@ -1179,11 +1178,12 @@ fn release_lock(mut holder: std::process::Child, mut session: std::process::Chil
 }
 
 /// `syncdeck run --json` in the background, looking at a slow load after
-/// 300 ms instead of 10 s.
+/// 300 ms instead of 10 s, its progress logged every 200 ms.
 fn start_run_watching_slow_loads(workspace: &Workspace) -> std::process::Child {
     workspace
         .command(&["run", "--json"])
         .env("SYNCDECK_SLOW_LOAD", "300ms")
+        .env("SYNCDECK_PROGRESS_LOG_EVERY", "200ms")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -1211,6 +1211,12 @@ fn a_load_waiting_for_a_lock_names_the_session_holding_it() {
         )),
         "{logs}"
     );
+    // The progress says it too, in place of an ETA.
+    wait_until("the progress to say what it waits for", || {
+        workspace.logs().contains(&format!(
+            "0 failed, waiting for a lock held by pid {pid} (index_builder)"
+        ))
+    });
     release_lock(holder, session);
     let output = child.wait_with_output().expect("wait");
     assert!(output.status.success(), "{}", stderr(&output));

@@ -26,9 +26,24 @@ struct RunBar {
     bar: ProgressBar,
     rate: RateEstimator,
     counters: RunCounters,
-    /// The terminal is narrower than [`BAR_FROM_COLUMNS`]: the message
-    /// keeps to speed, time left and failures.
-    narrow: bool,
+    /// The terminal's columns when narrower than [`BAR_FROM_COLUMNS`]:
+    /// the message keeps to speed, time left and failures, as many of
+    /// them whole as fit.
+    narrow: Option<u16>,
+}
+
+impl RunBar {
+    /// The text after the bar for `counters`; in a narrow terminal, the
+    /// parts of it that fit whole.
+    fn message(&self, counters: &RunCounters) -> String {
+        let text = message(counters, &self.rate, self.narrow.is_some());
+        match self.narrow {
+            Some(columns) if counters.totals_known => {
+                fit_parts(&text, narrow_room(counters, columns))
+            }
+            _ => text,
+        }
+    }
 }
 
 pub(super) struct Watcher {
@@ -78,7 +93,7 @@ pub(super) fn spawn(engine: &Arc<Engine>) -> Watcher {
                     let now = chrono::Utc::now();
                     for run in bars.values_mut() {
                         run.rate.observe_counters(now, &run.counters);
-                        run.bar.set_message(message(&run.counters, &run.rate, run.narrow));
+                        run.bar.set_message(run.message(&run.counters));
                     }
                     continue;
                 }
@@ -175,11 +190,48 @@ fn total_style(rows: bool, columns: u16) -> ProgressStyle {
     let template = if columns >= BAR_FROM_COLUMNS {
         format!("{{prefix:24}} [{{bar:30}}] {{percent:>3}}% {done} {{wide_msg}}")
     } else {
-        format!("{{prefix:16!}} {{percent:>3}}% {done} · {{wide_msg}}")
+        // The message is fitted by `narrow_room`, between its parts.
+        format!("{{prefix:16!}} {{percent:>3}}% {done} · {{msg}}")
     };
     ProgressStyle::with_template(&template)
         .map(|style| style.progress_chars("=> "))
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// Columns left for the message of a narrow bar: the terminal's, less
+/// the task, the percentage and the counts before it.
+fn narrow_room(counters: &RunCounters, columns: u16) -> usize {
+    let done = match counters.rows_total {
+        Some(total) => format!(
+            "{}/{} rows",
+            indicatif::HumanCount(counters.rows_extracted),
+            indicatif::HumanCount(total)
+        ),
+        None => format!(
+            "{}/{}",
+            indicatif::BinaryBytes(counters.bytes_done),
+            indicatif::BinaryBytes(counters.bytes_total)
+        ),
+    };
+    usize::from(columns).saturating_sub(16 + 1 + 4 + 1 + done.chars().count() + 3)
+}
+
+/// The first parts of `text` (parted by ` · `) that fit `width` whole: a
+/// narrow terminal shows fewer of them, never one cut in the middle.
+fn fit_parts(text: &str, width: usize) -> String {
+    let mut fitted = String::new();
+    for part in text.split(" · ") {
+        let longer = if fitted.is_empty() {
+            part.to_string()
+        } else {
+            format!("{fitted} · {part}")
+        };
+        if longer.chars().count() > width {
+            break;
+        }
+        fitted = longer;
+    }
+    fitted
 }
 
 /// A file run's counts; while it is still listing, copies already run, so
@@ -215,7 +267,15 @@ fn message(counters: &RunCounters, rate: &RateEstimator, narrow: bool) -> String
         } else {
             vec![(counters.files_failed, "files failed")]
         };
-        let mut text = format::speed(counters, rate);
+        // What it waits for first: the narrowest terminal keeps it.
+        let mut text = match format::waiting(counters) {
+            Some(waiting) => {
+                let speed = format::speed(counters, rate);
+                let speed = speed.split(" · ").next().unwrap_or_default();
+                format!("{waiting} · {speed}")
+            }
+            None => format::speed(counters, rate),
+        };
         for (count, what) in failed.into_iter().filter(|(count, _)| *count > 0) {
             text.push_str(&format!(" · {count} {what}"));
         }
@@ -261,7 +321,7 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineE
                     bar,
                     rate: RateEstimator::new(),
                     counters: RunCounters::default(),
-                    narrow: false,
+                    narrow: None,
                 },
             );
         }
@@ -284,7 +344,7 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineE
                     .1
                     .saturating_sub(RIGHT_MARGIN);
                 bar.set_style(total_style(rows, columns));
-                run.narrow = columns < BAR_FROM_COLUMNS;
+                run.narrow = (columns < BAR_FROM_COLUMNS).then_some(columns);
             }
             if counters.totals_known {
                 match counters.rows_total {
@@ -299,7 +359,7 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineE
                 }
             }
             run.rate.observe_counters(at, &counters);
-            bar.set_message(message(&counters, &run.rate, run.narrow));
+            bar.set_message(run.message(&counters));
             run.counters = *counters;
         }
         EngineEvent::ItemFailed {
@@ -332,6 +392,20 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineE
             let text = super::report::fit(&line, Some(usize::from(columns.max(20))));
             multi.suspend(|| eprintln!("{text}"));
         }
+        EngineEvent::ItemRecovered {
+            task_id,
+            path,
+            attempt,
+            ..
+        } => {
+            let line = format!("{task_id}: {path} loaded on attempt {attempt}");
+            let columns = console::Term::stderr()
+                .size()
+                .1
+                .saturating_sub(RIGHT_MARGIN);
+            let text = super::report::fit(&line, Some(usize::from(columns.max(20))));
+            multi.suspend(|| eprintln!("{text}"));
+        }
         EngineEvent::RunFinished { record } => {
             if let Some(run) = bars.remove(&record.run_id) {
                 run.bar.finish_and_clear();
@@ -356,6 +430,15 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_narrow_message_keeps_whole_parts_only() {
+        let text = "1,002 rows/s · ETA 3:18 · 2 batches failed";
+        assert_eq!(fit_parts(text, 60), text);
+        assert_eq!(fit_parts(text, 30), "1,002 rows/s · ETA 3:18");
+        assert_eq!(fit_parts(text, 20), "1,002 rows/s");
+        assert_eq!(fit_parts(text, 5), "");
+    }
     use crate::console::app::{App, Msg};
     use chrono::{TimeDelta, TimeZone, Utc};
 

@@ -88,10 +88,24 @@ pub fn speed(counters: &crate::run::RunCounters, rate: &crate::run::rate::RateEs
     } else {
         self::rate(per_second)
     };
+    // No ETA while the run waits on something its rate says nothing
+    // about: it would only grow.
+    if let Some(waiting) = waiting(counters) {
+        return format!("{speed} · {waiting}");
+    }
     match rate.eta_for(counters) {
         Some(eta) => format!("{speed} · ETA {}", clock(eta)),
         None => speed,
     }
+}
+
+/// What a run waits for instead of working, if anything: `waiting for a
+/// lock held by pid 1007 (index_builder)`, `2 waiting to retry`.
+pub fn waiting(counters: &crate::run::RunCounters) -> Option<String> {
+    if let Some(lock) = &counters.lock_wait {
+        return Some(format!("waiting for {lock}"));
+    }
+    (counters.retry_waits > 0).then(|| format!("{} waiting to retry", counters.retry_waits))
 }
 
 /// Cuts `text` to `width` characters, ending with `…` when cut.

@@ -23,6 +23,10 @@ pub enum ItemOutcome {
         method: CopyMethod,
     },
     Skipped(SkipReason),
+    /// Loaded on this attempt, after failing the ones before it.
+    Recovered {
+        attempt: u32,
+    },
     Failed {
         error: String,
         attempt: u32,

@@ -267,6 +267,28 @@ impl App {
                 }
                 Vec::new()
             }
+            EngineEvent::ItemRecovered {
+                run_id,
+                task_id,
+                path,
+                attempt,
+            } => {
+                if let Some(active) = self.active_run_mut(&task_id, run_id) {
+                    active.retrying.remove(&path);
+                    // Its failed attempts stay listed, without a countdown
+                    // to a retry that has happened.
+                    for item in active.recent.iter_mut().filter(|item| item.path == path) {
+                        if let ItemOutcome::Failed { retry_at, .. } = &mut item.outcome {
+                            *retry_at = None;
+                        }
+                    }
+                    active.push_recent(RecentItem {
+                        path,
+                        outcome: ItemOutcome::Recovered { attempt },
+                    });
+                }
+                Vec::new()
+            }
             EngineEvent::ItemSkipped {
                 run_id,
                 task_id,

@@ -5,7 +5,7 @@
 //! stalled run says why instead of showing a progress that stopped.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{Endpoint, describe};
+use crate::task::SharedCounters;
 
 /// How long a load runs before it is looked at; `SYNCDECK_SLOW_LOAD` (a
 /// duration) changes it.
@@ -35,54 +36,82 @@ impl Backend {
     }
 }
 
-/// A watch on one load; it stops when dropped (the load returned).
-pub(crate) struct SlowLoadWatch(JoinHandle<()>);
+/// A watch on one load; it stops when dropped (the load returned), and
+/// takes back what it put in the run's counters.
+pub(crate) struct SlowLoadWatch {
+    task: JoinHandle<()>,
+    counters: SharedCounters,
+    /// It said the load waits for a lock (in `lock_wait`).
+    reported: Arc<AtomicBool>,
+}
 
 impl Drop for SlowLoadWatch {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
+        if self.reported.load(Ordering::Relaxed) {
+            self.counters.update(|counters| counters.lock_wait = None);
+        }
     }
 }
 
-/// Starts watching the load of `label` on `backend`'s connection.
-pub(crate) fn watch(endpoint: &Endpoint, backend: &Backend, label: &str) -> SlowLoadWatch {
+/// Starts watching the load of `label` on `backend`'s connection; a lock
+/// it waits for is logged, and shown in `counters` (`lock_wait`: the
+/// progress says what it waits for instead of an ETA).
+pub(crate) fn watch(
+    endpoint: &Endpoint,
+    backend: &Backend,
+    label: &str,
+    counters: &SharedCounters,
+) -> SlowLoadWatch {
     let (endpoint, backend, label) = (endpoint.clone(), backend.clone(), label.to_string());
+    let reported = Arc::new(AtomicBool::new(false));
+    let (shown, said) = (counters.clone(), Arc::clone(&reported));
     let first = crate::config::duration_from_env("SYNCDECK_SLOW_LOAD", SLOW_LOAD);
     // In the run's span, so the line names its task and run.
-    SlowLoadWatch(tokio::spawn(
+    let task = tokio::spawn(
         async move {
-        let started = Instant::now();
-        let mut wait = first;
-        loop {
-            tokio::time::sleep(wait).await;
-            wait = LOOK_AGAIN.max(first);
-            let Some(pid) = backend.get() else {
-                continue;
-            };
-            let waited = humantime::format_duration(Duration::from_secs(
-                started.elapsed().as_secs().max(1),
-            ));
-            match what_it_waits_for(&endpoint, pid).await {
-                Ok(Waiting::Lock(holders)) => tracing::warn!(
-                    item = %label,
-                    "loading has waited {waited} for a lock on the target table, held by {holders}; it goes on once they commit or roll back (or cancel the run)"
-                ),
-                Ok(Waiting::Other(what)) => tracing::info!(
-                    item = %label,
-                    "loading has taken {waited} so far; the target's session {what}"
-                ),
-                Ok(Waiting::Done) => {}
-                Err(error) => tracing::debug!(%error, "could not look at a slow load"),
+            let started = Instant::now();
+            let mut wait = first;
+            loop {
+                tokio::time::sleep(wait).await;
+                wait = LOOK_AGAIN.max(first);
+                let Some(pid) = backend.get() else {
+                    continue;
+                };
+                let waited = humantime::format_duration(Duration::from_secs(
+                    started.elapsed().as_secs().max(1),
+                ));
+                match what_it_waits_for(&endpoint, pid).await {
+                    Ok(Waiting::Lock { holders, short }) => {
+                        tracing::warn!(
+                            item = %label,
+                            "loading has waited {waited} for a lock on the target table, held by {holders}; it goes on once they commit or roll back (or cancel the run)"
+                        );
+                        shown.update(|counters| counters.lock_wait = Some(short));
+                        said.store(true, Ordering::Relaxed);
+                    }
+                    Ok(Waiting::Other(what)) => tracing::info!(
+                        item = %label,
+                        "loading has taken {waited} so far; the target's session {what}"
+                    ),
+                    Ok(Waiting::Done) => {}
+                    Err(error) => tracing::debug!(%error, "could not look at a slow load"),
+                }
             }
         }
-        }
         .instrument(tracing::Span::current()),
-    ))
+    );
+    SlowLoadWatch {
+        task,
+        counters: counters.clone(),
+        reported,
+    }
 }
 
 enum Waiting {
-    /// Waits for a lock held by these sessions (described).
-    Lock(String),
+    /// Waits for a lock held by these sessions: described in full, and
+    /// in a few words for a progress line.
+    Lock { holders: String, short: String },
     /// Works, or waits for something else (described).
     Other(String),
     /// The statement has returned meanwhile.
@@ -152,9 +181,25 @@ async fn what_it_waits_for(endpoint: &Endpoint, pid: i32) -> Result<Waiting, Str
             )
         })
         .collect();
-    Ok(if described.is_empty() {
-        Waiting::Other("waits for a lock".into())
-    } else {
-        Waiting::Lock(described.join("; "))
+    let Some(first) = holders.first() else {
+        return Ok(Waiting::Other("waits for a lock".into()));
+    };
+    let application: Option<String> = first.get(1);
+    let short = format!(
+        "a lock held by pid {}{}{}",
+        first.get::<_, i32>(0),
+        application
+            .filter(|name| !name.is_empty())
+            .map(|name| format!(" ({name})"))
+            .unwrap_or_default(),
+        if holders.len() > 1 {
+            format!(" and {} more", holders.len() - 1)
+        } else {
+            String::new()
+        }
+    );
+    Ok(Waiting::Lock {
+        holders: described.join("; "),
+        short,
     })
 }

@@ -105,6 +105,14 @@ pub enum EngineEvent {
         max_attempts: u32,
         retry_in: Option<Duration>,
     },
+    /// A batch or page loaded on attempt `attempt`, after failing the
+    /// attempts before it.
+    ItemRecovered {
+        run_id: RunId,
+        task_id: String,
+        path: String,
+        attempt: u32,
+    },
     RunFinished {
         record: Box<RunRecord>,
     },

@@ -141,6 +141,18 @@ pub struct RunCounters {
     /// The remote job a run started (Airbyte), so whoever outlives the
     /// process that submitted it can keep watching it.
     pub remote_job_id: Option<i64>,
+    /// Items (files, batches, pages) waiting out a retry's backoff right
+    /// now: the progress says so instead of an ETA that only grows.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retry_waits: u64,
+    /// What a load has been waiting for on the target, when it is a lock
+    /// (`a lock held by pid 1007 (index_builder)`), while it waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_wait: Option<String>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl RunCounters {
@@ -176,8 +188,20 @@ impl RunCounters {
     /// A run's progress in one line, for logs (where no bar is drawn):
     /// `read 12000 of ~1000000 rows, upserted 11000, unchanged 1000, 12
     /// batches done, 0 failed`, or `synced 300 of 310 files so far, skipped
-    /// 90, failed 0, 3.0 MiB so far, 120000 listed, listing`.
+    /// 90, failed 0, 3.0 MiB so far, 120000 listed, listing`; then what it
+    /// waits for, if anything (`, 1 waiting to retry`).
     pub fn progress_line(&self) -> String {
+        let mut line = self.counts_line();
+        if let Some(lock) = &self.lock_wait {
+            line.push_str(&format!(", waiting for {lock}"));
+        }
+        if self.retry_waits > 0 {
+            line.push_str(&format!(", {} waiting to retry", self.retry_waits));
+        }
+        line
+    }
+
+    fn counts_line(&self) -> String {
         let size = |bytes: u64| bytesize::ByteSize(bytes).display().iec().to_string();
         if self.counts_rows() {
             let total = match (self.rows_total, self.rows_total_estimated) {

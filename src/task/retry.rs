@@ -88,12 +88,33 @@ impl<'a> Retry<'a> {
         );
         context.emit_item_failed(self.label, message, attempt, self.max_attempts, retry_in);
         match retry_in {
-            Some(wait) => tokio::select! {
-                _ = context.cancel.cancelled() => Next::Cancelled,
-                _ = tokio::time::sleep(wait) => Next::Again,
-            },
+            Some(wait) => {
+                let _waiting = RetryWait::new(context);
+                tokio::select! {
+                    _ = context.cancel.cancelled() => Next::Cancelled,
+                    _ = tokio::time::sleep(wait) => Next::Again,
+                }
+            }
             None => Next::GiveUp { attempts: attempt },
         }
+    }
+}
+
+/// Counts an item as waiting out its backoff while it lives.
+struct RetryWait<'a>(&'a RunContext);
+
+impl<'a> RetryWait<'a> {
+    fn new(context: &'a RunContext) -> Self {
+        context.update_counters(|counters| counters.retry_waits += 1);
+        Self(context)
+    }
+}
+
+impl Drop for RetryWait<'_> {
+    fn drop(&mut self) {
+        self.0.update_counters(|counters| {
+            counters.retry_waits = counters.retry_waits.saturating_sub(1)
+        });
     }
 }
 

@@ -624,3 +624,64 @@ fn the_help_fits_a_small_terminal_read_only_too() {
         );
     }
 }
+
+/// A batch waiting out its retry's backoff: the detail says so instead of
+/// an ETA (which would only grow), and once the batch loads on a later
+/// attempt it is listed as loaded, no longer as retrying.
+#[test]
+fn a_batch_waiting_to_retry_is_said_and_its_later_load_clears_it() {
+    let mut app = table_fixture();
+    for step in 0..=4 {
+        table_progress(
+            &mut app,
+            10 - step,
+            2_000 + step as u64 * 1_000,
+            Some(20_000),
+        );
+    }
+    let label = "batch 7 (6000]..(7000]";
+    app.update(Msg::Engine(EngineEvent::ItemFailed {
+        run_id: 7,
+        task_id: "orders_table".into(),
+        path: label.into(),
+        error: "P0001: order 6001 is locked".into(),
+        attempt: 1,
+        max_attempts: 3,
+        retry_in: Some(std::time::Duration::from_secs(5)),
+    }));
+    app.update(Msg::Engine(EngineEvent::RunProgress {
+        run_id: 7,
+        task_id: "orders_table".into(),
+        counters: Box::new(RunCounters {
+            rows_extracted: 6_000,
+            rows_upserted: 6_000,
+            batches_done: 6,
+            rows_total: Some(20_000),
+            totals_known: true,
+            retry_waits: 1,
+            ..Default::default()
+        }),
+        in_flight: Vec::new(),
+        at: app.now,
+    }));
+    app.update(key(KeyCode::Enter));
+    let waiting = screen(&app, 80, 24);
+    assert!(waiting.contains("1 waiting to retry"), "{waiting}");
+    assert!(!waiting.contains("ETA"), "{waiting}");
+    assert!(waiting.contains("retry in 5s"), "{waiting}");
+
+    app.update(Msg::Engine(EngineEvent::ItemRecovered {
+        run_id: 7,
+        task_id: "orders_table".into(),
+        path: label.into(),
+        attempt: 2,
+    }));
+    let loaded = screen(&app, 80, 24);
+    assert!(
+        loaded.contains("loaded  batch 7 (6000]..(7000] on attempt 2"),
+        "{loaded}"
+    );
+    assert!(!loaded.contains("retry in"), "{loaded}");
+    let active = app.tasks[0].active.as_ref().expect("running");
+    assert!(active.retrying.is_empty());
+}

@@ -81,18 +81,16 @@ fn header(task: &TaskState, app: &App, theme: Theme) -> Line<'static> {
                 .completed_at
                 .map(|at| format::age(app.now - at))
                 .unwrap_or_default();
+            // An interrupted run has no duration: its process stopped.
             let took = last
                 .duration_ms
-                .map(format::duration_ms)
+                .map(|milliseconds| format!(" · took {}", format::duration_ms(milliseconds)))
                 .unwrap_or_default();
             Line::from(vec![
                 Span::styled(task.id.clone(), theme.title()),
                 Span::raw(format!(" · run {} · ", last.run_id)),
                 Span::styled(last.status.to_string(), theme.status(last.status)),
-                Span::styled(
-                    format!(" {age} · took {took} · {}", last.trigger),
-                    theme.dim(),
-                ),
+                Span::styled(format!(" {age}{took} · {}", last.trigger), theme.dim()),
             ])
         }
         None => Line::from(vec![
@@ -317,6 +315,10 @@ fn item_line(item: &RecentItem, app: &App, theme: Theme) -> Line<'static> {
                 Span::raw(format!("{} ({}{how})", item.path, format::size(*bytes))),
             ])
         }
+        ItemOutcome::Recovered { attempt } => Line::from(vec![
+            Span::styled(" loaded  ", theme.ok()),
+            Span::raw(format!("{} on attempt {attempt}", item.path)),
+        ]),
         ItemOutcome::Skipped(reason) => Line::from(vec![
             Span::styled(format!(" skip: {:<10}", reason.as_str()), theme.dim()),
             Span::raw(item.path.clone()),
