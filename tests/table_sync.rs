@@ -1077,6 +1077,12 @@ fn a_failing_batch_is_retried_recorded_and_later_loaded_alone() {
 
     database.execute("DROP TRIGGER refuse ON dst.orders");
     let id = item["id"].as_i64().expect("id").to_string();
+    assert!(
+        logs.contains(&format!(
+            "the failed batch is recorded as item #{id}: `syncdeck retry t --batch {id}`"
+        )),
+        "the log links the batch to its item: {logs}"
+    );
     let output = workspace.run(&["retry", "t", "--batch", &id, "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let retry = &json_lines(&output)[0];

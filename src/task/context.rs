@@ -204,8 +204,15 @@ impl RunContext {
             error: error.to_string(),
             attempts,
         };
-        if let Err(error) = self.state.record_failed_item(&item).await {
-            tracing::error!(%error, item = key, "could not record a failure");
+        match self.state.record_failed_item(&item).await {
+            // The log names a batch by its number and bounds; `errors` and
+            // `retry` by this id: say which is which.
+            Ok(id) if kind == ItemKind::Batch => tracing::info!(
+                "the failed batch is recorded as item #{id}: `syncdeck retry {} --batch {id}` loads it again once its cause is fixed",
+                self.task_id
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::error!(%error, item = key, "could not record a failure"),
         }
     }
 
