@@ -56,7 +56,7 @@ pub(crate) async fn load_with_retries(
     let mut retry = Retry::new(context, "batch", label, max_retries, base);
     loop {
         let attempt = retry.begin();
-        let watch = loader.watch(label, &context.counters);
+        let watch = loader.watch(label, lock_wait_shown(context));
         let result = tokio::select! {
             _ = context.cancel.cancelled() => None,
             result = loader.load(&rows, attempt) => Some(result),
@@ -105,6 +105,13 @@ pub(crate) async fn load_with_retries(
     }
 }
 
+/// What a load's watch tells about a lock it waits for goes into the run's
+/// counters (`lock_wait`), where the progress shows it.
+fn lock_wait_shown(context: &RunContext) -> crate::postgres::watch::OnLock {
+    let counters = context.counters.clone();
+    std::sync::Arc::new(move |lock| counters.update(|counters| counters.lock_wait = lock))
+}
+
 fn count_loaded(context: &RunContext, rows: &Rows, changed: u64) {
     context.update_counters(|counters| {
         counters.rows_upserted += changed;
@@ -148,7 +155,7 @@ async fn load_in_halves(
         let error = if known_rejected {
             error
         } else {
-            let watch = loader.watch(label, &context.counters);
+            let watch = loader.watch(label, lock_wait_shown(context));
             let result = tokio::select! {
                 _ = context.cancel.cancelled() => None,
                 // Not a first attempt: an upsert, never a plain COPY.

@@ -610,10 +610,18 @@ fn failed_items_can_be_abandoned_even_after_their_task_left_the_config() {
     );
     assert_eq!(pending().len(), 1);
 
-    // The task leaves the config; its last item can still be abandoned.
+    // The task leaves the config; its last item can still be abandoned,
+    // and a misspelt id of it is suggested from the items.
     workspace.write_config(
         &table_task(&database, "src.orders", "dst.orders", "")
             .replace("id = \"t\"", "id = \"other\""),
+    );
+    let output = workspace.run(&["abandon", "tt", "--all-failed"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("no failed item of it; did you mean `t`?"),
+        "{}",
+        stderr(&output)
     );
     let output = workspace.run(&["abandon", "t", "--all-failed"]);
     assert!(output.status.success(), "{}", stderr(&output));

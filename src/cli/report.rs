@@ -414,6 +414,8 @@ pub(super) fn failed_items(items: &[FailedItem], json: bool) {
         out!("no failed items");
         return;
     }
+    // Ids to the left: a wrapped line's indent follows the line's own
+    // leading spaces, which right-aligned ids would vary.
     // A failed batch's key is its recorded bounds (JSON): shown in words.
     let shown: Vec<String> = items
         .iter()
@@ -436,7 +438,7 @@ pub(super) fn failed_items(items: &[FailedItem], json: bool) {
         "{}",
         fit(
             &format!(
-                "{:>5}  {:<task_width$}  {:<5}  {:>8}  {:<9}  {:<item_width$}  ERROR",
+                "{:<5}  {:<task_width$}  {:<5}  {:>8}  {:<9}  {:<item_width$}  ERROR",
                 "ID", "TASK", "KIND", "ATTEMPTS", "STATUS", "ITEM"
             ),
             width
@@ -447,7 +449,7 @@ pub(super) fn failed_items(items: &[FailedItem], json: bool) {
             "{}",
             fit(
                 &format!(
-                    "{:>5}  {:<task_width$}  {:<5}  {:>8}  {:<9}  {:<item_width$}  {}",
+                    "{:<5}  {:<task_width$}  {:<5}  {:>8}  {:<9}  {:<item_width$}  {}",
                     item.id,
                     item.task_id,
                     item.kind.as_str(),

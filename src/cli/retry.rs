@@ -12,6 +12,7 @@ use super::{Failure, exit_code, init_logs, load, open_engine, progress, report, 
 use crate::config::Resolve;
 use crate::engine::{Engine, EngineError, RunOptions, TaskResult};
 use crate::logging::StderrLogs;
+use crate::state::StateStore;
 
 pub(super) async fn run(
     config_path: Option<&Path>,
@@ -140,7 +141,7 @@ pub(super) async fn abandon(
         .await
         .context("cannot read failed items")?;
     if items.is_empty() && config.task(&task).is_none() {
-        return Err(usage(config.unknown_task(&task)));
+        return Err(usage(unknown_task(&config, &*state, &task).await));
     }
     refuse_unknown_ids(&task, &ids, &items)?;
     let chosen: Vec<i64> = items
@@ -167,6 +168,35 @@ pub(super) async fn abandon(
     }
     out!("{message}");
     Ok(0)
+}
+
+/// No task `task` in the config and no failed item of it: says so, and
+/// suggests a task of the config or one that still has pending items (a
+/// task removed from the config can still be abandoned).
+async fn unknown_task(
+    config: &crate::config::Config,
+    state: &dyn StateStore,
+    task: &str,
+) -> String {
+    let mut ids: Vec<String> = config.tasks.iter().map(|task| task.id.clone()).collect();
+    if let Ok(items) = state.failed_items(None, false).await {
+        ids.extend(
+            items
+                .into_iter()
+                .filter(|item| item.status == crate::state::ItemStatus::Pending)
+                .map(|item| item.task_id),
+        );
+    }
+    ids.sort();
+    ids.dedup();
+    let names: Vec<&str> = ids.iter().map(String::as_str).collect();
+    match crate::config::error::did_you_mean(task, &names) {
+        Some(best) => format!(
+            "no task `{task}` in {} and no failed item of it; did you mean `{best}`?",
+            config.file.display()
+        ),
+        None => config.unknown_task(task),
+    }
 }
 
 /// Ids given on the command line that are no failed item of `task`: a

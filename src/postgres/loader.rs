@@ -174,12 +174,8 @@ impl Loader {
 
     /// Watches a load of `label` until the watch is dropped: one that
     /// takes long is looked at, and the log says what it waits for.
-    pub(crate) fn watch(
-        &self,
-        label: &str,
-        counters: &crate::task::SharedCounters,
-    ) -> SlowLoadWatch {
-        super::watch::watch(&self.endpoint, &self.backend, label, counters)
+    pub(crate) fn watch(&self, label: &str, on_lock: super::watch::OnLock) -> SlowLoadWatch {
+        super::watch::watch(&self.endpoint, &self.backend, label, on_lock)
     }
 
     /// Loads rows in one transaction and returns the rows inserted or

@@ -13,7 +13,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{Endpoint, describe};
-use crate::task::SharedCounters;
+
+/// Told what a load waits for while it waits for a lock (a few words),
+/// and `None` once it no longer does.
+pub(crate) type OnLock = Arc<dyn Fn(Option<String>) + Send + Sync>;
 
 /// How long a load runs before it is looked at; `SYNCDECK_SLOW_LOAD` (a
 /// duration) changes it.
@@ -37,11 +40,11 @@ impl Backend {
 }
 
 /// A watch on one load; it stops when dropped (the load returned), and
-/// takes back what it put in the run's counters.
+/// takes back what it told `on_lock`.
 pub(crate) struct SlowLoadWatch {
     task: JoinHandle<()>,
-    counters: SharedCounters,
-    /// It said the load waits for a lock (in `lock_wait`).
+    on_lock: OnLock,
+    /// It told `on_lock` the load waits for a lock.
     reported: Arc<AtomicBool>,
 }
 
@@ -49,23 +52,23 @@ impl Drop for SlowLoadWatch {
     fn drop(&mut self) {
         self.task.abort();
         if self.reported.load(Ordering::Relaxed) {
-            self.counters.update(|counters| counters.lock_wait = None);
+            (self.on_lock)(None);
         }
     }
 }
 
 /// Starts watching the load of `label` on `backend`'s connection; a lock
-/// it waits for is logged, and shown in `counters` (`lock_wait`: the
-/// progress says what it waits for instead of an ETA).
+/// it waits for is logged, and told to `on_lock` (the run's progress then
+/// says what it waits for instead of an ETA).
 pub(crate) fn watch(
     endpoint: &Endpoint,
     backend: &Backend,
     label: &str,
-    counters: &SharedCounters,
+    on_lock: OnLock,
 ) -> SlowLoadWatch {
     let (endpoint, backend, label) = (endpoint.clone(), backend.clone(), label.to_string());
     let reported = Arc::new(AtomicBool::new(false));
-    let (shown, said) = (counters.clone(), Arc::clone(&reported));
+    let (shown, said) = (Arc::clone(&on_lock), Arc::clone(&reported));
     let first = crate::config::duration_from_env("SYNCDECK_SLOW_LOAD", SLOW_LOAD);
     // In the run's span, so the line names its task and run.
     let task = tokio::spawn(
@@ -87,7 +90,7 @@ pub(crate) fn watch(
                             item = %label,
                             "loading has waited {waited} for a lock on the target table, held by {holders}; it goes on once they commit or roll back (or cancel the run)"
                         );
-                        shown.update(|counters| counters.lock_wait = Some(short));
+                        shown(Some(short));
                         said.store(true, Ordering::Relaxed);
                     }
                     Ok(Waiting::Other(what)) => tracing::info!(
@@ -103,7 +106,7 @@ pub(crate) fn watch(
     );
     SlowLoadWatch {
         task,
-        counters: counters.clone(),
+        on_lock,
         reported,
     }
 }
