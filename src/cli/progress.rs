@@ -304,6 +304,19 @@ fn message(counters: &RunCounters, rate: &RateEstimator, narrow: bool) -> String
     }
 }
 
+/// Prints a line above the bars, fitted between words as the summaries
+/// are (the terminal would break it anywhere), with the bars cleared and
+/// then redrawn below (printing over them left pieces of a bar at the end
+/// of lines).
+fn print_above(multi: &MultiProgress, line: &str) {
+    let columns = console::Term::stderr()
+        .size()
+        .1
+        .saturating_sub(RIGHT_MARGIN);
+    let text = super::report::fit(line, Some(usize::from(columns.max(20))));
+    multi.suspend(|| eprintln!("{text}"));
+}
+
 fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineEvent) {
     match event {
         EngineEvent::RunStarted {
@@ -379,18 +392,8 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineE
                 None if max_attempts == 1 => "not retried".to_string(),
                 None => format!("attempt {attempt}/{max_attempts}"),
             };
-            let line = crate::config::redact(&format!("{task_id}: {path} failed ({how}): {error}"))
-                .into_owned();
-            // Fitted between words, as the summaries are: the terminal
-            // would break them anywhere. Printed with the bars cleared,
-            // then redrawn below (printing above them left pieces of a bar
-            // at the end of lines).
-            let columns = console::Term::stderr()
-                .size()
-                .1
-                .saturating_sub(RIGHT_MARGIN);
-            let text = super::report::fit(&line, Some(usize::from(columns.max(20))));
-            multi.suspend(|| eprintln!("{text}"));
+            let line = format!("{task_id}: {path} failed ({how}): {error}");
+            print_above(multi, &crate::config::redact(&line));
         }
         EngineEvent::ItemRecovered {
             task_id,
@@ -398,13 +401,10 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineE
             attempt,
             ..
         } => {
-            let line = format!("{task_id}: {path} loaded on attempt {attempt}");
-            let columns = console::Term::stderr()
-                .size()
-                .1
-                .saturating_sub(RIGHT_MARGIN);
-            let text = super::report::fit(&line, Some(usize::from(columns.max(20))));
-            multi.suspend(|| eprintln!("{text}"));
+            print_above(
+                multi,
+                &format!("{task_id}: {path} loaded on attempt {attempt}"),
+            );
         }
         EngineEvent::RunFinished { record } => {
             if let Some(run) = bars.remove(&record.run_id) {

@@ -15,6 +15,28 @@ pub struct OverlayView<'a> {
     pub theme: Theme,
 }
 
+/// The failed items a confirmation is about: id and path or bounds, the
+/// first eight, then how many more.
+fn item_lines(items: &[(i64, String)], theme: Theme) -> Vec<Line<'static>> {
+    let mut lines: Vec<Line<'static>> = items
+        .iter()
+        .take(8)
+        .map(|(id, key)| {
+            Line::from(vec![
+                Span::styled(format!("  #{id} "), theme.dim()),
+                Span::raw(key.clone()),
+            ])
+        })
+        .collect();
+    if items.len() > 8 {
+        lines.push(Line::styled(
+            format!("  … and {} more", items.len() - 8),
+            theme.dim(),
+        ));
+    }
+    lines
+}
+
 /// What cancelling a run of `task_id` leaves behind, in its kind's terms.
 fn cancel_effect(app: &App, task_id: &str) -> &'static str {
     match app
@@ -170,18 +192,7 @@ impl Widget for OverlayView<'_> {
                     " Retry {} failed item(s) of {task_id}:",
                     items.len()
                 ))];
-                for (id, key) in items.iter().take(8) {
-                    lines.push(Line::from(vec![
-                        Span::styled(format!("  #{id} "), theme.dim()),
-                        Span::raw(key.clone()),
-                    ]));
-                }
-                if items.len() > 8 {
-                    lines.push(Line::styled(
-                        format!("  … and {} more", items.len() - 8),
-                        theme.dim(),
-                    ));
-                }
+                lines.extend(item_lines(items, theme));
                 lines.push(Line::raw(""));
                 lines.push(Line::from(vec![
                     Span::styled(" y", theme.key()),
@@ -196,12 +207,7 @@ impl Widget for OverlayView<'_> {
                     " Give up on {} failed item(s) of {task_id}:",
                     items.len()
                 ))];
-                for (id, key) in items.iter().take(8) {
-                    lines.push(Line::from(vec![
-                        Span::styled(format!("  #{id} "), theme.dim()),
-                        Span::raw(key.clone()),
-                    ]));
-                }
+                lines.extend(item_lines(items, theme));
                 lines.push(Line::raw(""));
                 lines.push(Line::raw(
                     " Runs and retries skip it from then on; it no longer",
