@@ -69,6 +69,7 @@ pub(crate) async fn load_with_retries(
         let error = match result {
             Ok(changed) => {
                 if attempt > 1 {
+                    tracing::info!(item = label, attempt, "batch loaded on attempt {attempt}");
                     context.emit(crate::run::event::EngineEvent::ItemRecovered {
                         run_id: context.run_id,
                         task_id: context.task_id.clone(),

@@ -483,32 +483,48 @@ fn validate_warns_about_a_local_source_folder_that_is_not_there() {
     );
 }
 
-/// `validate` lists every misspelt key of a task, not one per run: each
-/// with its line and "did you mean", and no extra line for the required
-/// key a typo stood for.
+/// `validate` lists every misspelt key at once, not one per run: of the
+/// top level, a task's header, its properties and the tables inside
+/// them, each with its line and "did you mean", in the order of their
+/// lines, and no extra line for the required key a typo stood for.
 #[test]
-fn validate_lists_every_misspelt_key_of_a_task() {
+fn validate_lists_every_misspelt_key_at_once() {
     let workspace = common::Workspace::new();
     workspace.file("in/a.txt", b"a");
-    workspace.write_config(
-        "[[tasks]]\nid = \"a\"\ntype = \"sync\"\n[tasks.properties]\nsource_path = \"in/\"\n\
-         recusive = true\ndestinaton_path = \"out/\"\n",
-    );
+    std::fs::write(
+        workspace.config_path(),
+        "[engine]\nstate = \"sqlite:state/state.db\"\nmax_concurent_tasks = 2\n\n\
+         [[tasks]]\nid = \"a\"\ntype = \"sync\"\nshedule = \"5m\"\n[tasks.properties]\n\
+         source_path = \"in/\"\nrecusive = true\ndestinaton_path = \"out/\"\n\
+         sync_config = { source_config = { regoin_name = \"x\" } }\n",
+    )
+    .expect("write config");
     let output = workspace.run(&["validate"]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = common::stderr(&output);
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 3, "two problems and the count: {stderr}");
-    // In the order of their lines.
-    assert!(
-        lines[0].contains("syncdeck.toml:10:1: unknown key `recusive`")
-            && lines[0].contains("did you mean `recursive`?"),
-        "{stderr}"
-    );
-    assert!(
-        lines[1].contains("syncdeck.toml:11:1: unknown key `destinaton_path`")
-            && lines[1].contains("did you mean `destination_path`?"),
-        "{stderr}"
-    );
-    assert!(lines[2].ends_with("2 problems found"), "{stderr}");
+    assert_eq!(lines.len(), 6, "five problems and the count: {stderr}");
+    let expected = [
+        (
+            "syncdeck.toml:3:1: unknown key `max_concurent_tasks`",
+            "`max_concurrent_tasks`",
+        ),
+        ("syncdeck.toml:8:1: unknown key `shedule`", "`schedule`"),
+        ("syncdeck.toml:11:1: unknown key `recusive`", "`recursive`"),
+        (
+            "syncdeck.toml:12:1: unknown key `destinaton_path`",
+            "`destination_path`",
+        ),
+        (
+            "syncdeck.toml:13:35: unknown key `regoin_name` in `sync_config.source_config`",
+            "`region_name`",
+        ),
+    ];
+    for (line, (at, meant)) in lines.iter().zip(expected) {
+        assert!(
+            line.contains(at) && line.contains(&format!("did you mean {meant}?")),
+            "expected {at} … {meant} in: {stderr}"
+        );
+    }
+    assert!(lines[5].ends_with("5 problems found"), "{stderr}");
 }

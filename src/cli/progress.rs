@@ -26,20 +26,30 @@ struct RunBar {
     bar: ProgressBar,
     rate: RateEstimator,
     counters: RunCounters,
-    /// The terminal's columns when narrower than [`BAR_FROM_COLUMNS`]:
-    /// the message keeps to speed, time left and failures, as many of
-    /// them whole as fit.
-    narrow: Option<u16>,
+    /// The terminal's columns once the totals are known (and the bar
+    /// drawn): the message keeps the parts of it that fit whole. Narrower
+    /// than [`BAR_FROM_COLUMNS`], it keeps to speed, time left and
+    /// failures.
+    columns: Option<u16>,
 }
 
 impl RunBar {
-    /// The text after the bar for `counters`; in a narrow terminal, the
-    /// parts of it that fit whole.
+    /// The text after the bar for `counters`: the parts of it that fit the
+    /// terminal whole, what the run waits for first.
     fn message(&self, counters: &RunCounters) -> String {
-        let text = message(counters, &self.rate, self.narrow.is_some());
-        match self.narrow {
+        let narrow = self
+            .columns
+            .is_some_and(|columns| columns < BAR_FROM_COLUMNS);
+        let text = message(counters, &self.rate, narrow);
+        match self.columns {
             Some(columns) if counters.totals_known => {
-                fit_parts(&text, narrow_room(counters, columns))
+                let fitted = fit_parts(&text, room(counters, columns));
+                // The narrow style has no separator of its own.
+                if narrow && !fitted.is_empty() {
+                    format!(" · {fitted}")
+                } else {
+                    fitted
+                }
             }
             _ => text,
         }
@@ -187,20 +197,21 @@ fn total_style(rows: bool, columns: u16) -> ProgressStyle {
     } else {
         "{binary_bytes}/{binary_total_bytes}"
     };
+    // The message is fitted by `room`, between its parts.
     let template = if columns >= BAR_FROM_COLUMNS {
-        format!("{{prefix:24}} [{{bar:30}}] {{percent:>3}}% {done} {{wide_msg}}")
+        format!("{{prefix:24}} [{{bar:30}}] {{percent:>3}}% {done} {{msg}}")
     } else {
-        // The message is fitted by `narrow_room`, between its parts.
-        format!("{{prefix:16!}} {{percent:>3}}% {done} · {{msg}}")
+        format!("{{prefix:16!}} {{percent:>3}}% {done}{{msg}}")
     };
     ProgressStyle::with_template(&template)
         .map(|style| style.progress_chars("=> "))
         .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
-/// Columns left for the message of a narrow bar: the terminal's, less
-/// the task, the percentage and the counts before it.
-fn narrow_room(counters: &RunCounters, columns: u16) -> usize {
+/// Columns left for the message: the terminal's, less the task, the bar,
+/// the percentage and the counts before it (as [`total_style`] lays them
+/// out).
+fn room(counters: &RunCounters, columns: u16) -> usize {
     let done = match counters.rows_total {
         Some(total) => format!(
             "{}/{} rows",
@@ -213,12 +224,20 @@ fn narrow_room(counters: &RunCounters, columns: u16) -> usize {
             indicatif::BinaryBytes(counters.bytes_total)
         ),
     };
-    usize::from(columns).saturating_sub(16 + 1 + 4 + 1 + done.chars().count() + 3)
+    let before = if columns >= BAR_FROM_COLUMNS {
+        24 + 1 + 32 + 1 + 4 + 1 + done.chars().count() + 1
+    } else {
+        16 + 1 + 4 + 1 + done.chars().count() + 3
+    };
+    usize::from(columns).saturating_sub(before)
 }
 
 /// The first parts of `text` (parted by ` · `) that fit `width` whole: a
-/// narrow terminal shows fewer of them, never one cut in the middle.
+/// narrow terminal shows fewer of them, never one cut in the middle. A
+/// first part too long loses its last `(…)` first (`waiting for a lock
+/// held by pid 7 (psql)` keeps the pid).
 fn fit_parts(text: &str, width: usize) -> String {
+    let fits = |text: &str| text.chars().count() <= width;
     let mut fitted = String::new();
     for part in text.split(" · ") {
         let longer = if fitted.is_empty() {
@@ -226,10 +245,17 @@ fn fit_parts(text: &str, width: usize) -> String {
         } else {
             format!("{fitted} · {part}")
         };
-        if longer.chars().count() > width {
-            break;
+        if fits(&longer) {
+            fitted = longer;
+            continue;
         }
-        fitted = longer;
+        if fitted.is_empty()
+            && let Some((shorter, _)) = part.rsplit_once(" (")
+            && fits(shorter)
+        {
+            fitted = shorter.to_string();
+        }
+        break;
     }
     fitted
 }
@@ -251,6 +277,19 @@ fn file_message(counters: &crate::run::RunCounters) -> String {
     }
 }
 
+/// Speed and ETA, or what the run waits for, then its speed: first, so a
+/// narrow terminal keeps it.
+fn waiting_first(counters: &RunCounters, rate: &RateEstimator) -> String {
+    match format::waiting(counters) {
+        Some(waiting) => {
+            let speed = format::speed(counters, rate);
+            let speed = speed.split(" · ").next().unwrap_or_default();
+            format!("{waiting} · {speed}")
+        }
+        None => format::speed(counters, rate),
+    }
+}
+
 /// What follows the bar: speed and ETA, then the run's counts (in a
 /// narrow terminal only what failed; the summary has the rest).
 fn message(counters: &RunCounters, rate: &RateEstimator, narrow: bool) -> String {
@@ -267,15 +306,7 @@ fn message(counters: &RunCounters, rate: &RateEstimator, narrow: bool) -> String
         } else {
             vec![(counters.files_failed, "files failed")]
         };
-        // What it waits for first: the narrowest terminal keeps it.
-        let mut text = match format::waiting(counters) {
-            Some(waiting) => {
-                let speed = format::speed(counters, rate);
-                let speed = speed.split(" · ").next().unwrap_or_default();
-                format!("{waiting} · {speed}")
-            }
-            None => format::speed(counters, rate),
-        };
+        let mut text = waiting_first(counters, rate);
         for (count, what) in failed.into_iter().filter(|(count, _)| *count > 0) {
             text.push_str(&format!(" · {count} {what}"));
         }
@@ -295,10 +326,10 @@ fn message(counters: &RunCounters, rate: &RateEstimator, narrow: bool) -> String
     if counters.totals_known && counters.rows_total_estimated {
         format!(
             "{} · total estimated, counting · {counts}",
-            format::speed(counters, rate)
+            waiting_first(counters, rate)
         )
     } else if counters.totals_known {
-        format!("{} · {counts}", format::speed(counters, rate))
+        format!("{} · {counts}", waiting_first(counters, rate))
     } else {
         counts
     }
@@ -334,7 +365,7 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineE
                     bar,
                     rate: RateEstimator::new(),
                     counters: RunCounters::default(),
-                    narrow: None,
+                    columns: None,
                 },
             );
         }
@@ -357,7 +388,7 @@ fn show(multi: &MultiProgress, bars: &mut HashMap<RunId, RunBar>, event: EngineE
                     .1
                     .saturating_sub(RIGHT_MARGIN);
                 bar.set_style(total_style(rows, columns));
-                run.narrow = (columns < BAR_FROM_COLUMNS).then_some(columns);
+                run.columns = Some(columns);
             }
             if counters.totals_known {
                 match counters.rows_total {
@@ -438,6 +469,8 @@ mod tests {
         assert_eq!(fit_parts(text, 30), "1,002 rows/s · ETA 3:18");
         assert_eq!(fit_parts(text, 20), "1,002 rows/s");
         assert_eq!(fit_parts(text, 5), "");
+        let lock = "waiting for a lock held by pid 1366 (psql) · 0 rows/s";
+        assert_eq!(fit_parts(lock, 40), "waiting for a lock held by pid 1366");
     }
     use crate::console::app::{App, Msg};
     use chrono::{TimeDelta, TimeZone, Utc};
@@ -496,7 +529,9 @@ mod tests {
             show(&multi, &mut bars, event);
         }
         let console = app.tasks[0].active.as_ref().expect("running").speed();
-        let bar = bars[&3].bar.message();
+        // A narrow terminal's bar starts its message with the separator.
+        let message = bars[&3].bar.message();
+        let bar = message.trim_start_matches(" · ");
         assert!(
             console.starts_with("1.9K/s · ETA 0:") || console.starts_with("2.0K/s · ETA 0:"),
             "about 2 KiB/s, a second without bytes barely shows: {console}"

@@ -114,13 +114,12 @@ fn parse_all(path: &Path, text: &str, resolve: Resolve) -> Result<Config, Vec<Co
     }
     let tasks_value = document.get_mut().remove("tasks");
     let top_span = document.span();
-    let top: Option<TopLevel> = deserialize(
+    let (top, problems) = deserialize_all::<TopLevel>(
         &source,
         Spanned::new(top_span, DeValue::Table(document.into_inner())),
         TOP_LEVEL,
-    )
-    .map_err(|error| errors.push(error))
-    .ok();
+    );
+    errors.extend(problems);
 
     let credentials_file = top
         .as_ref()
@@ -339,36 +338,47 @@ fn parse_task(
         ]);
     };
     let properties = table.remove("properties");
-    let header: TaskHeader = deserialize(
+    // A misspelt key of the header is reported with those of the
+    // properties, not alone first.
+    let (header, header_problems) = deserialize_all::<TaskHeader>(
         source,
         Spanned::new(task_span.clone(), DeValue::Table(table)),
         "[[tasks]]",
-    )
-    .map_err(|error| vec![error])?;
+    );
+    let Some(header) = header else {
+        return Err(header_problems);
+    };
+    let with_header = |mut problems: Vec<ConfigError>| {
+        problems.extend(header_problems.iter().cloned());
+        by_position(problems)
+    };
     let id = header.id.get_ref().clone();
     let section = format!("[tasks.properties] of task `{id}`");
     let kind = TaskKind::parse(header.kind.get_ref());
     let properties = match (kind, properties) {
         (Some(kind), Some(properties)) => {
             let properties = prepare_properties(source, kind, properties, resolve, resolver)
-                .map_err(|error| vec![error])?;
+                .map_err(|error| with_header(vec![error]))?;
             Some(match kind {
                 TaskKind::Sync => TaskProperties::Sync(std::sync::Arc::new(
-                    deserialize_properties(source, properties, &section)?,
+                    deserialize_strict(source, properties, &section).map_err(with_header)?,
                 )),
                 TaskKind::TableSync => TaskProperties::TableSync(std::sync::Arc::new(
-                    deserialize_properties(source, properties, &section)?,
+                    deserialize_strict(source, properties, &section).map_err(with_header)?,
                 )),
                 TaskKind::Airbyte => TaskProperties::Airbyte(std::sync::Arc::new(
-                    deserialize_properties(source, properties, &section)?,
+                    deserialize_strict(source, properties, &section).map_err(with_header)?,
                 )),
                 TaskKind::HttpSync => TaskProperties::HttpSync(std::sync::Arc::new(
-                    deserialize_properties(source, properties, &section)?,
+                    deserialize_strict(source, properties, &section).map_err(with_header)?,
                 )),
             })
         }
         _ => None,
     };
+    if !header_problems.is_empty() {
+        return Err(header_problems);
+    }
     build_task(source, task_span, header, properties).map_err(|error| vec![error])
 }
 
@@ -472,51 +482,80 @@ fn parse_schedule(spec: ScheduleSpec) -> Result<Schedule, String> {
     Ok(schedule)
 }
 
-/// Deserializes a task's properties, reporting every unknown key of the
-/// table (each with its "did you mean"), not only the first: an unknown
-/// key is taken out and the rest tried again, so one `validate` lists all
-/// the typos. Any other problem ends the list.
-fn deserialize_properties<'de, T: Deserialize<'de>>(
+/// Deserializes a task's header or properties, reporting every unknown key
+/// (each with its "did you mean"), nested tables included, not only the
+/// first: an unknown key is taken out and the rest tried again, so one
+/// `validate` lists all the typos. Any other problem ends the list.
+/// Returns the value when it parses once its unknown keys are taken out,
+/// and the problems found.
+fn deserialize_all<'de, T: Deserialize<'de>>(
     source: &SourceText<'_>,
     mut value: Spanned<DeValue<'de>>,
     section: &str,
-) -> Result<T, Vec<ConfigError>> {
+) -> (Option<T>, Vec<ConfigError>) {
     let mut unknown = Vec::new();
     // Keys an unknown one was probably meant to be: their absence, once
     // the typo is taken out, is not another problem.
     let mut meant = Vec::new();
     loop {
         let error = match deserialize_raw::<T>(value.clone()) {
-            Ok(parsed) if unknown.is_empty() => return Ok(parsed),
-            Ok(_) => return Err(by_position(unknown)),
+            Ok(parsed) => return (Some(parsed), by_position(unknown)),
             Err(error) => error,
         };
         let message = error.message().trim();
         if let Some(missing) = error::missing_field(message)
             && meant.iter().any(|key: &String| key == missing)
         {
-            return Err(by_position(unknown));
+            return (None, by_position(unknown));
         }
         let typo = error::unknown_field(message).map(|(key, expected)| {
             meant.extend(error::did_you_mean(key, &expected).map(str::to_string));
             key.to_string()
         });
         unknown.push(describe_error(source, &value, &error, section));
-        // Only a key of the properties table itself is taken out (one of
-        // a nested table may share its name).
-        let removed = match (typo, error.span(), value.get_mut()) {
-            (Some(key), Some(span), DeValue::Table(table))
-                if table
-                    .iter()
-                    .any(|(name, _)| name.get_ref() == &key && name.span().start == span.start) =>
-            {
-                table.remove(key.as_str()).is_some()
-            }
+        // The key where the error points is taken out, at whatever depth.
+        let removed = match (typo, error.span()) {
+            (Some(key), Some(span)) => remove_key_at(&mut value, &key, span.start),
             _ => false,
         };
         if !removed {
-            return Err(by_position(unknown));
+            return (None, by_position(unknown));
         }
+    }
+}
+
+/// The value of [`deserialize_all`], or every problem found.
+fn deserialize_strict<'de, T: Deserialize<'de>>(
+    source: &SourceText<'_>,
+    value: Spanned<DeValue<'de>>,
+    section: &str,
+) -> Result<T, Vec<ConfigError>> {
+    match deserialize_all(source, value, section) {
+        (Some(parsed), problems) if problems.is_empty() => Ok(parsed),
+        (_, problems) => Err(problems),
+    }
+}
+
+/// Removes the key named `name` whose own span holds `offset`, below
+/// `value`; whether one was found.
+fn remove_key_at(value: &mut Spanned<DeValue<'_>>, name: &str, offset: usize) -> bool {
+    let inside = |span: Range<usize>| span.start <= offset && offset < span.end;
+    match value.get_mut() {
+        DeValue::Table(table) => {
+            let here = table
+                .iter()
+                .any(|(key, _)| key.get_ref() == name && inside(key.span()));
+            if here {
+                return table.remove(name).is_some();
+            }
+            table
+                .iter_mut()
+                .any(|(_, child)| remove_key_at(child, name, offset))
+        }
+        DeValue::Array(array) => array
+            .iter_mut()
+            .any(|child| remove_key_at(child, name, offset)),
+        _ => false,
     }
 }
 
@@ -552,15 +591,6 @@ fn describe_error(
     } else {
         source.toml_error(error, &format!("`{path}` of {section}"))
     }
-}
-
-fn deserialize<'de, T: Deserialize<'de>>(
-    source: &SourceText<'_>,
-    value: Spanned<DeValue<'de>>,
-    section: &str,
-) -> Result<T, ConfigError> {
-    let outline = value.clone();
-    deserialize_raw(value).map_err(|error| describe_error(source, &outline, &error, section))
 }
 
 /// The dotted path of the innermost value that holds `offset`, below

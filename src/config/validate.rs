@@ -644,7 +644,12 @@ pub fn missing_local_sources(config: &Config) -> Vec<ConfigError> {
         else {
             continue;
         };
-        let resolved = config.resolve_path(&path);
+        // Without the `.` of `./in/`: the path as an operator would type it.
+        let resolved: std::path::PathBuf = config
+            .resolve_path(&path)
+            .components()
+            .filter(|part| !matches!(part, std::path::Component::CurDir))
+            .collect();
         if !resolved.exists() {
             // The full path only when it says more than the one given.
             let full = if resolved == path {

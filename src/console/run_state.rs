@@ -131,6 +131,14 @@ impl ActiveRun {
     pub(super) fn tick(&mut self, now: DateTime<Utc>) {
         let bytes = self.counters.done();
         match self.last_second {
+            // A run followed from its start counts from zero: its first
+            // second's rows or bytes are throughput too. One joined later
+            // (another process's) counts from when it was first seen.
+            None if now - self.started_at < TimeDelta::seconds(2) => {
+                self.last_second = Some((self.started_at, 0));
+                self.tick(now);
+                return;
+            }
             None => self.last_second = Some((now, bytes)),
             Some((time, before)) if now - time >= TimeDelta::seconds(1) => {
                 self.throughput.push_back(bytes.saturating_sub(before));

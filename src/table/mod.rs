@@ -703,11 +703,15 @@ async fn load_batch(
     .await;
     // Counted once the batch is settled, not when it was handed over: the
     // progress (rows done of the total, the ETA) must not reach 100% while
-    // the last batches still load or wait out their retries.
-    context.update_counters(|counters| {
-        counters.rows_extracted += extracted;
-        counters.rows_filtered += transformed.filtered;
-    });
+    // the last batches still load or wait out their retries. A batch given
+    // up because the run was cancelled is not counted at all, as the
+    // progress never showed it.
+    if loaded || !context.cancel.is_cancelled() {
+        context.update_counters(|counters| {
+            counters.rows_extracted += extracted;
+            counters.rows_filtered += transformed.filtered;
+        });
+    }
     if loaded
         && let Some(id) = batch.item_id
         && let Err(error) = context

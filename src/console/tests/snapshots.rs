@@ -685,3 +685,34 @@ fn a_batch_waiting_to_retry_is_said_and_its_later_load_clears_it() {
     let active = app.tasks[0].active.as_ref().expect("running");
     assert!(active.retrying.is_empty());
 }
+
+/// A run followed from its start counts its first second's rows as
+/// throughput (the chart said `peak 0` when they all loaded before the
+/// first sample).
+#[test]
+fn the_first_seconds_rows_are_throughput() {
+    let mut app = table_fixture();
+    let started = now() - TimeDelta::seconds(20);
+    app.set_now(started + TimeDelta::milliseconds(500));
+    app.update(Msg::Engine(EngineEvent::RunProgress {
+        run_id: 7,
+        task_id: "orders_table".into(),
+        counters: Box::new(RunCounters {
+            rows_extracted: 19_000,
+            rows_upserted: 19_000,
+            batches_done: 19,
+            rows_total: Some(20_000),
+            totals_known: true,
+            ..Default::default()
+        }),
+        in_flight: Vec::new(),
+        at: app.now,
+    }));
+    app.set_now(started + TimeDelta::milliseconds(1_100));
+    app.update(Msg::Tick);
+    let active = app.tasks[0].active.as_ref().expect("running");
+    assert_eq!(
+        active.throughput.iter().copied().collect::<Vec<_>>(),
+        [19_000]
+    );
+}
