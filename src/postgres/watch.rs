@@ -4,8 +4,8 @@
 //! application, state, how long their transaction has been open), so a
 //! stalled run says why instead of showing a progress that stopped.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -44,14 +44,27 @@ impl Backend {
 pub(crate) struct SlowLoadWatch {
     task: JoinHandle<()>,
     on_lock: OnLock,
-    /// It told `on_lock` the load waits for a lock.
-    reported: Arc<AtomicBool>,
+    state: Arc<Mutex<Told>>,
+}
+
+/// What a watch told `on_lock`, and whether its load still runs: changed
+/// under one lock, so a report made as the load returns is never left
+/// behind.
+#[derive(Default)]
+struct Told {
+    ended: bool,
+    lock: bool,
 }
 
 impl Drop for SlowLoadWatch {
     fn drop(&mut self) {
         self.task.abort();
-        if self.reported.load(Ordering::Relaxed) {
+        let mut told = match self.state.lock() {
+            Ok(told) => told,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        told.ended = true;
+        if told.lock {
             (self.on_lock)(None);
         }
     }
@@ -67,8 +80,8 @@ pub(crate) fn watch(
     on_lock: OnLock,
 ) -> SlowLoadWatch {
     let (endpoint, backend, label) = (endpoint.clone(), backend.clone(), label.to_string());
-    let reported = Arc::new(AtomicBool::new(false));
-    let (shown, said) = (Arc::clone(&on_lock), Arc::clone(&reported));
+    let state = Arc::new(Mutex::new(Told::default()));
+    let (shown, told) = (Arc::clone(&on_lock), Arc::clone(&state));
     let first = crate::config::duration_from_env("SYNCDECK_SLOW_LOAD", SLOW_LOAD);
     // In the run's span, so the line names its task and run.
     let task = tokio::spawn(
@@ -90,8 +103,14 @@ pub(crate) fn watch(
                             item = %label,
                             "loading has waited {waited} for a lock on the target table, held by {holders}; it goes on once they commit or roll back (or cancel the run)"
                         );
-                        shown(Some(short));
-                        said.store(true, Ordering::Relaxed);
+                        let mut told = match told.lock() {
+                            Ok(told) => told,
+                            Err(poisoned) => poisoned.into_inner(),
+                        };
+                        if !told.ended {
+                            told.lock = true;
+                            shown(Some(short));
+                        }
                     }
                     Ok(Waiting::Other(what)) => tracing::info!(
                         item = %label,
@@ -107,7 +126,7 @@ pub(crate) fn watch(
     SlowLoadWatch {
         task,
         on_lock,
-        reported,
+        state,
     }
 }
 
