@@ -483,10 +483,10 @@ fn validate_warns_about_a_local_source_folder_that_is_not_there() {
     );
 }
 
-/// `validate` lists every misspelt key at once, not one per run: of the
-/// top level, a task's header, its properties and the tables inside
-/// them, each with its line and "did you mean", in the order of their
-/// lines, and no extra line for the required key a typo stood for.
+/// `validate` lists every misspelt key and bad value at once, not one per
+/// run: of the top level, a task's header, its properties and the tables
+/// inside them, each with its line and "did you mean", in the order of
+/// their lines, and no extra line for the required key a typo stood for.
 #[test]
 fn validate_lists_every_misspelt_key_at_once() {
     let workspace = common::Workspace::new();
@@ -496,14 +496,14 @@ fn validate_lists_every_misspelt_key_at_once() {
         "[engine]\nstate = \"sqlite:state/state.db\"\nmax_concurent_tasks = 2\n\n\
          [[tasks]]\nid = \"a\"\ntype = \"sync\"\nshedule = \"5m\"\n[tasks.properties]\n\
          source_path = \"in/\"\nrecusive = true\ndestinaton_path = \"out/\"\n\
-         sync_config = { source_config = { regoin_name = \"x\" } }\n",
+         sync_config = { source_config = { regoin_name = \"x\" } }\npattern = 5\n",
     )
     .expect("write config");
     let output = workspace.run(&["validate"]);
     assert_eq!(output.status.code(), Some(2));
     let stderr = common::stderr(&output);
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 6, "five problems and the count: {stderr}");
+    assert_eq!(lines.len(), 7, "six problems and the count: {stderr}");
     let expected = [
         (
             "syncdeck.toml:3:1: unknown key `max_concurent_tasks`",
@@ -526,5 +526,11 @@ fn validate_lists_every_misspelt_key_at_once() {
             "expected {at} … {meant} in: {stderr}"
         );
     }
-    assert!(lines[5].ends_with("5 problems found"), "{stderr}");
+    // A bad value does not hide the keys after it, nor they it.
+    assert!(
+        lines[5].contains("syncdeck.toml:14:11: invalid type: integer `5`")
+            && lines[5].contains("`pattern`"),
+        "{stderr}"
+    );
+    assert!(lines[6].ends_with("6 problems found"), "{stderr}");
 }

@@ -1091,6 +1091,12 @@ fn a_failing_batch_is_retried_recorded_and_later_loaded_alone() {
         )),
         "the log links the batch to its item: {logs}"
     );
+    assert!(
+        run["error"]
+            .as_str()
+            .is_some_and(|error| error.contains(&format!("1 batch(es) failed (item #{id})"))),
+        "the summary names the item `retry --batch` takes: {run}"
+    );
     let output = workspace.run(&["retry", "t", "--batch", &id, "--json"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let retry = &json_lines(&output)[0];

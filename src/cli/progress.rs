@@ -44,11 +44,11 @@ impl RunBar {
         match self.columns {
             Some(columns) if counters.totals_known => {
                 let fitted = fit_parts(&text, room(counters, columns));
-                // The narrow style has no separator of its own.
-                if narrow && !fitted.is_empty() {
-                    format!(" · {fitted}")
-                } else {
+                // The styles leave the separator to the message.
+                if fitted.is_empty() {
                     fitted
+                } else {
+                    format!(" · {fitted}")
                 }
             }
             _ => text,
@@ -199,7 +199,7 @@ fn total_style(rows: bool, columns: u16) -> ProgressStyle {
     };
     // The message is fitted by `room`, between its parts.
     let template = if columns >= BAR_FROM_COLUMNS {
-        format!("{{prefix:24}} [{{bar:30}}] {{percent:>3}}% {done} {{msg}}")
+        format!("{{prefix:24}} [{{bar:30}}] {{percent:>3}}% {done}{{msg}}")
     } else {
         format!("{{prefix:16!}} {{percent:>3}}% {done}{{msg}}")
     };
@@ -225,7 +225,7 @@ fn room(counters: &RunCounters, columns: u16) -> usize {
         ),
     };
     let before = if columns >= BAR_FROM_COLUMNS {
-        24 + 1 + 32 + 1 + 4 + 1 + done.chars().count() + 1
+        24 + 1 + 32 + 1 + 4 + 1 + done.chars().count() + 3
     } else {
         16 + 1 + 4 + 1 + done.chars().count() + 3
     };
@@ -529,7 +529,7 @@ mod tests {
             show(&multi, &mut bars, event);
         }
         let console = app.tasks[0].active.as_ref().expect("running").speed();
-        // A narrow terminal's bar starts its message with the separator.
+        // The bar's message starts with its separator.
         let message = bars[&3].bar.message();
         let bar = message.trim_start_matches(" · ");
         assert!(

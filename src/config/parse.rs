@@ -338,12 +338,17 @@ fn parse_task(
         ]);
     };
     let properties = table.remove("properties");
+    // The header's problems name the task too, when its id is readable.
+    let section = match table.get("id").map(|id| id.get_ref()) {
+        Some(DeValue::String(id)) => format!("[[tasks]] of task `{id}`"),
+        _ => "[[tasks]]".to_string(),
+    };
     // A misspelt key of the header is reported with those of the
     // properties, not alone first.
     let (header, header_problems) = deserialize_all::<TaskHeader>(
         source,
         Spanned::new(task_span.clone(), DeValue::Table(table)),
-        "[[tasks]]",
+        &section,
     );
     let Some(header) = header else {
         return Err(header_problems);
@@ -508,18 +513,22 @@ fn deserialize_all<'de, T: Deserialize<'de>>(
         {
             return (None, by_position(unknown));
         }
-        let typo = error::unknown_field(message).map(|(key, expected)| {
+        if let Some((key, expected)) = error::unknown_field(message) {
             meant.extend(error::did_you_mean(key, &expected).map(str::to_string));
-            key.to_string()
-        });
+        }
+        let missing = error::missing_field(message).is_some();
         unknown.push(describe_error(source, &value, &error, section));
-        // The key where the error points is taken out, at whatever depth.
-        let removed = match (typo, error.span()) {
-            (Some(key), Some(span)) => remove_key_at(&mut value, &key, span.start),
-            _ => false,
-        };
-        if !removed {
-            return (None, by_position(unknown));
+        // The key where the error points (a misspelt key, or one with a
+        // bad value) is taken out, at whatever depth, and the rest tried
+        // again; its absence is then no problem of its own. A missing key
+        // ends the list: nothing points at it.
+        let removed = error
+            .span()
+            .filter(|_| !missing)
+            .and_then(|span| remove_key_at(&mut value, span.start));
+        match removed {
+            Some(key) => meant.push(key),
+            None => return (None, by_position(unknown)),
         }
     }
 }
@@ -536,26 +545,38 @@ fn deserialize_strict<'de, T: Deserialize<'de>>(
     }
 }
 
-/// Removes the key named `name` whose own span holds `offset`, below
-/// `value`; whether one was found.
-fn remove_key_at(value: &mut Spanned<DeValue<'_>>, name: &str, offset: usize) -> bool {
+/// Removes the innermost key whose name or value holds `offset`, below
+/// `value`; its name, if one was found.
+fn remove_key_at(value: &mut Spanned<DeValue<'_>>, offset: usize) -> Option<String> {
     let inside = |span: Range<usize>| span.start <= offset && offset < span.end;
     match value.get_mut() {
         DeValue::Table(table) => {
-            let here = table
-                .iter()
-                .any(|(key, _)| key.get_ref() == name && inside(key.span()));
-            if here {
-                return table.remove(name).is_some();
+            // Ok: a key of this table; Err: one removed deeper down.
+            let found = table.iter_mut().find_map(|(key, child)| {
+                if inside(key.span()) {
+                    return Some(Ok(key.get_ref().to_string()));
+                }
+                // Tables made by dotted keys have no span of their own:
+                // look inside every table.
+                let table_child = matches!(child.get_ref(), DeValue::Table(_));
+                if !inside(child.span()) && !table_child {
+                    return None;
+                }
+                match remove_key_at(child, offset) {
+                    Some(deeper) => Some(Err(deeper)),
+                    None if inside(child.span()) => Some(Ok(key.get_ref().to_string())),
+                    None => None,
+                }
+            })?;
+            match found {
+                Ok(here) => table.remove(here.as_str()).map(|_| here),
+                Err(deeper) => Some(deeper),
             }
-            table
-                .iter_mut()
-                .any(|(_, child)| remove_key_at(child, name, offset))
         }
         DeValue::Array(array) => array
             .iter_mut()
-            .any(|child| remove_key_at(child, name, offset)),
-        _ => false,
+            .find_map(|child| remove_key_at(child, offset)),
+        _ => None,
     }
 }
 

@@ -275,13 +275,10 @@ impl App {
             } => {
                 if let Some(active) = self.active_run_mut(&task_id, run_id) {
                     active.retrying.remove(&path);
-                    // Its failed attempts stay listed, without a countdown
-                    // to a retry that has happened.
-                    for item in active.recent.iter_mut().filter(|item| item.path == path) {
-                        if let ItemOutcome::Failed { retry_at, .. } = &mut item.outcome {
-                            *retry_at = None;
-                        }
-                    }
+                    // Its failed attempts give way to the one that loaded.
+                    active.recent.retain(|old| {
+                        old.path != path || !matches!(old.outcome, ItemOutcome::Failed { .. })
+                    });
                     active.push_recent(RecentItem {
                         path,
                         outcome: ItemOutcome::Recovered { attempt },
@@ -325,6 +322,10 @@ impl App {
                             retry_at,
                         },
                     };
+                    // One line per item: its newest attempt.
+                    active.recent.retain(|old| {
+                        old.path != path || !matches!(old.outcome, ItemOutcome::Failed { .. })
+                    });
                     active.retrying.insert(path, item.clone());
                     active.push_recent(item);
                 }

@@ -468,6 +468,7 @@ impl Engine {
             counters: SharedCounters::default(),
             stop_reason,
             abandoned_rows: Default::default(),
+            failed_batches: Default::default(),
         };
         let span = tracing::info_span!("run", task_id = %task.id, run_id);
         async {

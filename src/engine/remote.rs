@@ -171,6 +171,7 @@ impl Engine {
                 counters,
                 stop_reason: StopReason::default(),
                 abandoned_rows: Default::default(),
+                failed_batches: Default::default(),
             };
             span.in_scope(|| {
                 self.watch_in_background(context, record.trigger, record.started_at, job)

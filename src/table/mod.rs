@@ -539,7 +539,14 @@ async fn run_inner(
     }
     let mut reasons = Vec::new();
     if counters.batches_failed > 0 {
-        reasons.push(format!("{} batch(es) failed", counters.batches_failed));
+        // By the ids `errors` and `retry --batch` use (the log and the
+        // failure lines name batches by their number in the run).
+        let items = context.failed_batch_items();
+        reasons.push(if items.is_empty() {
+            format!("{} batch(es) failed", counters.batches_failed)
+        } else {
+            format!("{} batch(es) failed ({items})", counters.batches_failed)
+        });
     }
     if counters.rows_skipped > crate::batch::BAD_ROWS_KEPT {
         reasons.push(format!(

@@ -137,6 +137,8 @@ pub struct RunContext {
     /// Set when something other than the operator stopped the run.
     pub(crate) stop_reason: StopReason,
     pub(crate) abandoned_rows: AbandonedRows,
+    /// Ids of the failed batches this run recorded, for its summary.
+    pub(crate) failed_batches: Arc<std::sync::Mutex<Vec<i64>>>,
 }
 
 impl RunContext {
@@ -207,12 +209,35 @@ impl RunContext {
         match self.state.record_failed_item(&item).await {
             // The log names a batch by its number and bounds; `errors` and
             // `retry` by this id: say which is which.
-            Ok(id) if kind == ItemKind::Batch => tracing::info!(
-                "the failed batch is recorded as item #{id}: `syncdeck retry {} --batch {id}` loads it again once its cause is fixed",
-                self.task_id
-            ),
+            Ok(id) if kind == ItemKind::Batch => {
+                tracing::info!(
+                    "the failed batch is recorded as item #{id}: `syncdeck retry {} --batch {id}` loads it again once its cause is fixed",
+                    self.task_id
+                );
+                if let Ok(mut ids) = self.failed_batches.lock()
+                    && !ids.contains(&id)
+                {
+                    ids.push(id);
+                }
+            }
             Ok(_) => {}
             Err(error) => tracing::error!(%error, item = key, "could not record a failure"),
+        }
+    }
+
+    /// The failed batches of this run by their item ids, as its summary
+    /// names them: `item #2`, `items #2, #5, #9 …`.
+    pub(crate) fn failed_batch_items(&self) -> String {
+        let ids = match self.failed_batches.lock() {
+            Ok(ids) => ids.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let shown: Vec<String> = ids.iter().take(5).map(|id| format!("#{id}")).collect();
+        let more = if ids.len() > 5 { " …" } else { "" };
+        match ids.len() {
+            0 => String::new(),
+            1 => format!("item {}", shown.join(", ")),
+            _ => format!("items {}{more}", shown.join(", ")),
         }
     }
 

@@ -170,7 +170,7 @@ fn table_active_lines(
         ])),
         None => lines.push(Line::styled("      counting…", theme.running())),
     }
-    lines.extend(failing_lines(active, app, theme, "Batch errors"));
+    lines.extend(failing_lines(active, app, theme, "Batch errors", width));
     lines
 }
 
@@ -248,7 +248,7 @@ fn active_lines(
         ]));
         lines.extend(in_flight_lines(active, theme, width));
     }
-    lines.extend(failing_lines(active, app, theme, "Failing now"));
+    lines.extend(failing_lines(active, app, theme, "Failing now", width));
     lines
 }
 
@@ -284,8 +284,16 @@ fn more_line(total: usize, shown: usize, theme: Theme) -> Option<Line<'static>> 
     (total > shown).then(|| Line::styled(format!(" +{} more", total - shown), theme.dim()))
 }
 
-/// Items failing right now (attempt n/m, retry countdown, last error).
-fn failing_lines(active: &ActiveRun, app: &App, theme: Theme, title: &str) -> Vec<Line<'static>> {
+/// Items failing right now (attempt n/m, retry countdown, last error), at
+/// most two lines each (they wrap), cut with `…` (`enter` shows them
+/// whole).
+fn failing_lines(
+    active: &ActiveRun,
+    app: &App,
+    theme: Theme,
+    title: &str,
+    width: usize,
+) -> Vec<Line<'static>> {
     let mut failing: Vec<&RecentItem> = active.retrying.values().collect();
     if failing.is_empty() {
         return Vec::new();
@@ -296,10 +304,27 @@ fn failing_lines(active: &ActiveRun, app: &App, theme: Theme, title: &str) -> Ve
         failing
             .iter()
             .take(4)
-            .map(|item| item_line(item, app, theme)),
+            .map(|item| fit_line(item_line(item, app, theme), (width * 2).saturating_sub(2))),
     );
     lines.extend(more_line(failing.len(), 4, theme));
     lines
+}
+
+/// `line` cut to `width` characters, ending with `…` when cut.
+fn fit_line(line: Line<'static>, width: usize) -> Line<'static> {
+    let mut left = width;
+    let mut spans = Vec::new();
+    for span in line.spans {
+        let length = span.content.chars().count();
+        if length <= left {
+            left -= length;
+            spans.push(span);
+            continue;
+        }
+        spans.push(Span::styled(format::fit(&span.content, left), span.style));
+        break;
+    }
+    Line::from(spans).style(line.style)
 }
 
 fn item_line(item: &RecentItem, app: &App, theme: Theme) -> Line<'static> {
@@ -656,7 +681,7 @@ impl Widget for DetailView<'_> {
                         .iter()
                         .rev()
                         .take(recent.height as usize)
-                        .map(|item| item_line(item, app, theme)),
+                        .map(|item| fit_line(item_line(item, app, theme), recent.width as usize)),
                 );
             }
             Some(_) => {

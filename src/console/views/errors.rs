@@ -106,12 +106,28 @@ impl Widget for ErrorsView<'_> {
             Line::styled(text, theme.dim()).render(table_area, buffer);
             return;
         }
+        // The task and item columns as wide as what they hold, up to a
+        // share of the width: the error gets the rest (a short key such as
+        // `id=7` left it a few characters at 80 columns).
+        let share = |percent: u16| table_area.width * percent / 100;
+        let longest = |texts: &mut dyn Iterator<Item = usize>, percent: u16| {
+            let widest = texts.max().unwrap_or(0).max(4);
+            u16::try_from(widest)
+                .unwrap_or(u16::MAX)
+                .min(share(percent))
+        };
+        let listed = || pending.iter().chain(gone.iter());
+        let task_width = longest(&mut listed().map(|item| item.task_id.chars().count()), 18);
+        let item_width = longest(
+            &mut listed().map(|item| format::item_key(&item.key).chars().count()),
+            28,
+        );
         let widths = [
             Constraint::Length(5),
-            Constraint::Percentage(18),
+            Constraint::Length(task_width),
             Constraint::Length(5),
             Constraint::Length(5),
-            Constraint::Percentage(28),
+            Constraint::Length(item_width),
             Constraint::Fill(1),
             Constraint::Length(8),
         ];
