@@ -534,3 +534,26 @@ fn validate_lists_every_misspelt_key_at_once() {
     );
     assert!(lines[6].ends_with("6 problems found"), "{stderr}");
 }
+
+/// Every section's misspelling is named as a section, the console's and
+/// the theme's too (`[consle]` was "an unknown key of the top level").
+#[test]
+fn a_misspelt_console_or_theme_section_is_named_as_a_section() {
+    let workspace = common::Workspace::new();
+    std::fs::write(
+        workspace.config_path(),
+        "[engine]\nstate = \"sqlite:state/state.db\"\n[consle]\nmouse = true\n[thme]\nname = \"dark\"\n",
+    )
+    .expect("write config");
+    let output = workspace.run(&["validate"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = common::stderr(&output);
+    assert!(
+        stderr.contains("syncdeck.toml:3:2: unknown section `consle`; did you mean `console`?"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("unknown section `thme`; did you mean `theme`?"),
+        "{stderr}"
+    );
+}

@@ -190,7 +190,7 @@ fn parse_all(path: &Path, text: &str, resolve: Resolve) -> Result<Config, Vec<Co
 const TOP_LEVEL: &str = "the top level";
 
 /// The top-level names a config may use.
-const SECTIONS: [&str; 4] = ["tasks", "engine", "credentials", "keys"];
+const SECTIONS: [&str; 6] = ["tasks", "engine", "credentials", "keys", "theme", "console"];
 
 /// The section a misspelt top-level name was meant to be (`task` for
 /// `tasks`), or `None` for a known name or one too far from any.
