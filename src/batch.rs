@@ -56,14 +56,7 @@ pub(crate) async fn load_with_retries(
     let mut retry = Retry::new(context, "batch", label, max_retries, base);
     loop {
         let attempt = retry.begin();
-        let watch = loader.watch(label, lock_wait_shown(context));
-        let result = tokio::select! {
-            _ = context.cancel.cancelled() => None,
-            result = loader.load(&rows, attempt) => Some(result),
-        };
-        drop(watch);
-        let Some(result) = result else {
-            loader.cancel_statement().await;
+        let Some(result) = load_watched(loader, &rows, attempt, context, label).await else {
             return false;
         };
         let error = match result {
@@ -106,11 +99,30 @@ pub(crate) async fn load_with_retries(
     }
 }
 
-/// What a load's watch tells about a lock it waits for goes into the run's
-/// counters (`lock_wait`), where the progress shows it.
-fn lock_wait_shown(context: &RunContext) -> crate::postgres::watch::OnLock {
+/// One attempt at loading `rows`, watched while slow (a lock it waits for
+/// goes into the run's counters, where the progress shows it). `None`
+/// when the run was cancelled meanwhile: the server is then asked to stop
+/// the statement.
+async fn load_watched(
+    loader: &mut Loader,
+    rows: &Rows,
+    attempt: u32,
+    context: &RunContext,
+    label: &str,
+) -> Option<Result<u64, PgError>> {
     let counters = context.counters.clone();
-    std::sync::Arc::new(move |lock| counters.update(|counters| counters.lock_wait = lock))
+    let on_lock =
+        std::sync::Arc::new(move |lock| counters.update(|counters| counters.lock_wait = lock));
+    let watch = loader.watch(label, on_lock);
+    let result = tokio::select! {
+        _ = context.cancel.cancelled() => None,
+        result = loader.load(rows, attempt) => Some(result),
+    };
+    drop(watch);
+    if result.is_none() {
+        loader.cancel_statement().await;
+    }
+    result
 }
 
 fn count_loaded(context: &RunContext, rows: &Rows, changed: u64) {
@@ -156,15 +168,8 @@ async fn load_in_halves(
         let error = if known_rejected {
             error
         } else {
-            let watch = loader.watch(label, lock_wait_shown(context));
-            let result = tokio::select! {
-                _ = context.cancel.cancelled() => None,
-                // Not a first attempt: an upsert, never a plain COPY.
-                result = loader.load(&part, 2) => Some(result),
-            };
-            drop(watch);
-            let Some(result) = result else {
-                loader.cancel_statement().await;
+            // Not a first attempt: an upsert, never a plain COPY.
+            let Some(result) = load_watched(loader, &part, 2, context, label).await else {
                 return false;
             };
             match result {

@@ -282,8 +282,7 @@ fn file_message(counters: &crate::run::RunCounters) -> String {
 fn waiting_first(counters: &RunCounters, rate: &RateEstimator) -> String {
     match format::waiting(counters) {
         Some(waiting) => {
-            let speed = format::speed(counters, rate);
-            let speed = speed.split(" · ").next().unwrap_or_default();
+            let speed = format::rate_only(counters, rate).unwrap_or_else(|| "measuring…".into());
             format!("{waiting} · {speed}")
         }
         None => format::speed(counters, rate),

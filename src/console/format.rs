@@ -80,13 +80,8 @@ pub fn count(value: u64) -> String {
 /// bar both show them: `2.0K/s · ETA 0:12`, `1,200 rows/s · ETA 1:05`,
 /// `measuring…` before a rate is known.
 pub fn speed(counters: &crate::run::RunCounters, rate: &crate::run::rate::RateEstimator) -> String {
-    let Some(per_second) = rate.rate() else {
+    let Some(speed) = rate_only(counters, rate) else {
         return "measuring…".into();
-    };
-    let speed = if counters.counts_rows() {
-        format!("{} rows/s", count(per_second.max(0.0) as u64))
-    } else {
-        self::rate(per_second)
     };
     // No ETA while the run waits on something its rate says nothing
     // about: it would only grow.
@@ -99,13 +94,23 @@ pub fn speed(counters: &crate::run::RunCounters, rate: &crate::run::rate::RateEs
     }
 }
 
-/// What a run waits for instead of working, if anything: `waiting for a
-/// lock held by pid 1007 (index_builder)`, `2 waiting to retry`.
+/// The rate alone (`1,200 rows/s`, `2.0K/s`); `None` before one is known.
+pub fn rate_only(
+    counters: &crate::run::RunCounters,
+    rate: &crate::run::rate::RateEstimator,
+) -> Option<String> {
+    let per_second = rate.rate()?;
+    Some(if counters.counts_rows() {
+        format!("{} rows/s", count(per_second.max(0.0) as u64))
+    } else {
+        self::rate(per_second)
+    })
+}
+
+/// What a run waits for instead of working, if anything (the most telling
+/// of [`crate::run::RunCounters::waits`]).
 pub fn waiting(counters: &crate::run::RunCounters) -> Option<String> {
-    if let Some(lock) = &counters.lock_wait {
-        return Some(format!("waiting for {lock}"));
-    }
-    (counters.retry_waits > 0).then(|| format!("{} waiting to retry", counters.retry_waits))
+    counters.waits().into_iter().next()
 }
 
 /// Cuts `text` to `width` characters, ending with `…` when cut.

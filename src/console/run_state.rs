@@ -152,6 +152,12 @@ impl ActiveRun {
         self.sample(now);
     }
 
+    /// Drops the failed attempts at `path` from the recent items.
+    pub(super) fn forget_failed_attempts(&mut self, path: &str) {
+        self.recent
+            .retain(|old| old.path != path || !matches!(old.outcome, ItemOutcome::Failed { .. }));
+    }
+
     pub(super) fn push_recent(&mut self, item: RecentItem) {
         self.recent.push_back(item);
         if self.recent.len() > RECENT_ITEMS {

@@ -276,9 +276,7 @@ impl App {
                 if let Some(active) = self.active_run_mut(&task_id, run_id) {
                     active.retrying.remove(&path);
                     // Its failed attempts give way to the one that loaded.
-                    active.recent.retain(|old| {
-                        old.path != path || !matches!(old.outcome, ItemOutcome::Failed { .. })
-                    });
+                    active.forget_failed_attempts(&path);
                     active.push_recent(RecentItem {
                         path,
                         outcome: ItemOutcome::Recovered { attempt },
@@ -323,9 +321,7 @@ impl App {
                         },
                     };
                     // One line per item: its newest attempt.
-                    active.recent.retain(|old| {
-                        old.path != path || !matches!(old.outcome, ItemOutcome::Failed { .. })
-                    });
+                    active.forget_failed_attempts(&path);
                     active.retrying.insert(path, item.clone());
                     active.push_recent(item);
                 }

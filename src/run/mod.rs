@@ -192,13 +192,24 @@ impl RunCounters {
     /// waits for, if anything (`, 1 waiting to retry`).
     pub fn progress_line(&self) -> String {
         let mut line = self.counts_line();
-        if let Some(lock) = &self.lock_wait {
-            line.push_str(&format!(", waiting for {lock}"));
-        }
-        if self.retry_waits > 0 {
-            line.push_str(&format!(", {} waiting to retry", self.retry_waits));
+        for wait in self.waits() {
+            line.push_str(&format!(", {wait}"));
         }
         line
+    }
+
+    /// What the run waits for instead of working, the most telling first:
+    /// `waiting for a lock held by pid 1007 (index_builder)`, `2 waiting
+    /// to retry`.
+    pub fn waits(&self) -> Vec<String> {
+        let mut waits = Vec::new();
+        if let Some(lock) = &self.lock_wait {
+            waits.push(format!("waiting for {lock}"));
+        }
+        if self.retry_waits > 0 {
+            waits.push(format!("{} waiting to retry", self.retry_waits));
+        }
+        waits
     }
 
     fn counts_line(&self) -> String {
