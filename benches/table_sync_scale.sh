@@ -200,8 +200,8 @@ section=$(cat <<MD
 Written by \`ROWS=$ROWS benches/table_sync_scale.sh\` on $(date -u +%Y-%m-%d); $(nproc) cores,
 PostgreSQL $(psql -qAt "$BASE/postgres" -c "SHOW server_version"), the machine's shared server, one for both databases; syncdeck at commit $(git rev-parse --short HEAD). Median of
 $ROUNDS rounds each, same invocation, syncdeck with its defaults (batches of 1,000 rows, one reading connection,
-2 loading connections; one row reads over 2 key ranges; a first load of a table larger than
-\`shared_buffers\` reads it in its physical order) and \`watermark_lookback = "0s"\`. The server has its default
+2 loading connections; one row reads over 2 key ranges; a first load of a table of 8 MiB or more
+stored out of key order reads it in its physical order) and \`watermark_lookback = "0s"\`. The server has its default
 \`shared_buffers\` (128 MB) and \`max_wal_size\` (1 GB); every timed run starts after a \`CHECKPOINT\`. \`accounts\` is pgbench_accounts plus an
 \`updated_at\` column (50 rows per value) indexed with \`aid\`; \`items\` has a composite key and
 bigint, timestamptz, numeric, text, jsonb, uuid and bool columns, a tenth of them NULL.

@@ -304,3 +304,63 @@ fn a_first_load_after_a_mass_delete_reads_batches_of_at_most_batch_size() {
         (0, 0)
     );
 }
+
+/// Without being told, a first load reads by pages a table the statistics
+/// show stored out of key order once it is 8 MiB or more, even when it
+/// fits in the server's cache; a table of that size stored in key order,
+/// and a small scattered one, are paged by key (exact batches).
+#[test]
+fn by_default_only_a_table_of_8_mib_or_more_stored_out_of_key_order_is_read_by_pages() {
+    let database = TestDatabase::create("physical_choice");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.scattered (id bigint PRIMARY KEY, pad text);
+         INSERT INTO src.scattered SELECT g, repeat('x', 100) FROM generate_series(1, 80000) g ORDER BY md5(g::text);
+         CREATE TABLE src.ordered (LIKE src.scattered INCLUDING ALL);
+         INSERT INTO src.ordered SELECT g, repeat('x', 100) FROM generate_series(1, 80000) g;
+         CREATE TABLE src.small (LIKE src.scattered INCLUDING ALL);
+         INSERT INTO src.small SELECT g, repeat('x', 100) FROM generate_series(1, 5000) g ORDER BY md5(g::text);
+         ANALYZE src.scattered, src.ordered, src.small;
+         CREATE TABLE dst.scattered (LIKE src.scattered INCLUDING ALL);
+         CREATE TABLE dst.ordered (LIKE src.scattered INCLUDING ALL);
+         CREATE TABLE dst.small (LIKE src.scattered INCLUDING ALL);",
+    );
+    assert!(
+        database.scalar("SELECT pg_relation_size('src.scattered') >= 8 * 1024 * 1024") == "t",
+        "the scattered table is at least 8 MiB"
+    );
+    let workspace = Workspace::new();
+    let tasks: String = ["scattered", "ordered", "small"]
+        .iter()
+        .map(|table| {
+            task(&database, table, "[\"id\"]", "")
+                .replace("id = \"t\"", &format!("id = \"{table}\""))
+        })
+        .collect();
+    workspace.write_config(&tasks);
+    // Not `syncdeck()`: no SYNCDECK_PHYSICAL_READS.
+    let output = workspace
+        .command(&["run", "--json"])
+        .output()
+        .expect("run syncdeck");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let runs = json_lines(&output);
+    let logs = workspace.logs();
+    let by_pages: Vec<&str> = ["scattered", "ordered", "small"]
+        .into_iter()
+        .filter(|table| {
+            logs.lines()
+                .any(|line| line.contains(&format!("task_id={table} ")) && line.contains(PHYSICAL))
+        })
+        .collect();
+    assert_eq!(by_pages, ["scattered"], "{logs}");
+    for table in ["scattered", "ordered", "small"] {
+        assert_eq!(run_of(&runs, table)["status"], "succeeded");
+        assert_eq!(
+            database.except_both_ways(&format!("src.{table}"), &format!("dst.{table}")),
+            (0, 0)
+        );
+    }
+    // Paged by key, 80,000 rows come in exactly 80 batches.
+    assert_eq!(counter(run_of(&runs, "ordered"), "batches_done"), 80);
+}
