@@ -53,6 +53,37 @@ fn cancel_effect(app: &App, task_id: &str) -> &'static str {
     }
 }
 
+/// Every status glyph the lists use, with its meaning, in lines of at
+/// most `width` columns.
+fn status_legend(width: usize) -> Vec<String> {
+    use crate::run::RunStatus;
+    let entries = [
+        (Some(RunStatus::Succeeded), "ok"),
+        (Some(RunStatus::Running), "running"),
+        (Some(RunStatus::Partial), "partial"),
+        (Some(RunStatus::Failed), "failed"),
+        (Some(RunStatus::Cancelled), "cancelled"),
+        (Some(RunStatus::Blocked), "blocked"),
+        (Some(RunStatus::Interrupted), "interrupted"),
+        (Some(RunStatus::Submitted), "submitted (Airbyte)"),
+        (None, "not run"),
+    ];
+    let mut lines = vec![String::new()];
+    for (status, meaning) in entries {
+        let entry = format!(" {} {meaning} ", crate::console::theme::glyph(status));
+        let last = lines.len() - 1;
+        if !lines[last].is_empty() && lines[last].chars().count() + entry.chars().count() > width {
+            lines.push(String::new());
+        }
+        let last = lines.len() - 1;
+        lines[last].push_str(&entry);
+    }
+    lines
+        .into_iter()
+        .map(|line| line.trim_end().to_string())
+        .collect()
+}
+
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
     let height = height.min(area.height);
@@ -124,10 +155,11 @@ impl Widget for OverlayView<'_> {
                         ),
                     ]));
                 }
-                lines.push(Line::styled(
-                    " ✔ ok  ● running  ◐ partial  ✖ failed  ■ cancelled  ⊘ blocked  ◌ not run",
-                    theme.dim(),
-                ));
+                lines.extend(
+                    status_legend((area.width as usize).saturating_sub(4).min(76))
+                        .into_iter()
+                        .map(|line| Line::styled(line, theme.dim())),
+                );
                 if app.read_only {
                     lines.push(Line::styled(
                         " read-only: start, retry, abandon, cancel and pause are off",
@@ -232,7 +264,13 @@ impl Widget for OverlayView<'_> {
             .unwrap_or(20)
             .saturating_add(4)
             .max(40);
-        let dialog = centered(area, width, lines.len() as u16 + 2);
+        let mut height = lines.len() as u16 + 2;
+        if area.height.saturating_sub(height) == 1 {
+            // One row left under the dialog would show the panel's bottom
+            // border right under the dialog's.
+            height += 1;
+        }
+        let dialog = centered(area, width, height);
         Clear.render(dialog, buffer);
         buffer.set_style(dialog, theme.base());
         Paragraph::new(lines)
