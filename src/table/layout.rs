@@ -173,9 +173,14 @@ impl BatchBounds {
                 show(&span.last)
             );
         }
+        // A key of several columns is a tuple: `((a, 1)..(a, 9)]`.
+        let tuple = |values: &[Option<String>]| match values.len() {
+            1 => show(values),
+            _ => format!("({})", show(values)),
+        };
         let range = match &bounds.after {
-            Some(after) => format!("({}]..({}]", show(after), show(&bounds.through)),
-            None => format!("(start..{}]", show(&bounds.through)),
+            Some(after) => format!("({}..{}]", tuple(after), tuple(&bounds.through)),
+            None => format!("(start..{}]", tuple(&bounds.through)),
         };
         if let Some(span) = &bounds.within {
             format!(

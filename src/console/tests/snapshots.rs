@@ -289,7 +289,7 @@ fn snapshot_table_run_detail() {
     app.update(Msg::Engine(EngineEvent::ItemFailed {
         run_id: 7,
         task_id: "orders_table".into(),
-        path: "batch 17 (16000]..(17000]".into(),
+        path: "batch 17 (16000..17000]".into(),
         error: "P0001: order 16042 is locked".into(),
         attempt: 2,
         max_attempts: 4,
@@ -639,7 +639,7 @@ fn a_batch_waiting_to_retry_is_said_and_its_later_load_clears_it() {
             Some(20_000),
         );
     }
-    let label = "batch 7 (6000]..(7000]";
+    let label = "batch 7 (6000..7000]";
     app.update(Msg::Engine(EngineEvent::ItemFailed {
         run_id: 7,
         task_id: "orders_table".into(),
@@ -678,7 +678,7 @@ fn a_batch_waiting_to_retry_is_said_and_its_later_load_clears_it() {
     }));
     let loaded = screen(&app, 80, 24);
     assert!(
-        loaded.contains("loaded  batch 7 (6000]..(7000] on attempt 2"),
+        loaded.contains("loaded  batch 7 (6000..7000] on attempt 2"),
         "{loaded}"
     );
     assert!(!loaded.contains("retry in"), "{loaded}");
