@@ -267,6 +267,8 @@ pub struct App {
     pub status: Option<(String, DateTime<Utc>)>,
     /// Something changed since the last frame.
     pub dirty: bool,
+    /// The second of the last redraw a tick asked for (ages move with it).
+    pub drawn_second: i64,
     /// Ticks since the state store was last polled.
     pub(super) ticks_since_poll: u32,
     /// Rows of tasks on screen: what page keys move by.
@@ -357,6 +359,7 @@ impl App {
             opened_from: View::History,
             status: None,
             dirty: true,
+            drawn_second: 0,
             ticks_since_poll: 0,
             page_rows: 10,
             theme: config.theme.name,

@@ -4,7 +4,7 @@
 //! `input`, clicks in `mouse`; engine events, ticks and the state store's
 //! answers here.
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::app::{ActiveRun, App, Command, ItemOutcome, Msg, RecentItem, View};
 use crate::run::event::EngineEvent;
@@ -128,11 +128,28 @@ impl App {
             self.status = None;
             changed = true;
         }
-        // Ages ("2m ago") and the clock move once a minute.
-        if now.timestamp() % 60 == 0 {
+        // Ages ("2m ago") and the clock move once a minute; an age or a
+        // countdown under a minute ("6s ago", "next in 42s") each second.
+        let second = now.timestamp();
+        if second != self.drawn_second && (second % 60 == 0 || self.shows_seconds()) {
+            self.drawn_second = second;
             changed = true;
         }
         self.dirty |= changed;
+    }
+
+    /// Whether a time on screen is counted in seconds: a run that ended,
+    /// a scheduled start or a failed item less than a minute away.
+    fn shows_seconds(&self) -> bool {
+        let minute = TimeDelta::seconds(60);
+        let near = |at: DateTime<Utc>| (self.now - at).abs() < minute;
+        self.tasks.iter().any(|task| {
+            task.last
+                .as_ref()
+                .and_then(|last| last.completed_at)
+                .is_some_and(near)
+                || (!task.paused && task.next_run.is_some_and(near))
+        }) || self.failed_items.iter().any(|item| near(item.updated_at))
     }
 
     /// Takes each task's newest finished run, and follows runs in progress

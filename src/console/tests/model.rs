@@ -1,5 +1,6 @@
 //! Model tests: keys and engine events in, state and commands out.
 
+use super::snapshots::screen;
 use super::*;
 
 #[test]
@@ -480,6 +481,48 @@ fn an_idle_tick_does_not_redraw() {
     app.set_now(now() + TimeDelta::seconds(1));
     app.update(Msg::Tick);
     assert!(!app.dirty, "nothing on screen changed");
+}
+
+/// "partial 6s ago" counted on: an age under a minute moves each second
+/// (it stayed put until the minute turned), and a tick within the same
+/// second draws nothing.
+#[test]
+fn an_age_in_seconds_moves_each_second() {
+    let mut app = fixture();
+    for task in &mut app.tasks {
+        task.active = None;
+    }
+    app.status = None;
+    let ended = app.now - TimeDelta::seconds(6);
+    let task = app
+        .tasks
+        .iter_mut()
+        .find(|task| task.last.is_some())
+        .expect("a task that ran");
+    if let Some(last) = task.last.as_mut() {
+        last.completed_at = Some(ended);
+    }
+    let task = task.id.clone();
+    app.dirty = false;
+    app.set_now(ended + TimeDelta::seconds(7));
+    app.update(Msg::Tick);
+    assert!(app.dirty, "the age on screen changed");
+    let row = |app: &App| {
+        screen(app, 160, 48)
+            .lines()
+            .find(|line| line.contains(&task))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(row(&app).contains("7s ago"), "{}", row(&app));
+    app.dirty = false;
+    app.set_now(ended + TimeDelta::milliseconds(7_250));
+    app.update(Msg::Tick);
+    assert!(!app.dirty, "same second: nothing to draw");
+    app.set_now(ended + TimeDelta::seconds(8));
+    app.update(Msg::Tick);
+    assert!(app.dirty);
+    assert!(row(&app).contains("8s ago"), "{}", row(&app));
 }
 
 // ----- whole screens -----
