@@ -246,12 +246,20 @@ impl App {
     }
 
     /// Runs pass on their status (`ok` for succeeded; failed, partial,
-    /// interrupted and blocked are `failing`), their task's type, and text
-    /// in the task id, trigger, error or note.
+    /// interrupted and blocked runs newer than their task's last success
+    /// are `failing`: what `F` lists is what still needs the operator),
+    /// their task's type, and text in the task id, trigger, error or note.
     fn filtered_runs<'a>(&self, runs: &'a [RunRecord], text: &str) -> Vec<&'a RunRecord> {
         let filter = Filter::parse(text);
         if filter.is_empty() {
             return runs.iter().collect();
+        }
+        let mut last_success: HashMap<&str, i64> = HashMap::new();
+        for run in runs.iter().filter(|run| run.status == RunStatus::Succeeded) {
+            let newest = last_success
+                .entry(run.task_id.as_str())
+                .or_insert(run.run_id);
+            *newest = (*newest).max(run.run_id);
         }
         let kinds = self.task_kinds(&filter);
         runs.iter()
@@ -265,7 +273,10 @@ impl App {
                 let kind = kinds.get(run.task_id.as_str()).copied().unwrap_or("");
                 filter.holds(&Subject {
                     statuses,
-                    failing: run_failing(run.status),
+                    failing: run_failing(run.status)
+                        && last_success
+                            .get(run.task_id.as_str())
+                            .is_none_or(|success| *success < run.run_id),
                     kinds: &[kind],
                     texts: &[
                         &run.task_id,

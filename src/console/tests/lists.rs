@@ -202,6 +202,23 @@ fn the_header_shows_the_key_that_lists_failing_runs() {
     assert_eq!(app.view, View::Runs);
     assert_eq!(app.runs_filter, "status:failing");
     assert_eq!(run_ids(&app), [44, 43]);
+
+    // A failure its task has since recovered from no longer needs anyone:
+    // `F` leaves it out, `status:failed` still finds it.
+    let mut runs = all_runs();
+    runs.push(record(
+        30,
+        "daily_backup",
+        RunStatus::Failed,
+        900,
+        0,
+        0,
+        Some("disk full"),
+    ));
+    app.update(Msg::RunListLoaded(runs));
+    assert_eq!(run_ids(&app), [44, 43]);
+    app.runs_filter = "status:failed".into();
+    assert_eq!(run_ids(&app), [43, 30]);
 }
 
 #[test]
