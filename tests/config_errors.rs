@@ -113,6 +113,25 @@ fn dependency_cycle_is_named() {
     );
 }
 
+/// A task that depends on itself is reported, and a cycle between two
+/// other tasks is too (the self-dependency hid it).
+#[test]
+fn a_self_dependency_does_not_hide_a_cycle_elsewhere() {
+    let workspace = common::Workspace::new();
+    let task = |id: &str, dependency: &str| {
+        format!(
+            "[[tasks]]\nid = \"{id}\"\ntype = \"sync\"\ndependencies = [\"{dependency}\"]\n\
+             [tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out-{id}/\"\n"
+        )
+    };
+    workspace.write_config(&(task("a", "a") + &task("b", "c") + &task("c", "b")));
+    let output = workspace.command(&["validate"]).output().expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let errors = common::stderr(&output);
+    assert!(errors.contains("task `a` depends on itself"), "{errors}");
+    assert!(errors.contains("dependency cycle b -> c -> b"), "{errors}");
+}
+
 #[test]
 fn a_type_with_a_known_one_inside_points_to_it() {
     assert_error(

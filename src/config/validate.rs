@@ -87,8 +87,7 @@ pub(super) fn validate(
             errors.push(error);
         }
     }
-    // A cycle through a self-dependency was reported above.
-    if let Some(cycle) = find_cycle(config).filter(|cycle| cycle.len() > 2)
+    if let Some(cycle) = find_cycle(config)
         && let Some(&index) = seen.get(cycle[0])
     {
         errors.push(
@@ -540,7 +539,13 @@ fn find_cycle(config: &Config) -> Option<Vec<&str>> {
         }
         stack.push(id);
         if let Some(task) = config.task(id) {
-            for dependency in &task.dependencies {
+            // A self-dependency is reported on its own; following it
+            // here would hide the cycles after it.
+            for dependency in task
+                .dependencies
+                .iter()
+                .filter(|dependency| *dependency != id)
+            {
                 if let Some(cycle) = visit(dependency, config, stack, done) {
                     return Some(cycle);
                 }
