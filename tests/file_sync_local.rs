@@ -224,12 +224,21 @@ fn plan_and_dry_run_show_decisions_without_copying() {
             .any(|line| line.contains("copy (missing)") && line.ends_with("new.csv")),
         "{text}"
     );
+    // Unchanged files are counted, not listed (a tree of a million files
+    // would print a million lines), unless asked.
+    assert!(!text.contains("same.csv"), "{text}");
     assert!(
-        text.lines()
-            .any(|line| line.contains("skip: unchanged") && line.ends_with("same.csv")),
+        text.contains("1 skipped file(s) not listed: `syncdeck plan t --all` lists them"),
         "{text}"
     );
     assert!(text.contains("2 to copy"), "{text}");
+    let all = stdout(&workspace.run(&["plan", "t", "--all"]));
+    assert!(
+        all.lines()
+            .any(|line| line.contains("skip: unchanged") && line.ends_with("same.csv")),
+        "{all}"
+    );
+    assert!(!all.contains("not listed"), "{all}");
 
     let output = workspace.run(&["run", "--dry-run", "t"]);
     assert!(output.status.success());

@@ -97,6 +97,9 @@ enum Command {
         /// Print the plan as one JSON object on stdout
         #[arg(long)]
         json: bool,
+        /// List the files the run would skip too, not only their count
+        #[arg(long)]
+        all: bool,
     },
     /// Check the config and resolve its credential references; lists every
     /// problem found (up to 20)
@@ -424,7 +427,8 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             task,
             execution_date,
             json,
-        }) => plan(config_path, &task, execution_date, json).await,
+            all,
+        }) => plan(config_path, &task, execution_date, json, all).await,
         Some(Command::History { task, limit, json }) => {
             let config = load(config_path, Resolve::WithoutCredentials)?;
             let _logs = init_logs(&config, StderrLogs::Warnings);
@@ -518,12 +522,13 @@ async fn plan(
     task: &str,
     execution_date: Option<NaiveDate>,
     json: bool,
+    all: bool,
 ) -> Result<u8, Failure> {
     let config = load(config_path, Resolve::Everything)?;
     if config.task(task).is_none() {
         return Err(usage(config.unknown_task(task)));
     }
-    plan_with(&config, task, execution_date, json).await
+    plan_with(&config, task, execution_date, json, all).await
 }
 
 async fn plan_with(
@@ -531,6 +536,7 @@ async fn plan_with(
     task_id: &str,
     execution_date: Option<NaiveDate>,
     json: bool,
+    list_skipped: bool,
 ) -> Result<u8, Failure> {
     let Some(task) = config.task(task_id) else {
         return Err(usage(config.unknown_task(task_id)));
@@ -540,6 +546,7 @@ async fn plan_with(
         execution_date: execution_date.unwrap_or_else(|| chrono::Utc::now().date_naive()),
         base_dir: config.base_dir.clone(),
         state: open_state(config).await?,
+        list_skipped,
     };
     let body = crate::kinds::all().body(task);
     let plan = body

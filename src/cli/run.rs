@@ -32,7 +32,8 @@ pub(super) async fn run(config_path: Option<&Path>, args: RunArgs) -> Result<u8,
         };
         let mut code = 0;
         for task in ids {
-            code = code.max(plan_with(&config, &task, args.execution_date, args.json).await?);
+            code =
+                code.max(plan_with(&config, &task, args.execution_date, args.json, false).await?);
         }
         return Ok(code);
     }

@@ -23,7 +23,7 @@ impl TaskBody for FileSyncBody {
         let plan = super::plan(&self.0, &request.base_dir, &request.templates(), None)
             .await
             .map_err(|error| error.to_string())?;
-        Ok(describe(&request.task_id, &plan))
+        Ok(describe(&request.task_id, &plan, request.list_skipped))
     }
 }
 
@@ -31,8 +31,10 @@ fn size(bytes: u64) -> String {
     ByteSize(bytes).display().iec().to_string()
 }
 
-/// The plan as lines (one per file, then totals) and as one JSON object.
-fn describe(task_id: &str, plan: &FilePlan) -> TaskPlan {
+/// The plan as lines (one per file to copy or refused, the skipped ones
+/// too with `list_skipped`, then totals) and as one JSON object (every
+/// file).
+fn describe(task_id: &str, plan: &FilePlan, list_skipped: bool) -> TaskPlan {
     let files: Vec<_> = plan
         .files
         .iter()
@@ -59,7 +61,11 @@ fn describe(task_id: &str, plan: &FilePlan) -> TaskPlan {
         plan.files_listed,
         plan.files.len() + plan.refused.len()
     )];
-    for file in &plan.files {
+    for file in plan
+        .files
+        .iter()
+        .filter(|file| list_skipped || file.decision.is_copy())
+    {
         lines.push(format!(
             "  {:<24} {:>10}  {}",
             file.decision.describe(),
@@ -76,11 +82,17 @@ fn describe(task_id: &str, plan: &FilePlan) -> TaskPlan {
         .filter(|file| file.decision.is_copy())
         .collect();
     let bytes: u64 = copies.iter().map(|file| file.size).sum();
+    let skipped = plan.files.len() - copies.len();
+    if !list_skipped && skipped > 0 {
+        lines.push(format!(
+            "  … {skipped} skipped file(s) not listed: `syncdeck plan {task_id} --all` lists them"
+        ));
+    }
     lines.push(format!(
         "{} to copy ({}), {} skipped, {} refused",
         copies.len(),
         size(bytes),
-        plan.files.len() - copies.len(),
+        skipped,
         plan.refused.len()
     ));
     if let Some(warning) = &plan.nothing_matched {

@@ -60,6 +60,9 @@ pub struct PlanRequest {
     pub execution_date: NaiveDate,
     pub base_dir: std::path::PathBuf,
     pub state: Arc<dyn StateStore>,
+    /// List the items the run would leave alone (unchanged files), not
+    /// only their count.
+    pub list_skipped: bool,
 }
 
 impl PlanRequest {
