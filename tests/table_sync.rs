@@ -139,6 +139,61 @@ fn an_incremental_run_reads_only_changed_rows_and_moves_the_watermark() {
     );
 }
 
+/// An emptied target (truncated, recreated, or a new one the task now
+/// points at) has none of the rows below the stored watermark: the next
+/// run reads the whole source and says why, instead of loading only the
+/// rows above it.
+#[test]
+fn an_emptied_target_is_loaded_whole_again_despite_a_stored_watermark() {
+    let database = TestDatabase::create("emptied_target");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.events (id bigint PRIMARY KEY, body text, updated_at timestamptz NOT NULL);
+         INSERT INTO src.events SELECT g, 'event ' || g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, 3000) g;
+         CREATE TABLE dst.events (LIKE src.events INCLUDING ALL);",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.events",
+        "dst.events",
+        "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nwatermark_lookback = \"0s\"",
+    ));
+    let (output, _) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(watermark(&workspace).is_some());
+
+    database.execute(
+        "TRUNCATE dst.events;
+         INSERT INTO src.events VALUES (3001, 'new', timestamptz '2026-06-01 00:00:00+00');",
+    );
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(counter(run, "rows_extracted"), 3001, "{run}");
+    assert_eq!(
+        database.except_both_ways("src.events", "dst.events"),
+        (0, 0),
+        "every row is in the target again"
+    );
+    assert!(
+        run["warning"]
+            .as_str()
+            .is_some_and(|warning| warning.contains("the target was empty although the watermark")),
+        "{run}"
+    );
+    assert!(
+        workspace
+            .logs()
+            .contains("reading the whole source (the target is empty)"),
+        "{}",
+        workspace.logs()
+    );
+    // The next run is incremental again.
+    let (_, runs) = workspace.run_json(&[]);
+    assert_eq!(counter(run_of(&runs, "t"), "rows_extracted"), 0);
+}
+
 #[test]
 fn rows_with_a_null_watermark_are_read_on_every_run_and_counted_apart() {
     let database = TestDatabase::create("nullwm");
@@ -858,7 +913,7 @@ fn a_later_run_that_loads_a_failed_batchs_rows_resolves_it_and_a_wrong_key_stops
     assert_eq!(json_lines(&workspace.run(&["errors", "--json"])).len(), 1);
     let listed = String::from_utf8_lossy(&workspace.run(&["errors"]).stdout).to_string();
     assert!(
-        listed.contains(", 1000]..(2026-01-02 09:20:00+00, 2000]")
+        listed.contains(", 1000)..(2026-01-02 09:20:00+00, 2000)]")
             && !listed.contains("\"through\""),
         "a failed batch is shown by its bounds in words: {listed}"
     );

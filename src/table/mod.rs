@@ -124,6 +124,20 @@ async fn run_inner(
     } else {
         None
     };
+    // A watermark says which rows the target already has. An empty target
+    // has none of them (truncated, recreated, or the task now points at
+    // another one): reading only rows above the watermark would leave it
+    // without every older row, silently. Read the whole source instead.
+    let (watermark, watermark_ignored) = match watermark {
+        Some(mark) if first_load => {
+            tracing::warn!(
+                "the target table {} is empty although the watermark {mark} is stored: reading the whole source again",
+                layout.target_table
+            );
+            (None, Some(mark))
+        }
+        watermark => (watermark, None),
+    };
     let lookback = lookback(properties, &layout)?;
     // Where reading starts: a fresh table whose rows all changed within
     // the look-back window is read whole by every run, which looks like a
@@ -131,6 +145,9 @@ async fn run_inner(
     let reads_from = match (&watermark, lookback) {
         _ if retrying.is_some() => "the failed batches' rows again".to_string(),
         (None, _) if !incremental => "the whole source (full mode)".to_string(),
+        (None, _) if watermark_ignored.is_some() => {
+            "the whole source (the target is empty)".to_string()
+        }
         (None, _) => "the whole source (no watermark yet)".to_string(),
         (Some(mark), Some(window)) => format!(
             "rows above {mark} less the {} look-back (watermark_lookback)",
@@ -470,6 +487,11 @@ async fn run_inner(
         warnings.push(format!(
             "read {} row(s) but the source counted {total}: rows changed during the run, or some have a NULL key; compare source and target before relying on this load",
             counters.rows_extracted
+        ));
+    }
+    if let Some(mark) = &watermark_ignored {
+        warnings.push(format!(
+            "the target was empty although the watermark {mark} was stored: the whole source was read again"
         ));
     }
     let abandoned = context.abandoned_rows_skipped();
