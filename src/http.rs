@@ -382,7 +382,7 @@ async fn run_inner(
         if !retrying && properties.updated_since_param.is_some() {
             context
                 .state
-                .set_watermark(&context.task_id, &run_started)
+                .set_watermark(&context.task_id, &run_started, None)
                 .await?;
         }
         return Ok(TaskOutcome::new(status, None, None));

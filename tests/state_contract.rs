@@ -450,13 +450,14 @@ async fn failed_items_keep_their_kind_and_filter_by_task(store: Store) {
 async fn watermarks_are_kept_per_task(store: Store) {
     let state = &store.state;
     assert_eq!(state.watermark("orders").await.expect("read"), None);
+    assert_eq!(state.watermark_scope("orders").await.expect("read"), None);
     state
-        .set_watermark("orders", "2024-05-01T00:00:00Z")
+        .set_watermark("orders", "2024-05-01T00:00:00Z", Some("db1 orders"))
         .await
         .expect("set");
-    state.set_watermark("users", "17").await.expect("set");
+    state.set_watermark("users", "17", None).await.expect("set");
     state
-        .set_watermark("orders", "2024-06-01T00:00:00Z")
+        .set_watermark("orders", "2024-06-01T00:00:00Z", Some("db2 orders"))
         .await
         .expect("set");
     assert_eq!(
@@ -464,9 +465,19 @@ async fn watermarks_are_kept_per_task(store: Store) {
         Some("2024-06-01T00:00:00Z")
     );
     assert_eq!(
+        state
+            .watermark_scope("orders")
+            .await
+            .expect("read")
+            .as_deref(),
+        Some("db2 orders"),
+        "the scope is replaced with the value"
+    );
+    assert_eq!(
         state.watermark("users").await.expect("read").as_deref(),
         Some("17")
     );
+    assert_eq!(state.watermark_scope("users").await.expect("read"), None);
 }
 
 async fn a_lease_is_held_by_one_owner_until_released(store: Store) {

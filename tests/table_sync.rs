@@ -194,6 +194,66 @@ fn an_emptied_target_is_loaded_whole_again_despite_a_stored_watermark() {
     assert_eq!(counter(run_of(&runs, "t"), "rows_extracted"), 0);
 }
 
+/// A task pointed at another target table keeps its id, and so found the
+/// watermark stored for the old one: it loaded only the rows above it
+/// into a target that never had the older ones. The watermark is stored
+/// with what it is about, and a task now reading or writing elsewhere
+/// reads the whole source.
+#[test]
+fn a_task_pointed_at_another_target_does_not_trust_the_old_targets_watermark() {
+    let database = TestDatabase::create("repointed_target");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.events (id bigint PRIMARY KEY, body text, updated_at timestamptz NOT NULL);
+         INSERT INTO src.events SELECT g, 'event ' || g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, 3000) g;
+         CREATE TABLE dst.events (LIKE src.events INCLUDING ALL);
+         CREATE TABLE dst.copy (LIKE src.events INCLUDING ALL);
+         INSERT INTO dst.copy SELECT id, 'stale', updated_at FROM src.events WHERE id <= 10;",
+    );
+    let workspace = Workspace::new();
+    let incremental =
+        "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nwatermark_lookback = \"0s\"";
+    workspace.write_config(&table_task(
+        &database,
+        "src.events",
+        "dst.events",
+        incremental,
+    ));
+    let (output, _) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(watermark(&workspace).is_some());
+
+    workspace.write_config(&table_task(
+        &database,
+        "src.events",
+        "dst.copy",
+        incremental,
+    ));
+    let plan = String::from_utf8_lossy(&workspace.run(&["plan", "t"]).stdout).to_string();
+    assert!(
+        plan.contains("was stored for") && plan.contains("table dst.events"),
+        "plan says the watermark will not be used: {plan}"
+    );
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(counter(run, "rows_extracted"), 3000, "{run}");
+    assert_eq!(database.except_both_ways("src.events", "dst.copy"), (0, 0));
+    assert!(
+        run["warning"]
+            .as_str()
+            .is_some_and(|warning| warning.contains("was stored for")
+                && warning.contains("table dst.events")),
+        "{run}"
+    );
+    let (_, runs) = workspace.run_json(&[]);
+    assert_eq!(
+        counter(run_of(&runs, "t"), "rows_extracted"),
+        0,
+        "the new target's watermark is trusted"
+    );
+}
+
 #[test]
 fn rows_with_a_null_watermark_are_read_on_every_run_and_counted_apart() {
     let database = TestDatabase::create("nullwm");

@@ -154,10 +154,19 @@ impl StateStore for CountedStateStore {
         self.count("watermark", self.inner.watermark(task_id).await)
     }
 
-    async fn set_watermark(&self, task_id: &str, value: &str) -> Result<(), StateError> {
+    async fn watermark_scope(&self, task_id: &str) -> Result<Option<String>, StateError> {
+        self.count("watermark", self.inner.watermark_scope(task_id).await)
+    }
+
+    async fn set_watermark(
+        &self,
+        task_id: &str,
+        value: &str,
+        scope: Option<&str>,
+    ) -> Result<(), StateError> {
         self.count(
             "set_watermark",
-            self.inner.set_watermark(task_id, value).await,
+            self.inner.set_watermark(task_id, value, scope).await,
         )
     }
 

@@ -184,7 +184,16 @@ pub trait StateStore: Send + Sync {
     ) -> Result<Vec<FailedItem>, StateError>;
     async fn set_item_status(&self, id: i64, status: ItemStatus) -> Result<(), StateError>;
     async fn watermark(&self, task_id: &str) -> Result<Option<String>, StateError>;
-    async fn set_watermark(&self, task_id: &str, value: &str) -> Result<(), StateError>;
+    /// What the stored watermark was about (a table sync's source, target
+    /// and watermark column), so a task pointed elsewhere does not trust
+    /// it; `None` without a watermark or when it was stored without one.
+    async fn watermark_scope(&self, task_id: &str) -> Result<Option<String>, StateError>;
+    async fn set_watermark(
+        &self,
+        task_id: &str,
+        value: &str,
+        scope: Option<&str>,
+    ) -> Result<(), StateError>;
     /// Marks runs left `running` by processes that are gone (or, in a
     /// shared store, whose lease expired) as `interrupted`.
     async fn mark_interrupted(&self) -> Result<u64, StateError>;

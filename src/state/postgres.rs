@@ -78,6 +78,8 @@ ALTER TABLE syncdeck.sync_logs ADD COLUMN execution_date DATE;
 CREATE TABLE syncdeck.paused_schedules (task_id TEXT PRIMARY KEY, paused_by TEXT NOT NULL, paused_at TIMESTAMPTZ NOT NULL DEFAULT now());
 ", "
 ALTER TABLE syncdeck.sync_logs ADD COLUMN in_flight TEXT;
+", "
+ALTER TABLE syncdeck.watermarks ADD COLUMN scope TEXT;
 "];
 
 pub struct PostgresStateStore {
@@ -492,11 +494,32 @@ impl StateStore for PostgresStateStore {
             .map_err(|bad| bad.at(&self.name))
     }
 
-    async fn set_watermark(&self, task_id: &str, value: &str) -> Result<(), StateError> {
+    async fn watermark_scope(&self, task_id: &str) -> Result<Option<String>, StateError> {
+        let rows = self
+            .query(
+                "SELECT scope FROM syncdeck.watermarks WHERE task_id = $1",
+                &[&task_id],
+            )
+            .await?;
+        let stored = StoredRow::new("watermarks", format!("task {task_id:?}"));
+        rows.first()
+            .map(|row| column::<Option<String>>(&stored, row, 0))
+            .transpose()
+            .map(Option::flatten)
+            .map_err(|bad| bad.at(&self.name))
+    }
+
+    async fn set_watermark(
+        &self,
+        task_id: &str,
+        value: &str,
+        scope: Option<&str>,
+    ) -> Result<(), StateError> {
         self.execute(
-            "INSERT INTO syncdeck.watermarks (task_id, value, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (task_id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            &[&task_id, &value, &to_millis(Utc::now())],
+            "INSERT INTO syncdeck.watermarks (task_id, value, scope, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (task_id) DO UPDATE SET value = excluded.value, scope = excluded.scope,
+                 updated_at = excluded.updated_at",
+            &[&task_id, &value, &scope, &to_millis(Utc::now())],
         )
         .await
         .map(|_| ())

@@ -9,6 +9,7 @@ use super::count::count_rows;
 use super::layout::discover;
 use super::lookback;
 use crate::config::{TableMode, TableSyncProperties};
+use crate::postgres::catalog::target_is_empty;
 use crate::postgres::{Endpoint, PgError};
 use crate::task::{PlanRequest, RunContext, TaskBody, TaskOutcome, TaskPlan};
 
@@ -21,18 +22,28 @@ impl TaskBody for TableSyncBody {
     }
 
     async fn plan(&self, request: &PlanRequest) -> Result<TaskPlan, String> {
+        let unreadable =
+            |error: crate::state::StateError| format!("cannot read the watermark: {error}");
         let watermark = request
             .state
             .watermark(&request.task_id)
             .await
-            .map_err(|error| format!("cannot read the watermark: {error}"))?;
-        let plan = plan(&self.0, &request.task_id, watermark)
+            .map_err(unreadable)?;
+        let watermark_scope = request
+            .state
+            .watermark_scope(&request.task_id)
+            .await
+            .map_err(unreadable)?;
+        let plan = plan(&self.0, &request.task_id, watermark, watermark_scope)
             .await
             .map_err(|error| error.to_string())?;
         let mut lines = vec![format!(
             "{}: {} -> {}",
             request.task_id, plan.source, plan.target
         )];
+        if let Some(distrusted) = &plan.distrusted {
+            lines.push(format!("  {}", distrusted.log_line(&plan.scope)));
+        }
         lines.push(match (&plan.watermark, plan.lookback) {
             (Some(watermark), Some(lookback)) => format!(
                 "  rows with watermark above {watermark} less {} (or none): {}",
@@ -74,6 +85,10 @@ pub struct TablePlan {
     /// How far below the watermark the run starts reading.
     pub lookback: Option<std::time::Duration>,
     pub columns: Vec<String>,
+    /// What a watermark of this task is about.
+    pub scope: String,
+    /// Why the stored watermark will not be used.
+    pub(crate) distrusted: Option<super::stored::Distrusted>,
 }
 
 /// Connects, checks both tables and counts what a run would read.
@@ -81,6 +96,7 @@ pub async fn plan(
     properties: &TableSyncProperties,
     task_id: &str,
     watermark: Option<String>,
+    watermark_scope: Option<String>,
 ) -> Result<TablePlan, PgError> {
     let source_endpoint = Endpoint::parse(properties.source.expose(), "source", task_id)?;
     let target_endpoint = Endpoint::parse(properties.target.expose(), "target", task_id)?;
@@ -94,7 +110,18 @@ pub async fn plan(
         &target,
     )
     .await?;
-    let watermark = watermark.filter(|_| *properties.mode.get_ref() == TableMode::Incremental);
+    let scope = super::stored::scope(
+        &source_endpoint,
+        &layout,
+        &target_endpoint,
+        properties.watermark_column.as_deref().unwrap_or(""),
+    );
+    let (watermark, distrusted) = if *properties.mode.get_ref() == TableMode::Incremental {
+        let empty = target_is_empty(&target, &layout.target_table).await?;
+        super::stored::judge(watermark, watermark_scope, &scope, empty)
+    } else {
+        (None, None)
+    };
     let lookback = lookback(properties, &layout)?.filter(|_| watermark.is_some());
     let rows = count_rows(
         &source,
@@ -116,5 +143,7 @@ pub async fn plan(
             .iter()
             .map(|column| column.target.clone())
             .collect(),
+        scope,
+        distrusted,
     })
 }

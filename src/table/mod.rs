@@ -30,6 +30,7 @@ mod ranges;
 mod reader;
 mod settle;
 pub(crate) mod sql;
+mod stored;
 mod transform;
 
 use std::sync::Arc;
@@ -115,29 +116,33 @@ async fn run_inner(
                 .collect::<Vec<_>>()
         })
         .filter(|batches| !batches.is_empty());
-    let watermark = if incremental && retrying.is_none() {
-        context
-            .state
-            .watermark(&context.task_id)
-            .await
-            .map_err(|error| PgError::Setup(error.to_string()))?
+    let scope = stored::scope(
+        &source_endpoint,
+        &layout,
+        &target_endpoint,
+        properties.watermark_column.as_deref().unwrap_or(""),
+    );
+    let state_error = |error: crate::state::StateError| PgError::Setup(error.to_string());
+    let (watermark, distrusted) = if incremental && retrying.is_none() {
+        let state = &context.state;
+        stored::judge(
+            state
+                .watermark(&context.task_id)
+                .await
+                .map_err(state_error)?,
+            state
+                .watermark_scope(&context.task_id)
+                .await
+                .map_err(state_error)?,
+            &scope,
+            first_load,
+        )
     } else {
-        None
+        (None, None)
     };
-    // A watermark says which rows the target already has. An empty target
-    // has none of them (truncated, recreated, or the task now points at
-    // another one): reading only rows above the watermark would leave it
-    // without every older row, silently. Read the whole source instead.
-    let (watermark, watermark_ignored) = match watermark {
-        Some(mark) if first_load => {
-            tracing::warn!(
-                "the target table {} is empty although the watermark {mark} is stored: reading the whole source again",
-                layout.target_table
-            );
-            (None, Some(mark))
-        }
-        watermark => (watermark, None),
-    };
+    if let Some(distrusted) = &distrusted {
+        tracing::warn!("{}", distrusted.log_line(&scope));
+    }
     let lookback = lookback(properties, &layout)?;
     // Where reading starts: a fresh table whose rows all changed within
     // the look-back window is read whole by every run, which looks like a
@@ -145,9 +150,7 @@ async fn run_inner(
     let reads_from = match (&watermark, lookback) {
         _ if retrying.is_some() => "the failed batches' rows again".to_string(),
         (None, _) if !incremental => "the whole source (full mode)".to_string(),
-        (None, _) if watermark_ignored.is_some() => {
-            "the whole source (the target is empty)".to_string()
-        }
+        (None, _) if let Some(distrusted) = &distrusted => distrusted.reads().to_string(),
         (None, _) => "the whole source (no watermark yet)".to_string(),
         (Some(mark), Some(window)) => format!(
             "rows above {mark} less the {} look-back (watermark_lookback)",
@@ -489,10 +492,8 @@ async fn run_inner(
             counters.rows_extracted
         ));
     }
-    if let Some(mark) = &watermark_ignored {
-        warnings.push(format!(
-            "the target was empty although the watermark {mark} was stored: the whole source was read again"
-        ));
+    if let Some(distrusted) = &distrusted {
+        warnings.push(distrusted.warning());
     }
     let abandoned = context.abandoned_rows_skipped();
     if abandoned > 0 {
@@ -551,7 +552,7 @@ async fn run_inner(
             } else {
                 context
                     .state
-                    .set_watermark(&context.task_id, &value)
+                    .set_watermark(&context.task_id, &value, Some(&scope))
                     .await
                     .map_err(|error| PgError::Setup(error.to_string()))?;
                 tracing::info!(watermark = %value, "watermark advanced");

@@ -415,15 +415,37 @@ impl StateStore for SqliteStateStore {
         .await
     }
 
-    async fn set_watermark(&self, task_id: &str, value: &str) -> Result<(), StateError> {
+    async fn watermark_scope(&self, task_id: &str) -> Result<Option<String>, StateError> {
+        let task_id = task_id.to_string();
+        self.call(move |connection| {
+            Ok(connection
+                .query_row(
+                    "SELECT scope FROM watermarks WHERE task_id = ?1",
+                    params![task_id],
+                    |row| row.get::<_, Option<String>>(0),
+                )
+                .optional()?
+                .flatten())
+        })
+        .await
+    }
+
+    async fn set_watermark(
+        &self,
+        task_id: &str,
+        value: &str,
+        scope: Option<&str>,
+    ) -> Result<(), StateError> {
         let task_id = task_id.to_string();
         let value = value.to_string();
+        let scope = scope.map(str::to_string);
         let now = timestamp(&Utc::now());
         self.call(move |connection| {
             connection.execute(
-                "INSERT INTO watermarks (task_id, value, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (task_id) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                params![task_id, value, now],
+                "INSERT INTO watermarks (task_id, value, scope, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (task_id) DO UPDATE SET value = excluded.value, scope = excluded.scope,
+                     updated_at = excluded.updated_at",
+                params![task_id, value, scope, now],
             )?;
             Ok(())
         })

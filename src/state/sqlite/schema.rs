@@ -76,6 +76,10 @@ CREATE TABLE paused_schedules (task_id TEXT PRIMARY KEY, paused_by TEXT NOT NULL
     r"
 ALTER TABLE sync_logs ADD COLUMN in_flight TEXT;
 ",
+    // What a watermark is about (see `StateStore::watermark_scope`).
+    r"
+ALTER TABLE watermarks ADD COLUMN scope TEXT;
+",
 ];
 
 /// How long a statement waits for another process's lock on the store.
