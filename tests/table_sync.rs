@@ -853,6 +853,70 @@ fn a_target_that_rejects_every_row_fails_each_batch_once_without_waiting() {
     }
 }
 
+/// Rows the target rejected are recorded; a later run whose batch holding
+/// them failed whole never loaded them, so they stay pending (they were
+/// marked resolved, and lost once the batch was abandoned).
+#[test]
+fn bad_rows_stay_pending_when_the_batch_holding_them_fails_in_a_later_run() {
+    let database = TestDatabase::create("badrows_batch_fails");
+    seed_numbers(&database, 1500);
+    database.execute("ALTER TABLE dst.numbers ADD CONSTRAINT cap CHECK (id NOT IN (5, 10))");
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.numbers",
+        "dst.numbers",
+        "max_retries = 0",
+    ));
+    let (_, runs) = workspace.run_json(&[]);
+    assert_eq!(run_of(&runs, "t")["status"], "partial");
+    let pending_rows = |workspace: &Workspace| {
+        json_lines(&workspace.run(&["errors", "--json"]))
+            .iter()
+            .filter(|item| item["kind"] == "row")
+            .count()
+    };
+    assert_eq!(pending_rows(&workspace), 2);
+
+    // Now every row of the target is refused: the batch holding rows 5
+    // and 10 fails whole, and neither is loaded.
+    refuse(&database, "dst.numbers", "number", "true");
+    let (_, runs) = workspace.run_json(&[]);
+    let run = run_of(&runs, "t");
+    assert_ne!(run["status"], "succeeded", "{run}");
+    assert!(counter(run, "batches_failed") > 0, "{run}");
+    assert_eq!(
+        database.count("SELECT count(*) FROM dst.numbers WHERE id IN (5, 10)"),
+        0
+    );
+    assert_eq!(
+        pending_rows(&workspace),
+        2,
+        "rows not loaded are still pending"
+    );
+
+    // A retry of every failed item loads the batches, and says that the
+    // rows beside them are left to the next run.
+    database
+        .execute("DROP TRIGGER refuse ON dst.numbers; ALTER TABLE dst.numbers DROP CONSTRAINT cap");
+    let retry = workspace.run(&["retry", "t", "--all-failed", "--json"]);
+    let runs = json_lines(&retry);
+    let run = run_of(&runs, "t");
+    assert!(
+        run["warning"].as_str().is_some_and(|warning| warning
+            .contains("2 failed row(s) were not retried with the batches and are still pending: `syncdeck run t`")),
+        "{run}"
+    );
+    assert_eq!(pending_rows(&workspace), 2);
+    let (_, runs) = workspace.run_json(&[]);
+    assert_eq!(run_of(&runs, "t")["status"], "succeeded");
+    assert_eq!(pending_rows(&workspace), 0);
+    assert_eq!(
+        database.except_both_ways("src.numbers", "dst.numbers"),
+        (0, 0)
+    );
+}
+
 #[test]
 fn thirty_bad_rows_in_one_batch_of_a_thousand_are_all_found() {
     let database = TestDatabase::create("thirtybad");

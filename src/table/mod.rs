@@ -116,6 +116,14 @@ async fn run_inner(
                 .collect::<Vec<_>>()
         })
         .filter(|batches| !batches.is_empty());
+    // Rows asked for beside batches are not read by this retry.
+    let rows_left = match (&retrying, &context.retry_items) {
+        (Some(_), Some(items)) => items
+            .iter()
+            .filter(|item| item.kind == ItemKind::Row)
+            .count(),
+        _ => 0,
+    };
     let scope = stored::scope(
         &source_endpoint,
         &layout,
@@ -474,6 +482,12 @@ async fn run_inner(
         )));
     }
     let mut warnings = Vec::new();
+    if rows_left > 0 {
+        warnings.push(format!(
+            "{rows_left} failed row(s) were not retried with the batches and are still pending: `syncdeck run {}` reads them again",
+            context.task_id
+        ));
+    }
     if null_rows > 0
         && let Some(column) = layout.keys.first()
     {

@@ -35,13 +35,14 @@ pub(super) async fn resolve_spans(
 /// recorded.
 /// - Bad rows it found bad again now carry its run id (the same item, one
 ///   more attempt); the others loaded, and are resolved. Unless more rows
-///   were bad than a run records: then an unrecorded one may still be bad.
+///   were bad than a run records (an unrecorded one may still be bad), or
+///   one of its batches failed (its rows were neither loaded nor checked).
 /// - Failed batches: if none of its own batches failed, their rows are
 ///   loaded now, and they are resolved.
 pub(super) async fn earlier_items(context: &RunContext) {
     let counters = context.counters();
-    let rows = counters.rows_skipped <= crate::batch::BAD_ROWS_KEPT;
     let batches = counters.batches_failed == 0;
+    let rows = batches && counters.rows_skipped <= crate::batch::BAD_ROWS_KEPT;
     if !rows && !batches {
         return;
     }
