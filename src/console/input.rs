@@ -7,6 +7,9 @@ use super::app::*;
 use super::keymap::Action;
 use crate::run::event::EngineCommand;
 
+/// The runs view's filter `F` sets: the failures that still need someone.
+const FAILING_RUNS: &str = "status:failing";
+
 impl App {
     pub(super) fn on_key(&mut self, key: KeyEvent) -> Vec<Command> {
         if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
@@ -193,8 +196,11 @@ impl App {
             }
             Action::History => return self.open_history(),
             Action::Logs => self.view = View::Logs,
+            // `5` after `F` shows every run again; a filter typed in
+            // the view stays.
+            Action::Runs if self.runs_filter == FAILING_RUNS => return self.open_runs(Some("")),
             Action::Runs => return self.open_runs(None),
-            Action::FailingRuns => return self.open_runs(Some("status:failing")),
+            Action::FailingRuns => return self.open_runs(Some(FAILING_RUNS)),
             Action::Sort => {
                 let sort = self.task_sort.next();
                 self.sort_tasks(sort);

@@ -136,3 +136,26 @@ fn a_failed_batch_is_shown_by_its_bounds_in_words() {
     let text = screen(&app, 160, 48);
     assert!(text.contains("(12000..12200]"), "{text}");
 }
+
+/// The retry and abandon dialogs name a batch by its bounds in words too
+/// (they showed its JSON), cut to the screen so their answer line stays
+/// in view at 80x24.
+#[test]
+fn the_retry_and_abandon_dialogs_show_a_batch_by_its_bounds_in_words() {
+    let mut app = fixture();
+    app.update(Msg::FailedItemsLoaded(vec![failed_item(
+        51,
+        "vendor_feed",
+        r#"{"after":["2026-12-07 19:12:35.248788+00","europe-west","1196"],"through":["2026-12-07 19:14:02.000001+00","europe-west","8080"],"watermark_above":null}"#,
+        "23514: new row violates check constraint \"amount_cap\"",
+    )]));
+    press(&mut app, "2");
+    for (dialog_key, answer) in [('a', "y abandon"), ('r', "y retry these")] {
+        app.update(char_key(dialog_key));
+        let text = screen(&app, 80, 24);
+        assert!(text.contains("#51 ((2026-12-07 19:12:35"), "{text}");
+        assert!(!text.contains("\"through\""), "{text}");
+        assert!(text.contains(answer), "{text}");
+        app.update(char_key('n'));
+    }
+}

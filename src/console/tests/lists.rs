@@ -219,6 +219,16 @@ fn the_header_shows_the_key_that_lists_failing_runs() {
     assert_eq!(run_ids(&app), [44, 43]);
     app.runs_filter = "status:failed".into();
     assert_eq!(run_ids(&app), [43, 30]);
+
+    // `5` after `F` shows every run again.
+    app.update(char_key('F'));
+    app.update(char_key('5'));
+    assert_eq!(app.runs_filter, "");
+    // A filter typed in the view stays.
+    app.runs_filter = "daily".into();
+    app.update(char_key('1'));
+    app.update(char_key('5'));
+    assert_eq!(app.runs_filter, "daily");
 }
 
 #[test]

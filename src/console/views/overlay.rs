@@ -15,16 +15,20 @@ pub struct OverlayView<'a> {
     pub theme: Theme,
 }
 
-/// The failed items a confirmation is about: id and path or bounds, the
-/// first eight, then how many more.
-fn item_lines(items: &[(i64, String)], theme: Theme) -> Vec<Line<'static>> {
+/// The failed items a confirmation is about: id and path or bounds (in
+/// words, cut to `width` columns so the dialog's answer line stays on
+/// screen), the first eight, then how many more.
+fn item_lines(items: &[(i64, String)], theme: Theme, width: usize) -> Vec<Line<'static>> {
     let mut lines: Vec<Line<'static>> = items
         .iter()
         .take(8)
         .map(|(id, key)| {
+            let id = format!("  #{id} ");
+            let room = width.saturating_sub(id.chars().count());
+            let key = crate::console::format::item_key(key);
             Line::from(vec![
-                Span::styled(format!("  #{id} "), theme.dim()),
-                Span::raw(key.clone()),
+                Span::styled(id, theme.dim()),
+                Span::raw(crate::console::format::fit(&key, room)),
             ])
         })
         .collect();
@@ -224,7 +228,11 @@ impl Widget for OverlayView<'_> {
                     " Retry {} failed item(s) of {task_id}:",
                     items.len()
                 ))];
-                lines.extend(item_lines(items, theme));
+                lines.extend(item_lines(
+                    items,
+                    theme,
+                    (area.width as usize).saturating_sub(4),
+                ));
                 lines.push(Line::raw(""));
                 lines.push(Line::from(vec![
                     Span::styled(" y", theme.key()),
@@ -239,14 +247,19 @@ impl Widget for OverlayView<'_> {
                     " Give up on {} failed item(s) of {task_id}:",
                     items.len()
                 ))];
-                lines.extend(item_lines(items, theme));
+                lines.extend(item_lines(
+                    items,
+                    theme,
+                    (area.width as usize).saturating_sub(4),
+                ));
                 lines.push(Line::raw(""));
                 lines.push(Line::raw(
-                    " Runs and retries skip it from then on; it no longer",
+                    " Runs and retries skip it from then on, and the errors",
                 ));
                 lines.push(Line::raw(
-                    " counts as failing. `syncdeck errors --all` lists it.",
+                    " view drops it (`syncdeck errors --all` lists it). The",
                 ));
+                lines.push(Line::raw(" task stays partial until its next run."));
                 lines.push(Line::raw(""));
                 lines.push(Line::from(vec![
                     Span::styled(" y", theme.key()),
