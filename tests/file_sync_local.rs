@@ -215,6 +215,7 @@ fn plan_and_dry_run_show_decisions_without_copying() {
     workspace.write_config(&sync_task("t", "pattern = \"same.csv\""));
     workspace.run_json(&[]);
     workspace.write_config(&sync_task("t", ""));
+    workspace.file("in/odd\tname\nx.csv", b"odd");
 
     let output = workspace.run(&["plan", "t"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -224,6 +225,13 @@ fn plan_and_dry_run_show_decisions_without_copying() {
             .any(|line| line.contains("copy (missing)") && line.ends_with("new.csv")),
         "{text}"
     );
+    // One line per file, whatever its name holds.
+    assert!(
+        text.lines()
+            .any(|line| line.contains("copy (missing)") && line.ends_with("odd\\tname\\nx.csv")),
+        "{text}"
+    );
+    assert!(!text.lines().any(|line| line == "x.csv"), "{text}");
     // Unchanged files are counted, not listed (a tree of a million files
     // would print a million lines), unless asked.
     assert!(!text.contains("same.csv"), "{text}");
@@ -231,7 +239,7 @@ fn plan_and_dry_run_show_decisions_without_copying() {
         text.contains("1 skipped file(s) not listed: `syncdeck plan t --all` lists them"),
         "{text}"
     );
-    assert!(text.contains("2 to copy"), "{text}");
+    assert!(text.contains("3 to copy"), "{text}");
     let all = stdout(&workspace.run(&["plan", "t", "--all"]));
     assert!(
         all.lines()

@@ -27,6 +27,16 @@ impl TaskBody for FileSyncBody {
     }
 }
 
+/// A file name on one line: one with a newline, tab or other control
+/// character is printed escaped (`new\nline.txt`), as rclone does.
+fn shown(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.chars().any(char::is_control) {
+        name.escape_debug().to_string().into()
+    } else {
+        name.into()
+    }
+}
+
 fn size(bytes: u64) -> String {
     ByteSize(bytes).display().iec().to_string()
 }
@@ -70,11 +80,16 @@ fn describe(task_id: &str, plan: &FilePlan, list_skipped: bool) -> TaskPlan {
             "  {:<24} {:>10}  {}",
             file.decision.describe(),
             size(file.size),
-            file.relative
+            shown(&file.relative)
         ));
     }
     for (path, reason) in &plan.refused {
-        lines.push(format!("  {:<24} {:>10}  {path}  ({reason})", "fail", ""));
+        lines.push(format!(
+            "  {:<24} {:>10}  {}  ({reason})",
+            "fail",
+            "",
+            shown(path)
+        ));
     }
     let copies: Vec<_> = plan
         .files
