@@ -123,13 +123,14 @@ fn validate_lists_every_problem_then_exits_2() {
         lines[0].contains("syncdeck.toml:11:1:") && lines[0].contains("unknown key `transfer`"),
         "{printed}"
     );
+    // In the order of the file.
     assert!(
-        lines[1].contains("syncdeck.toml:23:8:") && lines[1].contains("did you mean `sync`?"),
+        lines[1].contains("syncdeck.toml:16:17:")
+            && lines[1].contains("depends on unknown task `onee`; did you mean `one`?"),
         "{printed}"
     );
     assert!(
-        lines[2].contains("syncdeck.toml:16:17:")
-            && lines[2].contains("depends on unknown task `onee`; did you mean `one`?"),
+        lines[2].contains("syncdeck.toml:23:8:") && lines[2].contains("did you mean `sync`?"),
         "{printed}"
     );
     assert!(lines[3].ends_with("3 problems found"), "{printed}");

@@ -124,12 +124,27 @@ fn a_self_dependency_does_not_hide_a_cycle_elsewhere() {
              [tasks.properties]\nsource_path = \"in/\"\ndestination_path = \"out-{id}/\"\n"
         )
     };
-    workspace.write_config(&(task("a", "a") + &task("b", "c") + &task("c", "b")));
+    // `b` also has a misspelt key, so it does not parse: its dependencies
+    // still count (the cycle showed only once the typo was fixed).
+    workspace
+        .write_config(&(task("a", "a") + &task("b", "c") + "recusive = true\n" + &task("c", "b")));
     let output = workspace.command(&["validate"]).output().expect("run");
     assert_eq!(output.status.code(), Some(2));
     let errors = common::stderr(&output);
+    assert!(errors.contains("unknown key `recusive`"), "{errors}");
+    // In the order of the file, whichever check found them.
+    let lines: Vec<usize> = errors
+        .lines()
+        .filter_map(|line| line.split(':').nth(2)?.parse().ok())
+        .collect();
+    assert!(lines.len() >= 3, "{errors}");
+    assert!(lines.windows(2).all(|pair| pair[0] <= pair[1]), "{errors}");
     assert!(errors.contains("task `a` depends on itself"), "{errors}");
-    assert!(errors.contains("dependency cycle b -> c -> b"), "{errors}");
+    assert!(
+        errors.contains("dependency cycle b -> c -> b")
+            || errors.contains("dependency cycle c -> b -> c"),
+        "{errors}"
+    );
 }
 
 #[test]

@@ -129,7 +129,7 @@ fn parse_all(path: &Path, text: &str, resolve: Resolve) -> Result<Config, Vec<Co
 
     let mut tasks = Vec::new();
     let mut spans = Vec::new();
-    let mut unparsed_ids = Vec::new();
+    let mut unparsed_ids: Vec<validate::Unparsed> = Vec::new();
     if let Some(tasks_value) = tasks_value {
         let span = tasks_value.span();
         let DeValue::Array(array) = tasks_value.into_inner() else {
@@ -151,7 +151,28 @@ fn parse_all(path: &Path, text: &str, resolve: Resolve) -> Result<Config, Vec<Co
                         && let Some(id) = table.get("id")
                         && let DeValue::String(id) = id.get_ref()
                     {
-                        unparsed_ids.push(id.to_string());
+                        // Its dependencies still count for cycles.
+                        let (dependencies, at) = match table.get("dependencies") {
+                            Some(value) => match value.get_ref() {
+                                DeValue::Array(items) => (
+                                    items
+                                        .iter()
+                                        .filter_map(|item| match item.get_ref() {
+                                            DeValue::String(name) => Some(name.to_string()),
+                                            _ => None,
+                                        })
+                                        .collect(),
+                                    Some(value.span()),
+                                ),
+                                _ => (Vec::new(), None),
+                            },
+                            None => (Vec::new(), None),
+                        };
+                        unparsed_ids.push(validate::Unparsed {
+                            id: id.to_string(),
+                            dependencies,
+                            at,
+                        });
                     }
                 }
             }
@@ -182,6 +203,8 @@ fn parse_all(path: &Path, text: &str, resolve: Resolve) -> Result<Config, Vec<Co
     if errors.is_empty() {
         Ok(config)
     } else {
+        // In the order of the file, whichever check found them.
+        errors.sort_by_key(|error| error.position);
         Err(errors)
     }
 }

@@ -10,16 +10,25 @@ use super::{Config, TaskProperties, TaskSpans, template};
 use crate::config::location::LocationSpec;
 use crate::config::pattern::Pattern;
 
-/// Every problem found, in the order of the file: engine limits, then per
-/// task its id, its dependencies and its properties (the first problem of
-/// each task's properties), then dependency cycles. `other_ids` are ids of
-/// tasks that failed to parse, so depending on them is not reported again.
+/// A task that failed to parse: its id, so depending on it is not
+/// reported again, and its dependencies (where they are written), for
+/// cycles.
+pub(super) struct Unparsed {
+    pub(super) id: String,
+    pub(super) dependencies: Vec<String>,
+    pub(super) at: Option<std::ops::Range<usize>>,
+}
+
+/// Every problem found: engine limits, then per task its id, its
+/// dependencies and its properties (the first problem of each task's
+/// properties), then a dependency cycle, also through `unparsed` tasks.
 pub(super) fn validate(
     source: &SourceText<'_>,
     config: &Config,
     spans: &[TaskSpans],
-    other_ids: &[String],
+    unparsed: &[Unparsed],
 ) -> Vec<ConfigError> {
+    let other_ids: Vec<String> = unparsed.iter().map(|task| task.id.clone()).collect();
     let mut errors = Vec::new();
     if config.engine.lease_ttl < std::time::Duration::from_secs(1) {
         errors.push(source.error(None, "[engine] lease_ttl must be at least 1s"));
@@ -87,22 +96,37 @@ pub(super) fn validate(
             errors.push(error);
         }
     }
-    if let Some(cycle) = find_cycle(config)
-        && let Some(&index) = seen.get(cycle[0])
-    {
-        errors.push(
-            source.error(
-                spans[index]
-                    .dependencies
-                    .first()
-                    .cloned()
-                    .or(Some(spans[index].task.clone())),
-                format!(
-                    "dependency cycle {}; remove one of these dependencies",
-                    cycle.join(" -> ")
-                ),
+    let graph: Vec<(&str, Vec<&str>)> = config
+        .tasks
+        .iter()
+        .map(|task| {
+            let dependencies = task.dependencies.iter().map(String::as_str).collect();
+            (task.id.as_str(), dependencies)
+        })
+        .chain(unparsed.iter().map(|task| {
+            let dependencies = task.dependencies.iter().map(String::as_str).collect();
+            (task.id.as_str(), dependencies)
+        }))
+        .collect();
+    if let Some(cycle) = find_cycle(&graph) {
+        let at = match seen.get(cycle[0]) {
+            Some(&index) => spans[index]
+                .dependencies
+                .first()
+                .cloned()
+                .or(Some(spans[index].task.clone())),
+            None => unparsed
+                .iter()
+                .find(|task| task.id == cycle[0])
+                .and_then(|task| task.at.clone()),
+        };
+        errors.push(source.error(
+            at,
+            format!(
+                "dependency cycle {}; remove one of these dependencies",
+                cycle.join(" -> ")
             ),
-        );
+        ));
     }
     errors
 }
@@ -521,11 +545,12 @@ pub(crate) fn parse_rate(text: &str) -> Result<u64, String> {
     Ok(size.as_u64())
 }
 
-/// Returns one dependency cycle as a list of ids ending where it started.
-fn find_cycle(config: &Config) -> Option<Vec<&str>> {
+/// Returns one dependency cycle of `graph` (each task's id and
+/// dependencies) as a list of ids ending where it started.
+fn find_cycle<'a>(graph: &[(&'a str, Vec<&'a str>)]) -> Option<Vec<&'a str>> {
     fn visit<'a>(
         id: &'a str,
-        config: &'a Config,
+        graph: &[(&'a str, Vec<&'a str>)],
         stack: &mut Vec<&'a str>,
         done: &mut HashSet<&'a str>,
     ) -> Option<Vec<&'a str>> {
@@ -538,15 +563,11 @@ fn find_cycle(config: &Config) -> Option<Vec<&str>> {
             return None;
         }
         stack.push(id);
-        if let Some(task) = config.task(id) {
+        if let Some((_, dependencies)) = graph.iter().find(|(task, _)| *task == id) {
             // A self-dependency is reported on its own; following it
             // here would hide the cycles after it.
-            for dependency in task
-                .dependencies
-                .iter()
-                .filter(|dependency| *dependency != id)
-            {
-                if let Some(cycle) = visit(dependency, config, stack, done) {
+            for dependency in dependencies.iter().filter(|dependency| **dependency != id) {
+                if let Some(cycle) = visit(dependency, graph, stack, done) {
                     return Some(cycle);
                 }
             }
@@ -556,8 +577,8 @@ fn find_cycle(config: &Config) -> Option<Vec<&str>> {
         None
     }
     let mut done = HashSet::new();
-    for task in &config.tasks {
-        if let Some(cycle) = visit(&task.id, config, &mut Vec::new(), &mut done) {
+    for (id, _) in graph {
+        if let Some(cycle) = visit(id, graph, &mut Vec::new(), &mut done) {
             return Some(cycle);
         }
     }
