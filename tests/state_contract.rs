@@ -478,6 +478,24 @@ async fn watermarks_are_kept_per_task(store: Store) {
         Some("17")
     );
     assert_eq!(state.watermark_scope("users").await.expect("read"), None);
+    assert_eq!(
+        state
+            .delete_watermark("orders")
+            .await
+            .expect("delete")
+            .as_deref(),
+        Some("2024-06-01T00:00:00Z")
+    );
+    assert_eq!(state.watermark("orders").await.expect("read"), None);
+    assert_eq!(
+        state.delete_watermark("orders").await.expect("delete"),
+        None
+    );
+    assert_eq!(
+        state.watermark("users").await.expect("read").as_deref(),
+        Some("17"),
+        "other tasks keep theirs"
+    );
 }
 
 async fn a_lease_is_held_by_one_owner_until_released(store: Store) {

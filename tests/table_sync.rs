@@ -254,6 +254,79 @@ fn a_task_pointed_at_another_target_does_not_trust_the_old_targets_watermark() {
     );
 }
 
+/// Rows below the watermark are not read again: rows deleted from the
+/// target by hand (or abandoned, then fixed) stay missing until
+/// `syncdeck reset` forgets the watermark.
+#[test]
+fn reset_forgets_the_watermark_so_the_next_run_reads_the_whole_source() {
+    let database = TestDatabase::create("reset_watermark");
+    database.execute(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.events (id bigint PRIMARY KEY, body text, updated_at timestamptz NOT NULL);
+         INSERT INTO src.events SELECT g, 'event ' || g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, 3000) g;
+         CREATE TABLE dst.events (LIKE src.events INCLUDING ALL);",
+    );
+    let workspace = Workspace::new();
+    workspace.write_config(&table_task(
+        &database,
+        "src.events",
+        "dst.events",
+        "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nwatermark_lookback = \"0s\"",
+    ));
+    workspace.run_json(&[]);
+    database.execute("DELETE FROM dst.events WHERE id % 10 = 0");
+    let (_, runs) = workspace.run_json(&[]);
+    assert_eq!(counter(run_of(&runs, "t"), "rows_extracted"), 0);
+    assert_eq!(database.count("SELECT count(*) FROM dst.events"), 2700);
+
+    let reset = workspace.run(&["reset", "t"]);
+    assert_eq!(reset.status.code(), Some(0), "{}", stderr(&reset));
+    let said = String::from_utf8_lossy(&reset.stdout).to_string();
+    assert!(
+        said.contains("forgot the watermark 2026-01-01 00:50:00+00 of task `t`"),
+        "{said}"
+    );
+    assert!(watermark(&workspace).is_none());
+    let (output, runs) = workspace.run_json(&[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = run_of(&runs, "t");
+    assert_eq!(counter(run, "rows_extracted"), 3000);
+    assert_eq!(
+        counter(run, "rows_upserted"),
+        300,
+        "only the missing rows are written"
+    );
+    assert_eq!(
+        database.except_both_ways("src.events", "dst.events"),
+        (0, 0)
+    );
+
+    // Nothing stored any more after a second reset? It says so; a task
+    // without a watermark, or a misspelt one, is refused.
+    workspace.run(&["reset", "t"]);
+    let again = workspace.run(&["reset", "t"]);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("has no watermark stored"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    let misspelt = workspace.run(&["reset", "tt"]);
+    assert_eq!(misspelt.status.code(), Some(2));
+    assert!(
+        stderr(&misspelt).contains("did you mean `t`?"),
+        "{}",
+        stderr(&misspelt)
+    );
+    workspace.write_config(&table_task(&database, "src.events", "dst.events", ""));
+    let full = workspace.run(&["reset", "t"]);
+    assert_eq!(full.status.code(), Some(2));
+    assert!(
+        stderr(&full).contains("keeps no watermark"),
+        "{}",
+        stderr(&full)
+    );
+}
+
 #[test]
 fn rows_with_a_null_watermark_are_read_on_every_run_and_counted_apart() {
     let database = TestDatabase::create("nullwm");

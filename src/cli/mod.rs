@@ -152,6 +152,12 @@ enum Command {
         #[arg(long, conflicts_with = "items")]
         all_failed: bool,
     },
+    /// Forget TASK's watermark: its next run reads the whole source again
+    /// (rows already in the target are compared, not rewritten)
+    Reset {
+        /// The incremental table sync or HTTP sync whose watermark to forget
+        task: String,
+    },
     /// Run the schedules without the console, until SIGTERM or ctrl-c
     Daemon {
         /// Serve /metrics, /healthz and /readyz on HOST:PORT
@@ -371,6 +377,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             Some(Command::Run(args)) if !args.dry_run => Some("run"),
             Some(Command::Retry { .. }) => Some("retry"),
             Some(Command::Abandon { .. }) => Some("abandon"),
+            Some(Command::Reset { .. }) => Some("reset"),
             Some(Command::Daemon { .. }) => Some("daemon"),
             _ => None,
         };
@@ -485,6 +492,7 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
             items,
             all_failed,
         }) => retry::abandon(config_path, task, items, all_failed).await,
+        Some(Command::Reset { task }) => retry::reset(config_path, task).await,
     }
 }
 

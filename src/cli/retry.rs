@@ -1,7 +1,8 @@
 //! `syncdeck retry`: the failed items of a task run again, all pending
 //! ones (`--all-failed`) or those chosen by id (`--batch`), with the same
 //! progress and summary as `run`. Nothing pending is not an error.
-//! `syncdeck abandon` gives up on pending items instead.
+//! `syncdeck abandon` gives up on pending items instead, and `syncdeck
+//! reset` forgets a watermark.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -218,4 +219,39 @@ fn refuse_unknown_ids(
         "task `{task}` has no failed item with id {}; `syncdeck errors {task} --all` lists its items",
         unknown.join(", ")
     )))
+}
+
+/// `syncdeck reset TASK`: forgets the watermark of an incremental table
+/// sync or an HTTP sync, so its next run reads the whole source again
+/// (after rows were abandoned, deleted from the target or fixed there by
+/// hand: rows below the watermark are not read again otherwise).
+pub(super) async fn reset(config_path: Option<&Path>, task: String) -> Result<u8, Failure> {
+    use crate::config::{TableMode, TaskProperties};
+    let config = load(config_path, Resolve::WithoutCredentials)?;
+    let Some(found) = config.task(&task) else {
+        return Err(usage(config.unknown_task(&task)));
+    };
+    let keeps_one = match &found.properties {
+        TaskProperties::TableSync(table) => *table.mode.get_ref() == TableMode::Incremental,
+        TaskProperties::HttpSync(http) => http.updated_since_param.is_some(),
+        TaskProperties::Sync(_) | TaskProperties::Airbyte(_) => false,
+    };
+    if !keeps_one {
+        return Err(usage(format!(
+            "task `{task}` keeps no watermark: only table syncs with mode = \"incremental\" and HTTP syncs with updated_since_param do; its runs already read the whole source"
+        )));
+    }
+    let _logs = init_logs(&config, StderrLogs::Warnings);
+    let state = super::open_state(&config).await?;
+    let forgotten = state
+        .delete_watermark(&task)
+        .await
+        .context("cannot forget the watermark")?;
+    match forgotten {
+        Some(value) => out!(
+            "forgot the watermark {value} of task `{task}`: its next run reads the whole source (rows already in the target are compared, not rewritten)"
+        ),
+        None => out!("task `{task}` has no watermark stored: its next run reads the whole source"),
+    }
+    Ok(0)
 }

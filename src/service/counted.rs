@@ -47,6 +47,7 @@ pub(super) const OPERATIONS: &[&str] = &[
     "begin_run",
     "cancel_requested",
     "claim_slot",
+    "delete_watermark",
     "execution_date",
     "failed_items",
     "files_in_flight",
@@ -156,6 +157,13 @@ impl StateStore for CountedStateStore {
 
     async fn watermark_scope(&self, task_id: &str) -> Result<Option<String>, StateError> {
         self.count("watermark", self.inner.watermark_scope(task_id).await)
+    }
+
+    async fn delete_watermark(&self, task_id: &str) -> Result<Option<String>, StateError> {
+        self.count(
+            "delete_watermark",
+            self.inner.delete_watermark(task_id).await,
+        )
     }
 
     async fn set_watermark(

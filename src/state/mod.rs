@@ -194,6 +194,8 @@ pub trait StateStore: Send + Sync {
         value: &str,
         scope: Option<&str>,
     ) -> Result<(), StateError>;
+    /// Forgets a task's watermark; returns the value it had, if any.
+    async fn delete_watermark(&self, task_id: &str) -> Result<Option<String>, StateError>;
     /// Marks runs left `running` by processes that are gone (or, in a
     /// shared store, whose lease expired) as `interrupted`.
     async fn mark_interrupted(&self) -> Result<u64, StateError>;

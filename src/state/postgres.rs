@@ -509,6 +509,20 @@ impl StateStore for PostgresStateStore {
             .map_err(|bad| bad.at(&self.name))
     }
 
+    async fn delete_watermark(&self, task_id: &str) -> Result<Option<String>, StateError> {
+        let rows = self
+            .query(
+                "DELETE FROM syncdeck.watermarks WHERE task_id = $1 RETURNING value",
+                &[&task_id],
+            )
+            .await?;
+        let stored = StoredRow::new("watermarks", format!("task {task_id:?}"));
+        rows.first()
+            .map(|row| column(&stored, row, 0))
+            .transpose()
+            .map_err(|bad| bad.at(&self.name))
+    }
+
     async fn set_watermark(
         &self,
         task_id: &str,

@@ -430,6 +430,20 @@ impl StateStore for SqliteStateStore {
         .await
     }
 
+    async fn delete_watermark(&self, task_id: &str) -> Result<Option<String>, StateError> {
+        let task_id = task_id.to_string();
+        self.call(move |connection| {
+            Ok(connection
+                .query_row(
+                    "DELETE FROM watermarks WHERE task_id = ?1 RETURNING value",
+                    params![task_id],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
     async fn set_watermark(
         &self,
         task_id: &str,
