@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use super::app::{App, Msg, TaskState, View};
 use super::triage::{Filter, Subject, TaskHealth};
 use crate::run::event::EngineEvent;
-use crate::run::{RunId, RunRecord, RunStatus};
+use crate::run::{RunId, RunRecord, RunStatus, Trigger};
 use crate::state::FailedItem;
 
 /// Runs the runs view lists: the newest of every task, bounded so a store
@@ -246,8 +246,9 @@ impl App {
     }
 
     /// Runs pass on their status (`ok` for succeeded; failed, partial,
-    /// interrupted and blocked runs newer than their task's last success
-    /// are `failing`: what `F` lists is what still needs the operator),
+    /// interrupted and blocked runs newer than their task's last
+    /// successful run are `failing`: what `F` lists is what still needs
+    /// the operator; a successful retry of some items does not count),
     /// their task's type, and text in the task id, trigger, error or note.
     fn filtered_runs<'a>(&self, runs: &'a [RunRecord], text: &str) -> Vec<&'a RunRecord> {
         let filter = Filter::parse(text);
@@ -255,7 +256,10 @@ impl App {
             return runs.iter().collect();
         }
         let mut last_success: HashMap<&str, i64> = HashMap::new();
-        for run in runs.iter().filter(|run| run.status == RunStatus::Succeeded) {
+        for run in runs
+            .iter()
+            .filter(|run| run.status == RunStatus::Succeeded && run.trigger != Trigger::Retry)
+        {
             let newest = last_success
                 .entry(run.task_id.as_str())
                 .or_insert(run.run_id);

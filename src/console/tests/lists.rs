@@ -215,6 +215,10 @@ fn the_header_shows_the_key_that_lists_failing_runs() {
         0,
         Some("disk full"),
     ));
+    // A retry of some items that succeeded does not clear the failures.
+    let mut retried = record(47, "archive_logs", RunStatus::Succeeded, 1, 3, 0, None);
+    retried.trigger = Trigger::Retry;
+    runs.insert(0, retried);
     app.update(Msg::RunListLoaded(runs));
     assert_eq!(run_ids(&app), [44, 43]);
     app.runs_filter = "status:failed".into();

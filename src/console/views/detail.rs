@@ -386,12 +386,17 @@ fn finished_lines(task: &TaskState, app: &App, theme: Theme) -> Vec<Line<'static
             ]));
             lines.push(Line::from(vec![
                 Span::styled("      ", theme.dim()),
-                Span::raw(format!(
-                    "skipped: exists {}, unchanged {} · listed {}",
-                    format::count(counters.files_skipped_exists),
-                    format::count(counters.files_skipped_unchanged),
-                    format::count(counters.files_listed)
-                )),
+                // Why files were skipped, when some were.
+                Span::raw(if counters.files_skipped() > 0 {
+                    format!(
+                        "skipped: exists {}, unchanged {} · listed {}",
+                        format::count(counters.files_skipped_exists),
+                        format::count(counters.files_skipped_unchanged),
+                        format::count(counters.files_listed)
+                    )
+                } else {
+                    format!("listed {}", format::count(counters.files_listed))
+                }),
             ]));
             let speed = last
                 .duration_ms

@@ -150,7 +150,7 @@ impl Widget for OverlayView<'_> {
                 for (key, help) in [
                     (":", "palette: task ids, views, actions (tab)"),
                     ("] [", "next / previous failing task"),
-                    ("/", "filter: status:failed kind:table !word"),
+                    ("", "filters: status:failed kind:table !word"),
                 ] {
                     lines.push(Line::from(vec![
                         Span::styled(format!(" {key:>6} "), theme.key()),
@@ -254,12 +254,15 @@ impl Widget for OverlayView<'_> {
                 ));
                 lines.push(Line::raw(""));
                 lines.push(Line::raw(
-                    " Runs and retries skip it from then on, and the errors",
+                    " Retries skip it and the errors view drops it (`syncdeck",
                 ));
                 lines.push(Line::raw(
-                    " view drops it (`syncdeck errors --all` lists it). The",
+                    " errors --all` lists it). Later runs skip an abandoned",
                 ));
-                lines.push(Line::raw(" task stays partial until its next run."));
+                lines.push(Line::raw(
+                    " row; a batch or file that fails again is recorded anew.",
+                ));
+                lines.push(Line::raw(" The task stays partial until its next run."));
                 lines.push(Line::raw(""));
                 lines.push(Line::from(vec![
                     Span::styled(" y", theme.key()),
