@@ -126,8 +126,14 @@ fn a_self_dependency_does_not_hide_a_cycle_elsewhere() {
     };
     // `b` also has a misspelt key, so it does not parse: its dependencies
     // still count (the cycle showed only once the typo was fixed).
-    workspace
-        .write_config(&(task("a", "a") + &task("b", "c") + "recusive = true\n" + &task("c", "b")));
+    workspace.write_config(
+        &(task("a", "a")
+            + &task("b", "c")
+            + "recusive = true\n"
+            + &task("c", "b")
+            + &task("d", "d")
+            + "transfer = 4\n"),
+    );
     let output = workspace.command(&["validate"]).output().expect("run");
     assert_eq!(output.status.code(), Some(2));
     let errors = common::stderr(&output);
@@ -140,6 +146,10 @@ fn a_self_dependency_does_not_hide_a_cycle_elsewhere() {
     assert!(lines.len() >= 3, "{errors}");
     assert!(lines.windows(2).all(|pair| pair[0] <= pair[1]), "{errors}");
     assert!(errors.contains("task `a` depends on itself"), "{errors}");
+    assert!(
+        errors.contains("task `d` depends on itself"),
+        "a task that did not parse too: {errors}"
+    );
     assert!(
         errors.contains("dependency cycle b -> c -> b")
             || errors.contains("dependency cycle c -> b -> c"),

@@ -96,6 +96,18 @@ pub(super) fn validate(
             errors.push(error);
         }
     }
+    // Tasks that did not parse can still depend on themselves.
+    for task in unparsed {
+        if task.dependencies.contains(&task.id) {
+            errors.push(source.error(
+                task.at.clone(),
+                format!(
+                    "task `{}` depends on itself; remove it from its dependencies",
+                    task.id
+                ),
+            ));
+        }
+    }
     let graph: Vec<(&str, Vec<&str>)> = config
         .tasks
         .iter()
