@@ -250,6 +250,11 @@ fn plan_and_dry_run_show_decisions_without_copying() {
 
     let output = workspace.run(&["run", "--dry-run", "t"]);
     assert!(output.status.success());
+    assert!(
+        stdout(&output).ends_with("dry run: nothing was copied or loaded\n"),
+        "{}",
+        stdout(&output)
+    );
     assert_eq!(
         workspace.tree("out"),
         vec!["same.csv"],

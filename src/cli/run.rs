@@ -35,6 +35,9 @@ pub(super) async fn run(config_path: Option<&Path>, args: RunArgs) -> Result<u8,
             code =
                 code.max(plan_with(&config, &task, args.execution_date, args.json, false).await?);
         }
+        if !args.json {
+            println!("dry run: nothing was copied or loaded");
+        }
         return Ok(code);
     }
     let progress = std::io::stderr().is_terminal();

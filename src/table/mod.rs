@@ -569,7 +569,11 @@ async fn run_inner(
                     .set_watermark(&context.task_id, &value, Some(&scope))
                     .await
                     .map_err(|error| PgError::Setup(error.to_string()))?;
-                tracing::info!(watermark = %value, "watermark advanced");
+                if watermark.is_some() {
+                    tracing::info!(watermark = %value, "watermark advanced");
+                } else {
+                    tracing::info!(watermark = %value, "watermark set");
+                }
             }
         }
         return Ok(TaskOutcome::new(status, None, warning));
