@@ -83,12 +83,7 @@ CREATE TABLE dst.items (LIKE src.items INCLUDING ALL);
 #[test]
 fn an_incremental_run_reads_only_changed_rows_and_moves_the_watermark() {
     let database = TestDatabase::create("incremental");
-    database.execute(
-        "CREATE SCHEMA src; CREATE SCHEMA dst;
-         CREATE TABLE src.events (id bigint PRIMARY KEY, body text, updated_at timestamptz NOT NULL);
-         INSERT INTO src.events SELECT g, 'event ' || g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, 20000) g;
-         CREATE TABLE dst.events (LIKE src.events INCLUDING ALL);",
-    );
+    seed_events(&database, 20000);
     let workspace = Workspace::new();
     // No look-back, so exactly the changed rows are read (the look-back
     // has a test of its own).
@@ -146,12 +141,7 @@ fn an_incremental_run_reads_only_changed_rows_and_moves_the_watermark() {
 #[test]
 fn an_emptied_target_is_loaded_whole_again_despite_a_stored_watermark() {
     let database = TestDatabase::create("emptied_target");
-    database.execute(
-        "CREATE SCHEMA src; CREATE SCHEMA dst;
-         CREATE TABLE src.events (id bigint PRIMARY KEY, body text, updated_at timestamptz NOT NULL);
-         INSERT INTO src.events SELECT g, 'event ' || g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, 3000) g;
-         CREATE TABLE dst.events (LIKE src.events INCLUDING ALL);",
-    );
+    seed_events(&database, 3000);
     let workspace = Workspace::new();
     workspace.write_config(&table_task(
         &database,
@@ -202,12 +192,9 @@ fn an_emptied_target_is_loaded_whole_again_despite_a_stored_watermark() {
 #[test]
 fn a_task_pointed_at_another_target_does_not_trust_the_old_targets_watermark() {
     let database = TestDatabase::create("repointed_target");
+    seed_events(&database, 3000);
     database.execute(
-        "CREATE SCHEMA src; CREATE SCHEMA dst;
-         CREATE TABLE src.events (id bigint PRIMARY KEY, body text, updated_at timestamptz NOT NULL);
-         INSERT INTO src.events SELECT g, 'event ' || g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, 3000) g;
-         CREATE TABLE dst.events (LIKE src.events INCLUDING ALL);
-         CREATE TABLE dst.copy (LIKE src.events INCLUDING ALL);
+        "CREATE TABLE dst.copy (LIKE src.events INCLUDING ALL);
          INSERT INTO dst.copy SELECT id, 'stale', updated_at FROM src.events WHERE id <= 10;",
     );
     let workspace = Workspace::new();
@@ -260,12 +247,7 @@ fn a_task_pointed_at_another_target_does_not_trust_the_old_targets_watermark() {
 #[test]
 fn reset_forgets_the_watermark_so_the_next_run_reads_the_whole_source() {
     let database = TestDatabase::create("reset_watermark");
-    database.execute(
-        "CREATE SCHEMA src; CREATE SCHEMA dst;
-         CREATE TABLE src.events (id bigint PRIMARY KEY, body text, updated_at timestamptz NOT NULL);
-         INSERT INTO src.events SELECT g, 'event ' || g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, 3000) g;
-         CREATE TABLE dst.events (LIKE src.events INCLUDING ALL);",
-    );
+    seed_events(&database, 3000);
     let workspace = Workspace::new();
     workspace.write_config(&table_task(
         &database,
@@ -1561,6 +1543,17 @@ fn start_run(workspace: &Workspace) -> std::process::Child {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start syncdeck")
+}
+
+/// `src.events` with `rows` rows, one a second from 2026-01-01 00:00:01,
+/// and an empty `dst.events` like it.
+fn seed_events(database: &TestDatabase, rows: u32) {
+    database.execute(&format!(
+        "CREATE SCHEMA src; CREATE SCHEMA dst;
+         CREATE TABLE src.events (id bigint PRIMARY KEY, body text, updated_at timestamptz NOT NULL);
+         INSERT INTO src.events SELECT g, 'event ' || g, timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(1, {rows}) g;
+         CREATE TABLE dst.events (LIKE src.events INCLUDING ALL);"
+    ));
 }
 
 fn seed_numbers(database: &TestDatabase, rows: u32) {
