@@ -272,11 +272,6 @@ async fn run_inner(
         (Some(_), false) => context.state.watermark(&context.task_id).await?,
         _ => None,
     };
-    if !retrying {
-        context
-            .resolve_pending(|item| item.kind == ItemKind::Row)
-            .await;
-    }
 
     if let Some(items) = &context.retry_items {
         for item in items.iter().filter(|item| item.kind == ItemKind::Batch) {
@@ -374,6 +369,18 @@ async fn run_inner(
         return Ok(TaskOutcome::cancelled());
     }
     let counters = context.counters();
+    // A run that read every page again re-checked the bad items earlier
+    // runs recorded: those bad again now carry this run's id, the others
+    // loaded. Not when a page failed (its items were neither loaded nor
+    // checked) or more were bad than a run records.
+    if !retrying
+        && counters.batches_failed == 0
+        && counters.rows_skipped <= crate::batch::BAD_ROWS_KEPT
+    {
+        context
+            .resolve_pending(|item| item.kind == ItemKind::Row && item.run_id != context.run_id)
+            .await;
+    }
     let status = final_status(
         counters.batches_done,
         counters.batches_failed + counters.rows_skipped,

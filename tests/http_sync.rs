@@ -269,6 +269,27 @@ fn a_jq_error_on_one_item_skips_only_that_item() {
         reason.contains("column `name`") && reason.contains("12345"),
         "the reason names the column and the value: {reason}"
     );
+
+    // A run whose page holding it fails never loaded or checked it: it
+    // stays pending under its id (it was resolved before the run read
+    // anything).
+    api.control("fail_page=1&fail_times=-1");
+    let output = run_seed_002(&workspace, &api, &database);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let errors = json_lines(
+        &workspace
+            .command(&["errors", "--json"])
+            .env("SYNCDECK_CREDENTIAL_API_TOKEN", API_TOKEN)
+            .output()
+            .expect("errors"),
+    );
+    let rows: Vec<_> = errors.iter().filter(|item| item["kind"] == "row").collect();
+    assert_eq!(rows.len(), 1, "{errors:?}");
+    assert_eq!(rows[0]["key"], "external_id=7");
+    assert_eq!(
+        database.count("SELECT count(*) FROM public.users WHERE external_id = 7"),
+        0
+    );
 }
 
 #[test]
