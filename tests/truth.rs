@@ -98,17 +98,28 @@ fn retry_with_nothing_pending_says_so_and_succeeds_but_unknown_ids_are_errors() 
 #[test]
 fn read_only_refuses_to_run_or_retry() {
     let workspace = two_tasks();
-    for args in [
-        vec!["--read-only", "run"],
-        vec!["run", "orders", "--read-only"],
-        vec!["--read-only", "retry", "orders", "--all-failed"],
-        vec!["--read-only", "daemon"],
+    for (args, what) in [
+        (vec!["--read-only", "run"], "starts runs"),
+        (vec!["run", "orders", "--read-only"], "starts runs"),
+        (
+            vec!["--read-only", "retry", "orders", "--all-failed"],
+            "starts runs",
+        ),
+        (vec!["--read-only", "daemon"], "starts runs"),
+        (
+            vec!["--read-only", "reset", "orders"],
+            "changes the state store",
+        ),
+        (
+            vec!["--read-only", "abandon", "orders", "--all-failed"],
+            "changes the state store",
+        ),
     ] {
         let output = workspace.run(&args);
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         let message = stderr(&output);
         assert!(
-            message.contains("--read-only only watches") && message.contains("starts runs"),
+            message.contains("--read-only only watches") && message.contains(what),
             "{args:?}: {message}"
         );
         assert_eq!(message.trim().lines().count(), 1, "one line: {message}");

@@ -373,17 +373,18 @@ async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let config_path = cli.config.as_deref();
     let _ = LOG_FORMAT_FLAG.set(cli.log_format);
     if cli.read_only {
-        let starts = match &cli.command {
-            Some(Command::Run(args)) if !args.dry_run => Some("run"),
-            Some(Command::Retry { .. }) => Some("retry"),
-            Some(Command::Abandon { .. }) => Some("abandon"),
-            Some(Command::Reset { .. }) => Some("reset"),
-            Some(Command::Daemon { .. }) => Some("daemon"),
+        let (runs, changes) = ("starts runs", "changes the state store");
+        let refused = match &cli.command {
+            Some(Command::Run(args)) if !args.dry_run => Some(("run", runs)),
+            Some(Command::Retry { .. }) => Some(("retry", runs)),
+            Some(Command::Abandon { .. }) => Some(("abandon", changes)),
+            Some(Command::Reset { .. }) => Some(("reset", changes)),
+            Some(Command::Daemon { .. }) => Some(("daemon", runs)),
             _ => None,
         };
-        if let Some(command) = starts {
+        if let Some((command, what)) = refused {
             return Err(usage(format!(
-                "--read-only only watches, and `{command}` starts runs; drop --read-only to run, or use `syncdeck --read-only` to watch in the console"
+                "--read-only only watches, and `{command}` {what}; drop --read-only to do it, or use `syncdeck --read-only` to watch in the console"
             )));
         }
     }
