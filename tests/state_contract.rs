@@ -450,7 +450,14 @@ async fn failed_items_keep_their_kind_and_filter_by_task(store: Store) {
 async fn watermarks_are_kept_per_task(store: Store) {
     let state = &store.state;
     assert_eq!(state.watermark("orders").await.expect("read"), None);
-    assert_eq!(state.watermark_scope("orders").await.expect("read"), None);
+    assert_eq!(
+        state
+            .stored_watermark("orders")
+            .await
+            .expect("read")
+            .and_then(|mark| mark.scope),
+        None
+    );
     state
         .set_watermark("orders", "2024-05-01T00:00:00Z", Some("db1 orders"))
         .await
@@ -466,9 +473,10 @@ async fn watermarks_are_kept_per_task(store: Store) {
     );
     assert_eq!(
         state
-            .watermark_scope("orders")
+            .stored_watermark("orders")
             .await
             .expect("read")
+            .and_then(|mark| mark.scope)
             .as_deref(),
         Some("db2 orders"),
         "the scope is replaced with the value"
@@ -477,7 +485,14 @@ async fn watermarks_are_kept_per_task(store: Store) {
         state.watermark("users").await.expect("read").as_deref(),
         Some("17")
     );
-    assert_eq!(state.watermark_scope("users").await.expect("read"), None);
+    assert_eq!(
+        state
+            .stored_watermark("users")
+            .await
+            .expect("read")
+            .and_then(|mark| mark.scope),
+        None
+    );
     assert_eq!(
         state
             .delete_watermark("orders")

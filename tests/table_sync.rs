@@ -12,6 +12,11 @@ use common::{
     PrivateCluster, TestDatabase, Workspace, counter, json_lines, run_of, stderr, watermark,
 };
 
+/// An incremental task on `updated_at` without look-back, so a run reads
+/// exactly the rows changed since the last one.
+const INCREMENTAL_NO_LOOKBACK: &str =
+    "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nwatermark_lookback = \"0s\"";
+
 fn table_task(database: &TestDatabase, source: &str, target: &str, extra: &str) -> String {
     format!(
         "[[tasks]]\nid = \"t\"\ntype = \"table_sync\"\n[tasks.properties]\nsource = \"{url}\"\ntarget = \"{url}\"\n\
@@ -91,7 +96,7 @@ fn an_incremental_run_reads_only_changed_rows_and_moves_the_watermark() {
         &database,
         "src.events",
         "dst.events",
-        "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nwatermark_lookback = \"0s\"",
+        INCREMENTAL_NO_LOOKBACK,
     ));
     let (output, runs) = workspace.run_json(&[]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -147,7 +152,7 @@ fn an_emptied_target_is_loaded_whole_again_despite_a_stored_watermark() {
         &database,
         "src.events",
         "dst.events",
-        "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nwatermark_lookback = \"0s\"",
+        INCREMENTAL_NO_LOOKBACK,
     ));
     let (output, _) = workspace.run_json(&[]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -198,8 +203,7 @@ fn a_task_pointed_at_another_target_does_not_trust_the_old_targets_watermark() {
          INSERT INTO dst.copy SELECT id, 'stale', updated_at FROM src.events WHERE id <= 10;",
     );
     let workspace = Workspace::new();
-    let incremental =
-        "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nwatermark_lookback = \"0s\"";
+    let incremental = INCREMENTAL_NO_LOOKBACK;
     workspace.write_config(&table_task(
         &database,
         "src.events",
@@ -253,7 +257,7 @@ fn reset_forgets_the_watermark_so_the_next_run_reads_the_whole_source() {
         &database,
         "src.events",
         "dst.events",
-        "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nwatermark_lookback = \"0s\"",
+        INCREMENTAL_NO_LOOKBACK,
     ));
     workspace.run_json(&[]);
     database.execute("DELETE FROM dst.events WHERE id % 10 = 0");
@@ -833,7 +837,7 @@ fn an_abandoned_bad_row_no_longer_holds_the_watermark() {
         &database,
         "src.orders",
         "dst.orders",
-        "mode = \"incremental\"\nwatermark_column = \"updated_at\"\nwatermark_lookback = \"0s\"",
+        INCREMENTAL_NO_LOOKBACK,
     ));
     let (_, runs) = workspace.run_json(&[]);
     assert_eq!(run_of(&runs, "t")["status"], "partial");

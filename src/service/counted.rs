@@ -13,7 +13,7 @@ use prometheus_client::metrics::family::Family;
 
 use super::metrics::OperationLabel;
 use crate::run::{RunCounters, RunId, RunRecord, Trigger};
-use crate::state::{FailedItem, ItemStatus, NewFailedItem, StateError, StateStore};
+use crate::state::{FailedItem, ItemStatus, NewFailedItem, StateError, StateStore, Watermark};
 
 pub(super) struct CountedStateStore {
     pub(super) inner: Arc<dyn StateStore>,
@@ -151,12 +151,8 @@ impl StateStore for CountedStateStore {
         )
     }
 
-    async fn watermark(&self, task_id: &str) -> Result<Option<String>, StateError> {
-        self.count("watermark", self.inner.watermark(task_id).await)
-    }
-
-    async fn watermark_scope(&self, task_id: &str) -> Result<Option<String>, StateError> {
-        self.count("watermark", self.inner.watermark_scope(task_id).await)
+    async fn stored_watermark(&self, task_id: &str) -> Result<Option<Watermark>, StateError> {
+        self.count("watermark", self.inner.stored_watermark(task_id).await)
     }
 
     async fn delete_watermark(&self, task_id: &str) -> Result<Option<String>, StateError> {

@@ -129,6 +129,15 @@ pub struct NewFailedItem {
     pub attempts: u32,
 }
 
+/// A stored watermark: the value, and what it was about (a table sync's
+/// source, target and watermark column), so a task pointed elsewhere does
+/// not trust it; no scope when it was stored without one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watermark {
+    pub value: String,
+    pub scope: Option<String>,
+}
+
 #[async_trait]
 pub trait StateStore: Send + Sync {
     /// `sqlite` or `postgres`, for the console's title bar.
@@ -183,11 +192,12 @@ pub trait StateStore: Send + Sync {
         pending_only: bool,
     ) -> Result<Vec<FailedItem>, StateError>;
     async fn set_item_status(&self, id: i64, status: ItemStatus) -> Result<(), StateError>;
-    async fn watermark(&self, task_id: &str) -> Result<Option<String>, StateError>;
-    /// What the stored watermark was about (a table sync's source, target
-    /// and watermark column), so a task pointed elsewhere does not trust
-    /// it; `None` without a watermark or when it was stored without one.
-    async fn watermark_scope(&self, task_id: &str) -> Result<Option<String>, StateError>;
+    /// A task's watermark, with what it is about.
+    async fn stored_watermark(&self, task_id: &str) -> Result<Option<Watermark>, StateError>;
+    /// A task's watermark value alone.
+    async fn watermark(&self, task_id: &str) -> Result<Option<String>, StateError> {
+        Ok(self.stored_watermark(task_id).await?.map(|mark| mark.value))
+    }
     async fn set_watermark(
         &self,
         task_id: &str,

@@ -17,7 +17,7 @@ use tokio_postgres::types::FromSql;
 
 use super::{
     BadRow, FailedItem, ItemKind, ItemStatus, NewFailedItem, StateError, StateStore, StoredRow,
-    owner, to_millis,
+    Watermark, owner, to_millis,
 };
 use crate::config::redact;
 use crate::run::{FileInFlight, RunCounters, RunId, RunRecord, Trigger};
@@ -480,33 +480,23 @@ impl StateStore for PostgresStateStore {
         .map(|_| ())
     }
 
-    async fn watermark(&self, task_id: &str) -> Result<Option<String>, StateError> {
+    async fn stored_watermark(&self, task_id: &str) -> Result<Option<Watermark>, StateError> {
         let rows = self
             .query(
-                "SELECT value FROM syncdeck.watermarks WHERE task_id = $1",
+                "SELECT value, scope FROM syncdeck.watermarks WHERE task_id = $1",
                 &[&task_id],
             )
             .await?;
         let stored = StoredRow::new("watermarks", format!("task {task_id:?}"));
         rows.first()
-            .map(|row| column(&stored, row, 0))
+            .map(|row| {
+                Ok(Watermark {
+                    value: column(&stored, row, 0)?,
+                    scope: column(&stored, row, 1)?,
+                })
+            })
             .transpose()
-            .map_err(|bad| bad.at(&self.name))
-    }
-
-    async fn watermark_scope(&self, task_id: &str) -> Result<Option<String>, StateError> {
-        let rows = self
-            .query(
-                "SELECT scope FROM syncdeck.watermarks WHERE task_id = $1",
-                &[&task_id],
-            )
-            .await?;
-        let stored = StoredRow::new("watermarks", format!("task {task_id:?}"));
-        rows.first()
-            .map(|row| column::<Option<String>>(&stored, row, 0))
-            .transpose()
-            .map(Option::flatten)
-            .map_err(|bad| bad.at(&self.name))
+            .map_err(|bad: BadRow| bad.at(&self.name))
     }
 
     async fn delete_watermark(&self, task_id: &str) -> Result<Option<String>, StateError> {

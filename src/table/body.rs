@@ -22,19 +22,12 @@ impl TaskBody for TableSyncBody {
     }
 
     async fn plan(&self, request: &PlanRequest) -> Result<TaskPlan, String> {
-        let unreadable =
-            |error: crate::state::StateError| format!("cannot read the watermark: {error}");
         let watermark = request
             .state
-            .watermark(&request.task_id)
+            .stored_watermark(&request.task_id)
             .await
-            .map_err(unreadable)?;
-        let watermark_scope = request
-            .state
-            .watermark_scope(&request.task_id)
-            .await
-            .map_err(unreadable)?;
-        let plan = plan(&self.0, &request.task_id, watermark, watermark_scope)
+            .map_err(|error| format!("cannot read the watermark: {error}"))?;
+        let plan = plan(&self.0, &request.task_id, watermark)
             .await
             .map_err(|error| error.to_string())?;
         let mut lines = vec![format!(
@@ -95,8 +88,7 @@ pub struct TablePlan {
 pub async fn plan(
     properties: &TableSyncProperties,
     task_id: &str,
-    watermark: Option<String>,
-    watermark_scope: Option<String>,
+    watermark: Option<crate::state::Watermark>,
 ) -> Result<TablePlan, PgError> {
     let source_endpoint = Endpoint::parse(properties.source.expose(), "source", task_id)?;
     let target_endpoint = Endpoint::parse(properties.target.expose(), "target", task_id)?;
@@ -110,15 +102,10 @@ pub async fn plan(
         &target,
     )
     .await?;
-    let scope = super::stored::scope(
-        &source_endpoint,
-        &layout,
-        &target_endpoint,
-        properties.watermark_column.as_deref().unwrap_or(""),
-    );
+    let scope = super::stored::scope(&source_endpoint, &layout, &target_endpoint, properties);
     let (watermark, distrusted) = if *properties.mode.get_ref() == TableMode::Incremental {
         let empty = target_is_empty(&target, &layout.target_table).await?;
-        super::stored::judge(watermark, watermark_scope, &scope, empty)
+        super::stored::judge(watermark, &scope, empty)
     } else {
         (None, None)
     };

@@ -124,27 +124,15 @@ async fn run_inner(
             .count(),
         _ => 0,
     };
-    let scope = stored::scope(
-        &source_endpoint,
-        &layout,
-        &target_endpoint,
-        properties.watermark_column.as_deref().unwrap_or(""),
-    );
+    let scope = stored::scope(&source_endpoint, &layout, &target_endpoint, properties);
     let state_error = |error: crate::state::StateError| PgError::Setup(error.to_string());
     let (watermark, distrusted) = if incremental && retrying.is_none() {
-        let state = &context.state;
-        stored::judge(
-            state
-                .watermark(&context.task_id)
-                .await
-                .map_err(state_error)?,
-            state
-                .watermark_scope(&context.task_id)
-                .await
-                .map_err(state_error)?,
-            &scope,
-            first_load,
-        )
+        let stored = context
+            .state
+            .stored_watermark(&context.task_id)
+            .await
+            .map_err(state_error)?;
+        stored::judge(stored, &scope, first_load)
     } else {
         (None, None)
     };
@@ -561,20 +549,9 @@ async fn run_inner(
             && incremental
             && let Some(value) = newest_watermark
         {
-            if watermark.as_deref() == Some(value.as_str()) {
-                tracing::info!(watermark = %value, "watermark unchanged");
-            } else {
-                context
-                    .state
-                    .set_watermark(&context.task_id, &value, Some(&scope))
-                    .await
-                    .map_err(|error| PgError::Setup(error.to_string()))?;
-                if watermark.is_some() {
-                    tracing::info!(watermark = %value, "watermark advanced");
-                } else {
-                    tracing::info!(watermark = %value, "watermark set");
-                }
-            }
+            stored::save(context, watermark.as_deref(), &value, &scope)
+                .await
+                .map_err(state_error)?;
         }
         return Ok(TaskOutcome::new(status, None, warning));
     }

@@ -10,13 +10,22 @@ use sha2::{Digest, Sha256};
 
 use super::layout::Layout;
 use super::sql::SourceRelation;
+use crate::config::TableSyncProperties;
 use crate::postgres::Endpoint;
+use crate::state::{StateError, Watermark};
+use crate::task::RunContext;
 
 /// What a watermark is about, in words (stored beside it, and shown when
 /// it no longer applies): source and target by host, port, database and
 /// table, and the watermark column. A `source_query` is named by a hash
 /// of its text (it may hold literals that are nobody's business).
-pub(crate) fn scope(source: &Endpoint, layout: &Layout, target: &Endpoint, column: &str) -> String {
+pub(crate) fn scope(
+    source: &Endpoint,
+    layout: &Layout,
+    target: &Endpoint,
+    properties: &TableSyncProperties,
+) -> String {
+    let column = properties.watermark_column.as_deref().unwrap_or("");
     let relation = match &layout.relation {
         SourceRelation::Table(name) => format!("table {name}"),
         SourceRelation::Query(query) => {
@@ -84,12 +93,15 @@ impl Distrusted {
 /// is empty or it was stored for another scope. A watermark stored
 /// without a scope (by a version that did not keep one) is trusted.
 pub(crate) fn judge(
-    stored: Option<String>,
-    stored_scope: Option<String>,
+    stored: Option<Watermark>,
     scope: &str,
     target_empty: bool,
 ) -> (Option<String>, Option<Distrusted>) {
-    let Some(mark) = stored else {
+    let Some(Watermark {
+        value: mark,
+        scope: stored_scope,
+    }) = stored
+    else {
         return (None, None);
     };
     if target_empty {
@@ -103,22 +115,50 @@ pub(crate) fn judge(
     }
 }
 
+/// Stores the newest watermark a run read, with its scope, unless it is
+/// the one the run started from.
+pub(crate) async fn save(
+    context: &RunContext,
+    trusted: Option<&str>,
+    newest: &str,
+    scope: &str,
+) -> Result<(), StateError> {
+    if trusted == Some(newest) {
+        tracing::info!(watermark = %newest, "watermark unchanged");
+        return Ok(());
+    }
+    context
+        .state
+        .set_watermark(&context.task_id, newest, Some(scope))
+        .await?;
+    // Without a trusted watermark before, the new one may be lower.
+    let moved = if trusted.is_some() { "advanced" } else { "set" };
+    tracing::info!(watermark = %newest, "watermark {moved}");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_watermark_is_trusted_only_for_its_scope_and_a_target_that_holds_rows() {
+        let stored = |scope: Option<&str>| {
+            Some(Watermark {
+                value: "2026-01-01".into(),
+                scope: scope.map(str::to_string),
+            })
+        };
         let mark = || Some("2026-01-01".to_string());
-        assert_eq!(judge(None, None, "a", false), (None, None));
-        assert_eq!(judge(mark(), Some("a".into()), "a", false), (mark(), None));
+        assert_eq!(judge(None, "a", false), (None, None));
+        assert_eq!(judge(stored(Some("a")), "a", false), (mark(), None));
         assert_eq!(
-            judge(mark(), None, "a", false),
+            judge(stored(None), "a", false),
             (mark(), None),
             "stored before scopes"
         );
         assert_eq!(
-            judge(mark(), Some("b".into()), "a", false),
+            judge(stored(Some("b")), "a", false),
             (
                 None,
                 Some(Distrusted::Elsewhere {
@@ -128,7 +168,7 @@ mod tests {
             )
         );
         assert_eq!(
-            judge(mark(), Some("a".into()), "a", true),
+            judge(stored(Some("a")), "a", true),
             (
                 None,
                 Some(Distrusted::EmptyTarget {

@@ -88,6 +88,16 @@ fn status_legend(width: usize) -> Vec<String> {
         .collect()
 }
 
+/// A confirmation's answer line: `y` does `yes`, `n` does `no`.
+fn answer(theme: Theme, yes: &str, no: &str) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(" y", theme.key()),
+        Span::raw(format!(" {yes}   ")),
+        Span::styled("n", theme.key()),
+        Span::raw(format!(" {no}")),
+    ])
+}
+
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let width = width.min(area.width);
     let height = height.min(area.height);
@@ -178,12 +188,7 @@ impl Widget for OverlayView<'_> {
                     Line::raw(format!(" Cancel run {run_id} of {task_id}?")),
                     Line::styled(cancel_effect(app, task_id), theme.dim()),
                     Line::raw(""),
-                    Line::from(vec![
-                        Span::styled(" y", theme.key()),
-                        Span::raw(" cancel the run   "),
-                        Span::styled("n", theme.key()),
-                        Span::raw(" keep it running"),
-                    ]),
+                    answer(theme, "cancel the run", "keep it running"),
                 ],
             ),
             Overlay::Confirm(Confirm::StartDespite {
@@ -200,12 +205,7 @@ impl Widget for OverlayView<'_> {
                     ),
                     Line::raw(format!(" Start {task_id} anyway?")),
                     Line::raw(""),
-                    Line::from(vec![
-                        Span::styled(" y", theme.key()),
-                        Span::raw(" start it   "),
-                        Span::styled("n", theme.key()),
-                        Span::raw(" not now"),
-                    ]),
+                    answer(theme, "start it", "not now"),
                 ],
             ),
             Overlay::Confirm(Confirm::Quit { active }) => (
@@ -215,12 +215,7 @@ impl Widget for OverlayView<'_> {
                         " {active} run(s) are active. Quit and cancel them?"
                     )),
                     Line::raw(""),
-                    Line::from(vec![
-                        Span::styled(" y", theme.key()),
-                        Span::raw(" quit   "),
-                        Span::styled("n", theme.key()),
-                        Span::raw(" stay"),
-                    ]),
+                    answer(theme, "quit", "stay"),
                 ],
             ),
             Overlay::Confirm(Confirm::Retry { task_id, items }) => {
@@ -234,12 +229,7 @@ impl Widget for OverlayView<'_> {
                     (area.width as usize).saturating_sub(4),
                 ));
                 lines.push(Line::raw(""));
-                lines.push(Line::from(vec![
-                    Span::styled(" y", theme.key()),
-                    Span::raw(" retry these   "),
-                    Span::styled("n", theme.key()),
-                    Span::raw(" not now"),
-                ]));
+                lines.push(answer(theme, "retry these", "not now"));
                 (" Retry ".into(), lines)
             }
             Overlay::Confirm(Confirm::Abandon { task_id, items }) => {
@@ -264,12 +254,7 @@ impl Widget for OverlayView<'_> {
                 ));
                 lines.push(Line::raw(" The task stays partial until its next run."));
                 lines.push(Line::raw(""));
-                lines.push(Line::from(vec![
-                    Span::styled(" y", theme.key()),
-                    Span::raw(" abandon   "),
-                    Span::styled("n", theme.key()),
-                    Span::raw(" keep it"),
-                ]));
+                lines.push(answer(theme, "abandon", "keep it"));
                 (" Abandon ".into(), lines)
             }
         };

@@ -16,8 +16,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    BadRow, FailedItem, ItemStatus, NewFailedItem, StateError, StateStore, StoredRow, hostname,
-    owner, timestamp,
+    BadRow, FailedItem, ItemStatus, NewFailedItem, StateError, StateStore, StoredRow, Watermark,
+    hostname, owner, timestamp,
 };
 use crate::config::redact;
 use crate::run::{FileInFlight, RunCounters, RunId, RunRecord, Trigger};
@@ -401,31 +401,21 @@ impl StateStore for SqliteStateStore {
         .await
     }
 
-    async fn watermark(&self, task_id: &str) -> Result<Option<String>, StateError> {
+    async fn stored_watermark(&self, task_id: &str) -> Result<Option<Watermark>, StateError> {
         let task_id = task_id.to_string();
         self.call(move |connection| {
             Ok(connection
                 .query_row(
-                    "SELECT value FROM watermarks WHERE task_id = ?1",
+                    "SELECT value, scope FROM watermarks WHERE task_id = ?1",
                     params![task_id],
-                    |row| row.get(0),
+                    |row| {
+                        Ok(Watermark {
+                            value: row.get(0)?,
+                            scope: row.get(1)?,
+                        })
+                    },
                 )
                 .optional()?)
-        })
-        .await
-    }
-
-    async fn watermark_scope(&self, task_id: &str) -> Result<Option<String>, StateError> {
-        let task_id = task_id.to_string();
-        self.call(move |connection| {
-            Ok(connection
-                .query_row(
-                    "SELECT scope FROM watermarks WHERE task_id = ?1",
-                    params![task_id],
-                    |row| row.get::<_, Option<String>>(0),
-                )
-                .optional()?
-                .flatten())
         })
         .await
     }

@@ -76,7 +76,7 @@ CREATE TABLE paused_schedules (task_id TEXT PRIMARY KEY, paused_by TEXT NOT NULL
     r"
 ALTER TABLE sync_logs ADD COLUMN in_flight TEXT;
 ",
-    // What a watermark is about (see `StateStore::watermark_scope`).
+    // What a watermark is about (see `state::Watermark`).
     r"
 ALTER TABLE watermarks ADD COLUMN scope TEXT;
 ",
